@@ -1,0 +1,54 @@
+# ballast — build, test and lint targets. `make test` is what CI runs.
+GO        ?= go
+BIN       ?= bin/ballast
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X github.com/ballast-dev/ballast/internal/version.Version=$(VERSION) \
+             -X github.com/ballast-dev/ballast/internal/version.Commit=$(COMMIT)
+FUZZTIME  ?= 10s
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+
+.PHONY: all build test unit lint fuzz bench demo tidy-check clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ballast
+
+# The README's test command: lint, unit and integration tests (with the race
+# detector), and a short run of every fuzz target.
+test: lint unit fuzz
+
+unit: build
+	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m ./...
+
+lint: tidy-check
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+tidy-check:
+	@cp go.mod /tmp/ballast-go.mod.bak; cp go.sum /tmp/ballast-go.sum.bak; \
+	  $(GO) mod tidy; \
+	  if ! diff -q go.mod /tmp/ballast-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/ballast-go.sum.bak >/dev/null; then \
+	    echo "go.mod/go.sum not tidy: run go mod tidy"; git --no-pager diff -- go.mod go.sum | head -40; \
+	    cp /tmp/ballast-go.mod.bak go.mod; cp /tmp/ballast-go.sum.bak go.sum; exit 1; fi
+
+# Every fuzz target, briefly. Targets are found by name, so new ones join.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/ballast-fuzz.log 2>&1 || { cat /tmp/ballast-fuzz.log; exit 1; }; \
+	  done; done
+
+bench: build
+	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+demo: build
+	$(BIN) demo
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,310 @@
+// Package config reads and validates the edge configuration
+// (`ballast edge --config edge.yaml`, DESIGN.md "Edge config").
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/ballast-dev/ballast/internal/imageref"
+)
+
+// Defaults applied by Parse to fields left empty.
+const (
+	DefaultHTTPListen     = ":8080"
+	DefaultRegistryListen = ":5000"
+	DefaultPollInterval   = time.Minute
+	DefaultKeepRevisions  = 5
+	DefaultTrack          = "refs/heads/main"
+)
+
+// Config is the edge daemon's configuration.
+type Config struct {
+	DataDir            string                      `json:"dataDir"`
+	Listen             Listen                      `json:"listen"`
+	Repositories       []Repository                `json:"repositories"`
+	Registry           Registry                    `json:"registry"`
+	UpstreamRegistries map[string]UpstreamRegistry `json:"upstreamRegistries,omitempty"`
+	Platforms          []string                    `json:"platforms,omitempty"`
+	Link               Link                        `json:"link"`
+}
+
+// Listen holds the listener addresses.
+type Listen struct {
+	HTTP     string `json:"http"`
+	Registry string `json:"registry"`
+}
+
+// Repository is one upstream git repository mirrored at the edge.
+type Repository struct {
+	URL           string       `json:"url"`
+	Credentials   *Credentials `json:"credentials,omitempty"`
+	PollInterval  Duration     `json:"pollInterval"`
+	Bundles       string       `json:"bundles,omitempty"`
+	Track         []string     `json:"track,omitempty"`
+	KeepRevisions int          `json:"keepRevisions"`
+	Gate          bool         `json:"gate,omitempty"`
+}
+
+// Credentials name files holding a username and a password (or token).
+type Credentials struct {
+	UsernameFile string `json:"usernameFile"`
+	PasswordFile string `json:"passwordFile"`
+}
+
+// Registry configures the edge registry.
+type Registry struct {
+	// WriteCredentialsFile holds one line "user:password". Empty means
+	// <dataDir>/registry-credentials, generated at first start.
+	WriteCredentialsFile string `json:"writeCredentialsFile,omitempty"`
+}
+
+// UpstreamRegistry configures access to one upstream registry host.
+type UpstreamRegistry struct {
+	UsernameFile string `json:"usernameFile,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	Insecure     bool   `json:"insecure,omitempty"` // plain HTTP
+}
+
+// Link describes the edge's upstream link.
+type Link struct {
+	MaxBandwidth int64 `json:"maxBandwidth,omitempty"` // bytes/s, 0 = unlimited
+}
+
+// Duration is a time.Duration written as "1m", "30s" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON accepts a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if len(b) < 2 || b[0] != '"' {
+		return fmt.Errorf("duration %s: want a string such as \"1m\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// Load reads, parses and validates the config file at path. Relative paths
+// inside it are resolved against the file's directory.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.resolvePaths(filepath.Dir(path))
+	return c, nil
+}
+
+// Parse parses and validates a config document, applying defaults.
+// Unknown keys are errors.
+func Parse(b []byte) (*Config, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("empty config")
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen.HTTP == "" {
+		c.Listen.HTTP = DefaultHTTPListen
+	}
+	if c.Listen.Registry == "" {
+		c.Listen.Registry = DefaultRegistryListen
+	}
+	for i := range c.Repositories {
+		r := &c.Repositories[i]
+		if r.PollInterval.Duration == 0 {
+			r.PollInterval.Duration = DefaultPollInterval
+		}
+		if r.KeepRevisions == 0 {
+			r.KeepRevisions = DefaultKeepRevisions
+		}
+		if len(r.Track) == 0 {
+			r.Track = []string{DefaultTrack}
+		}
+	}
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.Registry.WriteCredentialsFile)
+	for i := range c.Repositories {
+		if cr := c.Repositories[i].Credentials; cr != nil {
+			abs(&cr.UsernameFile)
+			abs(&cr.PasswordFile)
+		}
+	}
+	for k, u := range c.UpstreamRegistries {
+		abs(&u.UsernameFile)
+		abs(&u.PasswordFile)
+		c.UpstreamRegistries[k] = u
+	}
+}
+
+// Validate checks every field and returns all problems found, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.DataDir == "" {
+		bad("dataDir: required")
+	}
+	for _, l := range []struct{ key, addr string }{{"listen.http", c.Listen.HTTP}, {"listen.registry", c.Listen.Registry}} {
+		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "" {
+			bad("%s: %q is not host:port", l.key, l.addr)
+		}
+	}
+	if c.Listen.HTTP == c.Listen.Registry {
+		bad("listen: http and registry both use %q", c.Listen.HTTP)
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Repositories {
+		key := fmt.Sprintf("repositories[%d]", i)
+		id, err := ValidateGitURL(r.URL)
+		if err != nil {
+			bad("%s.url: %v", key, err)
+		} else if seen[strings.ToLower(id)] {
+			bad("%s.url: %q is listed twice", key, r.URL)
+		} else {
+			seen[strings.ToLower(id)] = true
+		}
+		if r.PollInterval.Duration < time.Second {
+			bad("%s.pollInterval: %v is below 1s", key, r.PollInterval)
+		}
+		if r.KeepRevisions < 0 {
+			bad("%s.keepRevisions: %d is negative", key, r.KeepRevisions)
+		}
+		if r.Bundles != "" {
+			if err := validateRepository(r.Bundles); err != nil {
+				bad("%s.bundles: %v", key, err)
+			}
+		}
+		for _, t := range r.Track {
+			if !strings.HasPrefix(t, "refs/heads/") && !strings.HasPrefix(t, "refs/tags/") {
+				bad("%s.track: %q is not a full ref name (refs/heads/… or refs/tags/…)", key, t)
+			}
+		}
+		if cr := r.Credentials; cr != nil && (cr.UsernameFile == "") != (cr.PasswordFile == "") {
+			bad("%s.credentials: usernameFile and passwordFile go together", key)
+		}
+		if r.Gate && r.Bundles == "" {
+			bad("%s.gate: needs bundles", key)
+		}
+	}
+	for host, u := range c.UpstreamRegistries {
+		if host == "" || strings.ContainsAny(host, "/ @") {
+			bad("upstreamRegistries: %q is not a registry host[:port]", host)
+		}
+		if (u.UsernameFile == "") != (u.PasswordFile == "") {
+			bad("upstreamRegistries.%s: usernameFile and passwordFile go together", host)
+		}
+	}
+	for _, p := range c.Platforms {
+		parts := strings.Split(p, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			bad("platforms: %q is not os/arch[/variant]", p)
+		}
+	}
+	if c.Link.MaxBandwidth < 0 {
+		bad("link.maxBandwidth: %d is negative", c.Link.MaxBandwidth)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateGitURL checks that u is an http(s) or ssh git URL without
+// credentials or option-like text, and returns its repository id.
+func ValidateGitURL(u string) (string, error) {
+	if u == "" {
+		return "", errors.New("required")
+	}
+	if strings.HasPrefix(u, "-") || strings.ContainsAny(u, " \t\r\n") {
+		return "", fmt.Errorf("%q: not a URL", u)
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", u, err)
+	}
+	switch p.Scheme {
+	case "http", "https", "ssh":
+	default:
+		return "", fmt.Errorf("%q: scheme %q not allowed (http, https or ssh)", u, p.Scheme)
+	}
+	if p.User != nil && p.Scheme != "ssh" {
+		return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact(p))
+	}
+	if p.RawQuery != "" || p.Fragment != "" {
+		return "", fmt.Errorf("%q: query and fragment not allowed", u)
+	}
+	return imageref.RepoID(u)
+}
+
+func redact(p *url.URL) string {
+	q := *p
+	q.User = nil
+	return q.String()
+}
+
+// validateRepository checks a "registry[:port]/path" repository name, with
+// no tag or digest.
+func validateRepository(s string) error {
+	host, path, ok := strings.Cut(s, "/")
+	if !ok || strings.ContainsAny(path, "@:") {
+		return fmt.Errorf("%q is not a registry/repository without tag or digest", s)
+	}
+	if _, err := imageref.Parse(host + "/" + path + ":x"); err != nil {
+		return fmt.Errorf("%q is not a registry/repository: %w", s, err)
+	}
+	return nil
+}
+
+// Repository returns the configured repository whose URL has the given
+// repository id (see imageref.RepoID), comparing case-insensitively.
+func (c *Config) Repository(id string) (*Repository, bool) {
+	for i := range c.Repositories {
+		rid, err := imageref.RepoID(c.Repositories[i].URL)
+		if err == nil && strings.EqualFold(rid, id) {
+			return &c.Repositories[i], true
+		}
+	}
+	return nil, false
+}
+
+// CredentialsFile returns the registry write credentials file path.
+func (c *Config) CredentialsFile() string {
+	if c.Registry.WriteCredentialsFile != "" {
+		return c.Registry.WriteCredentialsFile
+	}
+	return filepath.Join(c.DataDir, "registry-credentials")
+}

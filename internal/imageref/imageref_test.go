@@ -1,0 +1,77 @@
+package imageref
+
+import (
+	"strings"
+	"testing"
+)
+
+const dig = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct{ in, want, edge string }{
+		{"nginx", "docker.io/library/nginx:latest", "docker.io/library/nginx"},
+		{"nginx:1.27.1", "docker.io/library/nginx:1.27.1", "docker.io/library/nginx"},
+		{"docker.io/library/nginx:1.27.1", "docker.io/library/nginx:1.27.1", "docker.io/library/nginx"},
+		{"index.docker.io/bitnami/redis:7", "docker.io/bitnami/redis:7", "docker.io/bitnami/redis"},
+		{"ghcr.io/org/app@" + dig, "ghcr.io/org/app@" + dig, "ghcr.io/org/app"},
+		{"ghcr.io/org/app:v1@" + dig, "ghcr.io/org/app:v1@" + dig, "ghcr.io/org/app"},
+		{"127.0.0.1:5000/team/app:2", "127.0.0.1:5000/team/app:2", "127.0.0.1_5000/team/app"},
+		{"localhost:5000/app", "localhost:5000/app:latest", "localhost_5000/app"},
+		{"quay.io/a/b/c:x", "quay.io/a/b/c:x", "quay.io/a/b/c"},
+	} {
+		r, err := Parse(tc.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tc.in, err)
+			continue
+		}
+		if r.String() != tc.want || r.EdgeRepository() != tc.edge {
+			t.Errorf("Parse(%q) = %q (edge %q), want %q (edge %q)", tc.in, r, r.EdgeRepository(), tc.want, tc.edge)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, in := range []string{"", " nginx", "NGINX", "nginx:", "nginx@sha256:bad", "a//b", "nginx:tag:tag", "ghcr.io/x@"} {
+		if r, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %q, want error", in, r)
+		}
+	}
+}
+
+func TestBundleRepository(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://github.com/Fleet/Apps.git", "ballast/bundles/github.com/fleet/apps"},
+		{"http://127.0.0.1:3000/fleet/apps", "ballast/bundles/127.0.0.1_3000/fleet/apps"},
+		{"https://user:pw@git.example.com/a/b/c.git/", "ballast/bundles/git.example.com/a/b/c"},
+	} {
+		got, err := BundleRepository(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("BundleRepository(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"", "https://", "https://host/", "https://host/a/../b", "::"} {
+		if got, err := BundleRepository(in); err == nil {
+			t.Errorf("BundleRepository(%q) = %q, want error", in, got)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"nginx", "ghcr.io/org/app:v1@" + dig, "127.0.0.1:5000/x", "a@b", ":"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := Parse(s)
+		if err != nil {
+			return
+		}
+		// A normalized reference parses again to itself.
+		r2, err := Parse(r.String())
+		if err != nil || r2 != r {
+			t.Fatalf("Parse(%q) = %q, reparse = %q, %v", s, r, r2, err)
+		}
+		if strings.Contains(r.EdgeRepository(), ":") {
+			t.Fatalf("edge repository %q has a colon", r.EdgeRepository())
+		}
+	})
+}
