@@ -1,0 +1,549 @@
+// Package install renders what an operator applies to run ballast on a k3s
+// node with Argo CD: the edge daemon's Kubernetes objects, Argo CD's
+// repository Secrets, the PreSync gate and its RBAC, an example Application,
+// and the node's k3s/containerd registry configuration.
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/imageref"
+)
+
+// Options says where and how ballast runs in the cluster.
+type Options struct {
+	// Namespace of the edge daemon. The default value is "ballast".
+	Namespace string
+	// ArgoCDNamespace is where Argo CD and its Applications live. The
+	// default value is "argocd".
+	ArgoCDNamespace string
+	// Image of ballast itself, e.g. "ghcr.io/ballast-dev/ballast:v0.1.0".
+	Image string
+	// Apps are the Argo CD Applications the gate protects: one PreSync hook
+	// and RBAC binding each. The default is one app per repository, named
+	// after the repository's last path component, deployed to "default".
+	Apps []App
+	// Storage is "hostPath" (default, /var/lib/ballast on the node) or "pvc".
+	Storage string
+	// StorageSize of the PersistentVolumeClaim. The default value is "20Gi".
+	StorageSize string
+	// NodeRegistry is the host:port at which containerd on the node reaches
+	// the edge registry. The daemon runs with hostNetwork, so the default is
+	// 127.0.0.1 and the configured registry port.
+	NodeRegistry string
+	// K3sDataDir is where k3s keeps its state. The default value is
+	// "/var/lib/rancher/k3s".
+	K3sDataDir string
+}
+
+// App is one Argo CD Application protected by the gate.
+type App struct {
+	Name      string // Application name
+	Namespace string // destination namespace, where the hook Job runs
+	RepoURL   string // upstream git URL as in the edge config
+	Path      string // path inside the repository
+}
+
+// File is one rendered output file.
+type File struct {
+	Path    string // relative path, e.g. "kubernetes/edge.yaml"
+	Content []byte
+}
+
+// Labels every object carries.
+var commonLabels = map[string]string{"app.kubernetes.io/name": "ballast", "app.kubernetes.io/part-of": "ballast"}
+
+const (
+	edgeName      = "ballast-edge"
+	verifyName    = "ballast-verify"
+	hostDataDir   = "/var/lib/ballast"
+	containerData = "/var/lib/ballast"
+	configMount   = "/etc/ballast"
+)
+
+func (o *Options) defaults(c *config.Config) error {
+	if o.Namespace == "" {
+		o.Namespace = "ballast"
+	}
+	if o.ArgoCDNamespace == "" {
+		o.ArgoCDNamespace = "argocd"
+	}
+	if o.Image == "" {
+		return fmt.Errorf("image: required")
+	}
+	if _, err := imageref.Parse(o.Image); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	switch o.Storage {
+	case "":
+		o.Storage = "hostPath"
+	case "hostPath", "pvc":
+	default:
+		return fmt.Errorf("storage %q: want hostPath or pvc", o.Storage)
+	}
+	if o.StorageSize == "" {
+		o.StorageSize = "20Gi"
+	}
+	if _, err := resource.ParseQuantity(o.StorageSize); err != nil {
+		return fmt.Errorf("storage size %q: %w", o.StorageSize, err)
+	}
+	if o.K3sDataDir == "" {
+		o.K3sDataDir = "/var/lib/rancher/k3s"
+	}
+	if o.NodeRegistry == "" {
+		o.NodeRegistry = "127.0.0.1:" + port(c.Listen.Registry)
+	}
+	if len(o.Apps) == 0 {
+		for _, r := range c.Repositories {
+			o.Apps = append(o.Apps, App{Name: path.Base(strings.TrimSuffix(strings.TrimRight(r.URL, "/"), ".git")), Namespace: "default", RepoURL: r.URL, Path: "."})
+		}
+	}
+	for i, a := range o.Apps {
+		if a.Name == "" || a.Namespace == "" || a.RepoURL == "" {
+			return fmt.Errorf("app %d: name, namespace and repository are required", i)
+		}
+		if _, ok := c.Repository(mustRepoID(a.RepoURL)); !ok {
+			return fmt.Errorf("app %s: repository %s is not in the edge config", a.Name, a.RepoURL)
+		}
+		if a.Path == "" {
+			o.Apps[i].Path = "."
+		}
+	}
+	return nil
+}
+
+func mustRepoID(u string) string {
+	id, _ := imageref.RepoID(u)
+	return id
+}
+
+func port(addr string) string {
+	i := strings.LastIndex(addr, ":")
+	return addr[i+1:]
+}
+
+// MirrorBase is the in-cluster URL of the edge daemon's HTTP listener.
+func (o *Options) mirrorBase(c *config.Config) string {
+	return fmt.Sprintf("http://%s.%s.svc:%s", edgeName, o.Namespace, port(c.Listen.HTTP))
+}
+
+func (o *Options) clusterRegistry(c *config.Config) string {
+	return fmt.Sprintf("%s-registry.%s.svc:%s", edgeName, o.Namespace, port(c.Listen.Registry))
+}
+
+// MirrorURL returns the URL at which Argo CD reaches the mirror of repoURL.
+func MirrorURL(base, repoURL string) (string, error) {
+	id, err := imageref.RepoID(repoURL)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(base, "/") + "/git/" + id + ".git", nil
+}
+
+// Render returns every file for the edge config c. rawConfig is the config
+// file as written by the operator; it goes into the ConfigMap unchanged
+// except for dataDir, which is set to where the volume is mounted.
+func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
+	if err := o.defaults(c); err != nil {
+		return nil, err
+	}
+	edgeCfg, err := inClusterConfig(rawConfig)
+	if err != nil {
+		return nil, err
+	}
+	var files []File
+	add := func(p string, objs ...any) error {
+		b, err := yamlStream(objs...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		files = append(files, File{Path: p, Content: b})
+		return nil
+	}
+	if err := add("kubernetes/edge.yaml", o.edgeObjects(c, edgeCfg)...); err != nil {
+		return nil, err
+	}
+	secrets, err := o.repositorySecrets(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := add("argocd/repositories.yaml", secrets...); err != nil {
+		return nil, err
+	}
+	if err := add("argocd/verify-rbac.yaml", o.verifyRBAC()...); err != nil {
+		return nil, err
+	}
+	var hooks, apps []any
+	for _, a := range o.Apps {
+		hooks = append(hooks, o.hookJob(c, a))
+		app, err := o.application(c, a)
+		if err != nil {
+			return nil, err
+		}
+		apps = append(apps, app)
+	}
+	if err := add("argocd/presync-hook.yaml", hooks...); err != nil {
+		return nil, err
+	}
+	if err := add("argocd/application-example.yaml", apps...); err != nil {
+		return nil, err
+	}
+	files = append(files, File{Path: "argocd/presync-hook-helm.tpl", Content: []byte(o.helmHook(c))})
+	k3s, err := o.nodeFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, k3s...)
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+// inClusterConfig rewrites dataDir to the mounted volume and drops nothing
+// else: the operator's comments are lost, keys and values are kept.
+func inClusterConfig(raw []byte) (string, error) {
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return "", fmt.Errorf("edge config: %w", err)
+	}
+	m["dataDir"] = containerData
+	b, err := yaml.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func meta(name, ns string) metav1.ObjectMeta {
+	labels := map[string]string{}
+	for k, v := range commonLabels {
+		labels[k] = v
+	}
+	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
+}
+
+func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
+	httpPort, _ := strconv.Atoi(port(c.Listen.HTTP))
+	regPort, _ := strconv.Atoi(port(c.Listen.Registry))
+	selector := map[string]string{"app.kubernetes.io/name": "ballast", "app.kubernetes.io/component": "edge"}
+	podLabels := map[string]string{"app.kubernetes.io/part-of": "ballast"}
+	for k, v := range selector {
+		podLabels[k] = v
+	}
+	one := int32(1)
+	nonRoot := false
+	var volume corev1.Volume
+	var objs []any
+	objs = append(objs,
+		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: meta(o.Namespace, "")},
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta(edgeName, o.Namespace)},
+		&corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta(edgeName, o.Namespace),
+			Data: map[string]string{"edge.yaml": edgeCfg}},
+	)
+	if o.Storage == "pvc" {
+		objs = append(objs, &corev1.PersistentVolumeClaim{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"}, ObjectMeta: meta(edgeName+"-data", o.Namespace),
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(o.StorageSize)}},
+			},
+		})
+		volume = corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: edgeName + "-data"}}}
+	} else {
+		t := corev1.HostPathDirectoryOrCreate
+		volume = corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDataDir, Type: &t}}}
+	}
+	probe := func(p string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromInt(httpPort)}}, PeriodSeconds: 10}
+	}
+	dep := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: meta(edgeName, o.Namespace),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			// Two daemons must never share one data dir.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: edgeName,
+					// containerd on the node pulls from 127.0.0.1:<registry
+					// port>: host networking makes that the daemon itself,
+					// with no dependency on kube-proxy or CNI being up.
+					HostNetwork: true,
+					DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+					Containers: []corev1.Container{{
+						Name:            "edge",
+						Image:           o.Image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Args:            []string{"edge", "--config", configMount + "/edge.yaml", "--log-format", "json"},
+						Ports: []corev1.ContainerPort{
+							{Name: "http", ContainerPort: int32(httpPort)},
+							{Name: "registry", ContainerPort: int32(regPort)},
+						},
+						ReadinessProbe: probe("/readyz"),
+						LivenessProbe:  probe("/healthz"),
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("50m")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "data", MountPath: containerData},
+							{Name: "config", MountPath: configMount, ReadOnly: true},
+						},
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &nonRoot},
+					}},
+					Volumes: []corev1.Volume{volume, {Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+						LocalObjectReference: corev1.LocalObjectReference{Name: edgeName}}}}},
+				},
+			},
+		},
+	}
+	objs = append(objs, dep,
+		&corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: meta(edgeName, o.Namespace),
+			Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Name: "http", Port: int32(httpPort), TargetPort: intstr.FromString("http")}}}},
+		&corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: meta(edgeName+"-registry", o.Namespace),
+			Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Name: "registry", Port: int32(regPort), TargetPort: intstr.FromString("registry")}}}},
+	)
+	return objs
+}
+
+func (o *Options) repositorySecrets(c *config.Config) ([]any, error) {
+	var out []any
+	for _, r := range c.Repositories {
+		u, err := MirrorURL(o.mirrorBase(c), r.URL)
+		if err != nil {
+			return nil, err
+		}
+		id := mustRepoID(r.URL)
+		m := meta("ballast-repo-"+dnsName(id), o.ArgoCDNamespace)
+		m.Labels["argocd.argoproj.io/secret-type"] = "repository"
+		out = append(out, &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: m,
+			StringData: map[string]string{"type": "git", "url": u, "name": id},
+		})
+	}
+	return out, nil
+}
+
+// dnsName turns a repository id into a DNS-1123 label fragment.
+func dnsName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 50 {
+		out = strings.Trim(out[len(out)-50:], "-")
+	}
+	return out
+}
+
+func (o *Options) verifyRBAC() []any {
+	objs := []any{&rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: meta(verifyName, o.ArgoCDNamespace),
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"get"}}},
+	}}
+	namespaces := map[string]bool{}
+	var subjects []rbacv1.Subject
+	for _, a := range o.Apps {
+		if namespaces[a.Namespace] {
+			continue
+		}
+		namespaces[a.Namespace] = true
+		objs = append(objs, &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta(verifyName, a.Namespace)})
+		subjects = append(subjects, rbacv1.Subject{Kind: "ServiceAccount", Name: verifyName, Namespace: a.Namespace})
+	}
+	objs = append(objs, &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: meta(verifyName, o.ArgoCDNamespace),
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: verifyName},
+		Subjects:   subjects,
+	})
+	return objs
+}
+
+// HookAnnotations are what Argo CD reads on the gate's Job.
+var HookAnnotations = map[string]string{
+	"argocd.argoproj.io/hook":               "PreSync",
+	"argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+}
+
+func (o *Options) verifyArgs(c *config.Config, a App, revisionArgs ...string) []string {
+	args := []string{"verify", "--repo", a.RepoURL}
+	args = append(args, revisionArgs...)
+	return append(args, "--mirror", o.mirrorBase(c), "--registry", o.clusterRegistry(c), "--activate")
+}
+
+func (o *Options) hookJob(c *config.Config, a App) *batchv1.Job {
+	return o.job(c, a, o.verifyArgs(c, a, "--argocd-app", a.Name, "--argocd-namespace", o.ArgoCDNamespace))
+}
+
+func (o *Options) job(c *config.Config, a App, args []string) *batchv1.Job {
+	zero := int32(0)
+	deadline := int64(300)
+	m := meta(verifyName, a.Namespace)
+	m.Annotations = map[string]string{}
+	for k, v := range HookAnnotations {
+		m.Annotations[k] = v
+	}
+	return &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: m,
+		Spec: batchv1.JobSpec{
+			// A failed gate must fail the sync at once; Argo CD's retry
+			// policy, not the Job, decides when to try again.
+			BackoffLimit:          &zero,
+			ActiveDeadlineSeconds: &deadline,
+			Template: corev1.PodTemplateSpec{
+				Spec: corev1.PodSpec{
+					ServiceAccountName: verifyName,
+					RestartPolicy:      corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{
+						Name:            "verify",
+						Image:           o.Image,
+						ImagePullPolicy: corev1.PullIfNotPresent,
+						Args:            args,
+					}},
+				},
+			},
+		},
+	}
+}
+
+// application is an example Argo CD Application for app a, syncing from the
+// mirror with unlimited retries so a blocked sync resumes by itself once the
+// bundle is complete.
+func (o *Options) application(c *config.Config, a App) (map[string]any, error) {
+	u, err := MirrorURL(o.mirrorBase(c), a.RepoURL)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1",
+		"kind":       "Application",
+		"metadata":   map[string]any{"name": a.Name, "namespace": o.ArgoCDNamespace, "labels": commonLabels},
+		"spec": map[string]any{
+			"project": "default",
+			"source":  map[string]any{"repoURL": u, "path": a.Path, "targetRevision": "HEAD"},
+			"destination": map[string]any{
+				"server":    "https://kubernetes.default.svc",
+				"namespace": a.Namespace,
+			},
+			"syncPolicy": map[string]any{
+				"automated": map[string]any{"prune": true, "selfHeal": true},
+				"retry": map[string]any{
+					// Without refresh Argo CD retries the blocked revision
+					// forever and never sees a newer commit.
+					"limit":   -1,
+					"refresh": true,
+					"backoff": map[string]any{"duration": "10s", "factor": 2, "maxDuration": "3m"},
+				},
+			},
+		},
+	}, nil
+}
+
+// helmHook is the gate as a Helm template for charts deployed by Argo CD,
+// which pass the revision as a Helm parameter
+// (helm.parameters: [{name: ballast.revision, value: $ARGOCD_APP_REVISION}]).
+func (o *Options) helmHook(c *config.Config) string {
+	var b strings.Builder
+	b.WriteString(`{{- /*
+ballast PreSync gate for Helm charts deployed by Argo CD. Copy into your
+chart's templates/ and pass the revision from the Application:
+
+  spec:
+    source:
+      helm:
+        parameters:
+          - name: ballast.revision
+            value: $ARGOCD_APP_REVISION
+
+Argo CD substitutes $ARGOCD_APP_REVISION in Helm parameters (not in values).
+*/ -}}
+{{- if .Values.ballast.revision }}
+`)
+	a := o.Apps[0]
+	j := o.job(c, a, o.verifyArgs(c, a, "--revision", "REVISION"))
+	j.Namespace = ""
+	raw, _ := yamlStream(j)
+	s := strings.Replace(string(raw), "- REVISION", "- {{ .Values.ballast.revision | quote }}", 1)
+	s = strings.Replace(s, "- "+a.RepoURL+"\n", "- {{ .Values.ballast.repo | default \""+a.RepoURL+"\" | quote }}\n", 1)
+	s = strings.TrimPrefix(s, "---\n")
+	b.WriteString(s)
+	b.WriteString("{{- end }}\n")
+	return b.String()
+}
+
+// yamlStream marshals objects as a YAML stream, dropping the fields that
+// typed objects always carry but nobody wrote (creationTimestamp: null,
+// empty status).
+func yamlStream(objs ...any) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		clean(m)
+		b, err = yaml.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
+
+// droppable are keys whose empty value typed objects write but which say
+// nothing (emptyDir: {} is not among them: it means something).
+var droppable = map[string]bool{"status": true, "metadata": true, "resources": true, "strategy": true}
+
+func clean(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if k == "creationTimestamp" && x == nil || droppable[k] && isEmpty(x) {
+				delete(t, k)
+				continue
+			}
+			clean(x)
+		}
+	case []any:
+		for _, x := range t {
+			clean(x)
+		}
+	}
+}
+
+func isEmpty(v any) bool {
+	m, ok := v.(map[string]any)
+	return ok && len(m) == 0
+}
