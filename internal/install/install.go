@@ -363,7 +363,7 @@ func (o *Options) verifyRBAC() []any {
 	objs := []any{&rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(verifyName, o.ArgoCDNamespace),
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"get"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"applications"}, Verbs: []string{"get"}}},
 	}}
 	namespaces := map[string]bool{}
 	var subjects []rbacv1.Subject
