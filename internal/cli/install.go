@@ -19,6 +19,7 @@ func newInstallCmd(e *env) *cobra.Command {
 		cfgPath, outDir string
 		o               install.Options
 		apps            []string
+		airgapDir       string
 	)
 	c := &cobra.Command{
 		Use:   "install --config FILE [--output-dir DIR]",
@@ -52,6 +53,11 @@ registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
+			if airgapDir != "" {
+				if err := writeAirgap(e, airgapDir, o.Image); err != nil {
+					return err
+				}
+			}
 			if outDir == "" {
 				for _, f := range files {
 					fmt.Fprintf(e.stdout, "# ballast install: %s\n", f.Path)
@@ -83,6 +89,7 @@ registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
 	f.StringVar(&o.Storage, "storage", "hostPath", "data volume: hostPath (/var/lib/ballast on the node) or pvc")
 	f.StringVar(&o.StorageSize, "storage-size", "20Gi", "size of the PersistentVolumeClaim with --storage pvc")
 	f.StringVar(&o.NodeRegistry, "node-registry", "", "host:port at which containerd on the node reaches the edge registry (default 127.0.0.1:<registry port>)")
+	f.StringVar(&airgapDir, "airgap-images", "", "also write ballast's own image as a tarball into this directory, for k3s's agent/images/ auto-import")
 	f.StringArrayVar(&apps, "app", nil, "an Application the gate protects: name=N,repo=URL[,namespace=NS][,path=P] (repeatable; default one per repository)")
 	return c
 }
@@ -119,4 +126,24 @@ func parseAppFlag(s string) (install.App, error) {
 		return a, fmt.Errorf("--app %q: name and repo are required", s)
 	}
 	return a, nil
+}
+
+// writeAirgap writes this very binary, with the host's git CLI, as an image
+// tarball that k3s imports at start.
+func writeAirgap(e *env, dir, ref string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tag := ref[strings.LastIndex(ref, ":")+1:]
+	out := filepath.Join(dir, "ballast-"+tag+".tar")
+	if err := install.WriteAirgapImage(install.ImageSpec{Ref: ref, Binary: self}, out); err != nil {
+		return exitcode.Fail(fmt.Errorf("airgap image: %w", err))
+	}
+	e.log.Info("wrote airgap image", "file", out, "image", ref,
+		"hint", "copy it to /var/lib/rancher/k3s/agent/images/ on every node")
+	return nil
 }
