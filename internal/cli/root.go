@@ -97,6 +97,7 @@ when everything it needs is on site.`,
 	for _, c := range []*cobra.Command{
 		newVersionCmd(e),
 		newInstallCmd(e),
+		newDoctorCmd(e),
 	} {
 		root.AddCommand(c)
 	}

@@ -160,12 +160,11 @@ func checkStatic(p string) error {
 }
 
 type entry struct {
-	mode    int64
-	src     string // host path to copy, or
-	data    []byte // literal content, or
-	link    string // symlink target, or
-	isDir   bool
-	sortKey string
+	mode  int64
+	src   string // host path to copy, or
+	data  []byte // literal content, or
+	link  string // symlink target, or
+	isDir bool
 }
 
 type layout struct {
