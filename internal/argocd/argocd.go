@@ -204,7 +204,7 @@ func (c *Client) WaitRevision(ctx context.Context, namespace, name, repoURL stri
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("Application %s/%s: %w (waited %v)", namespace, name, err, timeout)
+			return "", fmt.Errorf("application %s/%s: %w (waited %v)", namespace, name, err, timeout)
 		case <-time.After(interval):
 		}
 	}
