@@ -41,7 +41,7 @@ type harness struct {
 
 // startMirror runs a mirror of the given upstream URLs. Polls are driven by
 // the test (Poll) unless mutate shortens PollInterval.
-func startMirror(t *testing.T, dataDir string, urls []string, mutate func(*gitmirror.Options)) *harness {
+func startMirror(t *testing.T, dataDir string, urls []string, mutate func(*gitmirror.Options), setup ...func(*gitmirror.Mirror)) *harness {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -65,6 +65,9 @@ func startMirror(t *testing.T, dataDir string, urls []string, mutate func(*gitmi
 		t.Fatal(err)
 	}
 	h.m = m
+	for _, f := range setup {
+		f(m)
+	}
 	h.start()
 	return h
 }
@@ -116,6 +119,8 @@ func (h *harness) stop() {
 func (h *harness) restart() {
 	h.t.Helper()
 	h.stop()
+	h.reg = prometheus.NewRegistry()
+	h.opts.Metrics = h.reg
 	m, err := gitmirror.New(h.opts)
 	if err != nil {
 		h.t.Fatal(err)

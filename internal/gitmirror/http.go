@@ -130,7 +130,12 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 	_, err = gitCmd{args: args, env: env, stdin: stdin, stdout: out}.run(ctx)
 	m.metrics.served(r.id, out.n)
 	if err != nil {
-		if !out.wrote {
+		var ge *gitError
+		switch {
+		case out.wrote:
+		case errors.As(err, &ge) && strings.Contains(ge.msg, "protocol error"):
+			httpError(w, http.StatusBadRequest, "malformed git protocol request")
+		default:
 			httpError(w, http.StatusInternalServerError, "git upload-pack failed")
 		}
 		m.log.Warn("git mirror: upload-pack failed", "repo", r.id, "bytes", out.n, "err", err)

@@ -90,6 +90,9 @@ func (r *repo) repoConfig() [][2]string {
 		{"gc.autoDetach", "false"},
 		{"maintenance.auto", "false"},
 		{"fetch.writeCommitGraph", "false"},
+		// Keep every fetched pack as a pack (one file, fsynced once)
+		// instead of exploding small fetches into loose objects.
+		{"fetch.unpackLimit", "1"},
 	}
 }
 

@@ -31,6 +31,7 @@ type Server struct {
 	mu       sync.Mutex
 	srv      *http.Server
 	throttle atomic.Int64 // response bytes per second, 0 = unlimited
+	auth     atomic.Pointer[[2]string]
 
 	requests atomic.Int64
 	bytesIn  atomic.Int64
@@ -85,6 +86,13 @@ func (s *Server) serve(ln net.Listener) {
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		if want := s.auth.Load(); want != nil {
+			if u, p, ok := r.BasicAuth(); !ok || u != want[0] || p != want[1] {
+				w.Header().Set("WWW-Authenticate", `Basic realm="gitserver"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
 		r.Body = &countReader{r: r.Body, n: &s.bytesIn}
 		backend.ServeHTTP(&countWriter{ResponseWriter: w, s: s}, r)
 	})
@@ -122,6 +130,9 @@ func (s *Server) Start(tb testing.TB) {
 	}
 	s.serve(ln)
 }
+
+// RequireBasicAuth makes every request need HTTP basic auth user:pass.
+func (s *Server) RequireBasicAuth(user, pass string) { s.auth.Store(&[2]string{user, pass}) }
 
 // SetThrottle limits response bodies to about bytesPerSec (0 = unlimited).
 func (s *Server) SetThrottle(bytesPerSec int64) { s.throttle.Store(bytesPerSec) }
