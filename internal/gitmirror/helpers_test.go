@@ -28,7 +28,7 @@ import (
 // harness is a mirror of some upstream repositories, served by an httptest
 // server with the routes the edge daemon uses.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	opts    gitmirror.Options
 	m       *gitmirror.Mirror
@@ -41,7 +41,7 @@ type harness struct {
 
 // startMirror runs a mirror of the given upstream URLs. Polls are driven by
 // the test (Poll) unless mutate shortens PollInterval.
-func startMirror(t *testing.T, dataDir string, urls []string, mutate func(*gitmirror.Options), setup ...func(*gitmirror.Mirror)) *harness {
+func startMirror(t testing.TB, dataDir string, urls []string, mutate func(*gitmirror.Options), setup ...func(*gitmirror.Mirror)) *harness {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -147,13 +147,13 @@ func (h *harness) poll(upstream string) {
 }
 
 // git runs a client git command (fails the test on error).
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	return gitserver.Git(t, dir, args...)
 }
 
 // gitErr runs a client git command and returns its error and output.
-func gitErr(t *testing.T, dir string, args ...string) (string, error) {
+func gitErr(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -165,7 +165,7 @@ func gitErr(t *testing.T, dir string, args ...string) (string, error) {
 
 // treeSnapshot lists every file under dir with its size and mtime, to
 // prove that a request changed nothing on disk.
-func treeSnapshot(t *testing.T, dir string) string {
+func treeSnapshot(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -213,7 +213,7 @@ func (l *lockedWriter) String() string {
 }
 
 // waitFor polls cond every 50ms until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -224,7 +224,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func tempDir(t *testing.T) string {
+func tempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp(t.TempDir(), "client-")
 	if err != nil {

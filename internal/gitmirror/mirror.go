@@ -458,6 +458,12 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 	if aside {
 		r.carryKeptTips(ctx, tmp)
 	}
+	// A reachability bitmap lets upload-pack answer clones without walking
+	// every object: what makes serving as fast as the upstream's own
+	// (repacked) copy. Later fetches add packs; gc --auto folds them in.
+	if _, err := gitIn(ctx, tmp, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
 	refs, err := localRefs(ctx, tmp)
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ import (
 
 // upstreamWithHistory makes an upstream repo "fleet/apps" with a few commits
 // on main, a branch and a tag.
-func upstreamWithHistory(t *testing.T) (*gitserver.Server, *gitserver.Repo) {
+func upstreamWithHistory(t testing.TB) (*gitserver.Server, *gitserver.Repo) {
 	t.Helper()
 	up := gitserver.New(t)
 	r := up.CreateRepo(t, "fleet/apps")
