@@ -98,6 +98,7 @@ when everything it needs is on site.`,
 		newVersionCmd(e),
 		newInstallCmd(e),
 		newDoctorCmd(e),
+		newEdgeCmd(e),
 	} {
 		root.AddCommand(c)
 	}

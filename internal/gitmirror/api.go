@@ -1,0 +1,218 @@
+package gitmirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RepoStatus is the state of one mirrored repository.
+type RepoStatus struct {
+	ID                  string     `json:"id"`         // "<host>/<path>"
+	URL                 string     `json:"url"`        // upstream
+	MirrorPath          string     `json:"mirrorPath"` // "/git/<id>.git" on the edge HTTP listener
+	Ready               bool       `json:"ready"`      // a local copy is served
+	Head                string     `json:"head,omitempty"`
+	LastAttempt         *time.Time `json:"lastAttempt,omitempty"`
+	LastSuccess         *time.Time `json:"lastSuccess,omitempty"`
+	LastError           string     `json:"lastError,omitempty"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
+	Refs                []Ref      `json:"refs"`
+}
+
+// Repos returns the status of every configured repository, in
+// configuration order.
+func (m *Mirror) Repos() []RepoStatus {
+	out := make([]RepoStatus, 0, len(m.repos))
+	for _, r := range m.repos {
+		out = append(out, r.status())
+	}
+	return out
+}
+
+// Repo returns the status of one repository, by id or upstream URL.
+func (m *Mirror) Repo(idOrURL string) (RepoStatus, error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return RepoStatus{}, err
+	}
+	return r.status(), nil
+}
+
+func (r *repo) status() RepoStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := RepoStatus{
+		ID:                  r.id,
+		URL:                 r.up.URL,
+		MirrorPath:          "/git/" + r.id + ".git",
+		Ready:               r.isReady(),
+		Head:                r.head,
+		LastError:           r.lastErr,
+		ConsecutiveFailures: r.failures,
+		Refs:                append([]Ref{}, r.refs...),
+	}
+	if !r.lastAttempt.IsZero() {
+		t := r.lastAttempt.UTC()
+		s.LastAttempt = &t
+	}
+	if !r.lastSuccess.IsZero() {
+		t := r.lastSuccess.UTC()
+		s.LastSuccess = &t
+	}
+	if s.LastError == "" && r.broken != nil {
+		s.LastError = "local copy failed its check: " + r.broken.Error()
+	}
+	return s
+}
+
+// RefTips returns the current branches and tags of a repository (by id or
+// upstream URL), sorted by name. Tags carry the commit they resolve to.
+func (m *Mirror) RefTips(ctx context.Context, idOrURL string) ([]Ref, error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return nil, err
+	}
+	if !r.isReady() {
+		return nil, ErrNotReady
+	}
+	return localRefs(ctx, r.dir)
+}
+
+// HasCommit reports whether the repository holds commit sha (full hex).
+// A repository never fetched holds nothing.
+func (m *Mirror) HasCommit(ctx context.Context, idOrURL, sha string) (bool, error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return false, err
+	}
+	sha = strings.ToLower(sha)
+	if !isHex(sha) {
+		return false, fmt.Errorf("commit %q: want a full hex object name", trim(sha))
+	}
+	if !r.isReady() {
+		return false, nil
+	}
+	out, err := r.git(ctx, "cat-file", "-t", sha)
+	if err != nil {
+		if exitCode(err) > 0 && ctx.Err() == nil {
+			return false, nil
+		}
+		return false, err
+	}
+	return strings.TrimSpace(string(out)) == "commit", nil
+}
+
+// FirstParents returns sha and up to n earlier revisions along its
+// first-parent history, newest first: the tip and the rollback targets
+// that keepRevisions asks to keep ready.
+func (m *Mirror) FirstParents(ctx context.Context, idOrURL, sha string, n int) ([]string, error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return nil, err
+	}
+	sha = strings.ToLower(sha)
+	if !isHex(sha) {
+		return nil, fmt.Errorf("commit %q: want a full hex object name", trim(sha))
+	}
+	if n < 0 {
+		n = 0
+	}
+	if !r.isReady() {
+		return nil, ErrNotReady
+	}
+	out, err := r.git(ctx, "rev-list", "--first-parent", "--max-count="+strconv.Itoa(n+1), sha+"^{commit}", "--")
+	if err != nil {
+		return nil, fmt.Errorf("first parents of %s in %s: %w", sha, r.id, err)
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// APIHandler serves the JSON API:
+//
+//	GET /api/v1/repos                                   every repository's status
+//	GET /api/v1/repos/<host>/<path>                     one repository's status
+//	GET /api/v1/repos/<host>/<path>/commits/<sha>       200 if present, 404 if not
+func (m *Mirror) APIHandler() http.Handler { return http.HandlerFunc(m.serveAPI) }
+
+func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	rest, ok := strings.CutPrefix(req.URL.Path, "/api/v1/repos")
+	switch {
+	case !ok:
+		apiError(w, http.StatusNotFound, "not found")
+		return
+	case rest == "" || rest == "/":
+		writeAPIJSON(w, http.StatusOK, m.Repos())
+		return
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	repoPath, sha, isCommit := cutLast(rest, "/commits/")
+	if !isCommit {
+		repoPath = rest
+	}
+	id, err := cleanRepoPath(repoPath)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "bad repository path")
+		return
+	}
+	r, err := m.lookup(id)
+	if err != nil {
+		apiError(w, http.StatusNotFound, "repository not configured")
+		return
+	}
+	if !isCommit {
+		writeAPIJSON(w, http.StatusOK, r.status())
+		return
+	}
+	sha = strings.ToLower(sha)
+	if !isHex(sha) {
+		apiError(w, http.StatusBadRequest, "commit: want a full 40- or 64-character hex object name")
+		return
+	}
+	ok, err = m.HasCommit(req.Context(), id, sha)
+	switch {
+	case err != nil:
+		apiError(w, http.StatusInternalServerError, "commit lookup failed")
+		m.log.Warn("git mirror: commit lookup failed", "repo", r.id, "sha", sha, "err", err)
+	case !ok && !r.isReady():
+		apiError(w, http.StatusNotFound, "commit not present: repository not mirrored yet")
+	case !ok:
+		apiError(w, http.StatusNotFound, "commit not present in the mirror")
+	default:
+		writeAPIJSON(w, http.StatusOK, map[string]string{"repo": r.id, "commit": sha})
+	}
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+func writeAPIJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, code int, msg string) {
+	writeAPIJSON(w, code, map[string]string{"error": msg})
+}
+
+// IsUnknownRepo reports whether err says the repository is not configured.
+func IsUnknownRepo(err error) bool { return errors.Is(err, ErrUnknownRepo) }

@@ -1,0 +1,150 @@
+package gitmirror
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseGitPath(t *testing.T) {
+	for _, tc := range []struct {
+		path    string
+		id      string
+		svc     service
+		wantErr error
+	}{
+		{"/git/github.com/fleet/apps.git/info/refs", "github.com/fleet/apps", svcInfoRefs, nil},
+		{"/git/github.com/fleet/apps/info/refs", "github.com/fleet/apps", svcInfoRefs, nil},
+		{"/git/git.example.com:3000/a/b/c.git/git-upload-pack", "git.example.com:3000/a/b/c", svcUploadPack, nil},
+		{"/git/github.com/fleet/apps.git/git-receive-pack", "github.com/fleet/apps", svcReceivePack, nil},
+		{"/git/github.com/fleet/apps.git", "", 0, errNotGitPath},
+		{"/git/github.com/fleet/apps.git/HEAD", "", 0, errNotGitPath},
+		{"/git/github.com/fleet/apps.git/objects/info/packs", "", 0, errNotGitPath},
+		{"/api/v1/repos", "", 0, errNotGitPath},
+		{"/git/info/refs", "", 0, errNotGitPath},
+		{"/git//info/refs", "", 0, errBadRepo},
+		{"/git/github.com/info/refs", "", 0, errBadRepo},
+		{"/git/github.com/../etc/passwd/info/refs", "", 0, errBadRepo},
+		{"/git/github.com/./x/info/refs", "", 0, errBadRepo},
+		{"/git/github.com//x/info/refs", "", 0, errBadRepo},
+		{"/git/github.com/x/../../info/refs", "", 0, errBadRepo},
+		{"/git/github.com/x\x00y/info/refs", "", 0, errBadRepo},
+		{"/git/github.com/x\\..\\y/info/refs", "", 0, errBadRepo},
+		{"/git/github.com/" + strings.Repeat("a", 600) + "/info/refs", "", 0, errBadRepo},
+		{"/git/.git/info/refs", "", 0, errBadRepo},
+	} {
+		id, svc, err := parseGitPath(tc.path)
+		if err != tc.wantErr || id != tc.id || svc != tc.svc {
+			t.Errorf("parseGitPath(%q) = %q, %v, %v; want %q, %v, %v", tc.path, id, svc, err, tc.id, tc.svc, tc.wantErr)
+		}
+	}
+}
+
+func FuzzParseGitPath(f *testing.F) {
+	for _, s := range []string{
+		"/git/github.com/fleet/apps.git/info/refs",
+		"/git/h:1/a/b.git/git-upload-pack",
+		"/git/../x/info/refs",
+		"/git/a//b/git-receive-pack",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		id, svc, err := parseGitPath(p)
+		if err != nil {
+			if id != "" || svc != 0 {
+				t.Fatalf("error with results: %q %v", id, svc)
+			}
+			return
+		}
+		if svc < svcInfoRefs || svc > svcReceivePack {
+			t.Fatalf("bad service %v", svc)
+		}
+		for _, seg := range strings.Split(id, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("%q: accepted id %q with segment %q", p, id, seg)
+			}
+		}
+		if strings.ContainsAny(id, "\x00\\") || len(id) > maxRepoPath {
+			t.Fatalf("%q: accepted id %q", p, id)
+		}
+		if !strings.HasPrefix(p, "/git/"+id) {
+			t.Fatalf("%q: id %q is not taken from the path", p, id)
+		}
+	})
+}
+
+func TestParseLsRemote(t *testing.T) {
+	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	out := "ref: refs/heads/main\tHEAD\n" + a + "\tHEAD\n" + a + "\trefs/heads/main\n" + b + "\trefs/tags/v1\n" +
+		a + "\trefs/tags/v1^{}\n" + b + "\trefs/pull/1/head\n"
+	l, err := parseLsRemote([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.head != "refs/heads/main" || len(l.refs) != 2 || l.refs["refs/heads/main"] != a || l.refs["refs/tags/v1"] != b {
+		t.Errorf("parsed %+v", l)
+	}
+	for _, bad := range []string{"no tab here\n", "zzzz\trefs/heads/x\n", a[:39] + "\trefs/heads/x\n"} {
+		if _, err := parseLsRemote([]byte(bad)); err == nil {
+			t.Errorf("parseLsRemote(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseLsRemote(f *testing.F) {
+	f.Add("ref: refs/heads/main\tHEAD\n" + strings.Repeat("a", 40) + "\trefs/heads/main\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := parseLsRemote([]byte(s))
+		if err != nil {
+			return
+		}
+		for name, oid := range l.refs {
+			if !isMirroredRef(name) || !isHex(oid) {
+				t.Fatalf("accepted %q → %q", name, oid)
+			}
+		}
+	})
+}
+
+func TestParseForEachRef(t *testing.T) {
+	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	refs, err := parseForEachRef([]byte(a + "  commit refs/heads/z\n" + b + " " + a + " tag refs/tags/v1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 2 || refs[0].Name != "refs/heads/z" || refs[0].Commit != a || refs[1].Object != b || refs[1].Commit != a {
+		t.Errorf("parsed %+v", refs)
+	}
+	if _, err := parseForEachRef([]byte("garbage\n")); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
+func TestDedupeKeepLines(t *testing.T) {
+	a := strings.Repeat("a", 40)
+	got := dedupeKeepLines([]string{"delete " + refKeepPrefix + a, "update " + refKeepPrefix + a + " " + a, "update " + refKeepPrefix + a + " " + a})
+	if len(got) != 1 || !strings.HasPrefix(got[0], "update") {
+		t.Errorf("dedupe = %v", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	m, err := New(Options{DataDir: t.TempDir(), Upstreams: []Upstream{{URL: "https://example.com/a.git", PollInterval: 30 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.repos[0]
+	// Defaults: from min(poll, 10s) doubling to max(poll, 5m), jittered to [d/2, d].
+	var longest time.Duration
+	for n := 1; n < 20; n++ {
+		d := r.backoff(n)
+		if d < 5*time.Second || d > 5*time.Minute {
+			t.Fatalf("backoff(%d) = %v, out of [5s, 5m]", n, d)
+		}
+		longest = max(longest, d)
+	}
+	if longest < 150*time.Second {
+		t.Errorf("backoff never grew past %v", longest)
+	}
+}
