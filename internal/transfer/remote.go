@@ -123,7 +123,9 @@ func (r *Remote) roundTripper(ctx context.Context, scopes ...string) (http.Round
 }
 
 func (r *Remote) pullScope() string { return r.repo.Scope(transport.PullScope) }
-func (r *Remote) pushScope() string { return r.repo.Scope(transport.PushScope + "," + transport.PullScope) }
+func (r *Remote) pushScope() string {
+	return r.repo.Scope(transport.PushScope + "," + transport.PullScope)
+}
 
 func (r *Remote) url(kind, ref string) string {
 	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, ref)
