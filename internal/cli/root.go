@@ -96,6 +96,7 @@ when everything it needs is on site.`,
 
 	for _, c := range []*cobra.Command{
 		newVersionCmd(e),
+		newBundleCmd(e),
 	} {
 		root.AddCommand(c)
 	}
