@@ -28,7 +28,7 @@ func plainYAMLImages(_ context.Context, dir string, spec release.AppSpec) ([]ima
 		var app struct {
 			Kind string `json:"kind"`
 			Spec struct {
-				Source  *struct{ Path string } `json:"source"`
+				Source  *struct{ Path string }  `json:"source"`
 				Sources []struct{ Path string } `json:"sources"`
 			} `json:"spec"`
 		}

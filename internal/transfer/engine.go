@@ -78,6 +78,11 @@ type Event struct {
 // own stats.
 type Engine struct {
 	o options
+
+	// placed remembers where this engine wrote or found each blob, so a
+	// later Copy to another repository of the same registry mounts it.
+	mu     sync.Mutex
+	placed map[v1.Hash][]Location
 }
 
 type options struct {
@@ -171,7 +176,7 @@ func New(opts ...Option) (*Engine, error) {
 			return nil, err
 		}
 	}
-	return &Engine{o: o}, nil
+	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
 }
 
 // Plan is what a Copy would do, found by walking the sources and asking the
@@ -456,7 +461,6 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 			stg.close()
 		}
 	}()
-	var written []Location
 	for _, dst := range bt.dsts {
 		var present bool
 		err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
@@ -468,13 +472,15 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 			return err
 		}
 		if present {
+			e.place(bt.d.Digest, dst)
 			st.skip(bt.d.Size, false)
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
 			continue
 		}
-		if ok, err := e.tryMount(ctx, bt, dst, written); err != nil {
+		if ok, err := e.tryMount(ctx, bt, dst); err != nil {
 			return err
 		} else if ok {
+			e.place(bt.d.Digest, dst)
 			st.skip(bt.d.Size, true)
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
 			continue
@@ -488,9 +494,7 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		if err := e.transferBlob(ctx, bt, dst, stg, st); err != nil {
 			return err
 		}
-		if l, ok := dst.(Located); ok {
-			written = append(written, l.Location())
-		}
+		e.place(bt.d.Digest, dst)
 	}
 	if stg != nil {
 		stg.remove()
@@ -499,7 +503,26 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 	return nil
 }
 
-func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target, written []Location) (bool, error) {
+// place records that dst holds blob h.
+func (e *Engine) place(h v1.Hash, dst Target) {
+	l, ok := dst.(Located)
+	if !ok {
+		return
+	}
+	loc := l.Location()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.placed[h] {
+		if p == loc {
+			return
+		}
+	}
+	if len(e.placed[h]) < 8 {
+		e.placed[h] = append(e.placed[h], loc)
+	}
+}
+
+func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target) (bool, error) {
 	m, ok := dst.(Mounter)
 	if !ok {
 		return false, nil
@@ -511,6 +534,9 @@ func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target, written
 			from = append(from, sl.Repository)
 		}
 	}
+	e.mu.Lock()
+	written := append([]Location(nil), e.placed[bt.d.Digest]...)
+	e.mu.Unlock()
 	for _, l := range written {
 		if l.Registry == here.Registry && l.Repository != here.Repository {
 			from = append(from, l.Repository)

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,6 +34,7 @@ type Remote struct {
 }
 
 type remoteOptions struct {
+	idle      time.Duration
 	insecure  bool
 	keychain  authn.Keychain
 	auth      authn.Authenticator
@@ -45,6 +48,23 @@ type RemoteOption func(*remoteOptions) error
 func WithInsecure(b bool) RemoteOption {
 	return func(o *remoteOptions) error { o.insecure = b; return nil }
 }
+
+// WithIdleTimeout aborts a blob download (or its response headers) when
+// nothing arrives for d, so a stalled link becomes a retry instead of a
+// hang. The default value is 60s.
+func WithIdleTimeout(d time.Duration) RemoteOption {
+	return func(o *remoteOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("idle timeout %v: must be positive", d)
+		}
+		o.idle = d
+		return nil
+	}
+}
+
+// ErrStalled is returned when a download received nothing for the idle
+// timeout. It is retryable.
+var ErrStalled = errors.New("download stalled")
 
 // WithKeychain resolves credentials. The default is authn.DefaultKeychain
 // (the docker config: ~/.docker/config.json, $DOCKER_CONFIG).
@@ -66,7 +86,7 @@ func WithTransport(t http.RoundTripper) RemoteOption {
 // NewRemote returns the repository ref ("host[:port]/path"). It does not
 // touch the network.
 func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
-	var o remoteOptions
+	o := remoteOptions{idle: 60 * time.Second}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -234,15 +254,27 @@ func (r *Remote) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, er
 
 // OpenBlob implements Source, with a Range request past offset 0. A
 // registry that ignores Range (200) has the prefix discarded here.
-func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
+func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (rc io.ReadCloser, err error) {
 	req, _ := http.NewRequest(http.MethodGet, r.url("blobs", d.Digest.String()), nil)
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	idle := time.AfterFunc(r.o.idle, func() { cancel(ErrStalled) })
+	defer func() {
+		if err != nil {
+			idle.Stop()
+			cancel(nil)
+		}
+	}()
 	resp, err := r.do(ctx, false, req, http.StatusOK, http.StatusPartialContent)
 	if err != nil {
+		if context.Cause(ctx) == ErrStalled {
+			err = ErrStalled
+		}
 		return nil, fmt.Errorf("blob %s@%s: %w", r.repo, d.Digest, err)
 	}
+	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: idle, d: r.o.idle}
 	if offset > 0 {
 		if resp.StatusCode == http.StatusPartialContent {
 			cr := resp.Header.Get("Content-Range")
@@ -256,6 +288,31 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (i
 		}
 	}
 	return resp.Body, nil
+}
+
+// idleBody restarts the idle timer on every read.
+type idleBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+	d      time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.t.Reset(b.d)
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && context.Cause(b.ctx) == ErrStalled {
+		err = fmt.Errorf("%w: %w", ErrStalled, err)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.t.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
 // BlobExists implements Target.

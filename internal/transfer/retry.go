@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"time"
 )
 
@@ -29,16 +28,16 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &p) {
 		return true
 	}
+	if errors.Is(err, ErrStalled) {
+		// A stall cancels the request's own context: not the caller's.
+		return false
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
 		return he.Status >= 400 && he.Status < 500 && he.Status != 408 && he.Status != 429
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return false
 	}
 	return false
 }
