@@ -97,6 +97,8 @@ when everything it needs is on site.`,
 	for _, c := range []*cobra.Command{
 		newVersionCmd(e),
 		newBundleCmd(e),
+		newExportCmd(e),
+		newImportCmd(e),
 	} {
 		root.AddCommand(c)
 	}

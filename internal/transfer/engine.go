@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,15 +272,29 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 // they hold. With dry, blob presence is recorded in the plan only.
 func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error) {
 	w := &walked{skipRoots: make([]bool, len(jobs))}
+	// Targets are told apart by identity where they are comparable (a
+	// *Remote, a *Layout); others count as distinct per job.
 	type key struct {
-		dst Target
+		dst int
 		d   v1.Hash
+	}
+	ids := map[Target]int{}
+	dstID := func(i int, t Target) int {
+		if !reflect.TypeOf(t).Comparable() {
+			return -1 - i
+		}
+		if id, ok := ids[t]; ok {
+			return id
+		}
+		ids[t] = len(ids)
+		return ids[t]
 	}
 	blobIdx := map[v1.Hash]*blobTask{}
 	seenBlob := map[key]bool{}
 	seenManifest := map[key]bool{}
 	for i, j := range jobs {
 		jp := JobPlan{Root: j.Root}
+		id := dstID(i, j.Dst)
 		if e.o.trustRoots || dry {
 			present, err := e.rootPresent(ctx, j)
 			if err != nil {
@@ -301,7 +316,7 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 					w.roots = append(w.roots, mt)
 					return nil
 				}
-				k := key{j.Dst, n.Descriptor.Digest}
+				k := key{id, n.Descriptor.Digest}
 				if !seenManifest[k] {
 					seenManifest[k] = true
 					w.children = append(w.children, mt)
@@ -310,7 +325,7 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 			}
 			d := n.Descriptor
 			jp.Bytes += d.Size
-			k := key{j.Dst, d.Digest}
+			k := key{id, d.Digest}
 			if seenBlob[k] {
 				return nil
 			}
