@@ -43,7 +43,7 @@ type Manifest struct {
 	HasGit     bool   `json:"git"`
 	// Platforms the bundle was exported for (empty: all).
 	Platforms []string `json:"platforms,omitempty"`
-	Files      []File `json:"files"`
+	Files     []File   `json:"files"`
 }
 
 var (
