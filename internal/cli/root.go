@@ -99,6 +99,9 @@ when everything it needs is on site.`,
 		newInstallCmd(e),
 		newDoctorCmd(e),
 		newEdgeCmd(e),
+		newBundleCmd(e),
+		newExportCmd(e),
+		newImportCmd(e),
 	} {
 		root.AddCommand(c)
 	}

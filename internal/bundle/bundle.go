@@ -1,0 +1,211 @@
+// Package bundle defines the ballast bundle format (DESIGN.md, "Bundle
+// format"): the OCI image index tagged with a git revision that lists every
+// image the revision needs, how to walk what it reaches for a platform
+// selection, and the one definition of a complete bundle. It is edge-safe: no
+// rendering, no network; callers supply the I/O behind small interfaces.
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ballast-dev/ballast/internal/imageref"
+)
+
+// Format constants of the bundle index.
+const (
+	// ArtifactType marks an OCI image index as a ballast bundle.
+	ArtifactType = "application/vnd.ballast.bundle.v1+json"
+	// AnnotationRevision holds the full 40-hex git commit SHA.
+	AnnotationRevision = "org.opencontainers.image.revision"
+	// AnnotationSource holds the git URL; omitted without an origin remote.
+	AnnotationSource = "org.opencontainers.image.source"
+	// AnnotationCreated holds the RFC 3339 creation time.
+	AnnotationCreated = "org.opencontainers.image.created"
+	// AnnotationImageRef holds the fully qualified original image reference
+	// of one entry of manifests[].
+	AnnotationImageRef = "io.ballast.image.ref"
+
+	// MaxManifestSize bounds every manifest and index read from outside;
+	// Distribution refuses manifests above 4 MiB as well.
+	MaxManifestSize = 4 << 20
+)
+
+var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// Image is one entry of a bundle: an image's manifest or index by its
+// original digest, and the reference it was found under.
+type Image struct {
+	Ref        imageref.Ref
+	Descriptor v1.Descriptor
+}
+
+// Bundle is a parsed, validated bundle index.
+type Bundle struct {
+	Revision string    // full 40-hex commit SHA
+	Source   string    // git URL, may be empty
+	Created  time.Time // when the bundle was built
+	Images   []Image   // in index order
+}
+
+// Build returns the canonical JSON of the bundle index for b and its
+// descriptor. Images are sorted by reference so the same inputs give the
+// same digest; an image's digest must be set.
+func Build(b Bundle) ([]byte, v1.Descriptor, error) {
+	if !shaRE.MatchString(b.Revision) {
+		return nil, v1.Descriptor{}, fmt.Errorf("bundle revision %q: want a full 40-hex lowercase commit SHA", b.Revision)
+	}
+	imgs := append([]Image(nil), b.Images...)
+	sort.SliceStable(imgs, func(i, j int) bool { return imgs[i].Ref.String() < imgs[j].Ref.String() })
+	idx := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		ArtifactType:  ArtifactType,
+		Manifests:     []v1.Descriptor{},
+		Annotations: map[string]string{
+			AnnotationRevision: b.Revision,
+			AnnotationCreated:  b.Created.UTC().Format(time.RFC3339),
+		},
+	}
+	if b.Source != "" {
+		idx.Annotations[AnnotationSource] = b.Source
+	}
+	seen := map[string]bool{}
+	for _, im := range imgs {
+		d := im.Descriptor
+		if err := checkImageDescriptor(d); err != nil {
+			return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", im.Ref, err)
+		}
+		if im.Ref.Digest != "" && im.Ref.Digest != d.Digest.String() {
+			return nil, v1.Descriptor{}, fmt.Errorf("image %s: reference digest differs from descriptor digest %s", im.Ref, d.Digest)
+		}
+		ref := im.Ref.String()
+		if seen[ref] {
+			return nil, v1.Descriptor{}, fmt.Errorf("image %s listed twice", ref)
+		}
+		seen[ref] = true
+		d.Annotations = map[string]string{AnnotationImageRef: ref}
+		d.Platform = nil
+		d.Data = nil
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		return nil, v1.Descriptor{}, fmt.Errorf("encode bundle index: %w", err)
+	}
+	h, n, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	return raw, v1.Descriptor{MediaType: types.OCIImageIndex, Size: n, Digest: h, ArtifactType: ArtifactType}, nil
+}
+
+// Parse validates raw as a bundle index read from outside (a registry, a
+// file) and returns it. Every error says what is wrong; bad input never
+// panics.
+func Parse(raw []byte) (*Bundle, error) {
+	if len(raw) > MaxManifestSize {
+		return nil, fmt.Errorf("bundle index: %d bytes exceeds the %d byte limit", len(raw), MaxManifestSize)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("bundle index: not a JSON image index: %w", err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("bundle index: schemaVersion %d, want 2", idx.SchemaVersion)
+	}
+	if idx.MediaType != types.OCIImageIndex {
+		return nil, fmt.Errorf("bundle index: mediaType %q, want %q", idx.MediaType, types.OCIImageIndex)
+	}
+	if idx.ArtifactType != ArtifactType {
+		return nil, fmt.Errorf("bundle index: artifactType %q, want %q (not a ballast bundle)", idx.ArtifactType, ArtifactType)
+	}
+	b := &Bundle{Revision: idx.Annotations[AnnotationRevision], Source: idx.Annotations[AnnotationSource]}
+	if !shaRE.MatchString(b.Revision) {
+		return nil, fmt.Errorf("bundle index: annotation %s %q is not a full 40-hex lowercase commit SHA", AnnotationRevision, b.Revision)
+	}
+	created, ok := idx.Annotations[AnnotationCreated]
+	if !ok {
+		return nil, fmt.Errorf("bundle index: annotation %s missing", AnnotationCreated)
+	}
+	t, err := time.Parse(time.RFC3339, created)
+	if err != nil {
+		return nil, fmt.Errorf("bundle index: annotation %s: %w", AnnotationCreated, err)
+	}
+	b.Created = t
+	seen := map[string]bool{}
+	for i, d := range idx.Manifests {
+		if err := checkImageDescriptor(d); err != nil {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: %w", i, err)
+		}
+		s, ok := d.Annotations[AnnotationImageRef]
+		if !ok {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: annotation %s missing", i, AnnotationImageRef)
+		}
+		ref, err := imageref.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: %w", i, err)
+		}
+		if ref.String() != s {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: image reference %q is not fully qualified (want %q)", i, s, ref.String())
+		}
+		if ref.Digest != "" && ref.Digest != d.Digest.String() {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: reference %s does not match descriptor digest %s", i, s, d.Digest)
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: image %s listed twice", i, s)
+		}
+		seen[s] = true
+		b.Images = append(b.Images, Image{Ref: ref, Descriptor: d})
+	}
+	return b, nil
+}
+
+// checkImageDescriptor validates the descriptor of an image manifest or
+// index as found in outside input.
+func checkImageDescriptor(d v1.Descriptor) error {
+	if !IsIndex(d.MediaType) && !IsManifest(d.MediaType) {
+		return fmt.Errorf("mediaType %q is not an image manifest or index", d.MediaType)
+	}
+	if err := CheckDigest(d.Digest); err != nil {
+		return err
+	}
+	if d.Size <= 0 || d.Size > MaxManifestSize {
+		return fmt.Errorf("size %d out of range (1..%d)", d.Size, MaxManifestSize)
+	}
+	return nil
+}
+
+// CheckDigest accepts only well-formed sha256 digests, the one algorithm
+// every registry supports.
+func CheckDigest(h v1.Hash) error {
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("digest %q: algorithm %q, want sha256", h.String(), h.Algorithm)
+	}
+	if len(h.Hex) != 64 || strings.Trim(h.Hex, "0123456789abcdef") != "" {
+		return fmt.Errorf("digest %q: want 64 lowercase hex digits", h.String())
+	}
+	return nil
+}
+
+// IsIndex reports whether mt is an image index (OCI or Docker manifest list).
+func IsIndex(mt types.MediaType) bool {
+	return mt == types.OCIImageIndex || mt == types.DockerManifestList
+}
+
+// IsManifest reports whether mt is an image manifest (OCI or Docker schema 2).
+func IsManifest(mt types.MediaType) bool {
+	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
+}
+
+// ErrNotFound is returned by Presence implementations for absent content.
+var ErrNotFound = errors.New("not found")

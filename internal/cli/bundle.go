@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+func newBundleCmd(e *env) *cobra.Command {
+	var (
+		o                                release.Options
+		paths, apps, extra, platformFlag []string
+		insecure                         bool
+		output                           string
+		concurrency                      int
+	)
+	c := &cobra.Command{
+		Use:   "bundle",
+		Short: "Build and push the image bundle of a git revision",
+		Long: `bundle finds every image a git revision needs (from ballast.yaml at the
+repository root, or from --path/--app/--extra-images), resolves each to its
+digest, copies the images into the bundles repository --to (and/or an OCI
+layout), and pushes the bundle index tagged with the full commit SHA last.
+Re-running for the same revision copies nothing. Credentials come from the
+docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
+			}
+			o.Platforms = splitComma(platformFlag)
+			if len(paths)+len(apps)+len(extra) > 0 {
+				cfg := &release.Config{ExtraImages: extra}
+				for _, p := range paths {
+					cfg.Apps = append(cfg.Apps, release.AppSpec{Path: p})
+				}
+				for _, a := range apps {
+					cfg.Apps = append(cfg.Apps, release.AppSpec{Application: a})
+				}
+				o.Config = cfg
+			}
+			o.Lister = plainYAMLImages
+			o.Log = e.log
+			o.RemoteOptions = append(o.RemoteOptions, transfer.WithInsecure(insecure))
+			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))
+			res, err := release.Run(cmd.Context(), o)
+			if errors.Is(err, release.ErrInput) {
+				return exitcode.Invalid(err)
+			}
+			if err != nil {
+				return exitcode.Fail(err)
+			}
+			if output == "json" {
+				return writeJSON(e.stdout, res)
+			}
+			return printBundle(e.stdout, res)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.RepoDir, "repo", ".", "git checkout to bundle")
+	f.StringVar(&o.Revision, "revision", "HEAD", "git revision (recorded as the full commit SHA)")
+	f.StringSliceVar(&paths, "path", nil, "directory of manifests to render (repeatable; instead of ballast.yaml)")
+	f.StringSliceVar(&apps, "app", nil, "Argo CD Application file to render (repeatable; instead of ballast.yaml)")
+	f.StringSliceVar(&extra, "extra-images", nil, "images to add (comma-separated or repeated)")
+	f.StringSliceVar(&platformFlag, "platform", nil, "keep only these platforms, e.g. linux/amd64,linux/arm64 (overrides ballast.yaml; default all; the registry must accept indexes with absent children)")
+	f.StringVar(&o.To, "to", "", "bundles repository REGISTRY/REPO to push to")
+	f.StringVar(&o.OCILayout, "oci-layout", "", "also write the bundle as an OCI image layout directory")
+	f.StringVar(&o.Output, "output", "", "also write the bundle as a tar file of an OCI image layout")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (images, digests, sizes, what is present) without copying")
+	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
+	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
+	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
+	return c
+}
+
+func splitComma(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// progressLogger logs copy progress as plain lines, at most every 2 s.
+func progressLogger(e *env) func(transfer.Event) {
+	var mu sync.Mutex
+	last := time.Now()
+	return func(ev transfer.Event) {
+		if ev.Kind == transfer.Retrying {
+			return // the engine logs retries itself
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Total == 0 || (time.Since(last) < 2*time.Second && ev.Done != ev.Total) {
+			return
+		}
+		last = time.Now()
+		e.log.Info("progress", "done", humanBytes(ev.Done), "total", humanBytes(ev.Total),
+			"percent", fmt.Sprintf("%.1f", 100*float64(ev.Done)/float64(ev.Total)))
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func printBundle(w io.Writer, r *release.Result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "revision: %s\n", r.Revision)
+	if r.Source != "" {
+		fmt.Fprintf(&b, "source:   %s\n", r.Source)
+	}
+	fmt.Fprintf(&b, "bundle:   %s\n", r.BundleDigest)
+	if r.Bundle != "" {
+		fmt.Fprintf(&b, "pushed:   %s\n", r.Bundle)
+	}
+	for _, p := range []string{r.OCILayout, r.Output} {
+		if p != "" {
+			fmt.Fprintf(&b, "written:  %s\n", p)
+		}
+	}
+	fmt.Fprintf(&b, "images:   %d\n", len(r.Images))
+	for _, im := range r.Images {
+		if r.DryRun {
+			state := fmt.Sprintf("%s, %s missing", humanBytes(im.Bytes), humanBytes(im.Missing))
+			if im.Present {
+				state = "present"
+			}
+			fmt.Fprintf(&b, "  %s@%s (%s)\n", im.Ref, im.Digest, state)
+		} else {
+			fmt.Fprintf(&b, "  %s@%s\n", im.Ref, im.Digest)
+		}
+	}
+	if r.DryRun && r.Plan != nil {
+		fmt.Fprintf(&b, "plan:     %d blobs, %s; missing %d blobs, %s (dry run, nothing copied)\n",
+			r.Plan.Blobs, humanBytes(r.Plan.Bytes), r.Plan.MissingBlobs, humanBytes(r.Plan.MissingBytes))
+	} else if r.Stats != nil {
+		fmt.Fprintf(&b, "bytes:    %s new, %s reused (%d blobs copied, %d present, %d mounted)\n",
+			humanBytes(r.BytesNew), humanBytes(r.BytesReused), r.Stats.BlobsCopied, r.Stats.BlobsSkipped, r.Stats.BlobsMounted)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
+	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+func gitRun(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fixture is a git repository whose apps use multi-arch images pushed to a
+// real registry.
+type fixture struct {
+	reg  *regserver.Server
+	repo string
+	sha  string
+	want map[string]v1.Hash // image ref (as bundled) -> digest
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	reg := regserver.Start(t, regserver.Options{})
+	f := &fixture{reg: reg, repo: t.TempDir(), want: map[string]v1.Hash{}}
+	push := func(repo, tag string, platforms []string) v1.Hash {
+		idx := testimage.Index(t, platforms, 2, 48<<10)
+		ref, _ := name.ParseReference(reg.Repo(repo)+":"+tag, name.Insecure)
+		if err := remote.WriteIndex(ref, idx); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := idx.Digest()
+		return h
+	}
+	web := push("src/web", "1.0", []string{"linux/amd64", "linux/arm64"})
+	db := push("src/db", "2", []string{"linux/amd64", "linux/arm64", "linux/arm/v7"})
+	tool := push("src/tool", "3", []string{"linux/amd64"})
+	f.want[reg.Repo("src/web")+":1.0"] = web
+	f.want[reg.Repo("src/db")+"@"+db.String()] = db
+	f.want[reg.Repo("src/tool")+":3"] = tool
+	writeFiles(t, f.repo, map[string]string{
+		"apps/web/deploy.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: init
+          image: ` + reg.Repo("src/db") + "@" + db.String() + `
+      containers:
+        - name: web
+          image: ` + reg.Repo("src/web") + `:1.0
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+data: {image: "not-a-container"}
+`,
+		"argocd/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  source: {path: apps/web}\n",
+		"ballast.yaml":    "apps:\n  - application: argocd/web.yaml\nextraImages:\n  - " + reg.Repo("src/tool") + ":3\n",
+	})
+	gitRun(t, f.repo, "init", "-q", "-b", "main")
+	gitRun(t, f.repo, "add", ".")
+	gitRun(t, f.repo, "commit", "-q", "-m", "apps")
+	gitRun(t, f.repo, "remote", "add", "origin", "https://user:secret@git.example.com/Fleet/Apps.git")
+	f.sha = gitRun(t, f.repo, "rev-parse", "HEAD")
+	return f
+}
+
+func runBundle(t *testing.T, args ...string) (*release.Result, string, int) {
+	t.Helper()
+	out, errOut, code := runCLI(t, append([]string{"bundle", "-o", "json"}, args...)...)
+	if code != 0 {
+		return nil, errOut, code
+	}
+	var r release.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bundle -o json: %v: %s", err, out)
+	}
+	return &r, errOut, code
+}
+
+func TestBundleToRegistry(t *testing.T) {
+	f := newFixture(t)
+	to := f.reg.Repo("fleet/apps-bundles")
+	r, errOut, code := runBundle(t, "--repo", f.repo, "--to", to)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if r.Revision != f.sha || r.Source != "https://git.example.com/Fleet/Apps.git" || len(r.Images) != 3 {
+		t.Fatalf("result %+v", r)
+	}
+	if r.Stats.BlobsCopied+r.Stats.BlobsMounted != 18 || r.Stats.ManifestsWritten != 10 {
+		t.Fatalf("nothing copied: %+v", r.Stats)
+	}
+	// Read the bundle back: every reference, digest and platform.
+	ctx := context.Background()
+	p := transfer.NewRegistryPresence(f.reg.Addr, transfer.WithKeychain(authn.NewMultiKeychain()))
+	rep, err := bundle.CheckComplete(ctx, p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete() {
+		t.Fatalf("bundle incomplete: %v", rep.Missing)
+	}
+	got := map[string]v1.Hash{}
+	for _, im := range rep.Bundle.Images {
+		got[im.Ref.String()] = im.Descriptor.Digest
+	}
+	for ref, d := range f.want {
+		if got[ref] != d {
+			t.Errorf("image %s: bundled %s, want %s (bundle has %v)", ref, got[ref], d, got)
+		}
+	}
+	if rep.Bundle.Source != r.Source || rep.Bundle.Revision != f.sha {
+		t.Fatalf("annotations: %+v", rep.Bundle)
+	}
+	// Every platform child is in the bundles repository.
+	src, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	for _, im := range rep.Bundle.Images {
+		raw, err := src.FetchManifest(ctx, im.Descriptor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+		for _, m := range ms {
+			if ok, _ := src.ManifestExists(ctx, m); !ok || m.Platform == nil || m.Platform.OS != "linux" {
+				t.Fatalf("child %s (%v) missing", m.Digest, m.Platform)
+			}
+		}
+	}
+
+	// Idempotent: a re-run copies and writes nothing.
+	r2, errOut, code := runBundle(t, "--repo", f.repo, "--to", to)
+	if code != 0 {
+		t.Fatalf("re-run exit %d: %s", code, errOut)
+	}
+	if r2.BundleDigest != r.BundleDigest || r2.Stats.BytesRead != 0 || r2.Stats.BlobsCopied != 0 || r2.Stats.ManifestsWritten != 0 {
+		t.Fatalf("re-run moved content: %+v", r2.Stats)
+	}
+
+	// Dry run against the registry: everything present.
+	r3, _, code := runBundle(t, "--repo", f.repo, "--to", to, "--dry-run")
+	if code != 0 || !r3.DryRun || r3.Plan == nil || r3.Plan.MissingBytes != 0 {
+		t.Fatalf("dry run: %d %+v", code, r3)
+	}
+}
+
+func TestBundleToLayoutAndTar(t *testing.T) {
+	f := newFixture(t)
+	out := filepath.Join(t.TempDir(), "bundle.tar")
+	lay := filepath.Join(t.TempDir(), "layout")
+	r, errOut, code := runBundle(t, "--repo", f.repo, "--oci-layout", lay, "--output", out, "--platform", "linux/arm64")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	ctx := context.Background()
+	a, err := transfer.OpenTar(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, l := range []*transfer.Layout{a.Layout(""), must(transfer.NewLayout(lay))} {
+		d, err := l.Resolve(ctx, f.sha)
+		if err != nil || d.Digest.String() != r.BundleDigest {
+			t.Fatalf("bundle tag: %v %v", d, err)
+		}
+		raw, _ := l.FetchManifest(ctx, d)
+		b, err := bundle.Parse(raw)
+		if err != nil || len(b.Images) != 3 {
+			t.Fatalf("bundle: %v", err)
+		}
+		// arm64 only: the amd64-only tool image has no selected child.
+		for _, im := range b.Images {
+			raw, err := l.FetchManifest(ctx, im.Descriptor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+			for _, m := range ms {
+				ok, _ := l.ManifestExists(ctx, m)
+				if ok != (m.Platform.Architecture == "arm64") {
+					t.Fatalf("%s %s present=%v", im.Ref, m.Platform, ok)
+				}
+			}
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestBundleBadInput(t *testing.T) {
+	f := newFixture(t)
+	to := f.reg.Repo("fleet/bad")
+	writeFiles(t, f.repo, map[string]string{"ballast.yaml": "apps:\n  - path: apps/web\n    typo: 1\n"})
+	gitRun(t, f.repo, "commit", "-qam", "bad config")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad ballast.yaml", []string{"--repo", f.repo, "--to", to}, `unknown field "typo"`},
+		{"no target", []string{"--repo", f.repo}, "nowhere to write"},
+		{"bad revision", []string{"--repo", f.repo, "--to", to, "--revision", "nope"}, "revision"},
+		{"bad image flag", []string{"--repo", f.repo, "--to", to, "--extra-images", "Bad Image"}, "extraImages"},
+		{"bad platform", []string{"--repo", f.repo, "--to", to, "--path", "apps/web", "--platform", "linux"}, "platform"},
+		{"traversal path", []string{"--repo", f.repo, "--to", to, "--path", "../x"}, "leaves the repository"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCLI(t, append([]string{"bundle"}, tc.args...)...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want 2 and %q", code, errOut, tc.want)
+			}
+		})
+	}
+	// Nothing was pushed.
+	r, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	sha := gitRun(t, f.repo, "rev-parse", "HEAD")
+	if _, err := r.Resolve(context.Background(), sha); err == nil {
+		t.Fatal("a bundle was pushed despite bad input")
+	}
+	// A missing image is an operation failure (exit 1), and no index.
+	_, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to, "--extra-images", f.reg.Repo("src/nothing")+":1")
+	if code != 1 || !strings.Contains(errOut, "src/nothing") {
+		t.Fatalf("missing image: exit %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,357 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// ImageLister returns the images one app needs, rendered from the checkout
+// of the revision in dir. The renderer lives outside this package.
+type ImageLister func(ctx context.Context, dir string, spec AppSpec) ([]imageref.Ref, error)
+
+// Options for Run.
+type Options struct {
+	RepoDir  string
+	Revision string // any revision git understands; recorded as the full SHA
+	// Config overrides ballast.yaml of the revision when set (from flags).
+	Config *Config
+	Lister ImageLister
+	// Platforms overrides the config's platforms when not empty.
+	Platforms []string
+
+	To        string // bundles repository "registry/repo"; "" for none
+	OCILayout string // directory; "" for none
+	Output    string // tar file; "" for none
+	DryRun    bool
+
+	RemoteOptions []transfer.RemoteOption // credentials, --insecure, transport
+	EngineOptions []transfer.Option       // concurrency, progress, staging
+	Log           *slog.Logger
+	Now           func() time.Time // overrides the commit time as the created time
+}
+
+// ImageResult is one image of the bundle.
+type ImageResult struct {
+	Ref       string `json:"ref"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"mediaType"`
+	Bytes     int64  `json:"bytes,omitempty"`   // blob bytes (plan only)
+	Missing   int64  `json:"missing,omitempty"` // blob bytes the target lacks (plan only)
+	Present   bool   `json:"present,omitempty"` // already complete in the target (plan only)
+}
+
+// Result is the summary of a bundle run.
+type Result struct {
+	Revision     string          `json:"revision"`
+	Source       string          `json:"source,omitempty"`
+	BundleDigest string          `json:"bundleDigest"`
+	Bundle       string          `json:"bundle,omitempty"` // To:revision
+	OCILayout    string          `json:"ociLayout,omitempty"`
+	Output       string          `json:"output,omitempty"`
+	DryRun       bool            `json:"dryRun,omitempty"`
+	Images       []ImageResult   `json:"images"`
+	BytesNew     int64           `json:"bytesNew"`
+	BytesReused  int64           `json:"bytesReused"`
+	Stats        *transfer.Stats `json:"stats,omitempty"`
+	Plan         *PlanSummary    `json:"plan,omitempty"`
+}
+
+// PlanSummary is what a dry run found.
+type PlanSummary struct {
+	Blobs        int   `json:"blobs"`
+	Bytes        int64 `json:"bytes"`
+	MissingBlobs int   `json:"missingBlobs"`
+	MissingBytes int64 `json:"missingBytes"`
+}
+
+// ErrInput marks errors in what the user gave (exit code 2).
+var ErrInput = errors.New("bad input")
+
+func inputErr(err error) error { return fmt.Errorf("%w: %w", ErrInput, err) }
+
+// Run builds the bundle of a revision and writes it to the requested ends.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.To == "" && o.OCILayout == "" && o.Output == "" && !o.DryRun {
+		return nil, inputErr(errors.New("nowhere to write the bundle: give --to, --oci-layout or --output (or --dry-run)"))
+	}
+	sha, err := ResolveRevision(ctx, o.RepoDir, o.Revision)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	res := &Result{Revision: sha, Source: SourceURL(ctx, o.RepoDir), DryRun: o.DryRun}
+	// The commit time, not the wall clock, so that re-running for the same
+	// revision builds the same index (same digest) and writes nothing.
+	created, err := CommitTime(ctx, o.RepoDir, sha)
+	if err != nil {
+		return nil, err
+	}
+	if o.Now != nil {
+		created = o.Now()
+	}
+	dir, err := Checkout(ctx, o.RepoDir, sha)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := o.Config
+	if cfg == nil {
+		raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, inputErr(fmt.Errorf("no %s at revision %s and no --path/--app/--extra-images given", ConfigFile, sha[:12]))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err = ParseConfig(raw); err != nil {
+			return nil, inputErr(err)
+		}
+	} else if err := cfg.Validate(); err != nil {
+		return nil, inputErr(err)
+	}
+	if len(o.Platforms) > 0 {
+		c := *cfg
+		c.Platforms = o.Platforms
+		if err := c.Validate(); err != nil {
+			return nil, inputErr(err)
+		}
+		cfg = &c
+	}
+	platforms, _ := bundle.ParsePlatforms(strings.Join(cfg.Platforms, ","))
+
+	refs, err := listImages(ctx, o, dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	o.Log.Info("images found", "revision", sha, "count", len(refs))
+
+	// Resolve every image to a digest at its source registry.
+	images := make([]bundle.Image, 0, len(refs))
+	srcs := make([]transfer.Source, 0, len(refs))
+	for _, r := range refs {
+		src, err := transfer.NewRemote(sourceRepo(r), o.RemoteOptions...)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("image %s: %w", r, err))
+		}
+		ref := r.Tag
+		if r.Digest != "" {
+			ref = r.Digest
+		}
+		d, err := src.Resolve(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", r, err)
+		}
+		if !bundle.IsIndex(d.MediaType) && !bundle.IsManifest(d.MediaType) {
+			return nil, fmt.Errorf("image %s: media type %q is not an image manifest or index", r, d.MediaType)
+		}
+		images = append(images, bundle.Image{Ref: r, Descriptor: d})
+		srcs = append(srcs, src)
+	}
+	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
+	if err != nil {
+		return nil, err
+	}
+	res.BundleDigest = idxDesc.Digest.String()
+	for _, im := range images {
+		res.Images = append(res.Images, ImageResult{Ref: im.Ref.String(), Digest: im.Descriptor.Digest.String(), MediaType: string(im.Descriptor.MediaType)})
+	}
+	sort.Slice(res.Images, func(i, j int) bool { return res.Images[i].Ref < res.Images[j].Ref })
+
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, o.EngineOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	type end struct {
+		dst    transfer.Target
+		finish func() error
+		name   string
+	}
+	var ends []end
+	if o.To != "" {
+		dst, err := transfer.NewRemote(o.To, o.RemoteOptions...)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("--to: %w", err))
+		}
+		ends = append(ends, end{dst: dst, name: o.To})
+		res.Bundle = o.To + ":" + sha
+	}
+	if o.OCILayout != "" {
+		lay, err := transfer.NewLayout(o.OCILayout)
+		if err != nil {
+			return nil, err
+		}
+		ends = append(ends, end{dst: lay, name: o.OCILayout})
+		res.OCILayout = o.OCILayout
+	}
+	if o.Output != "" {
+		tmp, err := os.MkdirTemp(filepath.Dir(o.Output), ".ballast-layout-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		lay, err := transfer.NewLayout(tmp)
+		if err != nil {
+			return nil, err
+		}
+		out := o.Output
+		ends = append(ends, end{dst: lay, name: out, finish: func() error { return WriteLayoutTar(tmp, out) }})
+		res.Output = out
+	}
+
+	jobsFor := func(dst transfer.Target) []transfer.Job {
+		jobs := make([]transfer.Job, len(images))
+		for i, im := range images {
+			jobs[i] = transfer.Job{Src: srcs[i], Dst: dst, Root: im.Descriptor, Platforms: platforms}
+		}
+		return jobs
+	}
+	index := transfer.Job{Src: rawSource{raw: raw, d: idxDesc}, Root: idxDesc, Tags: []string{sha}, RootOnly: true}
+
+	if o.DryRun {
+		var plans []*transfer.Plan
+		for _, e := range ends {
+			p, err := eng.Plan(ctx, jobsFor(e.dst)...)
+			if err != nil {
+				return nil, err
+			}
+			plans = append(plans, p)
+		}
+		if len(ends) == 0 {
+			// No target: plan against an empty layout to size the images.
+			tmp, err := os.MkdirTemp("", "ballast-plan-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(tmp)
+			lay, err := transfer.NewLayout(tmp)
+			if err != nil {
+				return nil, err
+			}
+			p, err := eng.Plan(ctx, jobsFor(lay)...)
+			if err != nil {
+				return nil, err
+			}
+			plans = append(plans, p)
+		}
+		p := plans[0]
+		res.Plan = &PlanSummary{Blobs: p.Blobs, Bytes: p.Bytes, MissingBlobs: p.MissingBlobs, MissingBytes: p.MissingBytes}
+		byDigest := map[string]transfer.JobPlan{}
+		for _, jp := range p.Jobs {
+			byDigest[jp.Root.Digest.String()] = jp
+		}
+		for i := range res.Images {
+			jp := byDigest[res.Images[i].Digest]
+			res.Images[i].Bytes, res.Images[i].Missing, res.Images[i].Present = jp.Bytes, jp.Missing, jp.Present
+		}
+		return res, nil
+	}
+
+	var total transfer.Stats
+	for _, e := range ends {
+		o.Log.Info("copying images", "to", e.name, "images", len(images))
+		st, err := eng.Copy(ctx, jobsFor(e.dst)...)
+		addStats(&total, st)
+		if err != nil {
+			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
+		}
+		// The bundle index last: the commit point.
+		ix := index
+		ix.Dst = e.dst
+		st, err = eng.Copy(ctx, ix)
+		addStats(&total, st)
+		if err != nil {
+			return nil, fmt.Errorf("write bundle index to %s: %w", e.name, err)
+		}
+		if e.finish != nil {
+			if err := e.finish(); err != nil {
+				return nil, fmt.Errorf("write %s: %w", e.name, err)
+			}
+		}
+	}
+	res.Stats = &total
+	res.BytesNew, res.BytesReused = total.BytesWritten, total.BytesSkipped
+	return res, nil
+}
+
+func addStats(t *transfer.Stats, s transfer.Stats) {
+	t.BytesRead += s.BytesRead
+	t.BytesWritten += s.BytesWritten
+	t.BytesSkipped += s.BytesSkipped
+	t.BlobsCopied += s.BlobsCopied
+	t.BlobsSkipped += s.BlobsSkipped
+	t.BlobsMounted += s.BlobsMounted
+	t.ManifestsWritten += s.ManifestsWritten
+	t.ManifestsSkipped += s.ManifestsSkipped
+	t.Retries += s.Retries
+}
+
+// sourceRepo is the repository to pull an image from.
+func sourceRepo(r imageref.Ref) string { return r.Name() }
+
+func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imageref.Ref, error) {
+	seen := map[string]bool{}
+	var out []imageref.Ref
+	add := func(r imageref.Ref) {
+		if !seen[r.String()] {
+			seen[r.String()] = true
+			out = append(out, r)
+		}
+	}
+	for _, app := range cfg.Apps {
+		if o.Lister == nil {
+			return nil, errors.New("no image lister configured")
+		}
+		refs, err := o.Lister(ctx, dir, app)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", app, err)
+		}
+		for _, r := range refs {
+			add(r)
+		}
+	}
+	for _, s := range cfg.ExtraImages {
+		r, err := imageref.Parse(s)
+		if err != nil {
+			return nil, inputErr(err)
+		}
+		add(r)
+	}
+	if len(out) == 0 {
+		return nil, inputErr(errors.New("no images found"))
+	}
+	return out, nil
+}
+
+// rawSource serves one in-memory manifest (the bundle index).
+type rawSource struct {
+	raw []byte
+	d   v1.Descriptor
+}
+
+func (s rawSource) Resolve(context.Context, string) (v1.Descriptor, error) { return s.d, nil }
+func (s rawSource) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
+	if d.Digest != s.d.Digest {
+		return nil, fmt.Errorf("manifest %s: %w", d.Digest, transfer.ErrNotFound)
+	}
+	return s.raw, nil
+}
+func (s rawSource) OpenBlob(_ context.Context, d v1.Descriptor, _ int64) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("blob %s: %w", d.Digest, transfer.ErrNotFound)
+}

@@ -1,0 +1,800 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+)
+
+// Job is one root (a manifest or index, e.g. an image or a bundle index) to
+// copy from Src to Dst with everything it reaches for Platforms.
+type Job struct {
+	Src  Source
+	Dst  Target
+	Root v1.Descriptor
+	// Tags are set on Root in Dst after everything below it is written.
+	Tags []string
+	// Platforms selects the children of indexes; empty keeps all.
+	Platforms bundle.Platforms
+	// RootOnly copies only the root manifest; the caller has placed what
+	// it references (e.g. a bundle index whose images live elsewhere).
+	RootOnly bool
+}
+
+// Stats counts what a Copy did.
+type Stats struct {
+	BytesRead        int64 `json:"bytesRead"`        // blob bytes read from sources (the link)
+	BytesWritten     int64 `json:"bytesWritten"`     // blob bytes written to targets
+	BytesSkipped     int64 `json:"bytesSkipped"`     // blob bytes already present or mounted
+	BlobsCopied      int   `json:"blobsCopied"`      // blobs whose bytes were written
+	BlobsSkipped     int   `json:"blobsSkipped"`     // blobs already present
+	BlobsMounted     int   `json:"blobsMounted"`     // blobs linked by cross-repository mount
+	ManifestsWritten int   `json:"manifestsWritten"` // manifests and indexes written (incl. tags)
+	ManifestsSkipped int   `json:"manifestsSkipped"` // manifests already present
+	Retries          int   `json:"retries"`
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	BlobProgress EventKind = iota // bytes of a blob arrived
+	BlobDone                      // a blob was written
+	BlobSkipped                   // a blob was present or mounted
+	ManifestDone                  // a manifest was written or present
+	Retrying                      // an attempt failed and will be retried
+)
+
+func (k EventKind) String() string {
+	return [...]string{"blob-progress", "blob-done", "blob-skipped", "manifest-done", "retrying"}[k]
+}
+
+// Event is a progress report. Done/Total count blob bytes of the whole Copy,
+// skipped blobs included, so Done reaches Total on success.
+type Event struct {
+	Kind   EventKind
+	Digest v1.Hash
+	Size   int64 // of this blob
+	Offset int64 // bytes of this blob received
+	Done   int64 // all blobs
+	Total  int64
+	Err    error // for Retrying
+}
+
+// Engine copies content. It is safe for concurrent use; each Copy has its
+// own stats.
+type Engine struct {
+	o options
+
+	// placed remembers where this engine wrote or found each blob, so a
+	// later Copy to another repository of the same registry mounts it.
+	mu     sync.Mutex
+	placed map[v1.Hash][]Location
+}
+
+type options struct {
+	concurrency int
+	limiter     *rate.Limiter
+	progress    func(Event)
+	staging     string
+	retry       retryPolicy
+	log         *slog.Logger
+	trustRoots  bool
+}
+
+// Option configures an Engine.
+type Option func(*options) error
+
+// WithConcurrency bounds how many blobs move at once. The default value is 4.
+func WithConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency %d: want at least 1", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithBandwidth caps the bytes per second read from sources, over all
+// blobs. The default value, 0, is unlimited.
+func WithBandwidth(bytesPerSecond int64) Option {
+	return func(o *options) error {
+		if bytesPerSecond < 0 {
+			return fmt.Errorf("bandwidth %d: negative", bytesPerSecond)
+		}
+		if bytesPerSecond > 0 {
+			burst := int(min(bytesPerSecond, 256<<10))
+			o.limiter = rate.NewLimiter(rate.Limit(bytesPerSecond), burst)
+		}
+		return nil
+	}
+}
+
+// WithProgress receives progress events. It is called from the copying
+// goroutines and must not block. The default is none.
+func WithProgress(f func(Event)) Option {
+	return func(o *options) error { o.progress = f; return nil }
+}
+
+// WithStagingDir keeps partial blobs in dir so an interrupted download
+// resumes where it stopped, across retries and restarts. Without it (the
+// default) a retry starts the blob again from byte 0.
+func WithStagingDir(dir string) Option {
+	return func(o *options) error { o.staging = dir; return nil }
+}
+
+// WithRetry sets the retry budget: attempts without progress before giving
+// up (default 6), and the backoff range (default 250ms to 15s).
+func WithRetry(attempts int, base, max time.Duration) Option {
+	return func(o *options) error {
+		if attempts < 1 || base <= 0 || max < base {
+			return fmt.Errorf("retry: attempts %d, backoff %v..%v: invalid", attempts, base, max)
+		}
+		o.retry = retryPolicy{Attempts: attempts, Base: base, Max: max}
+		return nil
+	}
+}
+
+// WithLogger logs retries and skips at debug/warn level. The default
+// discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.log = l; return nil }
+}
+
+// WithTrustExistingRoots skips a job whose root (and tags) are already in
+// the target, without walking it: roots are written last, so a present root
+// means everything below it was written. The default value is true; false
+// walks and checks every child.
+func WithTrustExistingRoots(b bool) Option {
+	return func(o *options) error { o.trustRoots = b; return nil }
+}
+
+// New returns an Engine.
+func New(opts ...Option) (*Engine, error) {
+	o := options{
+		concurrency: 4,
+		retry:       retryPolicy{Attempts: 6, Base: 250 * time.Millisecond, Max: 15 * time.Second},
+		log:         slog.New(slog.DiscardHandler),
+		trustRoots:  true,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
+}
+
+// Plan is what a Copy would do, found by walking the sources and asking the
+// targets (a dry run).
+type Plan struct {
+	Jobs         []JobPlan
+	Blobs        int   // distinct (target, blob) pairs
+	Bytes        int64 // their bytes
+	MissingBlobs int
+	MissingBytes int64
+}
+
+// JobPlan is the plan of one job.
+type JobPlan struct {
+	Root      v1.Descriptor
+	Present   bool  // root and tags already in the target
+	Manifests int   // manifests and indexes reached, root included
+	Bytes     int64 // blob bytes reached
+	Missing   int64 // blob bytes the target lacks
+}
+
+// blobTask is one blob and the targets that need it.
+type blobTask struct {
+	d    v1.Descriptor
+	src  Source
+	dsts []Target
+}
+
+type manifestTask struct {
+	d    v1.Descriptor
+	raw  []byte
+	dst  Target
+	tags []string
+}
+
+type walked struct {
+	plan      Plan
+	blobs     []*blobTask
+	children  []manifestTask // written after blobs, in order
+	roots     []manifestTask // written last, in job order
+	skipRoots []bool
+}
+
+// Plan walks jobs and checks what their targets already hold.
+func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
+	w, err := e.walk(ctx, jobs, true)
+	if err != nil {
+		return nil, err
+	}
+	return &w.plan, nil
+}
+
+// Copy copies every job. Blobs move first (in parallel, skipping present
+// ones), then child manifests (children before parents), then each job's
+// root and its tags, in job order. To make one root the commit point of
+// others, copy it in a later Copy call. On error nothing is rolled back:
+// what was written is valid content, and a re-run continues.
+func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
+	var st statsCounter
+	w, err := e.walk(ctx, jobs, false)
+	if err != nil {
+		return st.get(), err
+	}
+	for _, s := range w.skipRoots {
+		if s {
+			st.add(func(s *Stats) { s.ManifestsSkipped++ })
+		}
+	}
+	st.total = w.plan.Bytes
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.o.concurrency)
+	for _, bt := range w.blobs {
+		g.Go(func() error { return e.copyBlobTask(gctx, bt, &st) })
+	}
+	if err := g.Wait(); err != nil {
+		return st.get(), err
+	}
+	for _, m := range w.children {
+		if err := e.writeManifest(ctx, m, &st); err != nil {
+			return st.get(), err
+		}
+	}
+	for _, m := range w.roots {
+		if err := e.writeManifest(ctx, m, &st); err != nil {
+			return st.get(), err
+		}
+	}
+	return st.get(), nil
+}
+
+// walk fetches every manifest of every job (verified) and asks targets what
+// they hold. With dry, blob presence is recorded in the plan only.
+func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error) {
+	w := &walked{skipRoots: make([]bool, len(jobs))}
+	// Targets are told apart by identity where they are comparable (a
+	// *Remote, a *Layout); others count as distinct per job.
+	type key struct {
+		dst int
+		d   v1.Hash
+	}
+	ids := map[Target]int{}
+	dstID := func(i int, t Target) int {
+		if !reflect.TypeOf(t).Comparable() {
+			return -1 - i
+		}
+		if id, ok := ids[t]; ok {
+			return id
+		}
+		ids[t] = len(ids)
+		return ids[t]
+	}
+	blobIdx := map[v1.Hash]*blobTask{}
+	seenBlob := map[key]bool{}
+	seenManifest := map[key]bool{}
+	for i, j := range jobs {
+		jp := JobPlan{Root: j.Root}
+		id := dstID(i, j.Dst)
+		if e.o.trustRoots || dry {
+			present, err := e.rootPresent(ctx, j)
+			if err != nil {
+				return nil, err
+			}
+			jp.Present = present
+			if present && e.o.trustRoots {
+				w.skipRoots[i] = true
+				w.plan.Jobs = append(w.plan.Jobs, jp)
+				continue
+			}
+		}
+		visit := func(n bundle.Node) error {
+			if n.Raw != nil {
+				jp.Manifests++
+				mt := manifestTask{d: n.Descriptor, raw: n.Raw, dst: j.Dst}
+				if n.Parent == nil {
+					mt.tags = j.Tags
+					w.roots = append(w.roots, mt)
+					return nil
+				}
+				k := key{id, n.Descriptor.Digest}
+				if !seenManifest[k] {
+					seenManifest[k] = true
+					w.children = append(w.children, mt)
+				}
+				return nil
+			}
+			d := n.Descriptor
+			jp.Bytes += d.Size
+			k := key{id, d.Digest}
+			if seenBlob[k] {
+				return nil
+			}
+			seenBlob[k] = true
+			w.plan.Blobs++
+			w.plan.Bytes += d.Size
+			if dry {
+				var ok bool
+				err := e.retryDo(ctx, "check blob "+d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+					var err error
+					ok, err = j.Dst.BlobExists(ctx, d)
+					return false, err
+				})
+				if err != nil {
+					return err
+				}
+				if !ok {
+					jp.Missing += d.Size
+					w.plan.MissingBlobs++
+					w.plan.MissingBytes += d.Size
+				}
+				return nil
+			}
+			bt := blobIdx[d.Digest]
+			if bt == nil {
+				bt = &blobTask{d: d, src: j.Src}
+				blobIdx[d.Digest] = bt
+				w.blobs = append(w.blobs, bt)
+			}
+			bt.dsts = append(bt.dsts, j.Dst)
+			return nil
+		}
+		var err error
+		if j.RootOnly {
+			var raw []byte
+			raw, err = e.fetchManifest(ctx, j.Src, j.Root)
+			if err == nil {
+				err = visit(bundle.Node{Descriptor: j.Root, Raw: raw})
+			}
+		} else {
+			err = bundle.Walk(ctx, retryFetcher{e, j.Src}, j.Root, j.Platforms, visit)
+		}
+		if err != nil {
+			return nil, err
+		}
+		w.plan.Jobs = append(w.plan.Jobs, jp)
+	}
+	return w, nil
+}
+
+// rootPresent reports whether the job's root and all its tags are in Dst.
+func (e *Engine) rootPresent(ctx context.Context, j Job) (bool, error) {
+	var present bool
+	err := e.retryDo(ctx, "check "+j.Root.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		ok, err := j.Dst.ManifestExists(ctx, j.Root)
+		if err != nil || !ok {
+			present = false
+			return false, err
+		}
+		for _, t := range j.Tags {
+			d, err := j.Dst.ResolveTag(ctx, t)
+			if errors.Is(err, ErrNotFound) || (err == nil && d.Digest != j.Root.Digest) {
+				present = false
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		present = true
+		return false, nil
+	})
+	return present, err
+}
+
+type retryFetcher struct {
+	e   *Engine
+	src Source
+}
+
+func (f retryFetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	return f.e.fetchManifest(ctx, f.src, d)
+}
+
+func (e *Engine) fetchManifest(ctx context.Context, src Source, d v1.Descriptor) ([]byte, error) {
+	var raw []byte
+	mismatches := 0
+	err := e.retryDo(ctx, "fetch manifest "+d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		var err error
+		raw, err = src.FetchManifest(ctx, d)
+		if err != nil {
+			return false, err
+		}
+		if err := bundle.VerifyBytes(raw, d); err != nil {
+			mismatches++
+			err = fmt.Errorf("%w: %w", ErrDigestMismatch, err)
+			if mismatches >= 2 {
+				return false, Permanent(err)
+			}
+			return false, err
+		}
+		return false, nil
+	})
+	return raw, err
+}
+
+func (e *Engine) writeManifest(ctx context.Context, m manifestTask, st *statsCounter) error {
+	if len(m.tags) == 0 {
+		var ok bool
+		err := e.retryDo(ctx, "check manifest "+m.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+			var err error
+			ok, err = m.dst.ManifestExists(ctx, m.d)
+			return false, err
+		})
+		if err != nil {
+			return err
+		}
+		if ok {
+			st.add(func(s *Stats) { s.ManifestsSkipped++ })
+			e.emit(Event{Kind: ManifestDone, Digest: m.d.Digest, Size: m.d.Size})
+			return nil
+		}
+		m.tags = []string{""}
+	}
+	for _, tag := range m.tags {
+		err := e.retryDo(ctx, "write manifest "+m.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+			return false, m.dst.WriteManifest(ctx, m.d, m.raw, tag)
+		})
+		if err != nil {
+			return err
+		}
+		st.add(func(s *Stats) { s.ManifestsWritten++ })
+	}
+	e.emit(Event{Kind: ManifestDone, Digest: m.d.Digest, Size: m.d.Size})
+	return nil
+}
+
+// copyBlobTask brings one blob to every target that needs it: skip where
+// present, mount where possible, else stream it once from the source
+// (staged, so further targets read it from disk).
+func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var stg *stage
+	defer func() {
+		if stg != nil {
+			stg.close()
+		}
+	}()
+	for _, dst := range bt.dsts {
+		var present bool
+		err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+			var err error
+			present, err = dst.BlobExists(ctx, bt.d)
+			return false, err
+		})
+		if err != nil {
+			return err
+		}
+		if present {
+			e.place(bt.d.Digest, dst)
+			st.skip(bt.d.Size, false)
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			continue
+		}
+		if ok, err := e.tryMount(ctx, bt, dst); err != nil {
+			return err
+		} else if ok {
+			e.place(bt.d.Digest, dst)
+			st.skip(bt.d.Size, true)
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			continue
+		}
+		if stg == nil {
+			stg, err = openStage(e.o.staging, bt.d)
+			if err != nil {
+				return err
+			}
+		}
+		if err := e.transferBlob(ctx, bt, dst, stg, st); err != nil {
+			return err
+		}
+		e.place(bt.d.Digest, dst)
+	}
+	if stg != nil {
+		stg.remove()
+		stg = nil
+	}
+	return nil
+}
+
+// place records that dst holds blob h.
+func (e *Engine) place(h v1.Hash, dst Target) {
+	l, ok := dst.(Located)
+	if !ok {
+		return
+	}
+	loc := l.Location()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.placed[h] {
+		if p == loc {
+			return
+		}
+	}
+	if len(e.placed[h]) < 8 {
+		e.placed[h] = append(e.placed[h], loc)
+	}
+}
+
+func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target) (bool, error) {
+	m, ok := dst.(Mounter)
+	if !ok {
+		return false, nil
+	}
+	here := m.Location()
+	var from []string
+	if l, ok := bt.src.(Located); ok {
+		if sl := l.Location(); sl.Registry == here.Registry && sl.Repository != here.Repository {
+			from = append(from, sl.Repository)
+		}
+	}
+	e.mu.Lock()
+	written := append([]Location(nil), e.placed[bt.d.Digest]...)
+	e.mu.Unlock()
+	for _, l := range written {
+		if l.Registry == here.Registry && l.Repository != here.Repository {
+			from = append(from, l.Repository)
+		}
+	}
+	for _, repo := range from {
+		var mounted bool
+		err := e.retryDo(ctx, "mount blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+			var err error
+			mounted, err = m.MountBlob(ctx, bt.d, repo)
+			return false, err
+		})
+		if err != nil {
+			// A refused mount is not a failure: copy the bytes instead.
+			e.o.log.Debug("mount failed", "digest", bt.d.Digest.String(), "from", repo, "err", err)
+			continue
+		}
+		if mounted {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// transferBlob streams the blob to dst, resuming the source at the staged
+// offset on every attempt. Bytes already staged are re-sent to dst from disk,
+// never fetched again over the link.
+func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg *stage, st *statsCounter) error {
+	mismatches := 0
+	return e.retryDo(ctx, "copy blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+		start := stg.off
+		err := e.attemptBlob(ctx, bt, dst, stg, st)
+		progress := stg.off > start
+		if err == nil {
+			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
+			st.addDone(bt.d.Size)
+			e.emit(Event{Kind: BlobDone, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			return progress, nil
+		}
+		if !errors.Is(err, ErrDigestMismatch) && isDigestRefused(err) {
+			// The target hashed what we sent and disagreed: the staged
+			// bytes are suspect. Start over once.
+			stg.reset()
+			err = fmt.Errorf("%w: %w", ErrDigestMismatch, err)
+		}
+		if errors.Is(err, ErrDigestMismatch) {
+			mismatches++
+			if mismatches >= 2 {
+				return false, Permanent(fmt.Errorf("blob %s: digest mismatch twice, giving up: %w", bt.d.Digest, err))
+			}
+			return true, err
+		}
+		if cerr := stg.checkpoint(); cerr != nil {
+			return progress, Permanent(cerr)
+		}
+		return progress, err
+	})
+}
+
+func isDigestRefused(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Status == 400 && strings.Contains(he.Body, "DIGEST_INVALID")
+}
+
+func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg *stage, st *statsCounter) error {
+	var parts []io.Reader
+	var up *upstreamReader
+	if p := stg.prefix(); p != nil {
+		parts = append(parts, p)
+	}
+	if !stg.complete && bt.d.Size == 0 {
+		if err := stg.finish(); err != nil {
+			return Permanent(err)
+		}
+	}
+	if !stg.complete {
+		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
+		if errors.Is(err, ErrNoRange) {
+			stg.reset()
+			parts = nil
+			body, err = bt.src.OpenBlob(ctx, bt.d, 0)
+		}
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		up = &upstreamReader{ctx: ctx, e: e, r: body, stg: stg, st: st, d: bt.d}
+		parts = append(parts, up)
+	}
+	vr := &sizeReader{r: io.MultiReader(parts...), left: bt.d.Size}
+	if err := dst.WriteBlob(ctx, bt.d, vr); err != nil {
+		// Report the source's failure (a cut link, a bad digest) rather
+		// than the target's view of an aborted upload.
+		if up != nil && up.err != nil {
+			return up.err
+		}
+		return err
+	}
+	if vr.left != 0 {
+		return fmt.Errorf("blob %s: target stopped reading with %d bytes left", bt.d.Digest, vr.left)
+	}
+	return nil
+}
+
+// upstreamReader reads the rest of a blob from its source: rate-limited,
+// counted, appended to the stage and hashed; at the declared size it checks
+// the digest and only then returns io.EOF. It never reads past the size.
+type upstreamReader struct {
+	ctx context.Context
+	e   *Engine
+	r   io.Reader
+	stg *stage
+	st  *statsCounter
+	d   v1.Descriptor
+	ev  int64
+	err error // the first error returned
+}
+
+func (u *upstreamReader) Read(p []byte) (int, error) {
+	n, err := u.read(p)
+	if err != nil && err != io.EOF && u.err == nil {
+		u.err = err
+	}
+	return n, err
+}
+
+func (u *upstreamReader) read(p []byte) (int, error) {
+	left := u.d.Size - u.stg.off
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	if l := u.e.o.limiter; l != nil {
+		if len(p) > l.Burst() {
+			p = p[:l.Burst()]
+		}
+		if err := l.WaitN(u.ctx, len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := u.r.Read(p)
+	if n > 0 {
+		if werr := u.stg.write(p[:n]); werr != nil {
+			return 0, werr
+		}
+		u.st.add(func(s *Stats) { s.BytesRead += int64(n) })
+		u.ev += int64(n)
+		if u.ev >= 1<<20 {
+			u.ev = 0
+			u.e.emit(Event{Kind: BlobProgress, Digest: u.d.Digest, Size: u.d.Size, Offset: u.stg.off, Done: u.st.doneBytes(), Total: u.st.total})
+		}
+		if u.stg.off == u.d.Size {
+			// The last byte arrived: the digest decides before the
+			// target may see the end of the stream.
+			if ferr := u.stg.finish(); ferr != nil {
+				return n, ferr
+			}
+			return n, nil
+		}
+	}
+	if err == io.EOF {
+		return n, fmt.Errorf("blob %s: source ended at byte %d of %d: %w", u.d.Digest, u.stg.off, u.d.Size, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// sizeReader hands a target exactly the declared bytes.
+type sizeReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (s *sizeReader) Read(p []byte) (int, error) {
+	if s.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	if err == io.EOF && s.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (e *Engine) retryDo(ctx context.Context, what string, st *statsCounter, f func(context.Context) (bool, error)) error {
+	err := e.o.retry.do(ctx, func(err error, wait time.Duration) {
+		if st != nil {
+			st.add(func(s *Stats) { s.Retries++ })
+		}
+		e.o.log.Warn("retrying", "op", what, "in", wait.Round(time.Millisecond).String(), "err", err)
+		e.emit(Event{Kind: Retrying, Err: err})
+	}, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func (e *Engine) emit(ev Event) {
+	if e.o.progress != nil {
+		e.o.progress(ev)
+	}
+}
+
+type statsCounter struct {
+	mu    sync.Mutex
+	s     Stats
+	done  atomic.Int64
+	total int64
+}
+
+func (c *statsCounter) add(f func(*Stats)) {
+	c.mu.Lock()
+	f(&c.s)
+	c.mu.Unlock()
+}
+
+func (c *statsCounter) get() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s
+}
+
+func (c *statsCounter) addDone(n int64) { c.done.Add(n) }
+
+func (c *statsCounter) doneBytes() int64 { return c.done.Load() }
+
+func (c *statsCounter) skip(size int64, mounted bool) {
+	c.add(func(s *Stats) {
+		s.BytesSkipped += size
+		if mounted {
+			s.BlobsMounted++
+		} else {
+			s.BlobsSkipped++
+		}
+	})
+	c.addDone(size)
+}

@@ -1,0 +1,296 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+)
+
+// AnnotationRefName is the OCI image layout annotation naming a tag in
+// index.json.
+const AnnotationRefName = "org.opencontainers.image.ref.name"
+
+const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
+
+// Layout is an OCI image layout: a directory (Source and Target) or, read
+// only, a tar of one (OpenTar). Tags are index.json entries annotated with
+// org.opencontainers.image.ref.name.
+type Layout struct {
+	files layoutFiles
+	dir   string // "" for read-only layouts
+	mu    sync.Mutex
+}
+
+// layoutFiles reads files of a layout by slash-separated path.
+type layoutFiles interface {
+	open(name string) (io.ReaderAt, int64, io.Closer, error)
+}
+
+type dirFiles string
+
+func (d dirFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
+	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(name)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return f, fi.Size(), f, nil
+}
+
+// NewLayout opens the OCI layout in dir, creating an empty one if dir does
+// not exist or is empty.
+func NewLayout(dir string) (*Layout, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	l := &Layout{files: dirFiles(dir), dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
+		if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), []byte(ociLayoutFile)); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, "index.json"), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		}
+	}
+	if _, err := l.index(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+func (l *Layout) index() (*v1.IndexManifest, error) {
+	r, n, c, err := l.files.open("index.json")
+	if err != nil {
+		return nil, fmt.Errorf("oci layout index.json: %w", err)
+	}
+	defer c.Close()
+	if n > bundle.MaxManifestSize {
+		return nil, fmt.Errorf("oci layout index.json: %d bytes is too large", n)
+	}
+	raw, err := io.ReadAll(io.NewSectionReader(r, 0, n))
+	if err != nil {
+		return nil, err
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("oci layout index.json: %w", err)
+	}
+	for i, d := range idx.Manifests {
+		if err := bundle.CheckDigest(d.Digest); err != nil {
+			return nil, fmt.Errorf("oci layout index.json manifests[%d]: %w", i, err)
+		}
+	}
+	return &idx, nil
+}
+
+// Tags returns the tagged descriptors of index.json.
+func (l *Layout) Tags() ([]v1.Descriptor, error) {
+	idx, err := l.index()
+	if err != nil {
+		return nil, err
+	}
+	return idx.Manifests, nil
+}
+
+// Resolve implements Source: a tag from index.json, or a digest.
+func (l *Layout) Resolve(ctx context.Context, ref string) (v1.Descriptor, error) {
+	if h, err := v1.NewHash(ref); err == nil {
+		raw, err := l.readBlob(h, bundle.MaxManifestSize)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		var probe struct {
+			MediaType types.MediaType `json:"mediaType"`
+		}
+		_ = json.Unmarshal(raw, &probe)
+		return v1.Descriptor{MediaType: probe.MediaType, Size: int64(len(raw)), Digest: h}, nil
+	}
+	return l.ResolveTag(ctx, ref)
+}
+
+// ResolveTag implements Target.
+func (l *Layout) ResolveTag(_ context.Context, tag string) (v1.Descriptor, error) {
+	idx, err := l.index()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	for _, d := range idx.Manifests {
+		if d.Annotations[AnnotationRefName] == tag {
+			return d, nil
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("tag %q: %w", tag, ErrNotFound)
+}
+
+func (l *Layout) readBlob(h v1.Hash, limit int64) ([]byte, error) {
+	if err := bundle.CheckDigest(h); err != nil {
+		return nil, err
+	}
+	r, n, c, err := l.files.open(blobPath(h))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if n > limit {
+		return nil, fmt.Errorf("blob %s: %d bytes exceeds %d", h, n, limit)
+	}
+	return io.ReadAll(io.NewSectionReader(r, 0, n))
+}
+
+// FetchManifest implements Source.
+func (l *Layout) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
+	return l.readBlob(d.Digest, bundle.MaxManifestSize)
+}
+
+// OpenBlob implements Source.
+func (l *Layout) OpenBlob(_ context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
+	if err := bundle.CheckDigest(d.Digest); err != nil {
+		return nil, err
+	}
+	r, n, c, err := l.files.open(blobPath(d.Digest))
+	if err != nil {
+		return nil, err
+	}
+	if offset > n {
+		c.Close()
+		return nil, fmt.Errorf("blob %s: offset %d past its %d bytes", d.Digest, offset, n)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(r, offset, n-offset), c}, nil
+}
+
+// BlobExists implements Target.
+func (l *Layout) BlobExists(_ context.Context, d v1.Descriptor) (bool, error) {
+	if err := bundle.CheckDigest(d.Digest); err != nil {
+		return false, err
+	}
+	_, n, c, err := l.files.open(blobPath(d.Digest))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.Close()
+	return n == d.Size, nil
+}
+
+// ManifestExists implements Target.
+func (l *Layout) ManifestExists(ctx context.Context, d v1.Descriptor) (bool, error) {
+	return l.BlobExists(ctx, d)
+}
+
+// WriteBlob implements Target: temp file in the blob directory, hashed as
+// it is written (a second check beside the engine's), fsync, rename, fsync
+// the directory.
+func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) error {
+	if l.dir == "" {
+		return Permanent(errors.New("oci layout is read-only"))
+	}
+	if err := bundle.CheckDigest(d.Digest); err != nil {
+		return Permanent(err)
+	}
+	dir := filepath.Join(l.dir, "blobs", d.Digest.Algorithm)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+d.Digest.Hex+"-*")
+	if err != nil {
+		return Permanent(fmt.Errorf("oci layout: %w", err))
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx, r})
+	if err != nil {
+		return err
+	}
+	if n != d.Size {
+		return fmt.Errorf("blob %s: wrote %d bytes, want %d", d.Digest, n, d.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
+		return fmt.Errorf("blob %s: written bytes hash to sha256:%s: %w", d.Digest, got, ErrDigestMismatch)
+	}
+	if err := tmp.Sync(); err != nil {
+		return Permanent(fmt.Errorf("oci layout: %w", err))
+	}
+	if err := tmp.Close(); err != nil {
+		return Permanent(fmt.Errorf("oci layout: %w", err))
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, d.Digest.Hex)); err != nil {
+		return Permanent(fmt.Errorf("oci layout: %w", err))
+	}
+	return syncDir(dir)
+}
+
+// ctxReader stops a local copy when the context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// WriteManifest implements Target. A tag replaces index.json's entry of the
+// same name; index.json is rewritten atomically.
+func (l *Layout) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error {
+	if ok, err := l.BlobExists(ctx, d); err != nil {
+		return err
+	} else if !ok {
+		if err := l.WriteBlob(ctx, d, bytes.NewReader(raw)); err != nil {
+			return err
+		}
+	}
+	if tag == "" {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	idx, err := l.index()
+	if err != nil {
+		return err
+	}
+	entry := v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, ArtifactType: d.ArtifactType,
+		Platform: d.Platform, Annotations: map[string]string{AnnotationRefName: tag}}
+	kept := idx.Manifests[:0]
+	for _, m := range idx.Manifests {
+		if m.Annotations[AnnotationRefName] != tag {
+			kept = append(kept, m)
+		}
+	}
+	idx.Manifests = append(kept, entry)
+	idx.SchemaVersion = 2
+	idx.MediaType = types.OCIImageIndex
+	out, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(l.dir, "index.json"), out)
+}

@@ -1,0 +1,435 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+)
+
+// Remote is one repository in a registry speaking the OCI distribution API.
+// It is both a Source and a Target (and a Mounter). Requests are made
+// directly (no retries here: the engine retries).
+type Remote struct {
+	repo name.Repository
+	o    remoteOptions
+
+	mu  sync.Mutex
+	rts map[string]http.RoundTripper // by scope set
+}
+
+type remoteOptions struct {
+	idle      time.Duration
+	insecure  bool
+	keychain  authn.Keychain
+	auth      authn.Authenticator
+	transport http.RoundTripper
+}
+
+// RemoteOption configures a Remote.
+type RemoteOption func(*remoteOptions) error
+
+// WithInsecure talks plain HTTP to the registry. The default is HTTPS.
+func WithInsecure(b bool) RemoteOption {
+	return func(o *remoteOptions) error { o.insecure = b; return nil }
+}
+
+// WithIdleTimeout aborts a blob download (or its response headers) when
+// nothing arrives for d, so a stalled link becomes a retry instead of a
+// hang. The default value is 60s.
+func WithIdleTimeout(d time.Duration) RemoteOption {
+	return func(o *remoteOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("idle timeout %v: must be positive", d)
+		}
+		o.idle = d
+		return nil
+	}
+}
+
+// ErrStalled is returned when a download received nothing for the idle
+// timeout. It is retryable.
+var ErrStalled = errors.New("download stalled")
+
+// WithKeychain resolves credentials. The default is authn.DefaultKeychain
+// (the docker config: ~/.docker/config.json, $DOCKER_CONFIG).
+func WithKeychain(k authn.Keychain) RemoteOption {
+	return func(o *remoteOptions) error { o.keychain = k; return nil }
+}
+
+// WithAuth uses fixed credentials instead of a keychain.
+func WithAuth(a authn.Authenticator) RemoteOption {
+	return func(o *remoteOptions) error { o.auth = a; return nil }
+}
+
+// WithTransport sets the HTTP transport underneath (tests count bytes with
+// it). The default is a clone of http.DefaultTransport.
+func WithTransport(t http.RoundTripper) RemoteOption {
+	return func(o *remoteOptions) error { o.transport = t; return nil }
+}
+
+// NewRemote returns the repository ref ("host[:port]/path"). It does not
+// touch the network.
+func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
+	o := remoteOptions{idle: 60 * time.Second}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	var nopts []name.Option
+	if o.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ref, append(nopts, name.StrictValidation)...)
+	if err != nil {
+		return nil, fmt.Errorf("repository %q: %w", ref, err)
+	}
+	if o.transport == nil {
+		o.transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if o.keychain == nil {
+		o.keychain = authn.DefaultKeychain
+	}
+	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}}, nil
+}
+
+// Location implements Located.
+func (r *Remote) Location() Location {
+	return Location{Registry: r.repo.RegistryStr(), Repository: r.repo.RepositoryStr()}
+}
+
+// String is registry/repository.
+func (r *Remote) String() string { return r.repo.String() }
+
+// roundTripper authenticates for the scopes; built lazily (it pings the
+// registry) and cached, so a link that is down fails an attempt, not New.
+func (r *Remote) roundTripper(ctx context.Context, scopes ...string) (http.RoundTripper, error) {
+	key := strings.Join(scopes, " ")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt, ok := r.rts[key]; ok {
+		return rt, nil
+	}
+	auth := r.o.auth
+	if auth == nil {
+		a, err := r.o.keychain.Resolve(r.repo.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", r.repo.RegistryStr(), err)
+		}
+		auth = a
+	}
+	rt, err := transport.NewWithContext(ctx, r.repo.Registry, auth, r.o.transport, scopes)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w", r.repo.RegistryStr(), err)
+	}
+	r.rts[key] = rt
+	return rt, nil
+}
+
+func (r *Remote) pullScope() string { return r.repo.Scope(transport.PullScope) }
+func (r *Remote) pushScope() string {
+	return r.repo.Scope(transport.PushScope + "," + transport.PullScope)
+}
+
+func (r *Remote) url(kind, ref string) string {
+	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, ref)
+}
+
+var manifestAccept = strings.Join([]string{
+	string(types.OCIImageIndex), string(types.OCIManifestSchema1),
+	string(types.DockerManifestList), string(types.DockerManifestSchema2),
+}, ",")
+
+func (r *Remote) do(ctx context.Context, push bool, req *http.Request, want ...int) (*http.Response, error) {
+	scopes := []string{r.pullScope()}
+	if push {
+		scopes = []string{r.pushScope()}
+	}
+	rt, err := r.roundTripper(ctx, scopes...)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range want {
+		if resp.StatusCode == w {
+			return resp, nil
+		}
+	}
+	return nil, httpError(req, resp)
+}
+
+func httpError(req *http.Request, resp *http.Response) error {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	he := &HTTPError{Method: req.Method, URL: req.URL.Redacted(), Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: %w", ErrNotFound, he)
+	}
+	return he
+}
+
+func (r *Remote) head(ctx context.Context, kind, ref string) (*http.Response, error) {
+	req, _ := http.NewRequest(http.MethodHead, r.url(kind, ref), nil)
+	if kind == "manifests" {
+		req.Header.Set("Accept", manifestAccept)
+	}
+	resp, err := r.do(ctx, false, req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return resp, nil
+}
+
+// Resolve implements Source: HEAD of a manifest by tag or digest.
+func (r *Remote) Resolve(ctx context.Context, ref string) (v1.Descriptor, error) {
+	resp, err := r.head(ctx, "manifests", ref)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("resolve %s:%s: %w", r.repo, ref, err)
+	}
+	h, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil || resp.ContentLength <= 0 {
+		// Some registries omit the digest on HEAD: GET and hash.
+		return r.resolveByGet(ctx, ref)
+	}
+	return v1.Descriptor{MediaType: types.MediaType(mediaType(resp.Header.Get("Content-Type"))), Size: resp.ContentLength, Digest: h}, nil
+}
+
+func (r *Remote) resolveByGet(ctx context.Context, ref string) (v1.Descriptor, error) {
+	raw, mt, err := r.getManifest(ctx, ref)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	h, n, _ := v1.SHA256(bytes.NewReader(raw))
+	return v1.Descriptor{MediaType: mt, Size: n, Digest: h}, nil
+}
+
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.TrimSpace(mt)
+}
+
+func (r *Remote) getManifest(ctx context.Context, ref string) ([]byte, types.MediaType, error) {
+	req, _ := http.NewRequest(http.MethodGet, r.url("manifests", ref), nil)
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := r.do(ctx, false, req, http.StatusOK)
+	if err != nil {
+		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, bundle.MaxManifestSize+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
+	}
+	if len(raw) > bundle.MaxManifestSize {
+		return nil, "", Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, bundle.MaxManifestSize))
+	}
+	return raw, types.MediaType(mediaType(resp.Header.Get("Content-Type"))), nil
+}
+
+// FetchManifest implements Source.
+func (r *Remote) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	raw, _, err := r.getManifest(ctx, d.Digest.String())
+	return raw, err
+}
+
+// OpenBlob implements Source, with a Range request past offset 0. A
+// registry that ignores Range (200) has the prefix discarded here.
+func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (rc io.ReadCloser, err error) {
+	req, _ := http.NewRequest(http.MethodGet, r.url("blobs", d.Digest.String()), nil)
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	idle := time.AfterFunc(r.o.idle, func() { cancel(ErrStalled) })
+	defer func() {
+		if err != nil {
+			idle.Stop()
+			cancel(nil)
+		}
+	}()
+	resp, err := r.do(ctx, false, req, http.StatusOK, http.StatusPartialContent)
+	if err != nil {
+		if context.Cause(ctx) == ErrStalled {
+			err = ErrStalled
+		}
+		return nil, fmt.Errorf("blob %s@%s: %w", r.repo, d.Digest, err)
+	}
+	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: idle, d: r.o.idle}
+	if offset > 0 {
+		if resp.StatusCode == http.StatusPartialContent {
+			cr := resp.Header.Get("Content-Range")
+			if !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(offset, 10)+"-") {
+				resp.Body.Close()
+				return nil, fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", d.Digest, offset, cr)
+			}
+		} else if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("blob %s: skipping to %d: %w", d.Digest, offset, err)
+		}
+	}
+	return resp.Body, nil
+}
+
+// idleBody restarts the idle timer on every read.
+type idleBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+	d      time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.t.Reset(b.d)
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && context.Cause(b.ctx) == ErrStalled {
+		err = fmt.Errorf("%w: %w", ErrStalled, err)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.t.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+// BlobExists implements Target.
+func (r *Remote) BlobExists(ctx context.Context, d v1.Descriptor) (bool, error) {
+	return r.exists(ctx, "blobs", d)
+}
+
+// ManifestExists implements Target.
+func (r *Remote) ManifestExists(ctx context.Context, d v1.Descriptor) (bool, error) {
+	return r.exists(ctx, "manifests", d)
+}
+
+func (r *Remote) exists(ctx context.Context, kind string, d v1.Descriptor) (bool, error) {
+	resp, err := r.head(ctx, kind, d.Digest.String())
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+		return false, nil
+	}
+	return true, nil
+}
+
+func isNotFound(err error) bool {
+	return errorsIsNotFound(err)
+}
+
+// ResolveTag implements Target.
+func (r *Remote) ResolveTag(ctx context.Context, tag string) (v1.Descriptor, error) {
+	return r.Resolve(ctx, tag)
+}
+
+// startUpload opens an upload session, or mounts when from is set.
+func (r *Remote) startUpload(ctx context.Context, d v1.Descriptor, from string) (loc string, mounted bool, err error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr())
+	scopes := []string{r.pushScope()}
+	if from != "" {
+		u += "?" + url.Values{"mount": {d.Digest.String()}, "from": {from}}.Encode()
+		scopes = append(scopes, r.repo.Registry.Repo(from).Scope(transport.PullScope))
+	}
+	rt, err := r.roundTripper(ctx, scopes...)
+	if err != nil {
+		return "", false, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return "", false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		resp.Body.Close()
+		return "", true, nil
+	case http.StatusAccepted:
+		resp.Body.Close()
+		l, err := resp.Location()
+		if err != nil {
+			return "", false, fmt.Errorf("upload %s: no Location: %w", r.repo, err)
+		}
+		return l.String(), false, nil
+	default:
+		return "", false, httpError(req, resp)
+	}
+}
+
+// MountBlob implements Mounter.
+func (r *Remote) MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error) {
+	_, mounted, err := r.startUpload(ctx, d, from)
+	return mounted, err
+}
+
+// WriteBlob implements Target with a monolithic upload: POST a session,
+// then PUT the body with its digest; the registry checks the digest too.
+func (r *Remote) WriteBlob(ctx context.Context, d v1.Descriptor, body io.Reader) error {
+	loc, _, err := r.startUpload(ctx, d, "")
+	if err != nil {
+		return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return fmt.Errorf("upload blob %s: bad Location %q: %w", d.Digest, loc, err)
+	}
+	q := u.Query()
+	q.Set("digest", d.Digest.String())
+	u.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodPut, u.String(), io.NopCloser(body))
+	req.ContentLength = d.Size
+	if d.Size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := r.do(ctx, true, req, http.StatusCreated)
+	if err != nil {
+		return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// WriteManifest implements Target.
+func (r *Remote) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error {
+	ref := tag
+	if ref == "" {
+		ref = d.Digest.String()
+	}
+	req, _ := http.NewRequest(http.MethodPut, r.url("manifests", ref), bytes.NewReader(raw))
+	req.Header.Set("Content-Type", string(d.MediaType))
+	resp, err := r.do(ctx, true, req, http.StatusCreated)
+	if err != nil {
+		return fmt.Errorf("put manifest %s:%s: %w", r.repo, ref, err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.Digest.String() {
+		return Permanent(fmt.Errorf("put manifest %s:%s: registry stored it as %s, want %s", r.repo, ref, got, d.Digest))
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// IsPermanent reports whether retrying err cannot help: it was marked
+// Permanent, the context ended, or a registry answered with a client error
+// other than 408 (timeout) and 429 (too many requests).
+func IsPermanent(err error) bool {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return true
+	}
+	if errors.Is(err, ErrStalled) {
+		// A stall cancels the request's own context: not the caller's.
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Status >= 400 && he.Status < 500 && he.Status != 408 && he.Status != 429
+	}
+	return false
+}
+
+// retryPolicy is the one retry layer: exponential backoff with full jitter.
+// Attempts that made progress (moved bytes) reset the budget, so a link that
+// drops every few megabytes still finishes a large blob, while a dead link
+// gives up after Attempts tries without progress.
+type retryPolicy struct {
+	Attempts int           // consecutive attempts without progress; default 6
+	Base     time.Duration // first backoff; default 250ms
+	Max      time.Duration // backoff cap; default 15s
+}
+
+// do runs f until it succeeds, fails permanently, the context ends, or the
+// budget is spent. f returns whether it made progress.
+func (p retryPolicy) do(ctx context.Context, onRetry func(err error, wait time.Duration), f func(ctx context.Context) (progress bool, err error)) error {
+	failures := 0
+	for {
+		progress, err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return err
+		}
+		if IsPermanent(err) {
+			return err
+		}
+		if progress {
+			failures = 0
+		}
+		failures++
+		if failures >= p.Attempts {
+			return err
+		}
+		backoff := p.Base << (failures - 1)
+		if backoff > p.Max || backoff <= 0 {
+			backoff = p.Max
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if onRetry != nil {
+			onRetry(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestIsPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{io.ErrUnexpectedEOF, false},
+		{&HTTPError{Status: 500}, false},
+		{&HTTPError{Status: 503}, false},
+		{&HTTPError{Status: 429}, false},
+		{&HTTPError{Status: 408}, false},
+		{&HTTPError{Status: 401}, true},
+		{fmt.Errorf("x: %w", &HTTPError{Status: 404}), true},
+		{Permanent(errors.New("x")), true},
+		{context.Canceled, true},
+		{fmt.Errorf("%w: %w", ErrStalled, context.Canceled), false},
+		{ErrDigestMismatch, false},
+	} {
+		if got := IsPermanent(tc.err); got != tc.want {
+			t.Errorf("IsPermanent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestRetryBudgetResetsOnProgress(t *testing.T) {
+	p := retryPolicy{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond}
+	calls := 0
+	// Ten failures that each make progress, then success: not given up.
+	err := p.do(context.Background(), nil, func(context.Context) (bool, error) {
+		calls++
+		if calls <= 10 {
+			return true, io.ErrUnexpectedEOF
+		}
+		return false, nil
+	})
+	if err != nil || calls != 11 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+	calls = 0
+	err = p.do(context.Background(), nil, func(context.Context) (bool, error) {
+		calls++
+		return false, io.ErrUnexpectedEOF
+	})
+	if err == nil || calls != 3 {
+		t.Fatalf("no progress: err %v after %d calls, want 3", err, calls)
+	}
+	calls = 0
+	err = p.do(context.Background(), nil, func(context.Context) (bool, error) {
+		calls++
+		return false, &HTTPError{Status: 403}
+	})
+	if err == nil || calls != 1 {
+		t.Fatalf("permanent: %d calls", calls)
+	}
+}

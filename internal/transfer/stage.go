@@ -1,0 +1,208 @@
+package transfer
+
+import (
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// stage holds the bytes of one blob received so far, so an interrupted
+// download continues where it stopped, even after a restart. On disk it is
+// <staging>/sha256-<hex>/{data,state}: data holds the bytes, state records how
+// many of them are hashed and durable, with the marshalled sha256 state so a
+// resume does not re-read the prefix to hash it. Without a staging directory
+// the stage lives only for one attempt.
+type stage struct {
+	dir      string // "" when not persistent
+	d        v1.Descriptor
+	f        *os.File
+	off      int64     // bytes of data received, hashed, and (at the last checkpoint) durable
+	h        hash.Hash // sha256 over data[0:off]
+	complete bool      // off == size and the digest matched
+	sinceCk  int64     // bytes since the last checkpoint
+}
+
+// stageState is the state file; it is written atomically after data is
+// synced, so it never claims bytes the data file may not hold.
+type stageState struct {
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+	Offset   int64  `json:"offset"`
+	Hash     []byte `json:"hash"` // sha256 BinaryMarshaler state
+	Complete bool   `json:"complete,omitempty"`
+}
+
+// checkpointEvery bounds the bytes re-downloaded after a crash.
+const checkpointEvery = 8 << 20
+
+func openStage(root string, d v1.Descriptor) (*stage, error) {
+	st := &stage{d: d, h: sha256.New()}
+	if root == "" {
+		return st, nil
+	}
+	st.dir = filepath.Join(root, d.Digest.Algorithm+"-"+d.Digest.Hex)
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(st.dir, "data"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	st.f = f
+	// Anything that does not add up is redone from zero, never trusted.
+	if err := st.restore(); err != nil {
+		st.off, st.complete, st.h = 0, false, sha256.New()
+	}
+	if err := f.Truncate(st.off); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	return st, nil
+}
+
+func (st *stage) restore() error {
+	raw, err := os.ReadFile(filepath.Join(st.dir, "state"))
+	if err != nil {
+		return err
+	}
+	var s stageState
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	if s.Digest != st.d.Digest.String() || s.Size != st.d.Size || s.Offset < 0 || s.Offset > s.Size {
+		return fmt.Errorf("state does not match blob")
+	}
+	fi, err := st.f.Stat()
+	if err != nil || fi.Size() < s.Offset {
+		return fmt.Errorf("data shorter than state")
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.Hash); err != nil {
+		return err
+	}
+	if s.Complete {
+		if s.Offset != s.Size || hex.EncodeToString(h.Sum(nil)) != st.d.Digest.Hex {
+			return fmt.Errorf("complete state with wrong digest")
+		}
+	}
+	st.off, st.h, st.complete = s.Offset, h, s.Complete
+	return nil
+}
+
+// write appends p (the next bytes of the blob) to the stage.
+func (st *stage) write(p []byte) error {
+	if st.f != nil {
+		if _, err := st.f.WriteAt(p, st.off); err != nil {
+			return Permanent(fmt.Errorf("staging write: %w", err))
+		}
+	}
+	st.h.Write(p)
+	st.off += int64(len(p))
+	st.sinceCk += int64(len(p))
+	if st.sinceCk >= checkpointEvery {
+		return st.checkpoint()
+	}
+	return nil
+}
+
+// finish checks the digest once every byte arrived.
+func (st *stage) finish() error {
+	if got := hex.EncodeToString(st.h.Sum(nil)); got != st.d.Digest.Hex {
+		st.reset()
+		return fmt.Errorf("blob %s: received bytes hash to sha256:%s: %w", st.d.Digest, got, ErrDigestMismatch)
+	}
+	st.complete = true
+	return st.checkpoint()
+}
+
+// checkpoint makes data[0:off] durable and records it.
+func (st *stage) checkpoint() error {
+	st.sinceCk = 0
+	if st.f == nil {
+		return nil
+	}
+	if err := st.f.Sync(); err != nil {
+		return fmt.Errorf("staging sync: %w", err)
+	}
+	hs, err := st.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(stageState{Digest: st.d.Digest.String(), Size: st.d.Size, Offset: st.off, Hash: hs, Complete: st.complete})
+	return writeFileAtomic(filepath.Join(st.dir, "state"), raw)
+}
+
+// reset drops everything received (after a digest mismatch).
+func (st *stage) reset() {
+	st.off, st.complete, st.h, st.sinceCk = 0, false, sha256.New(), 0
+	if st.f != nil {
+		_ = st.f.Truncate(0)
+		_ = os.Remove(filepath.Join(st.dir, "state"))
+	}
+}
+
+// prefix reads the staged bytes again (to re-send them to a target whose
+// upload restarted).
+func (st *stage) prefix() io.Reader {
+	if st.f == nil || st.off == 0 {
+		return nil
+	}
+	return io.NewSectionReader(st.f, 0, st.off)
+}
+
+func (st *stage) close() {
+	if st.f != nil {
+		st.f.Close()
+	}
+}
+
+// remove deletes the stage once every target has the blob.
+func (st *stage) remove() {
+	st.close()
+	if st.dir != "" {
+		_ = os.RemoveAll(st.dir)
+	}
+}
+
+// writeFileAtomic writes a small file crash-safely: temp file in the same
+// directory, fsync, rename, fsync the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,105 @@
+// Package transfer is ballast's one copy engine. It moves OCI content
+// (image manifests, indexes and blobs) from a Source to a Target, for bundle,
+// export, import and the edge sync alike. It knows no policy: callers decide
+// what to copy and where; transfer walks, skips what is present, verifies
+// every byte against its digest as it streams, resumes interrupted blobs from
+// a staging directory with HTTP Range requests, retries in one place, and
+// writes children before parents so a root manifest is the commit point.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+)
+
+// ErrNotFound is wrapped by ends for absent content. It is the same error
+// bundle.Presence implementations return.
+var ErrNotFound = bundle.ErrNotFound
+
+// ErrDigestMismatch is wrapped when content does not hash to its digest.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// Source is where content is read from. Content it returns is not trusted:
+// the engine checks every manifest and blob against its descriptor.
+type Source interface {
+	// Resolve returns the descriptor of the manifest or index a tag or
+	// digest ("sha256:…") names.
+	Resolve(ctx context.Context, ref string) (v1.Descriptor, error)
+	// FetchManifest returns the raw bytes of the manifest d.
+	FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error)
+	// OpenBlob returns the bytes of blob d from offset on. Ends that can
+	// seek (HTTP Range, files) start there; others may not implement
+	// offsets > 0 and return an error wrapping ErrNoRange.
+	OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error)
+}
+
+// ErrNoRange is returned by a Source that cannot start a blob at an offset.
+var ErrNoRange = errors.New("source cannot read from an offset")
+
+// Target is where content is written.
+type Target interface {
+	// BlobExists reports whether blob d is present with d's size.
+	BlobExists(ctx context.Context, d v1.Descriptor) (bool, error)
+	// WriteBlob stores blob d read from r. r yields exactly d.Size bytes
+	// and then io.EOF only if they hash to d.Digest; otherwise it returns
+	// an error, and the target must not make anything visible.
+	WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) error
+	// ManifestExists reports whether manifest d is present by digest.
+	ManifestExists(ctx context.Context, d v1.Descriptor) (bool, error)
+	// ResolveTag returns the descriptor tag points to, or ErrNotFound.
+	ResolveTag(ctx context.Context, tag string) (v1.Descriptor, error)
+	// WriteManifest stores the verified manifest raw of descriptor d, by
+	// digest when tag is empty, else under tag.
+	WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error
+}
+
+// Location names a repository in a registry, for cross-repository mounts.
+type Location struct {
+	Registry   string // host[:port] as dialled
+	Repository string
+}
+
+// Located is implemented by ends that live in a registry.
+type Located interface {
+	Location() Location
+}
+
+// Mounter is implemented by targets that can link a blob from another
+// repository of the same registry without moving its bytes.
+type Mounter interface {
+	Located
+	// MountBlob links blob d from repository from; false means the
+	// registry declined (the blob must then be copied).
+	MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error)
+}
+
+// Finisher is implemented by targets that need a final step after a
+// successful copy (a tar file is written out). Close without Finish
+// discards.
+type Finisher interface {
+	Finish(ctx context.Context) error
+}
+
+// HTTPError is a registry answer that was not what the protocol expects.
+type HTTPError struct {
+	Method string
+	URL    string
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("%s %s: HTTP %d", e.Method, e.URL, e.Status)
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
