@@ -530,3 +530,64 @@ func TestTransport(t *testing.T) {
 		t.Fatal("cancelled request succeeded")
 	}
 }
+
+// TestSparseIndex: the edge keeps only selected platforms, so an index whose
+// other children are absent is accepted (validation.manifests.indexes.platforms
+// "none"), and so is one whose children live in other repositories (bundle
+// indexes). An image manifest with a missing layer is still refused.
+func TestSparseIndex(t *testing.T) {
+	s := edgeregistry.Start(t, edgeregistry.Options{})
+	amd := randomImage(t, 1)
+	ad := push(t, s, "docker.io/library/multi@"+mustDigest(t, amd).String(), amd)
+	absent := v1.Hash{Algorithm: "sha256", Hex: sha256Hex("never pushed")}
+	idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[`+
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"platform":{"os":"linux","architecture":"amd64"}},`+
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":123,"platform":{"os":"linux","architecture":"arm64"}}]}`,
+		ad, mustSize(t, amd), absent)
+	for _, repo := range []string{"docker.io/library/multi", "ballast/bundles/example.com/fleet/apps"} {
+		r := do(t, "PUT", s.URL+"/v2/"+repo+"/manifests/1", strings.NewReader(idx),
+			"auth", creds(s), "Content-Type", "application/vnd.oci.image.index.v1+json")
+		if r.status != 201 {
+			t.Fatalf("sparse index into %s: %d %s", repo, r.status, r.body)
+		}
+	}
+
+	// An image manifest whose layer is missing is refused.
+	cn, _ := amd.ConfigName()
+	cfgSize := mustConfigSize(t, amd)
+	bad := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":5}]}`, cn, cfgSize, absent)
+	r := do(t, "PUT", s.URL+"/v2/docker.io/library/multi/manifests/bad", strings.NewReader(bad),
+		"auth", creds(s), "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	if r.status != 400 {
+		t.Fatalf("image with a missing layer: %d %s", r.status, r.body)
+	}
+}
+
+func mustDigest(t testing.TB, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func mustSize(t testing.TB, img v1.Image) int64 {
+	t.Helper()
+	n, err := img.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustConfigSize(t testing.TB, img v1.Image) int64 {
+	t.Helper()
+	b, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(b))
+}
