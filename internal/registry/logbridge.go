@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -49,6 +50,7 @@ func (slogHook) Fire(e *logrus.Entry) error {
 	case logrus.WarnLevel:
 		lv = slog.LevelWarn
 	}
+	lv = demote(e, lv)
 	ctx := e.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -57,7 +59,7 @@ func (slogHook) Fire(e *logrus.Entry) error {
 		return nil
 	}
 	attrs := make([]slog.Attr, 0, len(e.Data)+1)
-	attrs = append(attrs, slog.String("component", "distribution"))
+	attrs = append(attrs, slog.String("lib", "distribution"))
 	for k, v := range e.Data {
 		switch k {
 		case "go.version", "instance.id", "service", "environment":
@@ -72,4 +74,22 @@ func (slogHook) Fire(e *logrus.Entry) error {
 	}
 	l.LogAttrs(ctx, lv, e.Message, attrs...)
 	return nil
+}
+
+// demote lowers what is normal for the edge: a 4xx answer (a HEAD for a
+// missing manifest is how verify and containerd ask) is not an error, and the
+// index validation setting is deliberate (see distributionConfig).
+func demote(e *logrus.Entry, lv slog.Level) slog.Level {
+	if lv <= slog.LevelDebug {
+		return lv
+	}
+	if e.Message == "response completed with error" {
+		if st, ok := e.Data["http.response.status"].(int); ok && st < 500 {
+			return slog.LevelDebug
+		}
+	}
+	if strings.HasPrefix(e.Message, "Image index completeness validation has been disabled") {
+		return slog.LevelDebug
+	}
+	return lv
 }

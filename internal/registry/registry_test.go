@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +24,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/testutil/edgeregistry"
 )
 
-// randomImage is a small random image with OS/architecture set (containerd
-// wants them).
+// randomImage is a small random image with OS/architecture set to this
+// machine's (containerd wants them).
 func randomImage(t testing.TB, layers int) v1.Image {
 	t.Helper()
 	img, err := random.Image(1024, int64(layers))
@@ -36,7 +37,7 @@ func randomImage(t testing.TB, layers int) v1.Image {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
