@@ -81,7 +81,11 @@ func conformanceBinary(t *testing.T) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// `go test` puts its own GOROOT/bin first in PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go command needed to build the conformance suite: %v", err)
+	}
 	dl := exec.Command(goBin, "mod", "download", "-json", conformanceModule)
 	dl.Dir = t.TempDir()
 	var stderr bytes.Buffer

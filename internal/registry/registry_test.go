@@ -217,6 +217,29 @@ func TestNSRouting(t *testing.T) {
 		}
 	})
 
+	t.Run("tag list paging keeps ns in Link", func(t *testing.T) {
+		for _, tag := range []string{"a", "b", "c"} {
+			push(t, s, "ghcr.io/org/paged:"+tag, randomImage(t, 1))
+		}
+		r := do(t, "GET", s.URL+"/v2/org/paged/tags/list?n=1&ns=ghcr.io", nil)
+		if r.status != 200 || !strings.Contains(r.body, `"a"`) {
+			t.Fatalf("first page: %d %s", r.status, r.body)
+		}
+		link := r.header.Get("Link")
+		start, end := strings.Index(link, "<"), strings.Index(link, ">")
+		if start != 0 || end < 0 || !strings.Contains(link, `rel="next"`) {
+			t.Fatalf("Link %q", link)
+		}
+		next := link[1:end]
+		if !strings.HasPrefix(next, "/v2/org/paged/tags/list?") || !strings.Contains(next, "ns=ghcr.io") {
+			t.Fatalf("next page %q not in the client's ns form", next)
+		}
+		r = do(t, "GET", s.URL+next, nil)
+		if r.status != 200 || !strings.Contains(r.body, `"b"`) || strings.Contains(r.body, `"a"`) {
+			t.Fatalf("second page: %d %s", r.status, r.body)
+		}
+	})
+
 	t.Run("upload through ns keeps ns in Location", func(t *testing.T) {
 		r := do(t, "POST", s.URL+"/v2/library/up/blobs/uploads/?ns=docker.io", nil, "auth", creds(s))
 		if r.status != 202 {
