@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -141,6 +144,53 @@ func FuzzSplitRepoPath(f *testing.F) {
 		}
 		if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "//") {
 			t.Fatalf("%q: bad name %q", p, name)
+		}
+	})
+}
+
+// FuzzNSRouter sends arbitrary paths and ns values through the router: it
+// never panics, and what reaches Distribution is /v2/<valid prefix>/<name>/…
+// or the request unchanged.
+func FuzzNSRouter(f *testing.F) {
+	f.Add("/v2/library/x/manifests/1", "docker.io")
+	f.Add("/v2/a/blobs/uploads/", "127.0.0.1:5000")
+	f.Add("/v2/_catalog", "x")
+	f.Add("/v2/a/tags/list", "a/b")
+	f.Fuzz(func(t *testing.T, p, ns string) {
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		u := &url.URL{Path: p, RawQuery: url.Values{"ns": {ns}}.Encode()}
+		req := httptest.NewRequest("GET", "http://edge.invalid/", nil)
+		req.URL = u
+		var got string
+		next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got = r.URL.Path
+			w.Header().Set("Location", r.URL.Path+"?x=1")
+			w.WriteHeader(202)
+		})
+		rec := httptest.NewRecorder()
+		nsRouter{next: next}.ServeHTTP(rec, req)
+		if got == "" {
+			if rec.Code != 400 {
+				t.Fatalf("%q ns=%q: neither routed nor refused (%d)", p, ns, rec.Code)
+			}
+			return
+		}
+		name, _, ok := splitRepoPath(p)
+		if !ok {
+			if got != p {
+				t.Fatalf("non-repository path %q changed to %q", p, got)
+			}
+			return
+		}
+		prefix, err := nsPrefix(ns)
+		if err != nil || got != strings.Replace(p, "/v2/", "/v2/"+prefix+"/", 1) {
+			t.Fatalf("%q ns=%q routed to %q (prefix %q, %v)", p, ns, got, prefix, err)
+		}
+		loc, err := url.Parse(rec.Header().Get("Location"))
+		if err != nil || !strings.HasPrefix(loc.Path, "/v2/"+name+"/") || loc.Query().Get("ns") != ns {
+			t.Fatalf("Location %q not mapped back for name %q (%v)", rec.Header().Get("Location"), name, err)
 		}
 	})
 }

@@ -615,3 +615,33 @@ func mustConfigSize(t testing.TB, img v1.Image) int64 {
 	}
 	return int64(len(b))
 }
+
+// TestCredentialsCreateRace: processes starting together agree on one file.
+func TestCredentialsCreateRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds")
+	const n = 8
+	got := make(chan registry.Credentials, n)
+	for range n {
+		go func() {
+			c, _, err := registry.LoadOrCreateCredentials(path)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- c
+		}()
+	}
+	first := <-got
+	for range n - 1 {
+		if c := <-got; c != first {
+			t.Fatalf("racing creators disagree: %v vs %v", c, first)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if c, err := registry.ParseCredentials(b); err != nil || c != first {
+		t.Fatalf("file holds %v (%v), callers got %v", c, err, first)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("stray files left: %v", entries)
+	}
+}
