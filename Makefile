@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/ballast-dev/ballast/internal/version.Version=$(
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test unit lint fuzz bench demo tidy-check clean
+.PHONY: all build test unit lint fuzz bench demo tidy-check clean conformance
 
 all: build
 
@@ -43,6 +43,11 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/ballast-fuzz.log 2>&1 || { cat /tmp/ballast-fuzz.log; exit 1; }; \
 	  done; done
+
+# The OCI distribution-spec conformance suite against the edge registry
+# (also part of `unit`; this runs it alone, verbosely).
+conformance:
+	$(GO) test -count=1 -run '^TestOCIConformance$$' -v ./internal/registry/
 
 bench: build
 	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...

@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Distribution logs through logrus' process-wide standard logger (its
+// internal dcontext package takes its default from there), so the bridge is
+// process-wide too: logrus writes nothing itself and a hook hands every entry
+// to the slog logger of the most recently started Registry.
+var (
+	bridgeOnce   sync.Once
+	bridgeTarget atomic.Pointer[slog.Logger]
+)
+
+func routeLogrus(l *slog.Logger) {
+	bridgeTarget.Store(l)
+	bridgeOnce.Do(func() {
+		std := logrus.StandardLogger()
+		std.SetOutput(io.Discard)
+		std.SetLevel(logrus.InfoLevel)
+		std.AddHook(slogHook{})
+	})
+}
+
+type slogHook struct{}
+
+func (slogHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (slogHook) Fire(e *logrus.Entry) error {
+	l := bridgeTarget.Load()
+	if l == nil {
+		return nil
+	}
+	// Distribution logs every request at info ("response completed" and
+	// friends); that is debug chatter for an edge daemon. Its warnings and
+	// errors keep their level.
+	lv := slog.LevelDebug
+	switch e.Level {
+	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
+		lv = slog.LevelError
+	case logrus.WarnLevel:
+		lv = slog.LevelWarn
+	}
+	lv = demote(e, lv)
+	ctx := e.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !l.Enabled(ctx, lv) {
+		return nil
+	}
+	attrs := make([]slog.Attr, 0, len(e.Data)+1)
+	attrs = append(attrs, slog.String("lib", "distribution"))
+	for k, v := range e.Data {
+		switch k {
+		case "go.version", "instance.id", "service", "environment":
+			continue // static noise
+		}
+		if err, ok := v.(error); ok {
+			v = err.Error()
+		} else if s, ok := v.(fmt.Stringer); ok {
+			v = s.String()
+		}
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	l.LogAttrs(ctx, lv, e.Message, attrs...)
+	return nil
+}
+
+// demote lowers what is normal for the edge: a 4xx answer (a HEAD for a
+// missing manifest is how verify and containerd ask) is not an error, and the
+// index validation setting is deliberate (see distributionConfig).
+func demote(e *logrus.Entry, lv slog.Level) slog.Level {
+	if lv <= slog.LevelDebug {
+		return lv
+	}
+	if e.Message == "response completed with error" {
+		if st, ok := e.Data["http.response.status"].(int); ok && st < 500 {
+			return slog.LevelDebug
+		}
+	}
+	if strings.HasPrefix(e.Message, "Image index completeness validation has been disabled") {
+		return slog.LevelDebug
+	}
+	return lv
+}

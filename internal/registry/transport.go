@@ -1,0 +1,133 @@
+package registry
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// Transport returns an http.RoundTripper that serves requests in-process
+// through Handler, without a listener, streaming request and response
+// bodies. Any URL host works (e.g. "http://edge.invalid/v2/"). Requests
+// without an Authorization header get the write credentials, so in-process
+// code (sync --once, import, tests) can push. Use it with
+// go-containerregistry's remote.WithTransport or an http.Client.
+func (r *Registry) Transport() http.RoundTripper {
+	return &inProcessTransport{h: r.handler, creds: r.creds}
+}
+
+type inProcessTransport struct {
+	h     http.Handler
+	creds Credentials
+}
+
+func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	in := req.Clone(ctx)
+	if in.Header.Get("Authorization") == "" {
+		in.SetBasicAuth(t.creds.Username, t.creds.Password)
+	}
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	in.Host = req.URL.Host
+	in.RequestURI = req.URL.RequestURI()
+	in.RemoteAddr = "in-process"
+	if in.Proto == "" {
+		in.Proto, in.ProtoMajor, in.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+
+	pr, pw := io.Pipe()
+	rw := &pipeResponseWriter{header: http.Header{}, pw: pw, head: req.Method == http.MethodHead, ready: make(chan struct{})}
+	go func() {
+		defer in.Body.Close()
+		defer func() {
+			if p := recover(); p != nil {
+				rw.fail(fmt.Errorf("registry handler panicked: %v", p))
+				return
+			}
+			rw.finish()
+		}()
+		t.h.ServeHTTP(rw, in)
+	}()
+
+	select {
+	case <-rw.ready:
+	case <-ctx.Done():
+		pr.CloseWithError(ctx.Err())
+		return nil, ctx.Err()
+	}
+	if rw.err != nil {
+		return nil, rw.err
+	}
+	resp := &http.Response{
+		Status:        strconv.Itoa(rw.code) + " " + http.StatusText(rw.code),
+		StatusCode:    rw.code,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        rw.sent,
+		Body:          pr,
+		ContentLength: -1,
+		Request:       req,
+	}
+	if n, err := strconv.ParseInt(rw.sent.Get("Content-Length"), 10, 64); err == nil {
+		resp.ContentLength = n
+	}
+	if resp.ContentLength == 0 || req.Method == http.MethodHead {
+		resp.Body = http.NoBody
+		// Drain what the handler may still write (nothing for HEAD).
+		go io.Copy(io.Discard, pr)
+	}
+	return resp, nil
+}
+
+// pipeResponseWriter hands the status and headers over once and streams the
+// body through a pipe, so a blob is never buffered whole.
+type pipeResponseWriter struct {
+	header http.Header
+	sent   http.Header
+	pw     *io.PipeWriter
+	head   bool
+
+	once  sync.Once
+	ready chan struct{}
+	code  int
+	err   error // set before ready closes when the handler failed early
+}
+
+func (w *pipeResponseWriter) Header() http.Header { return w.header }
+
+func (w *pipeResponseWriter) WriteHeader(code int) {
+	w.once.Do(func() {
+		w.code = code
+		w.sent = w.header.Clone()
+		close(w.ready)
+	})
+}
+
+func (w *pipeResponseWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	if w.head {
+		return len(b), nil
+	}
+	return w.pw.Write(b)
+}
+
+// Flush is a no-op: every Write reaches the reader directly.
+func (w *pipeResponseWriter) Flush() {}
+
+func (w *pipeResponseWriter) finish() {
+	w.WriteHeader(http.StatusOK)
+	w.pw.Close()
+}
+
+func (w *pipeResponseWriter) fail(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.ready)
+	})
+	w.pw.CloseWithError(err)
+}
