@@ -743,3 +743,57 @@ func randomImageFrom(t testing.TB, s *edgeregistry.Server, ref string) v1.Image 
 	}
 	return img
 }
+
+// TestTransportStreaming: HEAD carries the size without a body, and closing
+// a body early ends the handler instead of blocking it.
+func TestTransportStreaming(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	reg, err := registry.New(ctx, registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "creds")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	img, err := random.Image(8<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference("edge.invalid/ghcr.io/org/stream:1", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithTransport(reg.Transport())); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+	size, _ := ls[0].Size()
+	c := &http.Client{Transport: reg.Transport()}
+	url := "http://edge.invalid/v2/org/stream/blobs/" + ld.String() + "?ns=ghcr.io"
+
+	resp, err := c.Head(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Fatalf("HEAD: %d, length %d, want %d", resp.StatusCode, resp.ContentLength, size)
+	}
+	for range 20 { // would pile up blocked handlers if early close leaked
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err = c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || int64(len(b)) != size || mustHash(t, string(b)) != ld {
+		t.Fatalf("full GET: %d bytes, %v", len(b), err)
+	}
+}
