@@ -645,3 +645,155 @@ func TestCredentialsCreateRace(t *testing.T) {
 		t.Fatalf("stray files left: %v", entries)
 	}
 }
+
+// TestUploadSurvivesRestart: an upload session started before a restart
+// continues after it from where it stopped (the HTTP secret that signs
+// upload URLs is persisted), which is what resumable sync relies on.
+func TestUploadSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := edgeregistry.Start(t, edgeregistry.Options{DataDir: dir})
+	content := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	half := len(content) / 2
+	r := do(t, "POST", s.URL+"/v2/docker.io/library/resume/blobs/uploads/", nil, "auth", creds(s))
+	if r.status != 202 {
+		t.Fatalf("start upload: %d", r.status)
+	}
+	r = do(t, "PATCH", s.URL+r.header.Get("Location"), strings.NewReader(content[:half]), "auth", creds(s),
+		"Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("0-%d", half-1))
+	if r.status != 202 {
+		t.Fatalf("first chunk: %d %s", r.status, r.body)
+	}
+	loc := r.header.Get("Location")
+	s.Stop()
+
+	s2 := edgeregistry.Start(t, edgeregistry.Options{DataDir: dir})
+	// The session reports how far it got.
+	st := do(t, "GET", s2.URL+loc, nil)
+	if st.status != 204 || st.header.Get("Range") != fmt.Sprintf("0-%d", half-1) {
+		t.Fatalf("upload status after restart: %d Range %q %s", st.status, st.header.Get("Range"), st.body)
+	}
+	r = do(t, "PATCH", s2.URL+loc, strings.NewReader(content[half:]), "auth", creds(s2),
+		"Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("%d-%d", half, len(content)-1))
+	if r.status != 202 {
+		t.Fatalf("second chunk after restart: %d %s", r.status, r.body)
+	}
+	dg := "sha256:" + sha256Hex(content)
+	sep := "?"
+	if strings.Contains(r.header.Get("Location"), "?") {
+		sep = "&"
+	}
+	r = do(t, "PUT", s2.URL+r.header.Get("Location")+sep+"digest="+dg, nil, "auth", creds(s2))
+	if r.status != 201 {
+		t.Fatalf("commit after restart: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", s2.URL+"/v2/docker.io/library/resume/blobs/"+dg, nil); r.status != 200 || r.body != content {
+		t.Fatalf("blob after resumed upload: %d, %d bytes", r.status, len(r.body))
+	}
+}
+
+// TestGCKeepsInFlightPulls: a pull that is streaming a kept blob while the
+// sweep runs completes with the right bytes.
+func TestGCKeepsInFlightPulls(t *testing.T) {
+	s := edgeregistry.Start(t, edgeregistry.Options{})
+	img, err := random.Image(8<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, s, "docker.io/library/big:1", img)
+	push(t, s, "docker.io/library/other:1", randomImage(t, 1))
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+
+	resp, err := http.Get(s.URL + "/v2/library/big/blobs/" + ld.String() + "?ns=docker.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 1024)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	// The pull is mid-stream; retention removes another image and sweeps.
+	od := mustDigest(t, randomImageFrom(t, s, "docker.io/library/other:1"))
+	if r := do(t, "DELETE", s.URL+"/v2/docker.io/library/other/manifests/"+od.String(), nil, "auth", creds(s)); r.status != 202 {
+		t.Fatalf("delete: %d", r.status)
+	}
+	if err := s.GarbageCollect(context.Background(), registry.GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustHash(t, string(head)+string(rest)); got != ld {
+		t.Fatalf("blob read across a GC hashes to %s, want %s", got, ld)
+	}
+}
+
+// randomImageFrom reads back the image at ref (relative to the registry).
+func randomImageFrom(t testing.TB, s *edgeregistry.Server, ref string) v1.Image {
+	t.Helper()
+	r, err := name.ParseReference(s.Host+"/"+ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// TestTransportStreaming: HEAD carries the size without a body, and closing
+// a body early ends the handler instead of blocking it.
+func TestTransportStreaming(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	reg, err := registry.New(ctx, registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "creds")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	img, err := random.Image(8<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference("edge.invalid/ghcr.io/org/stream:1", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithTransport(reg.Transport())); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+	size, _ := ls[0].Size()
+	c := &http.Client{Transport: reg.Transport()}
+	url := "http://edge.invalid/v2/org/stream/blobs/" + ld.String() + "?ns=ghcr.io"
+
+	resp, err := c.Head(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Fatalf("HEAD: %d, length %d, want %d", resp.StatusCode, resp.ContentLength, size)
+	}
+	for range 20 { // would pile up blocked handlers if early close leaked
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err = c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || int64(len(b)) != size || mustHash(t, string(b)) != ld {
+		t.Fatalf("full GET: %d bytes, %v", len(b), err)
+	}
+}

@@ -1,0 +1,149 @@
+package syncer
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Revision states, as the API and status page show them.
+const (
+	StatePending  = "pending"   // wanted, not looked at yet
+	StateComplete = "complete"  // every manifest and blob is in the edge registry
+	StateSyncing  = "syncing"   // being copied now
+	StateNoBundle = "no-bundle" // upstream has no bundle for it (yet)
+	StateFailed   = "failed"    // the last attempt failed; retried next pass
+)
+
+// RevisionStatus is what sync knows about one wanted revision.
+type RevisionStatus struct {
+	Revision   string    `json:"revision"`
+	Refs       []string  `json:"refs,omitempty"` // tracked refs whose tip or history it is
+	Tip        bool      `json:"tip"`            // the tip of a tracked ref
+	State      string    `json:"state"`
+	Images     int       `json:"images,omitempty"`
+	BytesDone  int64     `json:"bytesDone"`
+	BytesTotal int64     `json:"bytesTotal"`
+	Rate       float64   `json:"rate,omitempty"`       // bytes/s over the link, while syncing
+	ETASeconds float64   `json:"etaSeconds,omitempty"` // while syncing
+	Error      string    `json:"error,omitempty"`
+	Missing    []string  `json:"missing,omitempty"` // a few of what is not yet local
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+// Percent is how much of the bundle is local, 0 to 100.
+func (r RevisionStatus) Percent() float64 {
+	if r.State == StateComplete {
+		return 100
+	}
+	if r.BytesTotal <= 0 {
+		return 0
+	}
+	return 100 * float64(r.BytesDone) / float64(r.BytesTotal)
+}
+
+// RepoStatus is sync's view of one repository.
+type RepoStatus struct {
+	Repo      string           `json:"repo"` // repository id, <host>/<path>
+	URL       string           `json:"url"`
+	Bundles   string           `json:"bundles"`
+	Revisions []RevisionStatus `json:"revisions"` // wanted revisions, newest tips first
+	LastPass  *time.Time       `json:"lastPass,omitempty"`
+	LastError string           `json:"lastError,omitempty"`
+}
+
+// Status is the whole of sync's state.
+type Status struct {
+	Running        bool         `json:"running"`
+	Platforms      []string     `json:"platforms"`
+	Repos          []RepoStatus `json:"repos"`
+	LinkBytesTotal int64        `json:"linkBytesTotal"` // bytes read from upstream since start
+}
+
+// tracker holds the status behind a lock; progress events update it from
+// the copying goroutines.
+type tracker struct {
+	mu      sync.Mutex
+	repos   map[string]*RepoStatus
+	order   []string
+	running bool
+	link    int64
+}
+
+func newTracker() *tracker { return &tracker{repos: map[string]*RepoStatus{}} }
+
+func (t *tracker) repo(id, url, bundles string) *RepoStatus {
+	r, ok := t.repos[id]
+	if !ok {
+		r = &RepoStatus{Repo: id, URL: url, Bundles: bundles}
+		t.repos[id] = r
+		t.order = append(t.order, id)
+	}
+	return r
+}
+
+// setWanted replaces a repository's wanted list, keeping what is known of
+// revisions that stay wanted.
+func (t *tracker) setWanted(id, url, bundles string, wanted []wantedRev) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.repo(id, url, bundles)
+	old := map[string]RevisionStatus{}
+	for _, rv := range r.Revisions {
+		old[rv.Revision] = rv
+	}
+	r.Revisions = r.Revisions[:0]
+	for _, w := range wanted {
+		rv, ok := old[w.sha]
+		if !ok {
+			rv = RevisionStatus{Revision: w.sha, State: StatePending, UpdatedAt: time.Now().UTC()}
+		}
+		rv.Refs, rv.Tip = w.refs, w.tip
+		r.Revisions = append(r.Revisions, rv)
+	}
+}
+
+func (t *tracker) update(id, sha string, f func(*RevisionStatus)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.repos[id]
+	if !ok {
+		return
+	}
+	for i := range r.Revisions {
+		if r.Revisions[i].Revision == sha {
+			f(&r.Revisions[i])
+			r.Revisions[i].UpdatedAt = time.Now().UTC()
+			return
+		}
+	}
+}
+
+func (t *tracker) passDone(id string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.repos[id]
+	if !ok {
+		return
+	}
+	now := time.Now().UTC()
+	r.LastPass = &now
+	r.LastError = ""
+	if err != nil {
+		r.LastError = err.Error()
+	}
+}
+
+func (t *tracker) snapshot() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Status{Running: t.running, LinkBytesTotal: t.link}
+	ids := append([]string(nil), t.order...)
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := *t.repos[id]
+		r.Revisions = append([]RevisionStatus(nil), r.Revisions...)
+		s.Repos = append(s.Repos, r)
+	}
+	return s
+}

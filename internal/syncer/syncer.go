@@ -1,0 +1,644 @@
+// Package syncer brings the bundles of the revisions the git mirror holds
+// into the edge registry while the link is up: only what is missing,
+// resumable, every byte verified by the copy engine, each bundle index
+// written last as the commit point. It decides what to copy; transfer moves
+// it. It also applies retention: bundles no longer wanted (and never
+// deployed) are deleted and the registry garbage-collected.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// RevisionSource is what sync needs from the git mirror.
+type RevisionSource interface {
+	RefTips(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
+	FirstParents(ctx context.Context, idOrURL, sha string, n int) ([]string, error)
+}
+
+// LocalRegistry is the edge registry as sync reaches it: in process, with
+// write access.
+type LocalRegistry interface {
+	Transport() http.RoundTripper
+}
+
+// Collector garbage-collects the edge registry after retention deleted
+// manifests. *registry.Registry implements it.
+type Collector interface {
+	Collect(ctx context.Context) error
+}
+
+// Deployed reports revisions that verify recorded as deployed: retention
+// never deletes their bundles.
+type Deployed interface {
+	IsDeployed(repoID, sha string) bool
+}
+
+// localHost names the edge registry for in-process requests; the transport
+// never dials it.
+const localHost = "edge.ballast.invalid"
+
+// Options configure a Syncer.
+type Options struct {
+	Config *config.Config
+	Mirror RevisionSource
+	Local  LocalRegistry
+	// Collector, when set, is run after retention deleted something.
+	Collector Collector
+	// Deployed, when set, protects deployed revisions from retention.
+	Deployed Deployed
+	Logger   *slog.Logger
+	// Metrics, when set, receives sync's Prometheus metrics.
+	Metrics prometheus.Registerer
+	// Interval between passes when nothing triggers one. The default value
+	// is one minute.
+	Interval time.Duration
+	// UpstreamTransport carries every request to upstream registries. The
+	// default is a clone of http.DefaultTransport.
+	UpstreamTransport http.RoundTripper
+	// EngineOptions are appended to the copy engine's options (tests make
+	// retries fast with them).
+	EngineOptions []transfer.Option
+	// Retention deletes bundles no longer wanted. The default value is true
+	// in the daemon; tests may turn it off.
+	DisableRetention bool
+}
+
+// Syncer runs sync passes. It is safe for concurrent use; passes are
+// serialized.
+type Syncer struct {
+	o         Options
+	log       *slog.Logger
+	platforms bundle.Platforms
+	engine    *transfer.Engine
+	presence  *transfer.RegistryPresence
+	status    *tracker
+	metrics   *metrics
+	passMu    sync.Mutex
+	current   struct {
+		sync.Mutex
+		repo, sha string
+		started   time.Time
+	}
+}
+
+// New builds a Syncer. It does no I/O.
+func New(o Options) (*Syncer, error) {
+	if o.Config == nil || o.Mirror == nil || o.Local == nil {
+		return nil, errors.New("syncer: Config, Mirror and Local are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Minute
+	}
+	if o.UpstreamTransport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
+		o.UpstreamTransport = t
+	}
+	plats, err := bundle.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
+	if err != nil {
+		return nil, fmt.Errorf("platforms: %w", err)
+	}
+	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker()}
+	s.metrics = newMetrics(o.Metrics)
+	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
+	staging := filepath.Join(o.Config.DataDir, "sync", "staging")
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		return nil, fmt.Errorf("sync staging dir: %w", err)
+	}
+	eopts := []transfer.Option{
+		transfer.WithStagingDir(staging),
+		transfer.WithBandwidth(o.Config.Link.MaxBandwidth),
+		transfer.WithProgress(s.onProgress),
+		transfer.WithLogger(s.log),
+		transfer.WithConcurrency(4),
+		// A dropped link is the normal case: keep trying for a while
+		// within one pass; the next pass starts again anyway.
+		transfer.WithRetry(10, 500*time.Millisecond, 30*time.Second),
+	}
+	eng, err := transfer.New(append(eopts, o.EngineOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	s.engine = eng
+	s.presence = transfer.NewRegistryPresence(localHost, transfer.WithInsecure(true), transfer.WithTransport(o.Local.Transport()),
+		transfer.WithKeychain(authn.NewMultiKeychain()))
+	for _, r := range o.Config.Repositories {
+		if r.Bundles == "" {
+			continue
+		}
+		id, err := imageref.RepoID(r.URL)
+		if err != nil {
+			return nil, err
+		}
+		s.status.setWanted(id, r.URL, r.Bundles, nil)
+	}
+	return s, nil
+}
+
+// Status returns a snapshot of sync's state.
+func (s *Syncer) Status() Status {
+	st := s.status.snapshot()
+	st.Platforms = s.o.Config.Platforms
+	if st.Platforms == nil {
+		st.Platforms = []string{}
+	}
+	return st
+}
+
+// Platforms is the edge's platform selection (empty: all).
+func (s *Syncer) Platforms() bundle.Platforms { return s.platforms }
+
+// PassResult summarizes one pass.
+type PassResult struct {
+	Wanted   int // revisions wanted over all repositories
+	Complete int // of them, complete locally
+	NoBundle int // of them, without a bundle upstream
+	Failed   int // of them, failed this pass
+	Deleted  int // bundles deleted by retention
+}
+
+// Done reports whether every wanted revision that has a bundle upstream is
+// complete: what `sync --once` waits for.
+func (p PassResult) Done() bool { return p.Failed == 0 && p.Complete+p.NoBundle == p.Wanted }
+
+// Pass runs one sync pass over every repository with bundles, newest tips
+// first. A revision that fails does not stop the others; the error joins
+// every failure.
+func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	s.status.mu.Lock()
+	s.status.running = true
+	s.status.mu.Unlock()
+	defer func() {
+		s.status.mu.Lock()
+		s.status.running = false
+		s.status.mu.Unlock()
+	}()
+	start := time.Now()
+	var res PassResult
+	var errs []error
+	for i := range s.o.Config.Repositories {
+		r := &s.o.Config.Repositories[i]
+		if r.Bundles == "" {
+			continue
+		}
+		if err := s.passRepo(ctx, r, &res); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.metrics.passes.Inc()
+	s.metrics.passDuration.Observe(time.Since(start).Seconds())
+	err := errors.Join(errs...)
+	if err == nil && ctx.Err() == nil {
+		s.metrics.lastSuccess.SetToCurrentTime()
+	}
+	return res, err
+}
+
+type wantedRev struct {
+	sha  string
+	refs []string
+	tip  bool
+}
+
+// wanted lists a repository's wanted revisions: each tracked ref's tip,
+// then up to keepRevisions earlier first-parent revisions, newest first
+// (all tips before any history).
+func (s *Syncer) wanted(ctx context.Context, r *config.Repository) ([]wantedRev, error) {
+	tips, err := s.o.Mirror.RefTips(ctx, r.URL)
+	if err != nil {
+		return nil, fmt.Errorf("refs of %s: %w", r.URL, err)
+	}
+	byName := map[string]string{}
+	for _, t := range tips {
+		c := t.Commit
+		if c == "" {
+			c = t.Object
+		}
+		byName[t.Name] = c
+	}
+	var histories [][]string
+	var names []string
+	for _, ref := range r.Track {
+		tip, ok := byName[ref]
+		if !ok {
+			continue // not (yet) upstream: nothing to want
+		}
+		h, err := s.o.Mirror.FirstParents(ctx, r.URL, tip, r.KeepRevisions)
+		if err != nil {
+			return nil, err
+		}
+		histories = append(histories, h)
+		names = append(names, ref)
+	}
+	idx := map[string]int{}
+	var out []wantedRev
+	for depth := 0; ; depth++ {
+		more := false
+		for i, h := range histories {
+			if depth >= len(h) {
+				continue
+			}
+			more = true
+			sha := h[depth]
+			if j, ok := idx[sha]; ok {
+				out[j].refs = appendUnique(out[j].refs, names[i])
+				out[j].tip = out[j].tip || depth == 0
+				continue
+			}
+			idx[sha] = len(out)
+			out = append(out, wantedRev{sha: sha, refs: []string{names[i]}, tip: depth == 0})
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+func appendUnique(xs []string, s string) []string {
+	for _, x := range xs {
+		if x == s {
+			return xs
+		}
+	}
+	return append(xs, s)
+}
+
+func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassResult) error {
+	id, err := imageref.RepoID(r.URL)
+	if err != nil {
+		return err
+	}
+	wanted, err := s.wanted(ctx, r)
+	if errors.Is(err, gitmirror.ErrNotReady) {
+		s.status.passDone(id, nil)
+		return nil // nothing mirrored yet: nothing to want
+	}
+	if err != nil {
+		s.status.passDone(id, err)
+		return err
+	}
+	s.status.setWanted(id, r.URL, r.Bundles, wanted)
+	res.Wanted += len(wanted)
+	bundleRepo, err := imageref.BundleRepository(r.URL)
+	if err != nil {
+		return err
+	}
+	up, err := s.upstream(r.Bundles)
+	if err != nil {
+		s.status.passDone(id, err)
+		return err
+	}
+	// Tags claimed by newer revisions: an older revision does not move them
+	// back (verify --activate does, for the revision being deployed).
+	claimed := map[string]bool{}
+	var errs []error
+	for _, w := range wanted {
+		if ctx.Err() != nil {
+			break
+		}
+		st, err := s.syncRevision(ctx, id, bundleRepo, up, w.sha, claimed)
+		switch {
+		case err != nil:
+			res.Failed++
+			errs = append(errs, fmt.Errorf("%s@%s: %w", id, short(w.sha), err))
+		case st == StateComplete:
+			res.Complete++
+		case st == StateNoBundle:
+			res.NoBundle++
+		}
+	}
+	if !s.o.DisableRetention && ctx.Err() == nil {
+		n, err := s.retain(ctx, id, bundleRepo, wanted)
+		res.Deleted += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retention of %s: %w", id, err))
+		}
+	}
+	err = errors.Join(errs...)
+	s.status.passDone(id, err)
+	return err
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// upstream returns the bundles repository as a copy source, with the
+// credentials and transport the edge config gives its registry.
+func (s *Syncer) upstream(repo string) (*transfer.Remote, error) {
+	host, _, _ := strings.Cut(repo, "/")
+	opts := []transfer.RemoteOption{transfer.WithTransport(s.o.UpstreamTransport), transfer.WithIdleTimeout(30 * time.Second)}
+	if u, ok := s.o.Config.UpstreamRegistries[host]; ok {
+		opts = append(opts, transfer.WithInsecure(u.Insecure))
+		if u.UsernameFile != "" {
+			user, err := readSecret(u.UsernameFile)
+			if err != nil {
+				return nil, err
+			}
+			pass, err := readSecret(u.PasswordFile)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
+		}
+	}
+	return transfer.NewRemote(repo, opts...)
+}
+
+func readSecret(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func (s *Syncer) local(repo string) (*transfer.Remote, error) {
+	return transfer.NewRemote(localHost+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(s.o.Local.Transport()),
+		transfer.WithKeychain(authn.NewMultiKeychain()))
+}
+
+// layout is where a bundle's parts live in the edge registry.
+func layout(bundleRepo string, tags bool) bundle.Layout {
+	return bundle.Layout{
+		BundleRepo: bundleRepo,
+		ImageRepo:  func(r imageref.Ref) string { return r.EdgeRepository() },
+		CheckTags:  tags,
+	}
+}
+
+// Check reports how complete revision sha of repository id is in the edge
+// registry, by the one definition of complete (tags included).
+func (s *Syncer) Check(ctx context.Context, repoURL, sha string) (*bundle.Report, error) {
+	br, err := imageref.BundleRepository(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	return bundle.CheckComplete(ctx, s.presence, layout(br, true), sha, s.platforms)
+}
+
+// syncRevision makes revision sha's bundle complete locally.
+func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *transfer.Remote, sha string, claimed map[string]bool) (string, error) {
+	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
+	if err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("check local bundle: %w", err)
+	}
+	if rep.Complete() {
+		if err := s.claimTags(ctx, rep.Bundle, claimed); err != nil {
+			return StateFailed, err
+		}
+		s.status.update(id, sha, func(r *RevisionStatus) {
+			r.State, r.Error, r.Missing, r.Images = StateComplete, "", nil, len(rep.Bundle.Images)
+			r.BytesDone, r.BytesTotal, r.Rate, r.ETASeconds = rep.Bytes, rep.Bytes, 0, 0
+		})
+		return StateComplete, nil
+	}
+
+	// Not complete: read the bundle index upstream.
+	var root v1.Descriptor
+	var raw []byte
+	err = s.upstreamCall(ctx, func(ctx context.Context) error {
+		var err error
+		root, err = up.Resolve(ctx, sha)
+		if err != nil {
+			return err
+		}
+		raw, err = up.FetchManifest(ctx, root)
+		return err
+	})
+	if errors.Is(err, transfer.ErrNotFound) {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateNoBundle, "" })
+		s.log.Debug("no bundle upstream yet", "repo", id, "revision", sha)
+		return StateNoBundle, nil
+	}
+	if err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("read bundle index %s:%s: %w", up, sha, err)
+	}
+	if err := bundle.VerifyBytes(raw, root); err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
+	}
+	b, err := bundle.Parse(raw)
+	if err == nil && b.Revision != sha {
+		err = fmt.Errorf("records revision %s", b.Revision)
+	}
+	if err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
+	}
+
+	var missing []string
+	for i, m := range rep.Missing {
+		if i == 5 {
+			missing = append(missing, fmt.Sprintf("… %d more", len(rep.Missing)-5))
+			break
+		}
+		missing = append(missing, m.String())
+	}
+	s.status.update(id, sha, func(r *RevisionStatus) {
+		r.State, r.Error, r.Images, r.Missing = StateSyncing, "", len(b.Images), missing
+	})
+	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
+
+	jobs := make([]transfer.Job, 0, len(b.Images))
+	var tagJobs []tagWrite
+	for _, im := range b.Images {
+		dst, err := s.local(im.Ref.EdgeRepository())
+		if err != nil {
+			return StateFailed, err
+		}
+		jobs = append(jobs, transfer.Job{Src: up, Dst: dst, Root: im.Descriptor, Platforms: s.platforms})
+		if im.Ref.Tag != "" && !claimed[im.Ref.EdgeRepository()+":"+im.Ref.Tag] {
+			tagJobs = append(tagJobs, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag})
+		}
+	}
+	s.beginRevision(id, sha)
+	st, err := s.engine.Copy(ctx, jobs...)
+	s.endRevision()
+	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
+	if err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("copy images: %w", err)
+	}
+	// Tags, then the bundle index: the commit point.
+	for _, tw := range tagJobs {
+		if err := s.writeTag(ctx, tw); err != nil {
+			s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+			return StateFailed, err
+		}
+	}
+	bdst, err := s.local(bundleRepo)
+	if err != nil {
+		return StateFailed, err
+	}
+	if _, err := s.engine.Copy(ctx, transfer.Job{Src: transfer.ManifestSource(raw, root), Dst: bdst, Root: root, Tags: []string{sha}, RootOnly: true}); err != nil {
+		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+		return StateFailed, fmt.Errorf("write bundle index: %w", err)
+	}
+	if err := s.claimTags(ctx, b, claimed); err != nil {
+		return StateFailed, err
+	}
+	s.status.update(id, sha, func(r *RevisionStatus) {
+		r.State, r.Error, r.Missing, r.Rate, r.ETASeconds = StateComplete, "", nil, 0, 0
+		r.BytesDone = r.BytesTotal
+	})
+	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", st.BytesRead, "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries)
+	return StateComplete, nil
+}
+
+// claimTags marks the tags of a complete revision's images as taken, and
+// points each one not claimed by a newer revision at this revision's digest.
+func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[string]bool) error {
+	for _, im := range b.Images {
+		if im.Ref.Tag == "" {
+			continue
+		}
+		key := im.Ref.EdgeRepository() + ":" + im.Ref.Tag
+		if claimed[key] {
+			continue
+		}
+		claimed[key] = true
+		dst, err := s.local(im.Ref.EdgeRepository())
+		if err != nil {
+			return err
+		}
+		cur, err := dst.ResolveTag(ctx, im.Ref.Tag)
+		if err == nil && cur.Digest == im.Descriptor.Digest {
+			continue
+		}
+		if err != nil && !errors.Is(err, transfer.ErrNotFound) {
+			return fmt.Errorf("tag %s: %w", key, err)
+		}
+		if err := s.writeTag(ctx, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type tagWrite struct {
+	dst *transfer.Remote
+	d   v1.Descriptor
+	tag string
+}
+
+// writeTag points tw.tag at tw.d, whose manifest is already local.
+func (s *Syncer) writeTag(ctx context.Context, tw tagWrite) error {
+	raw, err := tw.dst.FetchManifest(ctx, tw.d)
+	if err != nil {
+		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
+	}
+	if err := bundle.VerifyBytes(raw, tw.d); err != nil {
+		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
+	}
+	if err := tw.dst.WriteManifest(ctx, tw.d, raw, tw.tag); err != nil {
+		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
+	}
+	return nil
+}
+
+// upstreamCall retries a small upstream request (not a blob: the engine
+// retries those) with backoff and jitter while it fails for a reason other
+// than "not found".
+func (s *Syncer) upstreamCall(ctx context.Context, f func(context.Context) error) error {
+	delay := 250 * time.Millisecond
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = f(ctx)
+		if err == nil || errors.Is(err, transfer.ErrNotFound) || transfer.IsPermanent(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay/2 + rand.N(delay)):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+	return err
+}
+
+func (s *Syncer) beginRevision(repo, sha string) {
+	s.current.Lock()
+	defer s.current.Unlock()
+	s.current.repo, s.current.sha, s.current.started = repo, sha, time.Now()
+}
+
+func (s *Syncer) endRevision() {
+	s.current.Lock()
+	defer s.current.Unlock()
+	s.current.repo, s.current.sha = "", ""
+}
+
+// onProgress receives the engine's events from its goroutines.
+func (s *Syncer) onProgress(ev transfer.Event) {
+	if ev.Kind == transfer.Retrying {
+		s.metrics.retries.Inc()
+		return
+	}
+	s.current.Lock()
+	repo, sha, started := s.current.repo, s.current.sha, s.current.started
+	s.current.Unlock()
+	if sha == "" {
+		return
+	}
+	elapsed := time.Since(started).Seconds()
+	s.status.update(repo, sha, func(r *RevisionStatus) {
+		r.BytesDone, r.BytesTotal = ev.Done, ev.Total
+		if elapsed > 0.5 && ev.Done > 0 {
+			r.Rate = float64(ev.Done) / elapsed
+			if r.Rate > 0 {
+				r.ETASeconds = float64(ev.Total-ev.Done) / r.Rate
+			}
+		}
+	})
+}
+
+// countLink adds n bytes read from upstream.
+func (s *Syncer) countLink(n int64) {
+	s.metrics.linkBytes.Add(float64(n))
+	s.status.mu.Lock()
+	s.status.link += n
+	s.status.mu.Unlock()
+}
+
+// LinkBytes is the number of bytes read from upstream registries so far.
+func (s *Syncer) LinkBytes() int64 {
+	s.status.mu.Lock()
+	defer s.status.mu.Unlock()
+	return s.status.link
+}
