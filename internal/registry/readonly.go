@@ -135,6 +135,9 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) error {
 	if _, err := os.Stat(filepath.Join(r.root, "docker", "registry", "v2", "repositories")); errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing was ever pushed; mark and sweep fails on that
 	}
+	if err := fillLayerDirs(filepath.Join(r.root, "docker", "registry", "v2", "repositories")); err != nil {
+		return fmt.Errorf("registry gc: %w", err)
+	}
 	start := time.Now()
 	drv := r.newDriver()
 	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
@@ -151,4 +154,23 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) error {
 	}
 	r.log.Info("registry garbage collected", "dryRun", opts.DryRun, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// fillLayerDirs gives every repository that has manifests an _layers
+// directory. A repository holding only an index whose children live in
+// other repositories (a bundle index) has none, and Distribution's mark
+// phase fails on the missing directory.
+func fillLayerDirs(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() || d.Name() != "_manifests" {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(p), "_layers"), 0o750); err != nil {
+			return err
+		}
+		return filepath.SkipDir
+	})
 }
