@@ -49,9 +49,11 @@ type Collector interface {
 }
 
 // Deployed reports revisions that verify recorded as deployed: retention
-// never deletes their bundles.
+// never deletes their bundles, and the tags of the current one stay on its
+// digests until another revision is activated.
 type Deployed interface {
 	IsDeployed(repoID, sha string) bool
+	Current(repoID string) string
 }
 
 // localHost names the edge registry for in-process requests; the transport
@@ -318,9 +320,21 @@ func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassRe
 		return err
 	}
 	// Tags claimed by newer revisions: an older revision does not move them
-	// back (verify --activate does, for the revision being deployed).
+	// back (verify --activate does, for the revision being deployed). The
+	// deployed revision claims its tags first, so a restarting pod of the
+	// running version never pulls a newer image that was not deployed.
 	claimed := map[string]bool{}
 	var errs []error
+	if s.o.Deployed != nil {
+		if cur := s.o.Deployed.Current(id); cur != "" {
+			rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), cur, s.platforms)
+			if err == nil && rep.Complete() {
+				if err := s.claimTags(ctx, rep.Bundle, claimed); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
 	for _, w := range wanted {
 		if ctx.Err() != nil {
 			break

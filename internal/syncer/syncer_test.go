@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,18 +164,25 @@ func TestSyncOverLinkThatDrops(t *testing.T) {
 }
 
 func TestRetentionKeepsWantedAndDeployed(t *testing.T) {
-	deployed := map[string]bool{}
+	var store *syncer.DeployedStore
 	s := newSite(t, func(c *config.Config) { c.Repositories[0].KeepRevisions = 0 }, func(o *syncer.Options) {
-		o.Deployed = deployedFunc(func(_, sha string) bool { return deployed[sha] })
+		var err error
+		store, err = syncer.OpenDeployed(o.Config.DataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Deployed = store
 	})
 	var revs []string
 	for i := 0; i < 3; i++ {
 		rev := s.commit(map[string]string{"a": string(rune('0' + i))})
-		pushBundle(t, s.up, s.bundles, rev, map[string]artifact{"ghcr.io/org/app:v1": testimage.Image(t, "linux/amd64", 1, 64<<10)})
+		pushBundle(t, s.up, s.bundles, rev, map[string]artifact{fmt.Sprintf("ghcr.io/org/app:v%d", i): testimage.Image(t, "linux/amd64", 1, 64<<10)})
 		revs = append(revs, rev)
 		if i == 0 {
 			s.pass()
-			deployed[rev] = true // verify recorded it as deployed
+			if _, err := s.sync.Activate(context.Background(), s.cfg.Repositories[0].URL, rev, store); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// Only the tip is wanted (keepRevisions 0); rev0 is deployed.
@@ -208,9 +216,61 @@ func TestRetentionKeepsWantedAndDeployed(t *testing.T) {
 	}
 }
 
-type deployedFunc func(repo, sha string) bool
-
-func (f deployedFunc) IsDeployed(repo, sha string) bool { return f(repo, sha) }
+func TestActivateRollback(t *testing.T) {
+	var store *syncer.DeployedStore
+	s := newSite(t, nil, func(o *syncer.Options) {
+		store, _ = syncer.OpenDeployed(o.Config.DataDir)
+		o.Deployed = store
+	})
+	url := s.cfg.Repositories[0].URL
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 1, 64<<10)})
+	s.pass()
+	if _, err := s.sync.Activate(context.Background(), url, rev1, store); err != nil {
+		t.Fatal(err)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, map[string]artifact{"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 1, 64<<10)})
+	s.pass()
+	// rev1 is deployed: its tag stays until rev2 is activated.
+	if rep := s.check(rev1); !rep.Complete() {
+		t.Fatalf("deployed rev1 lost its tag to a synced, undeployed rev2: %v", rep.Missing)
+	}
+	if rep, err := s.sync.Activate(context.Background(), url, rev2, store); err != nil || !rep.Complete() {
+		t.Fatalf("activate rev2: %v %+v", err, rep)
+	}
+	s.pass()
+	if rep := s.check(rev2); !rep.Complete() {
+		t.Fatalf("rev2 after activation and a pass: %v", rep.Missing)
+	}
+	// Offline rollback: no upstream needed to move the tag back.
+	s.up.Stop()
+	if rep, err := s.sync.Activate(context.Background(), url, rev1, store); err != nil || !rep.Complete() {
+		t.Fatalf("rollback to rev1: %v %+v", err, rep)
+	}
+	if store.Current(s.repoID) != rev1 || !store.IsDeployed(s.repoID, rev2) {
+		t.Fatalf("deployed store: current %s", store.Current(s.repoID))
+	}
+	// Activation of a revision whose bundle is not local fails and moves nothing.
+	rev3 := s.commit(map[string]string{"a": "3"})
+	if _, err := s.sync.Activate(context.Background(), url, rev3, store); err != syncer.ErrIncomplete {
+		t.Fatalf("activate incomplete: %v", err)
+	}
+	if store.Current(s.repoID) != rev1 {
+		t.Fatal("incomplete activation recorded")
+	}
+	// The store survives a restart and refuses a damaged file.
+	again, err := syncer.OpenDeployed(s.cfg.DataDir)
+	if err != nil || again.Current(s.repoID) != rev1 {
+		t.Fatalf("reopen: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "state", "deployed.json"), []byte("{\"repos\": [1]}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncer.OpenDeployed(s.cfg.DataDir); err == nil {
+		t.Fatal("damaged deployed.json accepted")
+	}
+}
 
 func TestLock(t *testing.T) {
 	dir := t.TempDir()

@@ -1,0 +1,63 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/imageref"
+)
+
+// ErrIncomplete is returned by Activate when the revision's content is not
+// all in the edge registry; the report says what is missing.
+var ErrIncomplete = errors.New("bundle is not complete")
+
+// Activate prepares revision sha of repoURL for deployment: when every
+// manifest and blob of its bundle is local, it points each image tag at this
+// revision's digest (a rollback moves tags back) and records the revision as
+// deployed, so retention keeps it and later passes leave its tags alone. It
+// runs between passes. The returned report is the check after the tags
+// moved.
+func (s *Syncer) Activate(ctx context.Context, repoURL, sha string, store *DeployedStore) (*bundle.Report, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	id, err := imageref.RepoID(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	br, err := imageref.BundleRepository(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := bundle.CheckComplete(ctx, s.presence, layout(br, false), sha, s.platforms)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.Complete() {
+		return rep, ErrIncomplete
+	}
+	for _, im := range rep.Bundle.Images {
+		if im.Ref.Tag == "" {
+			continue
+		}
+		dst, err := s.local(im.Ref.EdgeRepository())
+		if err != nil {
+			return nil, err
+		}
+		cur, err := dst.ResolveTag(ctx, im.Ref.Tag)
+		if err == nil && cur.Digest == im.Descriptor.Digest {
+			continue
+		}
+		if err := s.writeTag(ctx, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag}); err != nil {
+			return nil, fmt.Errorf("activate %s: %w", short(sha), err)
+		}
+		s.log.Info("tag re-pointed for deployment", "image", im.Ref.String(), "revision", sha)
+	}
+	if store != nil {
+		if err := store.Record(id, sha); err != nil {
+			return nil, fmt.Errorf("record deployed revision: %w", err)
+		}
+	}
+	return bundle.CheckComplete(ctx, s.presence, layout(br, true), sha, s.platforms)
+}

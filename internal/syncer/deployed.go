@@ -1,0 +1,147 @@
+package syncer
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// maxDeployed bounds the revisions remembered per repository: the newest
+// ones stay protected from retention, older ones go.
+const maxDeployed = 10
+
+// DeployedStore remembers the revisions verify --activate recorded as
+// deployed, per repository, in <dataDir>/state/deployed.json. It survives a
+// crash at any point: the file is replaced by rename after fsync.
+type DeployedStore struct {
+	path string
+	mu   sync.Mutex
+	data deployedFile
+}
+
+type deployedFile struct {
+	Repos map[string]*deployedRepo `json:"repos"`
+}
+
+type deployedRepo struct {
+	// Current is the revision activated last: its tags win.
+	Current  string               `json:"current"`
+	Deployed map[string]time.Time `json:"deployed"`
+}
+
+// OpenDeployed loads the store of dataDir; a missing file is an empty store.
+func OpenDeployed(dataDir string) (*DeployedStore, error) {
+	s := &DeployedStore{path: filepath.Join(dataDir, "state", "deployed.json"), data: deployedFile{Repos: map[string]*deployedRepo{}}}
+	b, err := os.ReadFile(s.path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deployed revisions: %w", err)
+	}
+	if err := json.Unmarshal(b, &s.data); err != nil {
+		return nil, fmt.Errorf("deployed revisions %s: %w", s.path, err)
+	}
+	if s.data.Repos == nil {
+		s.data.Repos = map[string]*deployedRepo{}
+	}
+	for _, r := range s.data.Repos {
+		if r == nil || r.Deployed == nil {
+			return nil, fmt.Errorf("deployed revisions %s: malformed entry", s.path)
+		}
+	}
+	return s, nil
+}
+
+// IsDeployed implements Deployed.
+func (s *DeployedStore) IsDeployed(repoID, sha string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.data.Repos[repoID]
+	if !ok {
+		return false
+	}
+	_, ok = r.Deployed[sha]
+	return ok
+}
+
+// Current returns the revision of repoID activated last, or "".
+func (s *DeployedStore) Current(repoID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.data.Repos[repoID]; ok {
+		return r.Current
+	}
+	return ""
+}
+
+// Record marks sha as deployed and current for repoID, durably.
+func (s *DeployedStore) Record(repoID, sha string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.data.Repos[repoID]
+	if !ok {
+		r = &deployedRepo{Deployed: map[string]time.Time{}}
+		s.data.Repos[repoID] = r
+	}
+	r.Current = sha
+	r.Deployed[sha] = time.Now().UTC()
+	if len(r.Deployed) > maxDeployed {
+		type ent struct {
+			sha string
+			at  time.Time
+		}
+		var es []ent
+		for k, v := range r.Deployed {
+			es = append(es, ent{k, v})
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].at.After(es[j].at) })
+		for _, e := range es[maxDeployed:] {
+			delete(r.Deployed, e.sha)
+		}
+	}
+	b, err := json.MarshalIndent(s.data, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.path, b)
+}
+
+// writeAtomic writes b to path by temp file, fsync, rename and directory
+// fsync, so a crash leaves the old or the new content.
+func writeAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
