@@ -30,6 +30,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/syncer"
 )
 
 // ShutdownTimeout is how long open requests get to finish at shutdown.
@@ -53,6 +55,14 @@ type Daemon struct {
 	// Mirror is the git mirror; sync and verify-side code use its Go API
 	// (HasCommit, RefTips, FirstParents, Subscribe).
 	Mirror *gitmirror.Mirror
+	// Registry is the edge registry, served on the registry listener.
+	Registry *registry.Registry
+	// Sync brings bundles aboard; Deployed remembers activated revisions.
+	Sync     *syncer.Syncer
+	Deployed *syncer.DeployedStore
+
+	verifs verifications
+	disk   diskCache
 
 	services  []Service
 	routes    []route
@@ -119,6 +129,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	})
 	d.listeners = append(d.listeners, listener{name: "http", addr: cfg.Listen.HTTP})
+	if err := d.addRegistryAndSync(context.Background()); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

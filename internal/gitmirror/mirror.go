@@ -220,25 +220,8 @@ func validateRepoID(id string) error {
 // done. Serving works from the moment recovery is done (see Started) and
 // never waits on an upstream.
 func (m *Mirror) Run(ctx context.Context) error {
-	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("gitmirror: %w", err)
-		}
-	}
-	// Leftovers of clones that were interrupted: never trusted, redone.
-	if ents, err := os.ReadDir(filepath.Join(m.root, ".tmp")); err == nil {
-		for _, e := range ents {
-			_ = os.RemoveAll(filepath.Join(m.root, ".tmp", e.Name()))
-		}
-	}
-	for _, r := range m.repos {
-		if err := r.recover(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
-				"repo", r.id, "err", err)
-		}
+	if err := m.prepare(ctx); err != nil {
+		return err
 	}
 	close(m.started)
 	var wg sync.WaitGroup
@@ -703,4 +686,50 @@ func (m *Mirror) waitReady(ctx context.Context, r *repo) error {
 		}
 		return ErrNotReady
 	}
+}
+
+// prepare creates the mirror's directories, removes what interrupted clones
+// left, and checks every existing repository.
+func (m *Mirror) prepare(ctx context.Context) error {
+	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("gitmirror: %w", err)
+		}
+	}
+	// Leftovers of clones that were interrupted: never trusted, redone.
+	if ents, err := os.ReadDir(filepath.Join(m.root, ".tmp")); err == nil {
+		for _, e := range ents {
+			_ = os.RemoveAll(filepath.Join(m.root, ".tmp", e.Name()))
+		}
+	}
+	for _, r := range m.repos {
+		if err := r.recover(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
+				"repo", r.id, "err", err)
+		}
+	}
+	return nil
+}
+
+// RunOnce is Run for one pass: it checks the existing repositories, then
+// polls each upstream once (a failure is logged and reported in status, as
+// offline is normal) and returns. `ballast sync --once` uses it in place of
+// the daemon's loop.
+func (m *Mirror) RunOnce(ctx context.Context) error {
+	if err := m.prepare(ctx); err != nil {
+		return err
+	}
+	close(m.started)
+	for _, r := range m.repos {
+		if err := m.pollOnce(ctx, r); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			m.log.Warn("git mirror: fetch failed; using the local copy", "repo", r.id, "err", err)
+		}
+	}
+	return nil
 }

@@ -44,6 +44,23 @@ func Lock(dataDir string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// LockWait is Lock, retried until wait has passed: a pass that was just
+// killed may leave a child for a moment that still holds the lock.
+func LockWait(ctx context.Context, dataDir string, wait time.Duration) (func(), error) {
+	deadline := time.Now().Add(wait)
+	for {
+		unlock, err := Lock(dataDir)
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			return unlock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Run syncs until ctx is done: a pass at start, after every mirror change,
 // and on the interval; after a failed pass, sooner, with backoff and jitter.
 // It holds the data dir's sync lock for its lifetime.

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/syncer"
+)
+
+func newSyncCmd(e *env) *cobra.Command {
+	var (
+		configPath string
+		once       bool
+		output     string
+	)
+	c := &cobra.Command{
+		Use:   "sync --once --config FILE",
+		Short: "Run one sync pass on the edge data dir (CronJob style), then exit",
+		Long: `sync --once fetches every configured repository into the mirror (when the link
+allows), then brings the bundle of every wanted revision into the edge
+registry, working on the data dir directly. It exits 0 once every wanted
+revision that has a bundle upstream is complete, 1 otherwise. A lock keeps it
+from running beside the edge daemon, which syncs by itself.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !once {
+				return exitcode.Invalid(errors.New("sync runs inside `ballast edge`; use --once for a single pass"))
+			}
+			if output != "text" && output != "json" {
+				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
+			}
+			if configPath == "" {
+				return exitcode.Invalid(errors.New("--config is required"))
+			}
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			ctx := cmd.Context()
+			unlock, err := syncer.LockWait(ctx, cfg.DataDir, 5*time.Second)
+			if err != nil {
+				return exitcode.Fail(err)
+			}
+			defer unlock()
+			var ups []gitmirror.Upstream
+			for _, r := range cfg.Repositories {
+				u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration}
+				if r.Credentials != nil {
+					u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
+				}
+				ups = append(ups, u)
+			}
+			m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: ups, Logger: e.log})
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			if err := m.RunOnce(ctx); err != nil {
+				return exitcode.Fail(err)
+			}
+			reg, err := registry.New(ctx, registry.Options{DataDir: cfg.DataDir, CredentialsFile: cfg.CredentialsFile(), Logger: e.log})
+			if err != nil {
+				return exitcode.Fail(err)
+			}
+			defer reg.Close()
+			deployed, err := syncer.OpenDeployed(cfg.DataDir)
+			if err != nil {
+				return exitcode.Fail(err)
+			}
+			s, err := syncer.New(syncer.Options{Config: cfg, Mirror: m, Local: reg, Deployed: deployed, Logger: e.log,
+				Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) })})
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			res, passErr := s.Pass(ctx)
+			st := s.Status()
+			if output == "json" {
+				if err := writeJSON(e.stdout, struct {
+					Result syncer.PassResult `json:"result"`
+					Done   bool              `json:"done"`
+					Status syncer.Status     `json:"status"`
+				}{res, res.Done() && passErr == nil, st}); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range st.Repos {
+					for _, rv := range r.Revisions {
+						line := fmt.Sprintf("%s\t%s\t%s", r.Repo, rv.Revision, rv.State)
+						if rv.Error != "" {
+							line += "\t" + rv.Error
+						}
+						fmt.Fprintln(e.stdout, line)
+					}
+				}
+				fmt.Fprintf(e.stdout, "wanted %d, complete %d, no bundle %d, failed %d, link bytes %d\n",
+					res.Wanted, res.Complete, res.NoBundle, res.Failed, st.LinkBytesTotal)
+			}
+			if passErr != nil {
+				return exitcode.Fail(passErr)
+			}
+			if !res.Done() {
+				return exitcode.Fail(errors.New("some wanted revisions are not complete"))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&configPath, "config", "", "edge config file (YAML)")
+	c.Flags().BoolVar(&once, "once", false, "run one pass and exit")
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}

@@ -1,0 +1,247 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/version"
+)
+
+// addRegistryAndSync joins the edge registry (its own listener) and the
+// sync loop to the daemon, with their API routes.
+func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
+	reg, err := registry.New(ctx, registry.Options{DataDir: d.cfg.DataDir, CredentialsFile: d.cfg.CredentialsFile(), Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.Registry = reg
+	deployed, err := syncer.OpenDeployed(d.cfg.DataDir)
+	if err != nil {
+		reg.Close()
+		return err
+	}
+	d.Deployed = deployed
+	sy, err := syncer.New(syncer.Options{
+		Config:    d.cfg,
+		Mirror:    d.Mirror,
+		Local:     reg,
+		Deployed:  deployed,
+		Logger:    d.log,
+		Metrics:   d.Metrics,
+		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
+	})
+	if err != nil {
+		reg.Close()
+		return err
+	}
+	d.Sync = sy
+	d.AddListener("registry", d.cfg.Listen.Registry, reg.Handler())
+	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
+		return sy.Run(ctx, d.Mirror.Subscribe(ctx))
+	}})
+	d.AddService(Service{Name: "registry", Run: func(ctx context.Context) error {
+		<-ctx.Done()
+		return reg.Close()
+	}})
+	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
+	d.AddRoute("/api/v1/sync", http.HandlerFunc(d.serveSync))
+	d.AddRoute("/api/v1/status", http.HandlerFunc(d.serveStatus))
+	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
+	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
+	d.AddRoute("/api/v1/verifications", http.HandlerFunc(d.serveVerifications))
+	return nil
+}
+
+// writable checks that dir accepts a new file.
+func writable(dir string) error {
+	f, err := os.CreateTemp(dir, ".readyz-*")
+	if err != nil {
+		return fmt.Errorf("data dir not writable: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (d *Daemon) serveSync(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.Sync.Status())
+}
+
+// EdgeInfo is served at /api/v1/edge: what verify needs to judge a bundle
+// as this edge does.
+type EdgeInfo struct {
+	Version   string   `json:"version"`
+	Platforms []string `json:"platforms"`
+}
+
+func (d *Daemon) serveEdge(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p := d.cfg.Platforms
+	if p == nil {
+		p = []string{}
+	}
+	writeJSON(w, http.StatusOK, EdgeInfo{Version: version.Get().Version, Platforms: p})
+}
+
+// ActivateRequest is the body of POST /api/v1/activate.
+type ActivateRequest struct {
+	Repo     string `json:"repo"`     // upstream URL, as in the edge config
+	Revision string `json:"revision"` // full commit SHA
+}
+
+// ActivateResponse answers POST /api/v1/activate.
+type ActivateResponse struct {
+	Complete bool             `json:"complete"`
+	Missing  []bundle.Missing `json:"missing,omitempty"`
+	Error    string           `json:"error,omitempty"`
+}
+
+func (d *Daemon) serveActivate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var req ActivateRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "bad request body: " + err.Error()})
+		return
+	}
+	if _, ok := d.cfg.Repository(repoIDOf(req.Repo)); !ok || !isSHA(req.Revision) {
+		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "unknown repository or bad revision"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	rep, err := d.Sync.Activate(ctx, req.Repo, req.Revision, d.Deployed)
+	switch {
+	case errors.Is(err, syncer.ErrIncomplete):
+		writeJSON(w, http.StatusConflict, ActivateResponse{Missing: rep.Missing, Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, ActivateResponse{Error: err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, ActivateResponse{Complete: rep.Complete(), Missing: rep.Missing})
+	}
+}
+
+// Verification is one result of `ballast verify` as reported to the
+// daemon, shown on the status page.
+type Verification struct {
+	Repo     string    `json:"repo"`
+	Revision string    `json:"revision"`
+	Allowed  bool      `json:"allowed"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+const maxVerifications = 50
+
+type verifications struct {
+	mu   sync.Mutex
+	list []Verification // newest last
+}
+
+func (v *verifications) add(x Verification) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.list = append(v.list, x)
+	if len(v.list) > maxVerifications {
+		v.list = v.list[len(v.list)-maxVerifications:]
+	}
+}
+
+// Verifications returns the latest verify results, newest first.
+func (d *Daemon) Verifications() []Verification {
+	d.verifs.mu.Lock()
+	defer d.verifs.mu.Unlock()
+	out := make([]Verification, 0, len(d.verifs.list))
+	for i := len(d.verifs.list) - 1; i >= 0; i-- {
+		out = append(out, d.verifs.list[i])
+	}
+	return out
+}
+
+func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		writeJSON(w, http.StatusOK, d.Verifications())
+	case http.MethodPost:
+		var v Verification
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil || !isSHA(v.Revision) || len(v.Reason) > 4096 {
+			http.Error(w, "bad verification", http.StatusBadRequest)
+			return
+		}
+		if _, ok := d.cfg.Repository(repoIDOf(v.Repo)); !ok {
+			http.Error(w, "unknown repository", http.StatusBadRequest)
+			return
+		}
+		v.At = time.Now().UTC()
+		d.verifs.add(v)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func isSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// diskUsage sums the sizes of the files under dir.
+func diskUsage(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func repoIDOf(u string) string {
+	id, err := imageref.RepoID(u)
+	if err != nil {
+		return ""
+	}
+	return id
+}
