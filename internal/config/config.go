@@ -186,7 +186,7 @@ func (c *Config) Validate() error {
 			bad("%s: %q is not host:port", l.key, l.addr)
 		}
 	}
-	if c.Listen.HTTP == c.Listen.Registry {
+	if c.Listen.HTTP == c.Listen.Registry && !strings.HasSuffix(c.Listen.HTTP, ":0") {
 		bad("listen: http and registry both use %q", c.Listen.HTTP)
 	}
 	seen := map[string]bool{}

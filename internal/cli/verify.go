@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ballast-dev/ballast/internal/argocd"
+	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/verify"
+)
+
+func newVerifyCmd(e *env) *cobra.Command {
+	var (
+		o                 verify.Options
+		app, appNamespace string
+		output            string
+		timeout, appWait  time.Duration
+		noReport          bool
+	)
+	c := &cobra.Command{
+		Use:   "verify --repo URL (--revision SHA | --argocd-app NAME) --mirror URL --registry HOST:PORT",
+		Short: "The gate: exit 0 only if the revision and its whole bundle are on site",
+		Long: `verify exits 0 only when the commit is in the edge's git mirror and the
+revision's bundle is complete in the edge registry: the bundle index, every
+manifest and blob it reaches for the edge's platforms, and every image tag at
+the digest the bundle recorded. Otherwise it exits 1 and says what is missing.
+Run it as an Argo CD PreSync hook: a failed check stops the sync before
+anything is deployed. An unreachable mirror or registry is exit 1.
+
+--activate (the hook passes it) re-points tags that another revision moved
+(a rollback) and records the revision as deployed, so retention keeps it.
+--argocd-app reads the revision of the running sync from the Application.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
+			}
+			if (o.Revision == "") == (app == "") {
+				return exitcode.Invalid(errors.New("give exactly one of --revision and --argocd-app"))
+			}
+			if o.RepoURL == "" || o.MirrorURL == "" || o.Registry == "" {
+				return exitcode.Invalid(errors.New("--repo, --mirror and --registry are required"))
+			}
+			ctx := cmd.Context()
+			if app != "" {
+				kc, err := argocd.NewClient()
+				if err != nil {
+					return exitcode.Fail(err)
+				}
+				rev, err := kc.WaitRevision(ctx, appNamespace, app, o.RepoURL, appWait, time.Second)
+				if err != nil {
+					return exitcode.Fail(err)
+				}
+				e.log.Info("revision from Application", "app", appNamespace+"/"+app, "revision", rev)
+				o.Revision = rev
+			}
+			o.Revision = strings.ToLower(o.Revision)
+			o.Report = !noReport
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			res, err := verify.Run(ctx, o)
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			if output == "json" {
+				if err := writeJSON(e.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printVerify(e, res)
+			}
+			if !res.Ready {
+				return exitcode.Fail(fmt.Errorf("not ready: %s", res.Reason))
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.RepoURL, "repo", "", "upstream git URL, exactly as in the edge config's repositories[].url")
+	f.StringVar(&o.Revision, "revision", "", "full 40-hex commit SHA to check")
+	f.StringVar(&app, "argocd-app", "", "read the revision from this Argo CD Application's running sync")
+	f.StringVar(&appNamespace, "argocd-namespace", "argocd", "namespace of the Application")
+	f.DurationVar(&appWait, "argocd-wait", time.Minute, "how long to wait for the Application's sync revision to be set")
+	f.StringVar(&o.MirrorURL, "mirror", "", "edge daemon HTTP base URL, e.g. http://ballast-edge.ballast.svc:8080")
+	f.StringVar(&o.Registry, "registry", "", "edge registry host:port (plain HTTP)")
+	f.BoolVar(&o.Activate, "activate", false, "re-point moved tags to this revision and record it as deployed")
+	f.BoolVar(&o.Deep, "deep", false, "re-hash every blob instead of trusting the digests verified at sync")
+	f.BoolVar(&noReport, "no-report", false, "do not send the result to the edge daemon's status page")
+	f.DurationVar(&timeout, "timeout", 20*time.Second, "give up (not ready) after this long")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+func printVerify(e *env, r *verify.Result) {
+	w := e.stdout
+	state := "READY"
+	if !r.Ready {
+		state = "NOT READY"
+	}
+	fmt.Fprintf(w, "%s  %s@%s\n", state, r.Repo, r.Revision)
+	fmt.Fprintf(w, "  commit in mirror: %v\n", r.CommitPresent)
+	if r.CommitPresent {
+		fmt.Fprintf(w, "  bundle: present=%v images=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Blobs, r.Bytes)
+	}
+	if r.Activated {
+		fmt.Fprintln(w, "  tags re-pointed to this revision (activated)")
+	}
+	for i, m := range r.Missing {
+		if i == 10 {
+			fmt.Fprintf(w, "  … and %d more\n", len(r.Missing)-10)
+			break
+		}
+		fmt.Fprintf(w, "  missing: %s\n", m)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
+	}
+	fmt.Fprintf(w, "  checked in %.3fs\n", r.Seconds)
+}

@@ -1,0 +1,455 @@
+// Package verify is the gate: it decides whether a revision may be
+// deployed, by asking the edge whether the commit is in the git mirror and
+// the revision's bundle is complete in the edge registry. Anything it
+// cannot establish (an unreachable mirror or registry) is "not ready":
+// never a false yes.
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// Options say what to verify and where the edge is.
+type Options struct {
+	RepoURL   string // upstream URL, as in the edge config
+	Revision  string // full 40-hex commit SHA
+	MirrorURL string // the edge daemon's HTTP base, e.g. http://edge:8080
+	Registry  string // the edge registry, host:port, plain HTTP
+	// Activate re-points moved tags to this revision's digests through the
+	// daemon (a rollback) and records the revision as deployed.
+	Activate bool
+	// Deep re-hashes every blob instead of trusting the digests sync
+	// verified when it wrote them.
+	Deep bool
+	// Concurrency bounds parallel registry requests. The default value is 16.
+	Concurrency int
+	// Report sends the outcome to the daemon for its status page. Failures
+	// to report are ignored.
+	Report bool
+	// HTTPClient for the mirror API; the default has a 5 s timeout.
+	HTTPClient *http.Client
+	// Transport for registry requests; the default is one pooled transport
+	// with a 3 s dial timeout.
+	Transport http.RoundTripper
+}
+
+// Result is the gate's answer.
+type Result struct {
+	Ready         bool             `json:"ready"`
+	Repo          string           `json:"repo"`
+	Revision      string           `json:"revision"`
+	Reason        string           `json:"reason,omitempty"`
+	CommitPresent bool             `json:"commitPresent"`
+	BundlePresent bool             `json:"bundlePresent"`
+	Images        int              `json:"images"`
+	Blobs         int              `json:"blobs"`
+	Bytes         int64            `json:"bytes"`
+	Missing       []bundle.Missing `json:"missing,omitempty"`
+	MissingBytes  int64            `json:"missingBytes,omitempty"`
+	Activated     bool             `json:"activated,omitempty"`
+	SyncState     string           `json:"syncState,omitempty"`
+	SyncPercent   float64          `json:"syncPercent,omitempty"`
+	SyncETA       float64          `json:"syncEtaSeconds,omitempty"`
+	Platforms     []string         `json:"platforms"`
+	Seconds       float64          `json:"seconds"`
+}
+
+// Run verifies. The error is for bad options only; everything else,
+// unreachable edges included, is a not-ready Result with a reason.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	id, err := imageref.RepoID(o.RepoURL)
+	if err != nil {
+		return nil, fmt.Errorf("--repo: %w", err)
+	}
+	if !isSHA(o.Revision) {
+		return nil, fmt.Errorf("--revision %q: want a full 40-hex commit SHA", o.Revision)
+	}
+	if o.MirrorURL == "" || o.Registry == "" {
+		return nil, errors.New("--mirror and --registry are required")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: newTransport()}
+	}
+	if o.Transport == nil {
+		o.Transport = newTransport()
+	}
+	v := &verifier{o: o, id: id, mirror: strings.TrimRight(o.MirrorURL, "/")}
+	res := v.run(ctx)
+	res.Seconds = time.Since(start).Seconds()
+	if o.Report {
+		v.report(ctx, res)
+	}
+	return res, nil
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Second,
+	}
+}
+
+type verifier struct {
+	o      Options
+	id     string
+	mirror string
+}
+
+func (v *verifier) run(ctx context.Context) *Result {
+	res := &Result{Repo: v.o.RepoURL, Revision: v.o.Revision, Platforms: []string{}}
+	// 1. The commit, in the mirror.
+	present, err := v.hasCommit(ctx)
+	if err != nil {
+		res.Reason = "git mirror unreachable: " + err.Error()
+		return res
+	}
+	res.CommitPresent = present
+	if !present {
+		res.Reason = fmt.Sprintf("commit %s is not in the git mirror", short(v.o.Revision))
+		return res
+	}
+	// 2. The edge's platform selection, so completeness is judged as sync
+	// judges it.
+	plats, err := v.platforms(ctx)
+	if err != nil {
+		res.Reason = "edge API unreachable: " + err.Error()
+		return res
+	}
+	res.Platforms = plats
+	sel, err := bundle.ParsePlatforms(strings.Join(plats, ","))
+	if err != nil {
+		res.Reason = "edge platforms: " + err.Error()
+		return res
+	}
+	// 3. The bundle, in the registry.
+	rep, err := v.check(ctx, sel)
+	if err != nil {
+		res.Reason = "edge registry unreachable: " + err.Error()
+		return res
+	}
+	v.fill(res, rep)
+	if v.o.Activate && res.BundlePresent && onlyTags(rep.Missing) {
+		if err := v.activate(ctx); err != nil {
+			res.Reason = "activate: " + err.Error()
+			return res
+		}
+		res.Activated = true
+		if rep, err = v.check(ctx, sel); err != nil {
+			res.Reason = "edge registry unreachable: " + err.Error()
+			return res
+		}
+		v.fill(res, rep)
+	}
+	if len(rep.Missing) == 0 && v.o.Deep {
+		if err := v.deep(ctx, rep, sel); err != nil {
+			res.Reason = err.Error()
+			return res
+		}
+		v.fill(res, rep)
+	}
+	if len(rep.Missing) > 0 {
+		v.syncProgress(ctx, res)
+		res.Reason = describe(rep, res)
+		return res
+	}
+	res.Ready = true
+	return res
+}
+
+func (v *verifier) fill(res *Result, rep *bundle.Report) {
+	res.BundlePresent = rep.Bundle != nil
+	res.Missing = rep.Missing
+	res.Blobs, res.Bytes = rep.Blobs, rep.Bytes
+	res.MissingBytes = 0
+	if rep.Bundle != nil {
+		res.Images = len(rep.Bundle.Images)
+	}
+}
+
+func onlyTags(ms []bundle.Missing) bool {
+	if len(ms) == 0 {
+		return false
+	}
+	for _, m := range ms {
+		if m.What != "tag" {
+			return false
+		}
+	}
+	return true
+}
+
+func describe(rep *bundle.Report, res *Result) string {
+	if rep.Bundle == nil {
+		s := fmt.Sprintf("bundle of %s is not in the edge registry", short(res.Revision))
+		if res.SyncState != "" {
+			s += fmt.Sprintf(" (sync: %s", res.SyncState)
+			if res.SyncPercent > 0 {
+				s += fmt.Sprintf(", %.0f%%", res.SyncPercent)
+			}
+			if res.SyncETA > 0 {
+				s += fmt.Sprintf(", about %s left", (time.Duration(res.SyncETA) * time.Second).Round(time.Second))
+			}
+			s += ")"
+		}
+		return s
+	}
+	counts := map[string]int{}
+	for _, m := range rep.Missing {
+		counts[m.What]++
+	}
+	var parts []string
+	for _, w := range []string{"manifest", "blob", "tag", "bundle index"} {
+		if counts[w] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s(s)", counts[w], w))
+		}
+	}
+	s := fmt.Sprintf("bundle of %s is incomplete: %s missing or wrong; first: %s", short(res.Revision), strings.Join(parts, ", "), rep.Missing[0])
+	if counts["tag"] > 0 && len(parts) == 1 {
+		s += " (run with --activate to re-point tags for this revision)"
+	}
+	return s
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func isSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *verifier) get(ctx context.Context, path string, into any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.mirror+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := v.o.HTTPClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if into != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(into); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (v *verifier) hasCommit(ctx context.Context) (bool, error) {
+	code, err := v.get(ctx, "/api/v1/repos/"+v.id+"/commits/"+v.o.Revision, nil)
+	if err != nil {
+		return false, err
+	}
+	switch code {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("commit lookup answered HTTP %d", code)
+	}
+}
+
+func (v *verifier) platforms(ctx context.Context) ([]string, error) {
+	var info struct {
+		Platforms []string `json:"platforms"`
+	}
+	code, err := v.get(ctx, "/api/v1/edge", &info)
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("/api/v1/edge answered HTTP %d", code)
+	}
+	if info.Platforms == nil {
+		info.Platforms = []string{}
+	}
+	return info.Platforms, nil
+}
+
+func (v *verifier) syncProgress(ctx context.Context, res *Result) {
+	var st struct {
+		Repos []struct {
+			Repo      string `json:"repo"`
+			Revisions []struct {
+				Revision   string  `json:"revision"`
+				State      string  `json:"state"`
+				BytesDone  int64   `json:"bytesDone"`
+				BytesTotal int64   `json:"bytesTotal"`
+				ETASeconds float64 `json:"etaSeconds"`
+			} `json:"revisions"`
+		} `json:"repos"`
+	}
+	if code, err := v.get(ctx, "/api/v1/sync", &st); err != nil || code != http.StatusOK {
+		return
+	}
+	for _, r := range st.Repos {
+		if !strings.EqualFold(r.Repo, v.id) {
+			continue
+		}
+		for _, rv := range r.Revisions {
+			if rv.Revision == v.o.Revision {
+				res.SyncState = rv.State
+				if rv.BytesTotal > 0 {
+					res.SyncPercent = 100 * float64(rv.BytesDone) / float64(rv.BytesTotal)
+					res.MissingBytes = rv.BytesTotal - rv.BytesDone
+				}
+				res.SyncETA = rv.ETASeconds
+			}
+		}
+	}
+	if res.SyncState == "" {
+		res.SyncState = "not wanted by sync (not a tracked ref's tip or recent history)"
+	}
+}
+
+func (v *verifier) activate(ctx context.Context) error {
+	body, _ := json.Marshal(map[string]string{"repo": v.o.RepoURL, "revision": v.o.Revision})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.mirror+"/api/v1/activate", strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := *v.o.HTTPClient
+	client.Timeout = 35 * time.Second
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func (v *verifier) report(ctx context.Context, res *Result) {
+	body, _ := json.Marshal(map[string]any{"repo": v.o.RepoURL, "revision": v.o.Revision, "allowed": res.Ready, "reason": truncate(res.Reason, 4000)})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.mirror+"/api/v1/verifications", strings.NewReader(string(body)))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := v.o.HTTPClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// check runs the one completeness check of package bundle with its
+// registry requests made in parallel: a first walk fetches the manifests
+// (it needs them to go on) and records every blob and tag lookup; those are
+// then done at once over one connection pool; a second walk answers from
+// what was fetched.
+func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Report, error) {
+	bundleRepo, err := imageref.BundleRepository(v.o.RepoURL)
+	if err != nil {
+		return nil, err
+	}
+	real := transfer.NewRegistryPresence(v.o.Registry, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport),
+		transfer.WithKeychain(authn.NewMultiKeychain()))
+	c := &cachingPresence{real: real, bundleRepo: bundleRepo, recording: true, blobs: map[key]result{}, tags: map[key]result{}, manifests: map[key][]byte{}}
+	l := bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
+	if _, err := bundle.CheckComplete(ctx, c, l, v.o.Revision, sel); err != nil {
+		return nil, err
+	}
+	if err := c.resolve(ctx, v.o.Concurrency); err != nil {
+		return nil, err
+	}
+	c.recording = false
+	return bundle.CheckComplete(ctx, c, l, v.o.Revision, sel)
+}
+
+// deep re-hashes every blob the bundle reaches.
+func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel bundle.Platforms) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.o.Concurrency)
+	var mu sync.Mutex
+	for _, im := range rep.Bundle.Images {
+		repo := im.Ref.EdgeRepository()
+		src, err := transfer.NewRemote(v.o.Registry+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport), transfer.WithKeychain(authn.NewMultiKeychain()))
+		if err != nil {
+			return err
+		}
+		var blobs []v1.Descriptor
+		err = bundle.Walk(ctx, src, im.Descriptor, sel, func(n bundle.Node) error {
+			if n.Raw == nil {
+				blobs = append(blobs, n.Descriptor)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deep check of %s: %w", im.Ref, err)
+		}
+		for _, b := range blobs {
+			g.Go(func() error {
+				rc, err := src.OpenBlob(gctx, b, 0)
+				if err != nil {
+					return fmt.Errorf("blob %s@%s: %w", repo, b.Digest, err)
+				}
+				defer rc.Close()
+				h := sha256.New()
+				n, err := io.Copy(h, rc)
+				if err != nil {
+					return fmt.Errorf("blob %s@%s: %w", repo, b.Digest, err)
+				}
+				if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest.String() || n != b.Size {
+					mu.Lock()
+					rep.Missing = append(rep.Missing, bundle.Missing{Repo: repo, Image: im.Ref.String(), Digest: b.Digest.String(), What: "blob",
+						Detail: fmt.Sprintf("content hashes to %s (%d bytes)", got, n)})
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}
