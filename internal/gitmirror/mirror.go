@@ -87,6 +87,9 @@ type Mirror struct {
 	sem     chan struct{} // serving concurrency
 	started chan struct{}
 
+	openOnce sync.Once
+	openErr  error
+
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
 
@@ -161,6 +164,7 @@ func New(opts Options) (*Mirror, error) {
 			m:        m,
 			id:       id,
 			up:       up,
+			key:      hex.EncodeToString(sum[:12]),
 			dir:      filepath.Join(root, filepath.FromSlash(id)+".git"),
 			lockPath: filepath.Join(root, ".locks", hex.EncodeToString(sum[:12])+".lock"),
 			ready:    make(chan struct{}),
@@ -215,32 +219,38 @@ func validateRepoID(id string) error {
 	return nil
 }
 
-// Run recovers every existing repository (stale locks and temp packs
-// removed, connectivity checked), then polls each upstream until ctx is
-// done. Serving works from the moment recovery is done (see Started) and
-// never waits on an upstream.
-func (m *Mirror) Run(ctx context.Context) error {
-	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("gitmirror: %w", err)
+// Open recovers every existing repository: leftovers of interrupted git
+// processes and clones removed, connectivity checked. A broken repository
+// keeps serving what it can and is re-cloned aside by the next poll. Open
+// runs once (later calls return the first result); Run calls it. A process
+// that only polls (sync --once) calls Open, then Poll.
+func (m *Mirror) Open(ctx context.Context) error {
+	m.openOnce.Do(func() {
+		if m.openErr = m.ensureDirs(); m.openErr != nil {
+			return
 		}
-	}
-	// Leftovers of clones that were interrupted: never trusted, redone.
-	if ents, err := os.ReadDir(filepath.Join(m.root, ".tmp")); err == nil {
-		for _, e := range ents {
-			_ = os.RemoveAll(filepath.Join(m.root, ".tmp", e.Name()))
-		}
-	}
-	for _, r := range m.repos {
-		if err := r.recover(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		for _, r := range m.repos {
+			if err := r.recover(ctx); err != nil {
+				if ctx.Err() != nil {
+					m.openErr = ctx.Err()
+					return
+				}
+				m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
+					"repo", r.id, "err", err)
 			}
-			m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
-				"repo", r.id, "err", err)
 		}
+		close(m.started)
+	})
+	return m.openErr
+}
+
+// Run opens the mirror (see Open), then polls each upstream until ctx is
+// done. Serving works from the moment Open is done (see Started) and never
+// waits on an upstream.
+func (m *Mirror) Run(ctx context.Context) error {
+	if err := m.Open(ctx); err != nil {
+		return err
 	}
-	close(m.started)
 	var wg sync.WaitGroup
 	for _, r := range m.repos {
 		wg.Add(1)
@@ -253,6 +263,16 @@ func (m *Mirror) Run(ctx context.Context) error {
 	return nil
 }
 
+// ensureDirs creates the mirror's own directories (idempotent).
+func (m *Mirror) ensureDirs() error {
+	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("gitmirror: %w", err)
+		}
+	}
+	return nil
+}
+
 // Started is closed once Run has recovered the existing repositories.
 func (m *Mirror) Started() <-chan struct{} { return m.started }
 
@@ -260,14 +280,21 @@ func (m *Mirror) Started() <-chan struct{} { return m.started }
 // to the loop (first clone); a broken one keeps serving what it can until
 // the loop has re-cloned it aside.
 func (r *repo) recover(ctx context.Context) error {
-	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
 	lk, err := lockFile(ctx, r.lockPath)
 	if err != nil {
 		return err
 	}
 	defer lk.unlock()
+	// Clones that were interrupted: never trusted, redone. Only this
+	// repository's, under its lock: another process may be cloning another.
+	if old, err := filepath.Glob(filepath.Join(r.m.root, ".tmp", "clone-"+r.key+"-*")); err == nil {
+		for _, p := range old {
+			_ = os.RemoveAll(p)
+		}
+	}
+	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	n, err := cleanStale(r.dir)
 	if err != nil {
 		r.setBroken(err)
@@ -406,6 +433,9 @@ func (m *Mirror) Poll(ctx context.Context, repoID string) error {
 func (r *repo) poll(ctx context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.m.opts.FetchTimeout)
 	defer cancel()
+	if err := r.m.ensureDirs(); err != nil {
+		return false, err
+	}
 	lk, err := lockFile(ctx, r.lockPath)
 	if err != nil {
 		return false, err
@@ -430,7 +460,7 @@ func (r *repo) poll(ctx context.Context) (bool, error) {
 // the existing (broken) repository keeps serving until the swap and its
 // kept tips are carried over where its objects allow.
 func (r *repo) cloneInto(ctx context.Context, aside bool) error {
-	tmp, err := os.MkdirTemp(filepath.Join(r.m.root, ".tmp"), "clone-")
+	tmp, err := os.MkdirTemp(filepath.Join(r.m.root, ".tmp"), "clone-"+r.key+"-")
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
@@ -472,15 +502,12 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 		return fmt.Errorf("clone: %w", err)
 	}
 	if aside {
-		old := tmp + ".old"
-		if err := os.Rename(r.dir, old); err != nil {
+		// One atomic exchange: a crash leaves either the old or the new
+		// copy in place, never neither. tmp then holds the old copy and
+		// is removed by the deferred RemoveAll.
+		if err := swapDirs(tmp, r.dir); err != nil {
 			return fmt.Errorf("swap: %w", err)
 		}
-		if err := os.Rename(tmp, r.dir); err != nil {
-			_ = os.Rename(old, r.dir)
-			return fmt.Errorf("swap: %w", err)
-		}
-		defer os.RemoveAll(old)
 	} else if err := os.Rename(tmp, r.dir); err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}

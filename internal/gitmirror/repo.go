@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // repo is one mirrored upstream: its bare repository on disk, its fetch
@@ -19,6 +21,7 @@ import (
 type repo struct {
 	m        *Mirror
 	id       string // "<host>/<path>" as configured, without ".git"
+	key      string // hash of the lowercased id: names its lock and temp dirs
 	up       Upstream
 	dir      string // the bare repository
 	lockPath string // outside the repository, so a broken repo can still be locked
@@ -325,6 +328,12 @@ func lockFile(ctx context.Context, path string) (*fileLock, error) {
 func (l *fileLock) unlock() {
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
+}
+
+// swapDirs atomically exchanges two directories on the same file system
+// (renameat2 RENAME_EXCHANGE).
+func swapDirs(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
 }
 
 // syncDir fsyncs a directory so a rename inside it survives a power cut.
