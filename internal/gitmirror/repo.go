@@ -160,6 +160,9 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
+// lsRemoteTimeout bounds one ref listing of an upstream.
+const lsRemoteTimeout = 2 * time.Minute
+
 // lsRemote lists the upstream's branches and tags. With withHead it lists
 // everything, to learn HEAD's symref (ls-remote cannot ask the server for
 // HEAD alone), which costs more on hosts with many refs/pull/*.
@@ -168,6 +171,10 @@ func (r *repo) lsRemote(ctx context.Context, withHead bool) (remoteListing, erro
 	if err != nil {
 		return remoteListing{}, err
 	}
+	// A ref listing is small: on a link that black-holes packets, give up
+	// long before the fetch timeout and let the backoff retry.
+	ctx, cancel := context.WithTimeout(ctx, lsRemoteTimeout)
+	defer cancel()
 	args := []string{"ls-remote", "--symref"}
 	if !withHead {
 		args = append(args, "--heads", "--tags")
