@@ -171,16 +171,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
 		lns = append(lns, ln)
-		h := l.h
-		if h == nil {
-			h = d.router()
-		}
-		servers = append(servers, &http.Server{
-			Handler:           recoverer(d.log, h),
+		srv := &http.Server{
+			Handler:           recoverer(d.log, l.h),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
-		})
+		}
+		if l.h == nil {
+			// The daemon's own listener takes only small request bodies
+			// (git negotiation, API): a client trickling one is cut off.
+			// Responses (clones) are not bounded here: the mirror's
+			// per-request timeout is.
+			srv.Handler = recoverer(d.log, d.router())
+			srv.ReadTimeout = 2 * time.Minute
+		}
+		servers = append(servers, srv)
 		d.mu.Lock()
 		d.addrs[l.name] = ln.Addr()
 		d.mu.Unlock()
