@@ -178,12 +178,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 		}
 		if l.h == nil {
-			// The daemon's own listener takes only small request bodies
-			// (git negotiation, API): a client trickling one is cut off.
-			// Responses (clones) are not bounded here: the mirror's
-			// per-request timeout is.
+			// No ReadTimeout: net/http cancels a request's context when the
+			// read deadline passes, which would kill long clones. Handlers
+			// bound their own body reads (the mirror does).
 			srv.Handler = recoverer(d.log, d.router())
-			srv.ReadTimeout = 2 * time.Minute
 		}
 		servers = append(servers, srv)
 		d.mu.Lock()

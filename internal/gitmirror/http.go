@@ -24,6 +24,9 @@ import (
 // redirects: Argo CD's go-git client does not follow redirects.
 func (m *Mirror) GitHandler() http.Handler { return http.HandlerFunc(m.serveGit) }
 
+// bodyReadTimeout bounds reading one upload-pack request body.
+const bodyReadTimeout = time.Minute
+
 // gitProtocolHeader is what we pass on as GIT_PROTOCOL: colon-separated
 // key=value pairs, e.g. "version=2".
 var gitProtocolHeader = regexp.MustCompile(`^[A-Za-z0-9._=:-]{1,256}$`)
@@ -73,8 +76,14 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 	// is refused without starting git.
 	var body []byte
 	if svc == svcUploadPack {
+		// A client trickling its request must not hold a connection for
+		// ever; the deadline is lifted again for the (long) response.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 		var status int
-		if body, status, err = m.readBody(req); err != nil {
+		body, status, err = m.readBody(req)
+		_ = rc.SetReadDeadline(time.Time{})
+		if err != nil {
 			httpError(w, status, err.Error())
 			return
 		}
