@@ -251,6 +251,7 @@ func isAncestor(ctx context.Context, dir, a, b string) bool {
 // process of ours can be writing.
 func cleanStale(dir string) (int, error) {
 	n := 0
+	objects := filepath.Join(dir, "objects") + string(filepath.Separator)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -259,10 +260,14 @@ func cleanStale(dir string) (int, error) {
 			return err
 		}
 		name := d.Name()
+		// Temp names only mean "temporary" among objects: elsewhere
+		// (refs/heads/tmp_x) they are somebody's branch. No ref name may
+		// end in ".lock", so those are stale anywhere.
+		inObjects := strings.HasPrefix(p, objects)
 		stale := false
 		switch {
 		case d.IsDir():
-			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_objdir-") {
+			if inObjects && (strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_objdir-")) {
 				if err := os.RemoveAll(p); err != nil {
 					return err
 				}
@@ -272,9 +277,9 @@ func cleanStale(dir string) (int, error) {
 			return nil
 		case strings.HasSuffix(name, ".lock"):
 			stale = true
-		case strings.HasPrefix(name, "tmp_") || strings.HasPrefix(name, ".tmp-"):
+		case inObjects && (strings.HasPrefix(name, "tmp_") || strings.HasPrefix(name, ".tmp-")):
 			stale = true
-		case strings.HasSuffix(name, ".keep") && strings.HasPrefix(name, "pack-"):
+		case inObjects && strings.HasSuffix(name, ".keep") && strings.HasPrefix(name, "pack-"):
 			b, err := os.ReadFile(p)
 			stale = err == nil && strings.HasPrefix(string(b), "fetch-pack")
 		}

@@ -102,6 +102,8 @@ func TestFetchKilledMidway(t *testing.T) {
 	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil, func(m *gitmirror.Mirror) {
 		gitmirror.SetFetchStartedHook(m, func(p int) { pid.Store(int64(p)) })
 	})
+	// A branch whose name looks like a temp file must survive the clean-up.
+	tmpBranch := r.Commit("tmp_pack_feature", map[string]string{"t.txt": "t\n"})
 	h.poll(up.URL("fleet/apps"))
 	oldMain := r.Rev("main")
 	big := make([]byte, 3<<20) // incompressible
@@ -136,6 +138,9 @@ func TestFetchKilledMidway(t *testing.T) {
 		}
 	}
 	git(t, "", "--git-dir="+dir, "fsck", "--connectivity-only", "--no-progress")
+	if got := git(t, "", "--git-dir="+dir, "rev-parse", "refs/heads/tmp_pack_feature"); got != tmpBranch {
+		t.Errorf("branch tmp_pack_feature = %q after clean-up, want %s", got, tmpBranch)
+	}
 	if got := git(t, "", "--git-dir="+dir, "rev-parse", "refs/heads/main"); got != oldMain {
 		t.Errorf("main after killed fetch = %s, want the old %s", got, oldMain)
 	}
