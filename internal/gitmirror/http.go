@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strings"
@@ -62,7 +63,7 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 			httpError(w, http.StatusMethodNotAllowed, "git-upload-pack takes POST")
 			return
 		}
-		if ct := req.Header.Get("Content-Type"); ct != "application/x-git-upload-pack-request" {
+		if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "application/x-git-upload-pack-request" {
 			httpError(w, http.StatusUnsupportedMediaType, "want Content-Type application/x-git-upload-pack-request")
 			return
 		}

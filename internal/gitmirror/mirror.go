@@ -551,7 +551,10 @@ func (r *repo) update(ctx context.Context) (bool, error) {
 	r.mu.Unlock()
 	before, err := localRefs(ctx, r.dir)
 	if err != nil {
-		r.setBroken(err)
+		if ctx.Err() == nil {
+			// Refs that cannot be read: re-clone aside at the next poll.
+			r.setBroken(err)
+		}
 		return false, err
 	}
 	local := refMap(before)
