@@ -56,8 +56,10 @@ type Options struct {
 	// CloneWait is how long a request for a repository that was never
 	// fetched waits for its first clone. The default value is 10s.
 	CloneWait time.Duration
-	// FetchTimeout bounds one clone or fetch. Stalled transfers are
-	// aborted sooner (no progress for 60s). The default value is 1h.
+	// FetchTimeout bounds one clone or fetch, as a last resort: stalled
+	// transfers are aborted sooner (under 1 KB/s for 60s), and a first
+	// clone over a slow satellite link may rightly take hours (git cannot
+	// resume one). The default value is 12h.
 	FetchTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between failed attempts. The
 	// default values are min(PollInterval, 10s) and max(PollInterval, 5m).
@@ -119,7 +121,7 @@ func New(opts Options) (*Mirror, error) {
 		}
 	}
 	def(&opts.CloneWait, 10*time.Second)
-	def(&opts.FetchTimeout, time.Hour)
+	def(&opts.FetchTimeout, 12*time.Hour)
 	def(&opts.HeadCheckInterval, time.Hour)
 	def(&opts.RequestTimeout, 10*time.Minute)
 	if opts.MaxConcurrentRequests <= 0 {
