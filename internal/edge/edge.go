@@ -172,7 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		lns = append(lns, ln)
 		srv := &http.Server{
-			Handler:           recoverer(d.log, l.h),
+			Handler:           accessLog(d.log, recoverer(d.log, l.h)),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
@@ -181,7 +181,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			// No ReadTimeout: net/http cancels a request's context when the
 			// read deadline passes, which would kill long clones. Handlers
 			// bound their own body reads (the mirror does).
-			srv.Handler = recoverer(d.log, d.router())
+			srv.Handler = accessLog(d.log, recoverer(d.log, d.router()))
 		}
 		servers = append(servers, srv)
 		d.mu.Lock()
@@ -282,6 +282,46 @@ func hasDotSegment(p string) bool {
 	}
 	return false
 }
+
+// accessLog logs every request at debug level with its outcome.
+func accessLog(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !log.Enabled(r.Context(), slog.LevelDebug) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		log.Debug("edge: request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"bytes", sw.n, "duration", time.Since(start), "remote", r.RemoteAddr, "agent", r.UserAgent())
+	})
+}
+
+// statusWriter records the status and size of a response. Unwrap keeps
+// http.ResponseController (flushes, deadlines) working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // recoverer turns a handler panic into a 500 and a log line instead of a
 // dropped connection with no trace.

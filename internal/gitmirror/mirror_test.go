@@ -33,6 +33,14 @@ func upstreamWithHistory(t testing.TB) (*gitserver.Server, *gitserver.Repo) {
 func TestCloneProtocols(t *testing.T) {
 	up, r := upstreamWithHistory(t)
 	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil)
+	h.poll(up.URL("fleet/apps"))
+	// Clients are served from the local copy only: not one request upstream.
+	up.ResetStats()
+	defer func() {
+		if n := up.Stats().Requests; n != 0 {
+			t.Errorf("clones through the mirror made %d upstream requests", n)
+		}
+	}()
 	for _, v := range []string{"0", "1", "2"} {
 		t.Run("v"+v, func(t *testing.T) {
 			dst := filepath.Join(tempDir(t), "c")
