@@ -480,10 +480,7 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 	if err := r.fetch(ctx, tmp); err != nil {
 		return err
 	}
-	head := listing.head
-	if head == "" {
-		head = "refs/heads/main"
-	}
+	head := chooseHead(listing)
 	if err := setHead(ctx, tmp, head); err != nil {
 		return err
 	}

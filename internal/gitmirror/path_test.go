@@ -202,3 +202,20 @@ func FuzzParseAPIPath(f *testing.F) {
 		}
 	})
 }
+
+func TestChooseHead(t *testing.T) {
+	a := strings.Repeat("a", 40)
+	for _, tc := range []struct {
+		l    remoteListing
+		want string
+	}{
+		{remoteListing{head: "refs/heads/dev", refs: map[string]string{"refs/heads/main": a}}, "refs/heads/dev"},
+		{remoteListing{refs: map[string]string{"refs/heads/master": a, "refs/heads/x": a}}, "refs/heads/master"},
+		{remoteListing{refs: map[string]string{"refs/heads/z": a, "refs/heads/b": a, "refs/tags/v": a}}, "refs/heads/b"},
+		{remoteListing{refs: map[string]string{}}, "refs/heads/main"},
+	} {
+		if got := chooseHead(tc.l); got != tc.want {
+			t.Errorf("chooseHead(%+v) = %s, want %s", tc.l, got, tc.want)
+		}
+	}
+}
