@@ -146,28 +146,6 @@ func (h *harness) poll(upstream string) {
 	}
 }
 
-// settle waits until the loop's own first attempt (started by Run next to
-// the test's polls) has finished, so that it cannot touch the upstream later.
-func (h *harness) settle() {
-	h.t.Helper()
-	waitFor(h.t, "the loop's first poll", 30*time.Second, func() bool {
-		mfs, err := h.reg.Gather()
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "ballast_git_fetch_duration_seconds" {
-				for _, m := range mf.GetMetric() {
-					if m.GetHistogram().GetSampleCount() >= 2 {
-						return true
-					}
-				}
-			}
-		}
-		return false
-	})
-}
-
 // git runs a client git command (fails the test on error).
 func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()

@@ -91,6 +91,7 @@ type Mirror struct {
 
 	openOnce sync.Once
 	openErr  error
+	openedAt time.Time // set by Open, read by the loops after it
 
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
@@ -241,6 +242,7 @@ func (m *Mirror) Open(ctx context.Context) error {
 					"repo", r.id, "err", err)
 			}
 		}
+		m.openedAt = time.Now()
 		close(m.started)
 	})
 	return m.openErr
@@ -335,8 +337,9 @@ func (r *repo) setBroken(err error) {
 // loop polls the upstream until ctx is done.
 func (r *repo) loop(ctx context.Context) {
 	failures := 0
+	since := r.m.openedAt
 	for {
-		err := r.m.pollOnce(ctx, r)
+		err := r.m.pollOnce(ctx, r, since)
 		if ctx.Err() != nil {
 			return
 		}
@@ -358,6 +361,7 @@ func (r *repo) loop(ctx context.Context) {
 		case <-r.kick:
 			t.Stop()
 		}
+		since = time.Now()
 	}
 }
 
@@ -384,10 +388,16 @@ func jitter(d time.Duration, lo, hi float64) time.Duration {
 
 // pollOnce runs one attempt and records its outcome. Failures are logged
 // once per change of state: offline is the normal case on an edge site.
-func (m *Mirror) pollOnce(ctx context.Context, r *repo) error {
+//
+// A loop attempt (since set) that finds another poll (Poll) succeeded after
+// it was scheduled does nothing: the upstream was just asked.
+func (m *Mirror) pollOnce(ctx context.Context, r *repo, since time.Time) error {
 	start := time.Now()
+	changed, skipped, err := r.poll(ctx, since)
+	if skipped {
+		return nil
+	}
 	m.metrics.fetchAttempt(r.id)
-	changed, err := r.poll(ctx)
 	m.metrics.fetchDone(r.id, time.Since(start), err)
 	if ctx.Err() != nil {
 		return err
@@ -427,33 +437,38 @@ func (m *Mirror) Poll(ctx context.Context, repoID string) error {
 	if err != nil {
 		return err
 	}
-	return m.pollOnce(ctx, r)
+	return m.pollOnce(ctx, r, time.Time{})
 }
 
 // poll brings the local copy up to date: first clone, re-clone of a broken
 // copy, or update. It reports whether the refs changed.
-func (r *repo) poll(ctx context.Context) (bool, error) {
+func (r *repo) poll(ctx context.Context, since time.Time) (changed, skipped bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.m.opts.FetchTimeout)
 	defer cancel()
 	if err := r.m.ensureDirs(); err != nil {
-		return false, err
+		return false, false, err
 	}
 	lk, err := lockFile(ctx, r.lockPath)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer lk.unlock()
 	r.mu.Lock()
 	broken := r.broken
+	recent := !since.IsZero() && r.lastSuccess.After(since)
 	r.mu.Unlock()
+	if recent {
+		return false, true, nil
+	}
 	_, statErr := os.Stat(r.dir)
 	switch {
 	case errors.Is(statErr, os.ErrNotExist):
-		return true, r.cloneInto(ctx, false)
+		return true, false, r.cloneInto(ctx, false)
 	case broken != nil:
-		return true, r.cloneInto(ctx, true)
+		return true, false, r.cloneInto(ctx, true)
 	default:
-		return r.update(ctx)
+		changed, err := r.update(ctx)
+		return changed, false, err
 	}
 }
 

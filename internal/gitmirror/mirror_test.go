@@ -34,7 +34,6 @@ func TestCloneProtocols(t *testing.T) {
 	up, r := upstreamWithHistory(t)
 	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil)
 	h.poll(up.URL("fleet/apps"))
-	h.settle()
 	// Clients are served from the local copy only: not one request upstream.
 	up.ResetStats()
 	defer func() {
