@@ -162,6 +162,10 @@ func New(opts Options) (*Mirror, error) {
 		if up.PollInterval <= 0 {
 			up.PollInterval = time.Minute
 		}
+		if up.UsernameFile != "" && strings.HasPrefix(up.URL, "ssh://") {
+			opts.Logger.Warn("git mirror: credential files are for http(s); ssh uses the daemon's ssh keys (HOME, GIT_SSH_COMMAND)",
+				"url", up.URL)
+		}
 		sum := sha256.Sum256([]byte(key))
 		r := &repo{
 			m:        m,
