@@ -62,8 +62,17 @@ from running beside the edge daemon, which syncs by itself.`,
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
-			if err := m.RunOnce(ctx); err != nil {
+			if err := m.Open(ctx); err != nil {
 				return exitcode.Fail(err)
+			}
+			for _, r := range cfg.Repositories {
+				// Offline is normal: sync then works from the local copy.
+				if err := m.Poll(ctx, r.URL); err != nil {
+					if ctx.Err() != nil {
+						return exitcode.Fail(ctx.Err())
+					}
+					e.log.Warn("git fetch failed; using the mirror's local copy", "repo", r.URL, "err", err)
+				}
 			}
 			reg, err := registry.New(ctx, registry.Options{DataDir: cfg.DataDir, CredentialsFile: cfg.CredentialsFile(), Logger: e.log})
 			if err != nil {

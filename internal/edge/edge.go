@@ -184,16 +184,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
 		lns = append(lns, ln)
-		h := l.h
-		if h == nil {
-			h = d.router()
-		}
-		servers = append(servers, &http.Server{
-			Handler:           recoverer(d.log, h),
+		srv := &http.Server{
+			Handler:           accessLog(d.log, recoverer(d.log, l.h)),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
-		})
+		}
+		if l.h == nil {
+			// No ReadTimeout: net/http cancels a request's context when the
+			// read deadline passes, which would kill long clones. Handlers
+			// bound their own body reads (the mirror does).
+			srv.Handler = accessLog(d.log, recoverer(d.log, d.router()))
+		}
+		servers = append(servers, srv)
 		d.mu.Lock()
 		d.addrs[l.name] = ln.Addr()
 		d.mu.Unlock()
@@ -292,6 +295,46 @@ func hasDotSegment(p string) bool {
 	}
 	return false
 }
+
+// accessLog logs every request at debug level with its outcome.
+func accessLog(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !log.Enabled(r.Context(), slog.LevelDebug) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		log.Debug("edge: request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"bytes", sw.n, "duration", time.Since(start), "remote", r.RemoteAddr, "agent", r.UserAgent())
+	})
+}
+
+// statusWriter records the status and size of a response. Unwrap keeps
+// http.ResponseController (flushes, deadlines) working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // recoverer turns a handler panic into a 500 and a log line instead of a
 // dropped connection with no trace.

@@ -1,11 +1,14 @@
 package edge_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +31,8 @@ repositories:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := edge.New(cfg, nil)
+	var logs syncBuffer
+	d, err := edge.New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +96,9 @@ repositories:
 			t.Errorf("GET %s: %d (want %d), body %.200q lacks %q", tc.path, code, tc.want, body, tc.contains)
 		}
 	}
+	if !strings.Contains(logs.String(), "path=/api/v1/repos status=200") {
+		t.Errorf("no access log line for /api/v1/repos:\n%s", logs.String())
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -117,4 +124,21 @@ func TestDaemonListenError(t *testing.T) {
 	if err := d.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "listen http") {
 		t.Errorf("Run on a busy port: %v", err)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

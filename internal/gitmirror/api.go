@@ -146,23 +146,16 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	rest, ok := strings.CutPrefix(req.URL.Path, "/api/v1/repos")
+	id, sha, err := parseAPIPath(req.URL.Path)
 	switch {
-	case !ok:
+	case errors.Is(err, errNotAPIPath):
 		apiError(w, http.StatusNotFound, "not found")
 		return
-	case rest == "" || rest == "/":
-		writeAPIJSON(w, http.StatusOK, m.Repos())
+	case err != nil:
+		apiError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	rest = strings.TrimPrefix(rest, "/")
-	repoPath, sha, isCommit := cutLast(rest, "/commits/")
-	if !isCommit {
-		repoPath = rest
-	}
-	id, err := cleanRepoPath(repoPath)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "bad repository path")
+	case id == "":
+		writeAPIJSON(w, http.StatusOK, m.Repos())
 		return
 	}
 	r, err := m.lookup(id)
@@ -170,16 +163,11 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusNotFound, "repository not configured")
 		return
 	}
-	if !isCommit {
+	if sha == "" {
 		writeAPIJSON(w, http.StatusOK, r.status())
 		return
 	}
-	sha = strings.ToLower(sha)
-	if !isHex(sha) {
-		apiError(w, http.StatusBadRequest, "commit: want a full 40- or 64-character hex object name")
-		return
-	}
-	ok, err = m.HasCommit(req.Context(), id, sha)
+	ok, err := m.HasCommit(req.Context(), id, sha)
 	switch {
 	case err != nil:
 		apiError(w, http.StatusInternalServerError, "commit lookup failed")
@@ -191,6 +179,36 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 	default:
 		writeAPIJSON(w, http.StatusOK, map[string]string{"repo": r.id, "commit": sha})
 	}
+}
+
+var errNotAPIPath = errors.New("not an API path")
+
+// parseAPIPath splits "/api/v1/repos[/<host>/<path>[/commits/<sha>]]". An
+// empty id means the list; an empty sha means one repository's status. The
+// sha is returned lowercased and checked to be a full object name.
+func parseAPIPath(p string) (id, sha string, err error) {
+	rest, ok := strings.CutPrefix(p, "/api/v1/repos")
+	switch {
+	case !ok || (rest != "" && rest[0] != '/'):
+		return "", "", errNotAPIPath
+	case rest == "" || rest == "/":
+		return "", "", nil
+	}
+	rest = rest[1:]
+	repoPath, sha, isCommit := cutLast(rest, "/commits/")
+	if !isCommit {
+		repoPath = rest
+	}
+	if id, err = cleanRepoPath(repoPath); err != nil {
+		return "", "", errBadRepo
+	}
+	if isCommit {
+		sha = strings.ToLower(sha)
+		if !isHex(sha) {
+			return "", "", errors.New("commit: want a full 40- or 64-character hex object name")
+		}
+	}
+	return id, sha, nil
 }
 
 func cutLast(s, sep string) (before, after string, found bool) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strings"
@@ -23,6 +24,9 @@ import (
 // shallow and partial clones, and fetches by SHA. Pushes get 403. It never
 // redirects: Argo CD's go-git client does not follow redirects.
 func (m *Mirror) GitHandler() http.Handler { return http.HandlerFunc(m.serveGit) }
+
+// bodyReadTimeout bounds reading one upload-pack request body.
+const bodyReadTimeout = time.Minute
 
 // gitProtocolHeader is what we pass on as GIT_PROTOCOL: colon-separated
 // key=value pairs, e.g. "version=2".
@@ -59,7 +63,7 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 			httpError(w, http.StatusMethodNotAllowed, "git-upload-pack takes POST")
 			return
 		}
-		if ct := req.Header.Get("Content-Type"); ct != "application/x-git-upload-pack-request" {
+		if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "application/x-git-upload-pack-request" {
 			httpError(w, http.StatusUnsupportedMediaType, "want Content-Type application/x-git-upload-pack-request")
 			return
 		}
@@ -73,8 +77,14 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 	// is refused without starting git.
 	var body []byte
 	if svc == svcUploadPack {
+		// A client trickling its request must not hold a connection for
+		// ever; the deadline is lifted again for the (long) response.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 		var status int
-		if body, status, err = m.readBody(req); err != nil {
+		body, status, err = m.readBody(req)
+		_ = rc.SetReadDeadline(time.Time{})
+		if err != nil {
 			httpError(w, status, err.Error())
 			return
 		}

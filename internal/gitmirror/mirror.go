@@ -56,8 +56,10 @@ type Options struct {
 	// CloneWait is how long a request for a repository that was never
 	// fetched waits for its first clone. The default value is 10s.
 	CloneWait time.Duration
-	// FetchTimeout bounds one clone or fetch. Stalled transfers are
-	// aborted sooner (no progress for 60s). The default value is 1h.
+	// FetchTimeout bounds one clone or fetch, as a last resort: stalled
+	// transfers are aborted sooner (under 1 KB/s for 60s), and a first
+	// clone over a slow satellite link may rightly take hours (git cannot
+	// resume one). The default value is 12h.
 	FetchTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between failed attempts. The
 	// default values are min(PollInterval, 10s) and max(PollInterval, 5m).
@@ -86,6 +88,10 @@ type Mirror struct {
 	metrics *metrics
 	sem     chan struct{} // serving concurrency
 	started chan struct{}
+
+	openOnce sync.Once
+	openErr  error
+	openedAt time.Time // set by Open, read by the loops after it
 
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
@@ -116,7 +122,7 @@ func New(opts Options) (*Mirror, error) {
 		}
 	}
 	def(&opts.CloneWait, 10*time.Second)
-	def(&opts.FetchTimeout, time.Hour)
+	def(&opts.FetchTimeout, 12*time.Hour)
 	def(&opts.HeadCheckInterval, time.Hour)
 	def(&opts.RequestTimeout, 10*time.Minute)
 	if opts.MaxConcurrentRequests <= 0 {
@@ -156,11 +162,16 @@ func New(opts Options) (*Mirror, error) {
 		if up.PollInterval <= 0 {
 			up.PollInterval = time.Minute
 		}
+		if up.UsernameFile != "" && strings.HasPrefix(up.URL, "ssh://") {
+			opts.Logger.Warn("git mirror: credential files are for http(s); ssh uses the daemon's ssh keys (HOME, GIT_SSH_COMMAND)",
+				"url", up.URL)
+		}
 		sum := sha256.Sum256([]byte(key))
 		r := &repo{
 			m:        m,
 			id:       id,
 			up:       up,
+			key:      hex.EncodeToString(sum[:12]),
 			dir:      filepath.Join(root, filepath.FromSlash(id)+".git"),
 			lockPath: filepath.Join(root, ".locks", hex.EncodeToString(sum[:12])+".lock"),
 			ready:    make(chan struct{}),
@@ -215,15 +226,39 @@ func validateRepoID(id string) error {
 	return nil
 }
 
-// Run recovers every existing repository (stale locks and temp packs
-// removed, connectivity checked), then polls each upstream until ctx is
-// done. Serving works from the moment recovery is done (see Started) and
-// never waits on an upstream.
+// Open recovers every existing repository: leftovers of interrupted git
+// processes and clones removed, connectivity checked. A broken repository
+// keeps serving what it can and is re-cloned aside by the next poll. Open
+// runs once (later calls return the first result); Run calls it. A process
+// that only polls (sync --once) calls Open, then Poll.
+func (m *Mirror) Open(ctx context.Context) error {
+	m.openOnce.Do(func() {
+		if m.openErr = m.ensureDirs(); m.openErr != nil {
+			return
+		}
+		for _, r := range m.repos {
+			if err := r.recover(ctx); err != nil {
+				if ctx.Err() != nil {
+					m.openErr = ctx.Err()
+					return
+				}
+				m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
+					"repo", r.id, "err", err)
+			}
+		}
+		m.openedAt = time.Now()
+		close(m.started)
+	})
+	return m.openErr
+}
+
+// Run opens the mirror (see Open), then polls each upstream until ctx is
+// done. Serving works from the moment Open is done (see Started) and never
+// waits on an upstream.
 func (m *Mirror) Run(ctx context.Context) error {
-	if err := m.prepare(ctx); err != nil {
+	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	close(m.started)
 	var wg sync.WaitGroup
 	for _, r := range m.repos {
 		wg.Add(1)
@@ -236,6 +271,16 @@ func (m *Mirror) Run(ctx context.Context) error {
 	return nil
 }
 
+// ensureDirs creates the mirror's own directories (idempotent).
+func (m *Mirror) ensureDirs() error {
+	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("gitmirror: %w", err)
+		}
+	}
+	return nil
+}
+
 // Started is closed once Run has recovered the existing repositories.
 func (m *Mirror) Started() <-chan struct{} { return m.started }
 
@@ -243,14 +288,21 @@ func (m *Mirror) Started() <-chan struct{} { return m.started }
 // to the loop (first clone); a broken one keeps serving what it can until
 // the loop has re-cloned it aside.
 func (r *repo) recover(ctx context.Context) error {
-	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
 	lk, err := lockFile(ctx, r.lockPath)
 	if err != nil {
 		return err
 	}
 	defer lk.unlock()
+	// Clones that were interrupted: never trusted, redone. Only this
+	// repository's, under its lock: another process may be cloning another.
+	if old, err := filepath.Glob(filepath.Join(r.m.root, ".tmp", "clone-"+r.key+"-*")); err == nil {
+		for _, p := range old {
+			_ = os.RemoveAll(p)
+		}
+	}
+	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	n, err := cleanStale(r.dir)
 	if err != nil {
 		r.setBroken(err)
@@ -289,8 +341,9 @@ func (r *repo) setBroken(err error) {
 // loop polls the upstream until ctx is done.
 func (r *repo) loop(ctx context.Context) {
 	failures := 0
+	since := r.m.openedAt
 	for {
-		err := r.m.pollOnce(ctx, r)
+		err := r.m.pollOnce(ctx, r, since)
 		if ctx.Err() != nil {
 			return
 		}
@@ -312,6 +365,7 @@ func (r *repo) loop(ctx context.Context) {
 		case <-r.kick:
 			t.Stop()
 		}
+		since = time.Now()
 	}
 }
 
@@ -338,10 +392,16 @@ func jitter(d time.Duration, lo, hi float64) time.Duration {
 
 // pollOnce runs one attempt and records its outcome. Failures are logged
 // once per change of state: offline is the normal case on an edge site.
-func (m *Mirror) pollOnce(ctx context.Context, r *repo) error {
+//
+// A loop attempt (since set) that finds another poll (Poll) succeeded after
+// it was scheduled does nothing: the upstream was just asked.
+func (m *Mirror) pollOnce(ctx context.Context, r *repo, since time.Time) error {
 	start := time.Now()
+	changed, skipped, err := r.poll(ctx, since)
+	if skipped {
+		return nil
+	}
 	m.metrics.fetchAttempt(r.id)
-	changed, err := r.poll(ctx)
 	m.metrics.fetchDone(r.id, time.Since(start), err)
 	if ctx.Err() != nil {
 		return err
@@ -381,30 +441,38 @@ func (m *Mirror) Poll(ctx context.Context, repoID string) error {
 	if err != nil {
 		return err
 	}
-	return m.pollOnce(ctx, r)
+	return m.pollOnce(ctx, r, time.Time{})
 }
 
 // poll brings the local copy up to date: first clone, re-clone of a broken
 // copy, or update. It reports whether the refs changed.
-func (r *repo) poll(ctx context.Context) (bool, error) {
+func (r *repo) poll(ctx context.Context, since time.Time) (changed, skipped bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.m.opts.FetchTimeout)
 	defer cancel()
+	if err := r.m.ensureDirs(); err != nil {
+		return false, false, err
+	}
 	lk, err := lockFile(ctx, r.lockPath)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer lk.unlock()
 	r.mu.Lock()
 	broken := r.broken
+	recent := !since.IsZero() && r.lastSuccess.After(since)
 	r.mu.Unlock()
+	if recent {
+		return false, true, nil
+	}
 	_, statErr := os.Stat(r.dir)
 	switch {
 	case errors.Is(statErr, os.ErrNotExist):
-		return true, r.cloneInto(ctx, false)
+		return true, false, r.cloneInto(ctx, false)
 	case broken != nil:
-		return true, r.cloneInto(ctx, true)
+		return true, false, r.cloneInto(ctx, true)
 	default:
-		return r.update(ctx)
+		changed, err := r.update(ctx)
+		return changed, false, err
 	}
 }
 
@@ -413,7 +481,7 @@ func (r *repo) poll(ctx context.Context) (bool, error) {
 // the existing (broken) repository keeps serving until the swap and its
 // kept tips are carried over where its objects allow.
 func (r *repo) cloneInto(ctx context.Context, aside bool) error {
-	tmp, err := os.MkdirTemp(filepath.Join(r.m.root, ".tmp"), "clone-")
+	tmp, err := os.MkdirTemp(filepath.Join(r.m.root, ".tmp"), "clone-"+r.key+"-")
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
@@ -431,10 +499,7 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 	if err := r.fetch(ctx, tmp); err != nil {
 		return err
 	}
-	head := listing.head
-	if head == "" {
-		head = "refs/heads/main"
-	}
+	head := chooseHead(listing)
 	if err := setHead(ctx, tmp, head); err != nil {
 		return err
 	}
@@ -455,15 +520,12 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 		return fmt.Errorf("clone: %w", err)
 	}
 	if aside {
-		old := tmp + ".old"
-		if err := os.Rename(r.dir, old); err != nil {
+		// One atomic exchange: a crash leaves either the old or the new
+		// copy in place, never neither. tmp then holds the old copy and
+		// is removed by the deferred RemoveAll.
+		if err := swapDirs(tmp, r.dir); err != nil {
 			return fmt.Errorf("swap: %w", err)
 		}
-		if err := os.Rename(tmp, r.dir); err != nil {
-			_ = os.Rename(old, r.dir)
-			return fmt.Errorf("swap: %w", err)
-		}
-		defer os.RemoveAll(old)
 	} else if err := os.Rename(tmp, r.dir); err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
@@ -507,7 +569,10 @@ func (r *repo) update(ctx context.Context) (bool, error) {
 	r.mu.Unlock()
 	before, err := localRefs(ctx, r.dir)
 	if err != nil {
-		r.setBroken(err)
+		if ctx.Err() == nil {
+			// Refs that cannot be read: re-clone aside at the next poll.
+			r.setBroken(err)
+		}
 		return false, err
 	}
 	local := refMap(before)
@@ -686,50 +751,4 @@ func (m *Mirror) waitReady(ctx context.Context, r *repo) error {
 		}
 		return ErrNotReady
 	}
-}
-
-// prepare creates the mirror's directories, removes what interrupted clones
-// left, and checks every existing repository.
-func (m *Mirror) prepare(ctx context.Context) error {
-	for _, d := range []string{m.root, filepath.Join(m.root, ".locks"), filepath.Join(m.root, ".tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("gitmirror: %w", err)
-		}
-	}
-	// Leftovers of clones that were interrupted: never trusted, redone.
-	if ents, err := os.ReadDir(filepath.Join(m.root, ".tmp")); err == nil {
-		for _, e := range ents {
-			_ = os.RemoveAll(filepath.Join(m.root, ".tmp", e.Name()))
-		}
-	}
-	for _, r := range m.repos {
-		if err := r.recover(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			m.log.Error("git mirror: repository check failed; it will be re-cloned aside and swapped",
-				"repo", r.id, "err", err)
-		}
-	}
-	return nil
-}
-
-// RunOnce is Run for one pass: it checks the existing repositories, then
-// polls each upstream once (a failure is logged and reported in status, as
-// offline is normal) and returns. `ballast sync --once` uses it in place of
-// the daemon's loop.
-func (m *Mirror) RunOnce(ctx context.Context) error {
-	if err := m.prepare(ctx); err != nil {
-		return err
-	}
-	close(m.started)
-	for _, r := range m.repos {
-		if err := m.pollOnce(ctx, r); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			m.log.Warn("git mirror: fetch failed; using the local copy", "repo", r.id, "err", err)
-		}
-	}
-	return nil
 }

@@ -33,6 +33,14 @@ func upstreamWithHistory(t testing.TB) (*gitserver.Server, *gitserver.Repo) {
 func TestCloneProtocols(t *testing.T) {
 	up, r := upstreamWithHistory(t)
 	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil)
+	h.poll(up.URL("fleet/apps"))
+	// Clients are served from the local copy only: not one request upstream.
+	up.ResetStats()
+	defer func() {
+		if n := up.Stats().Requests; n != 0 {
+			t.Errorf("clones through the mirror made %d upstream requests", n)
+		}
+	}()
 	for _, v := range []string{"0", "1", "2"} {
 		t.Run("v"+v, func(t *testing.T) {
 			dst := filepath.Join(tempDir(t), "c")
@@ -274,15 +282,17 @@ func TestForcePushAndDeletionKeepOldTips(t *testing.T) {
 	// A fast-forward first: no keep ref needed for it.
 	ff := r.Commit("main", map[string]string{"ff.txt": "1\n"})
 	h.poll(up.URL("fleet/apps"))
-	// Then history rewritten and a branch deleted.
+	// Then history rewritten, a tag moved and a branch deleted.
+	oldTag := r.Rev("v1.0.0")
 	r.ForcePush("main", r.Commit("rewrite", map[string]string{"only.txt": "rewritten\n"}))
+	r.Tag("v1.0.0", r.Rev("main"))
 	r.DeleteBranch("rewrite")
 	r.DeleteBranch("feature")
 	h.poll(up.URL("fleet/apps"))
 
 	dir := RepoDirOf(t, h, up.URL("fleet/apps"))
 	kept := git(t, "", "--git-dir="+dir, "for-each-ref", "--format=%(objectname)", "refs/ballast/keep/")
-	for _, sha := range []string{ff, featureTip} {
+	for _, sha := range []string{ff, featureTip, oldTag} {
 		if !strings.Contains(kept, sha) {
 			t.Errorf("old tip %s not kept; keep refs:\n%s", sha, kept)
 		}
@@ -434,4 +444,37 @@ func TestMetrics(t *testing.T) {
 func RepoDirOf(t *testing.T, h *harness, upstream string) string {
 	t.Helper()
 	return gitmirror.RepoDir(h.m, upstream)
+}
+
+func TestHeadFollowsUpstream(t *testing.T) {
+	up, r := upstreamWithHistory(t)
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil)
+	h.poll(up.URL("fleet/apps"))
+	head := func() string {
+		return git(t, "", "ls-remote", "--symref", h.url(up.URL("fleet/apps")), "HEAD")
+	}
+	// A new default branch comes with a new branch: seen at the next poll.
+	r.Commit("trunk", map[string]string{"t.txt": "t\n"})
+	r.SetHEAD("trunk")
+	h.poll(up.URL("fleet/apps"))
+	if got := head(); !strings.HasPrefix(got, "ref: refs/heads/trunk\tHEAD") {
+		t.Errorf("after new default branch: %q", got)
+	}
+	s, _ := h.m.Repo(up.URL("fleet/apps"))
+	if s.Head != "refs/heads/trunk" {
+		t.Errorf("status head %q", s.Head)
+	}
+}
+
+func TestHeadCheckInterval(t *testing.T) {
+	up, r := upstreamWithHistory(t)
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, func(o *gitmirror.Options) { o.HeadCheckInterval = time.Nanosecond })
+	h.poll(up.URL("fleet/apps"))
+	// The default branch switches between existing branches: only the
+	// periodic HEAD check sees it.
+	r.SetHEAD("feature")
+	h.poll(up.URL("fleet/apps"))
+	if got := git(t, "", "ls-remote", "--symref", h.url(up.URL("fleet/apps")), "HEAD"); !strings.HasPrefix(got, "ref: refs/heads/feature\tHEAD") {
+		t.Errorf("HEAD after switch: %q", got)
+	}
 }

@@ -148,3 +148,74 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoff never grew past %v", longest)
 	}
 }
+
+func TestParseAPIPath(t *testing.T) {
+	sha := strings.Repeat("ab", 20)
+	for _, tc := range []struct {
+		path, id, sha string
+		bad, notAPI   bool
+	}{
+		{path: "/api/v1/repos"},
+		{path: "/api/v1/repos/"},
+		{path: "/api/v1/repos/github.com/fleet/apps", id: "github.com/fleet/apps"},
+		{path: "/api/v1/repos/github.com/fleet/apps.git", id: "github.com/fleet/apps"},
+		{path: "/api/v1/repos/h:3000/a/b/commits/" + sha, id: "h:3000/a/b", sha: sha},
+		{path: "/api/v1/repos/h/commits/x/commits/" + strings.ToUpper(sha), id: "h/commits/x", sha: sha},
+		{path: "/api/v1/repos/h/a/commits/main", bad: true},
+		{path: "/api/v1/repos/h/a/commits/", bad: true},
+		{path: "/api/v1/repos/../etc", bad: true},
+		{path: "/api/v1/repos/h", bad: true},
+		{path: "/api/v1/reposx", notAPI: true},
+		{path: "/api/v2/repos", notAPI: true},
+	} {
+		id, gotSHA, err := parseAPIPath(tc.path)
+		switch {
+		case tc.notAPI:
+			if err != errNotAPIPath {
+				t.Errorf("%s: err %v, want not-API", tc.path, err)
+			}
+		case tc.bad:
+			if err == nil || err == errNotAPIPath {
+				t.Errorf("%s: err %v, want bad request", tc.path, err)
+			}
+		case err != nil || id != tc.id || gotSHA != tc.sha:
+			t.Errorf("%s: %q %q %v, want %q %q", tc.path, id, gotSHA, err, tc.id, tc.sha)
+		}
+	}
+}
+
+func FuzzParseAPIPath(f *testing.F) {
+	f.Add("/api/v1/repos/github.com/fleet/apps/commits/" + strings.Repeat("a", 40))
+	f.Add("/api/v1/repos/../x")
+	f.Fuzz(func(t *testing.T, p string) {
+		id, sha, err := parseAPIPath(p)
+		if err != nil {
+			return
+		}
+		if sha != "" && !isHex(sha) {
+			t.Fatalf("%q: bad sha %q accepted", p, sha)
+		}
+		for _, seg := range strings.Split(id, "/") {
+			if id != "" && (seg == "" || seg == "." || seg == "..") {
+				t.Fatalf("%q: id %q accepted", p, id)
+			}
+		}
+	})
+}
+
+func TestChooseHead(t *testing.T) {
+	a := strings.Repeat("a", 40)
+	for _, tc := range []struct {
+		l    remoteListing
+		want string
+	}{
+		{remoteListing{head: "refs/heads/dev", refs: map[string]string{"refs/heads/main": a}}, "refs/heads/dev"},
+		{remoteListing{refs: map[string]string{"refs/heads/master": a, "refs/heads/x": a}}, "refs/heads/master"},
+		{remoteListing{refs: map[string]string{"refs/heads/z": a, "refs/heads/b": a, "refs/tags/v": a}}, "refs/heads/b"},
+		{remoteListing{refs: map[string]string{}}, "refs/heads/main"},
+	} {
+		if got := chooseHead(tc.l); got != tc.want {
+			t.Errorf("chooseHead(%+v) = %s, want %s", tc.l, got, tc.want)
+		}
+	}
+}

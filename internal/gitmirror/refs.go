@@ -147,3 +147,22 @@ func trim(s string) string {
 	}
 	return s
 }
+
+// chooseHead is the upstream's HEAD target, or, when the upstream did not
+// say (old servers, detached HEAD), main, master or the first branch, so
+// that clones of the mirror check something out.
+func chooseHead(l remoteListing) string {
+	if l.head != "" {
+		return l.head
+	}
+	for _, b := range []string{"refs/heads/main", "refs/heads/master"} {
+		if _, ok := l.refs[b]; ok {
+			return b
+		}
+	}
+	if names := branchNames(l.refs); names != "" {
+		first, _, _ := strings.Cut(names, "\n")
+		return first
+	}
+	return "refs/heads/main"
+}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // repo is one mirrored upstream: its bare repository on disk, its fetch
@@ -19,6 +21,7 @@ import (
 type repo struct {
 	m        *Mirror
 	id       string // "<host>/<path>" as configured, without ".git"
+	key      string // hash of the lowercased id: names its lock and temp dirs
 	up       Upstream
 	dir      string // the bare repository
 	lockPath string // outside the repository, so a broken repo can still be locked
@@ -157,6 +160,9 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
+// lsRemoteTimeout bounds one ref listing of an upstream.
+const lsRemoteTimeout = 2 * time.Minute
+
 // lsRemote lists the upstream's branches and tags. With withHead it lists
 // everything, to learn HEAD's symref (ls-remote cannot ask the server for
 // HEAD alone), which costs more on hosts with many refs/pull/*.
@@ -165,6 +171,10 @@ func (r *repo) lsRemote(ctx context.Context, withHead bool) (remoteListing, erro
 	if err != nil {
 		return remoteListing{}, err
 	}
+	// A ref listing is small: on a link that black-holes packets, give up
+	// long before the fetch timeout and let the backoff retry.
+	ctx, cancel := context.WithTimeout(ctx, lsRemoteTimeout)
+	defer cancel()
 	args := []string{"ls-remote", "--symref"}
 	if !withHead {
 		args = append(args, "--heads", "--tags")
@@ -241,6 +251,7 @@ func isAncestor(ctx context.Context, dir, a, b string) bool {
 // process of ours can be writing.
 func cleanStale(dir string) (int, error) {
 	n := 0
+	objects := filepath.Join(dir, "objects") + string(filepath.Separator)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -249,10 +260,14 @@ func cleanStale(dir string) (int, error) {
 			return err
 		}
 		name := d.Name()
+		// Temp names only mean "temporary" among objects: elsewhere
+		// (refs/heads/tmp_x) they are somebody's branch. No ref name may
+		// end in ".lock", so those are stale anywhere.
+		inObjects := strings.HasPrefix(p, objects)
 		stale := false
 		switch {
 		case d.IsDir():
-			if strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_objdir-") {
+			if inObjects && (strings.HasPrefix(name, "incoming-") || strings.HasPrefix(name, "tmp_objdir-")) {
 				if err := os.RemoveAll(p); err != nil {
 					return err
 				}
@@ -262,9 +277,9 @@ func cleanStale(dir string) (int, error) {
 			return nil
 		case strings.HasSuffix(name, ".lock"):
 			stale = true
-		case strings.HasPrefix(name, "tmp_") || strings.HasPrefix(name, ".tmp-"):
+		case inObjects && (strings.HasPrefix(name, "tmp_") || strings.HasPrefix(name, ".tmp-")):
 			stale = true
-		case strings.HasSuffix(name, ".keep") && strings.HasPrefix(name, "pack-"):
+		case inObjects && strings.HasSuffix(name, ".keep") && strings.HasPrefix(name, "pack-"):
 			b, err := os.ReadFile(p)
 			stale = err == nil && strings.HasPrefix(string(b), "fetch-pack")
 		}
@@ -325,6 +340,12 @@ func lockFile(ctx context.Context, path string) (*fileLock, error) {
 func (l *fileLock) unlock() {
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
+}
+
+// swapDirs atomically exchanges two directories on the same file system
+// (renameat2 RENAME_EXCHANGE).
+func swapDirs(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
 }
 
 // syncDir fsyncs a directory so a rename inside it survives a power cut.

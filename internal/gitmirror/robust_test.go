@@ -102,6 +102,8 @@ func TestFetchKilledMidway(t *testing.T) {
 	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil, func(m *gitmirror.Mirror) {
 		gitmirror.SetFetchStartedHook(m, func(p int) { pid.Store(int64(p)) })
 	})
+	// A branch whose name looks like a temp file must survive the clean-up.
+	tmpBranch := r.Commit("tmp_pack_feature", map[string]string{"t.txt": "t\n"})
 	h.poll(up.URL("fleet/apps"))
 	oldMain := r.Rev("main")
 	big := make([]byte, 3<<20) // incompressible
@@ -136,6 +138,9 @@ func TestFetchKilledMidway(t *testing.T) {
 		}
 	}
 	git(t, "", "--git-dir="+dir, "fsck", "--connectivity-only", "--no-progress")
+	if got := git(t, "", "--git-dir="+dir, "rev-parse", "refs/heads/tmp_pack_feature"); got != tmpBranch {
+		t.Errorf("branch tmp_pack_feature = %q after clean-up, want %s", got, tmpBranch)
+	}
 	if got := git(t, "", "--git-dir="+dir, "rev-parse", "refs/heads/main"); got != oldMain {
 		t.Errorf("main after killed fetch = %s, want the old %s", got, oldMain)
 	}
@@ -265,4 +270,46 @@ func TestUpstreamURLsRefused(t *testing.T) {
 		}
 	}
 	gitserver.RequireGit(t)
+}
+
+// TestFirstCloneKilledMidway: a first clone killed mid-way is never served
+// and never trusted; the next start removes it and clones again.
+func TestFirstCloneKilledMidway(t *testing.T) {
+	up, r := upstreamWithHistory(t)
+	big := make([]byte, 2<<20)
+	_, _ = rand.Read(big)
+	r.Commit("main", map[string]string{"big.bin": string(big)})
+	up.SetThrottle(256 << 10)
+	var pid atomic.Int64
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, func(o *gitmirror.Options) {
+		o.RetryMin, o.RetryMax = time.Hour, time.Hour
+	}, func(m *gitmirror.Mirror) {
+		gitmirror.SetFetchStartedHook(m, func(p int) { pid.Store(int64(p)) })
+	})
+	tmpDir := filepath.Join(h.dataDir, "git", ".tmp")
+	waitFor(t, "a pack being received by the first clone", 30*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(tmpDir, "*", "objects", "pack", "tmp_pack_*"))
+		return len(m) > 0 && pid.Load() != 0
+	})
+	if err := syscall.Kill(-int(pid.Load()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed attempt", 30*time.Second, func() bool {
+		s, _ := h.m.Repo(up.URL("fleet/apps"))
+		return s.LastError != ""
+	})
+	if s, _ := h.m.Repo(up.URL("fleet/apps")); s.Ready {
+		t.Fatal("half a clone is being served")
+	}
+	up.SetThrottle(0)
+	h.restart()
+	h.poll(up.URL("fleet/apps"))
+	if ents, _ := os.ReadDir(tmpDir); len(ents) != 0 {
+		t.Errorf("leftovers in %s: %v", tmpDir, ents)
+	}
+	c := filepath.Join(tempDir(t), "c")
+	git(t, "", "clone", "--quiet", h.url(up.URL("fleet/apps")), c)
+	if got := git(t, c, "rev-parse", "HEAD"); got != r.Rev("main") {
+		t.Errorf("HEAD %s, want %s", got, r.Rev("main"))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -83,6 +84,8 @@ func (s *Server) serve(ln net.Listener) {
 			"GIT_CONFIG_GLOBAL=/dev/null",
 		},
 		InheritEnv: []string{"PATH", "HOME", "TMPDIR"},
+		// Clients that hang up (killed fetches) are expected here.
+		Logger: log.New(io.Discard, "", 0),
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
