@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ballast-dev/ballast/internal/argoglob"
 	"github.com/ballast-dev/ballast/internal/images"
 )
 
@@ -30,12 +31,12 @@ func renderDirectory(ctx context.Context, src Source) ([]images.Object, error) {
 	var include, exclude *regexp.Regexp
 	var err error
 	if src.Directory.Include != "" {
-		if include, err = compileGlob(src.Directory.Include); err != nil {
+		if include, err = argoglob.Compile(src.Directory.Include); err != nil {
 			return nil, fmt.Errorf("%s: directory include: %w", src.Path, err)
 		}
 	}
 	if src.Directory.Exclude != "" {
-		if exclude, err = compileGlob(src.Directory.Exclude); err != nil {
+		if exclude, err = argoglob.Compile(src.Directory.Exclude); err != nil {
 			return nil, fmt.Errorf("%s: directory exclude: %w", src.Path, err)
 		}
 	}

@@ -1,4 +1,6 @@
-package render
+// Package argoglob matches paths against Argo CD's directory include and
+// exclude patterns.
+package argoglob
 
 import (
 	"fmt"
@@ -6,11 +8,11 @@ import (
 	"strings"
 )
 
-// compileGlob compiles an Argo CD directory include/exclude pattern. Argo CD
+// Compile compiles an Argo CD directory include/exclude pattern. Argo CD
 // matches these with gobwas/glob and no separators, so '*' also matches '/':
 // "*.yaml" selects YAML files at any depth. Supported: '*', '**', '?',
 // '[abc]', '[a-z]', '[!abc]', '{alt1,alt2}' (nestable) and '\' escapes.
-func compileGlob(pattern string) (*regexp.Regexp, error) {
+func Compile(pattern string) (*regexp.Regexp, error) {
 	var b strings.Builder
 	b.WriteString("^")
 	rest, err := globToRegexp(pattern, &b, 0)
