@@ -226,6 +226,9 @@ func (a Application) source(s AppSource, root string, refs map[string]string, en
 	if fi, err := os.Stat(appPath); err != nil || !fi.IsDir() {
 		return Source{}, fmt.Errorf("path %q: no such directory in %s", s.Path, root)
 	}
+	if s, err = applySourceOverrides(s, appPath, a.Name); err != nil {
+		return Source{}, err
+	}
 	src := Source{Path: appPath, RepoRoot: root}
 	var kinds []Type
 	if present(s.Helm) {
@@ -280,6 +283,59 @@ func (a Application) source(s AppSource, root string, refs map[string]string, en
 		src.Directory = DirectoryOptions{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude}
 	}
 	return src, nil
+}
+
+// applySourceOverrides merges .argocd-source.yaml and then
+// .argocd-source-<app>.yaml from the source directory into s as JSON merge
+// patches, as Argo CD does (Argo CD Image Updater writes its git write-back
+// there). Only rendering settings change: path, repoURL, chart and
+// targetRevision are kept.
+func applySourceOverrides(s AppSource, appPath, appName string) (AppSource, error) {
+	for _, name := range []string{".argocd-source.yaml", ".argocd-source-" + appName + ".yaml"} {
+		file := filepath.Join(appPath, name)
+		if !isFile(file) {
+			continue
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return s, err
+		}
+		var patch any
+		if err := yaml.Unmarshal(data, &patch); err != nil {
+			return s, fmt.Errorf("%s: %w", file, err)
+		}
+		var cur any
+		if err := remarshal(s, &cur); err != nil {
+			return s, err
+		}
+		var merged AppSource
+		if err := remarshal(mergePatch(cur, patch), &merged); err != nil {
+			return s, fmt.Errorf("%s: %w", file, err)
+		}
+		merged.Path, merged.RepoURL, merged.Chart, merged.TargetRevision = s.Path, s.RepoURL, s.Chart, s.TargetRevision
+		s = merged
+	}
+	return s, nil
+}
+
+// mergePatch applies an RFC 7386 JSON merge patch.
+func mergePatch(target, patch any) any {
+	pm, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	tm, ok := target.(map[string]any)
+	if !ok {
+		tm = map[string]any{}
+	}
+	for k, v := range pm {
+		if v == nil {
+			delete(tm, k)
+		} else {
+			tm[k] = mergePatch(tm[k], v)
+		}
+	}
+	return tm
 }
 
 func helmOptions(h appHelm, a Application, appPath, root string, refs map[string]string, env *buildEnv) (HelmOptions, error) {

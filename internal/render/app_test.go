@@ -179,6 +179,42 @@ func TestApplication(t *testing.T) {
 	}
 }
 
+func TestApplicationSourceOverrideFiles(t *testing.T) {
+	root := appRepo(t)
+	// As Argo CD Image Updater writes them back to git.
+	write := func(p, content string) {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("kust/overlay/.argocd-source-shop.yaml", "kustomize:\n  images: [\"ghcr.io/acme/api:1.1\"]\npath: elsewhere\n")
+	write("charts/app/.argocd-source.yaml", "helm:\n  parameters: [{name: image.tag, value: \"7.0\"}]\n")
+	write("charts/app/.argocd-source-web.yaml", "helm:\n  skipTests: true\n")
+	for _, tt := range []struct {
+		app  string
+		want []string
+	}{
+		{application("shop", "  source: {repoURL: https://git.example.com/fleet.git, path: kust/overlay}\n"),
+			[]string{"docker.io/library/nginx:1.27.1", "ghcr.io/acme/api:1.1"}},
+		{application("other", "  source: {repoURL: https://git.example.com/fleet.git, path: kust/overlay}\n"),
+			[]string{"docker.io/library/nginx:1.27.1", "ghcr.io/acme/api:1.0"}},
+		{application("web", "  source: {repoURL: https://git.example.com/fleet.git, path: charts/app}\n"),
+			[]string{"ghcr.io/acme/app:7.0"}},
+	} {
+		got, _, _, err := renderApp(t, root, tt.app, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+	write("charts/app/.argocd-source.yaml", "helm: [\n")
+	if _, _, _, err := renderApp(t, root, application("web", "  source: {repoURL: https://git.example.com/fleet.git, path: charts/app}\n"), nil); err == nil || !strings.Contains(err.Error(), ".argocd-source.yaml") {
+		t.Errorf("broken override file: error %v", err)
+	}
+}
+
 func TestApplicationFileWithSeveralApps(t *testing.T) {
 	root := appRepo(t)
 	two := application("a", "  source: {repoURL: https://git.example.com/fleet.git, path: kust/base}\n") +
