@@ -92,8 +92,14 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		if typ, err := render.Detect(p); err == nil && typ == render.Helm {
 			charts++
 		}
+		// Symlinks may point anywhere inside the checkout, as in Argo CD.
+		root, err := render.FindRepoRoot(p)
+		if err != nil {
+			return exitcode.Invalid(err)
+		}
 		sources = append(sources, render.Source{
 			Path:      p,
+			RepoRoot:  root,
 			Directory: render.DirectoryOptions{Recurse: f.recurse, Include: f.include, Exclude: f.exclude},
 			Helm: render.HelmOptions{
 				ValueFiles: f.values, Set: f.set, SetString: f.setString,

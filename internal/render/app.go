@@ -455,25 +455,28 @@ func inRepo(root, p string) (string, error) {
 	if !within(root, joined) {
 		return "", errOutside
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	realRoot, err := realAbs(root)
 	if err != nil {
 		return "", err
 	}
-	if real, err := filepath.EvalSymlinks(joined); err == nil && !within(realRoot, real) {
+	if real, err := realAbs(joined); err == nil && !within(realRoot, real) {
 		return "", errOutside
 	}
 	return joined, nil
 }
 
-// FindRepoRoot returns the top of the git checkout holding path (the
-// nearest directory above it with a .git entry), or path's directory when
-// it is in none.
+// FindRepoRoot returns the top of the git checkout holding path, a file or
+// a directory (the nearest directory at or above it with a .git entry), or
+// the directory itself (a file's directory) when it is in no checkout.
 func FindRepoRoot(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
-	start := filepath.Dir(abs)
+	start := abs
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		start = filepath.Dir(abs)
+	}
 	for dir := start; ; {
 		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
 			return dir, nil

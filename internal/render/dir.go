@@ -44,7 +44,7 @@ func renderDirectory(ctx context.Context, src Source) ([]images.Object, error) {
 	if root == "" {
 		root = src.Path
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	realRoot, err := realAbs(root)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func renderDirectory(ctx context.Context, src Source) ([]images.Object, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		if d.Type()&fs.ModeSymlink != 0 {
-			target, err := filepath.EvalSymlinks(p)
+			target, err := realAbs(p)
 			if err != nil {
 				src.Log.Warn("skipping manifest: symlink target missing", "file", p)
 				return nil
@@ -122,6 +122,15 @@ func looksLikeManifest(data []byte) bool {
 	return bytes.Contains(data, []byte("apiVersion:")) &&
 		bytes.Contains(data, []byte("kind:")) &&
 		bytes.Contains(data, []byte("metadata:"))
+}
+
+// realAbs is p made absolute with every symlink resolved.
+func realAbs(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // within reports whether p is root or below it (both already clean and

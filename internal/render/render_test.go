@@ -171,6 +171,23 @@ func TestDirectorySymlinkOutsideRepo(t *testing.T) {
 	}
 }
 
+func TestDirectorySymlinkInsideRepo(t *testing.T) {
+	root := writeTree(t, map[string]string{"shared/p.yaml": pod("shared", "nginx:1"), "app/a.yaml": pod("a", "redis:7")})
+	if err := os.Symlink("../shared/p.yaml", filepath.Join(root, "app", "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	// Relative paths, as a user types them.
+	got, _, err := imagesOf(t, Source{Path: "app", RepoRoot: "."})
+	if err != nil || !reflect.DeepEqual(got, []string{"docker.io/library/nginx:1", "docker.io/library/redis:7"}) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	// The same link is outside when the source itself is the boundary.
+	if _, _, err := imagesOf(t, Source{Path: "app"}); err == nil {
+		t.Fatal("symlink outside the source without a repo root: want an error")
+	}
+}
+
 func TestFileSource(t *testing.T) {
 	root := writeTree(t, map[string]string{"one.yaml": pod("a", "nginx:1"), "values.yaml": "a: 1\n"})
 	got, _, err := imagesOf(t, Source{Path: filepath.Join(root, "one.yaml")})
