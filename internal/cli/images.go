@@ -20,6 +20,8 @@ type imagesFlags struct {
 	values           []string
 	set, setString   []string
 	releaseName      string
+	kubeVersion      string
+	apiVersions      []string
 	namespace        string
 	apps             []string
 	env              []string
@@ -62,6 +64,8 @@ pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
 	fl.StringArrayVar(&f.setString, "set-string", nil, "Helm: set string values (repeatable)")
 	fl.StringVar(&f.releaseName, "release-name", "", "Helm: release name (default \"release-name\")")
 	fl.StringVar(&f.namespace, "namespace", "", "Helm: release namespace (default \"default\")")
+	fl.StringVar(&f.kubeVersion, "kube-version", "", "Helm: Kubernetes version for .Capabilities (default: Helm's)")
+	fl.StringArrayVar(&f.apiVersions, "api-versions", nil, "Helm: extra API version for .Capabilities, e.g. monitoring.coreos.com/v1 (repeatable)")
 	fl.StringArrayVar(&f.apps, "app", nil, "Argo CD Application file to render (repeatable)")
 	fl.StringArrayVar(&f.env, "env", nil, "build variable for --app, e.g. ARGOCD_APP_REVISION=<sha> (repeatable)")
 	fl.StringVar(&f.repoRoot, "repo-root", "", "checkout that --app source paths are resolved in (default: git top level of the app file)")
@@ -86,7 +90,8 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	}
 
 	var sources []render.Source
-	helmFlags := len(f.values) > 0 || len(f.set) > 0 || len(f.setString) > 0 || f.releaseName != "" || f.namespace != ""
+	helmFlags := len(f.values) > 0 || len(f.set) > 0 || len(f.setString) > 0 || f.releaseName != "" || f.namespace != "" ||
+		f.kubeVersion != "" || len(f.apiVersions) > 0
 	charts := 0
 	for _, p := range paths {
 		if typ, err := render.Detect(p); err == nil && typ == render.Helm {
@@ -104,12 +109,13 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 			Helm: render.HelmOptions{
 				ValueFiles: f.values, Set: f.set, SetString: f.setString,
 				ReleaseName: f.releaseName, Namespace: f.namespace,
+				KubeVersion: f.kubeVersion, APIVersions: f.apiVersions,
 			},
 			Log: e.log,
 		})
 	}
 	if helmFlags && charts == 0 {
-		return exitcode.Invalid(errors.New("--values, --set, --set-string, --release-name and --namespace apply to Helm charts, and no PATH is a chart"))
+		return exitcode.Invalid(errors.New("Helm flags (--values, --set, --set-string, --release-name, --namespace, --kube-version, --api-versions) apply to Helm charts, and no PATH is a chart"))
 	}
 	for _, file := range f.apps {
 		appSources, err := applicationSources(e, file, f.repoRoot, envVars)

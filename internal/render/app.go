@@ -54,6 +54,8 @@ type appHelm struct {
 	IgnoreMissingValueFiles bool               `json:"ignoreMissingValueFiles"`
 	SkipCrds                bool               `json:"skipCrds"`
 	SkipTests               bool               `json:"skipTests"`
+	KubeVersion             string             `json:"kubeVersion"`
+	APIVersions             []string           `json:"apiVersions"`
 }
 
 type appHelmParam struct {
@@ -342,6 +344,7 @@ func helmOptions(h appHelm, a Application, appPath, root string, refs map[string
 	o := HelmOptions{
 		ReleaseName: h.ReleaseName, Namespace: h.Namespace,
 		SkipCRDs: h.SkipCrds, SkipTests: h.SkipTests,
+		KubeVersion: h.KubeVersion, APIVersions: h.APIVersions,
 	}
 	if o.ReleaseName == "" {
 		o.ReleaseName = a.Name

@@ -141,6 +141,11 @@ func TestApplication(t *testing.T) {
     path: charts/app
     helm: {skipTests: true, parameters: [{name: image.repository, value: "ghcr.io/acme/$ARGOCD_APP_NAME"}]}
 `), nil, []string{"ghcr.io/acme/web:3.0"}, nil},
+		{"helm apiVersions from the Application", application("web", `  source:
+    repoURL: https://git.example.com/fleet.git
+    path: charts/app
+    helm: {skipTests: true, apiVersions: [monitoring.coreos.com/v1], kubeVersion: "1.31.0"}
+`), nil, []string{"ghcr.io/acme/app:3.0", "quay.io/prometheus/node-exporter:v1.8.2"}, nil},
 		{"unset variable substitutes empty", application("web", `  source:
     repoURL: https://git.example.com/fleet.git
     path: charts/app

@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
@@ -30,6 +31,10 @@ type HelmOptions struct {
 	Namespace   string           // default "default"
 	SkipCRDs    bool             // leave out the chart's crds/ directory
 	SkipTests   bool             // leave out test hooks
+	// KubeVersion and APIVersions are what .Capabilities reports, as Argo
+	// CD passes the destination cluster's. Defaults: Helm's built-in ones.
+	KubeVersion string
+	APIVersions []string
 }
 
 // renderHelm renders a chart directory with the Helm library, as `helm
@@ -66,6 +71,14 @@ func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
 	if inst.Namespace == "" {
 		inst.Namespace = "default"
 	}
+	if o.KubeVersion != "" {
+		kv, err := chartutil.ParseKubeVersion(o.KubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("helm chart %s: kube version: %w", src.Path, err)
+		}
+		inst.KubeVersion = kv
+	}
+	inst.APIVersions = chartutil.VersionSet(o.APIVersions)
 	rel, err := inst.RunWithContext(ctx, chrt, vals)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", src.Path, err)

@@ -140,9 +140,13 @@ spec:
 `,
 	"app/templates/tests/test.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations: {helm.sh/hook: test}\nspec: {containers: [{name: t, image: 'curlimages/curl:8.10.1'}]}\n",
 	"app/templates/NOTES.txt":       "thanks",
-	"app/crds/widget.yaml":          "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.acme.io}\n",
-	"app/charts/cache/Chart.yaml":   "apiVersion: v2\nname: cache\nversion: 1.0.0\n",
-	"app/charts/cache/values.yaml":  "image: redis:7.4.1\n",
+	"app/templates/monitor.yaml": "{{- if .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" }}\n" +
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: exporter}\nspec: {containers: [{name: e, image: 'quay.io/prometheus/node-exporter:v1.8.2'}]}\n{{- end }}\n",
+	"app/templates/new.yaml": "{{- if semverCompare \">=1.99.0\" .Capabilities.KubeVersion.Version }}\n" +
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: future}\nspec: {containers: [{name: f, image: 'ghcr.io/acme/future:1'}]}\n{{- end }}\n",
+	"app/crds/widget.yaml":         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.acme.io}\n",
+	"app/charts/cache/Chart.yaml":  "apiVersion: v2\nname: cache\nversion: 1.0.0\n",
+	"app/charts/cache/values.yaml": "image: redis:7.4.1\n",
 	"app/charts/cache/templates/s.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: {{ .Release.Name }}-cache}\n" +
 		"spec: {template: {spec: {containers: [{name: redis, image: {{ .Values.image | quote }}}]}}}\n",
 	"app/edge-values.yaml":     "image: {tag: \"3.1\"}\ncache: {enabled: true}\n",
@@ -166,6 +170,8 @@ func TestHelm(t *testing.T) {
 		{"skip tests", HelmOptions{SkipTests: true}, []string{"ghcr.io/acme/app:3.0"}},
 		{"values file enables the vendored dependency", HelmOptions{ValueFiles: []string{filepath.Join(chart, "edge-values.yaml")}, SkipTests: true},
 			[]string{"docker.io/library/redis:7.4.1", "ghcr.io/acme/app:3.1"}},
+		{"API versions and kube version gate templates", HelmOptions{APIVersions: []string{"monitoring.coreos.com/v1"}, KubeVersion: "v1.99.1", SkipTests: true},
+			[]string{"ghcr.io/acme/app:3.0", "ghcr.io/acme/future:1", "quay.io/prometheus/node-exporter:v1.8.2"}},
 		{"--set", HelmOptions{Set: []string{"image.tag=4.0,sidecar.enabled=true"}, SkipTests: true},
 			[]string{"docker.io/library/busybox:1.36.1", "ghcr.io/acme/app:4.0"}},
 		{"--set-string keeps a numeric tag a string", HelmOptions{SetString: []string{"image.tag=1.10"}, SkipTests: true},
@@ -232,6 +238,7 @@ func TestHelmErrors(t *testing.T) {
 		{"app", HelmOptions{ValueFiles: []string{filepath.Join(root, "nope.yaml")}}, "nope.yaml"},
 		{"app", HelmOptions{ValueFiles: []string{filepath.Join(root, "app/templates/deploy.yaml")}}, "values file"},
 		{"app", HelmOptions{Set: []string{"a[=1"}}, "--set"},
+		{"app", HelmOptions{KubeVersion: "not-a-version"}, "kube version"},
 		{"app", HelmOptions{Set: []string{"image.tag=Bad Tag"}}, "Deployment/release-name-app"},
 	}
 	for _, tt := range tests {
