@@ -233,7 +233,7 @@ func TestApplicationFileWithSeveralApps(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if f := list[1].Locations[0].File; f != filepath.Join(root, "kust/base/kustomization.yaml") {
+	if f := list[1].Locations[0].File; f != filepath.Join(root, "kust/base/web.yaml") {
 		t.Errorf("kustomize location %q", f)
 	}
 }

@@ -26,11 +26,6 @@ type KustomizeOptions struct {
 	Patches    []map[string]any // appended to patches
 }
 
-func (o KustomizeOptions) empty() bool {
-	return len(o.Images) == 0 && o.NamePrefix == "" && o.NameSuffix == "" && o.Namespace == "" &&
-		len(o.Components) == 0 && len(o.Patches) == 0
-}
-
 // renderKustomize builds a kustomization with krusty, in-process, with
 // Kustomize's default (root-only) load restrictions, as Argo CD does by
 // default.
@@ -50,17 +45,18 @@ func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
 	if kfile == "" {
 		return nil, fmt.Errorf("%s: no kustomization file", src.Path)
 	}
-	if !src.Kustomize.empty() {
-		data, err := fsys.ReadFile(kfile)
-		if err != nil {
-			return nil, err
-		}
-		edited, err := editKustomization(data, src.Kustomize)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kfile, err)
-		}
-		fsys = overlayFS{FileSystem: fsys, path: kfile, data: edited}
+	data, err := fsys.ReadFile(kfile)
+	if err != nil {
+		return nil, err
 	}
+	// Kustomize's origin annotations tell which file each object came from;
+	// they are requested here and removed again from the objects unless the
+	// kustomization asked for them itself.
+	edited, userOrigins, err := editKustomization(data, src.Kustomize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kfile, err)
+	}
+	fsys = overlayFS{FileSystem: fsys, path: kfile, data: edited}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	resMap, err := k.Run(fsys, dir)
 	if err != nil {
@@ -72,9 +68,41 @@ func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %w", src.Path, err)
 		}
-		objs = append(objs, images.Object{File: filepath.Join(src.Path, filepath.Base(kfile)), Doc: m})
+		file := filepath.Join(src.Path, filepath.Base(kfile))
+		if origin := takeOrigin(m, !userOrigins); origin != "" {
+			file = filepath.Join(src.Path, filepath.FromSlash(origin))
+		}
+		objs = append(objs, images.Object{File: file, Doc: m})
 	}
 	return objs, nil
+}
+
+const originAnnotation = "config.kubernetes.io/origin"
+
+// takeOrigin returns the local file an object came from, per its origin
+// annotation (empty for remote or generated objects), and removes the
+// annotation when remove is set.
+func takeOrigin(obj map[string]any, remove bool) string {
+	meta, _ := obj["metadata"].(map[string]any)
+	annos, _ := meta["annotations"].(map[string]any)
+	raw, _ := annos[originAnnotation].(string)
+	if raw == "" {
+		return ""
+	}
+	if remove {
+		delete(annos, originAnnotation)
+		if len(annos) == 0 {
+			delete(meta, "annotations")
+		}
+	}
+	var o struct {
+		Path string `json:"path"`
+		Repo string `json:"repo"`
+	}
+	if err := yaml.Unmarshal([]byte(raw), &o); err != nil || o.Repo != "" {
+		return ""
+	}
+	return o.Path
 }
 
 // overlayFS is the disk with one file's content replaced.
@@ -93,11 +121,25 @@ func (o overlayFS) ReadFile(p string) ([]byte, error) {
 
 // editKustomization applies o to a kustomization file's content the way
 // `kustomize edit set image|nameprefix|namesuffix|namespace` and `edit add
-// component|patch` would.
-func editKustomization(data []byte, o KustomizeOptions) ([]byte, error) {
+// component|patch` would, and turns on origin annotations. It reports
+// whether the kustomization had asked for origin annotations itself.
+func editKustomization(data []byte, o KustomizeOptions) ([]byte, bool, error) {
 	k := map[string]any{}
 	if err := yaml.Unmarshal(data, &k); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if k == nil {
+		k = map[string]any{}
+	}
+	meta, _ := k["buildMetadata"].([]any)
+	hadOrigins := false
+	for _, m := range meta {
+		if m == "originAnnotations" {
+			hadOrigins = true
+		}
+	}
+	if !hadOrigins {
+		k["buildMetadata"] = append(meta, "originAnnotations")
 	}
 	if o.NamePrefix != "" {
 		k["namePrefix"] = o.NamePrefix
@@ -119,12 +161,13 @@ func editKustomization(data []byte, o KustomizeOptions) ([]byte, error) {
 	for _, spec := range o.Images {
 		img, err := parseImageOverride(spec)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		list, _ := k["images"].([]any)
 		k["images"] = setImage(list, img)
 	}
-	return yaml.Marshal(k)
+	out, err := yaml.Marshal(k)
+	return out, hadOrigins, err
 }
 
 // imageOverride is one kustomize images entry.

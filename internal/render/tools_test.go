@@ -77,6 +77,45 @@ func TestKustomize(t *testing.T) {
 	}
 }
 
+func TestKustomizeOrigins(t *testing.T) {
+	root := writeTree(t, kustomizeTree)
+	objs, err := renderKustomize(t.Context(), Source{Path: filepath.Join(root, "overlay")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, o := range objs {
+		files[o.Name()] = o.File
+		if meta, _ := o.Doc["metadata"].(map[string]any); meta["annotations"] != nil {
+			t.Errorf("%s: annotations %v left on the object", o.Name(), meta["annotations"])
+		}
+	}
+	want := map[string]string{
+		"edge-web": filepath.Join(root, "overlay", "../base/web.yaml"),
+		"edge-api": filepath.Join(root, "overlay", "../base/api.yaml"),
+	}
+	if !reflect.DeepEqual(files, want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+
+	// A kustomization that asks for origin annotations keeps them.
+	own := writeTree(t, map[string]string{
+		"kustomization.yaml": "buildMetadata: [originAnnotations]\nresources: [p.yaml]\n",
+		"p.yaml":             pod("p", "nginx"),
+	})
+	objs, err = renderKustomize(t.Context(), Source{Path: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].File != filepath.Join(own, "p.yaml") {
+		t.Fatalf("objects %+v", objs)
+	}
+	annos, _ := objs[0].Doc["metadata"].(map[string]any)["annotations"].(map[string]any)
+	if _, ok := annos[originAnnotation]; !ok {
+		t.Errorf("origin annotation removed although the kustomization asked for it")
+	}
+}
+
 func TestKustomizeErrors(t *testing.T) {
 	root := writeTree(t, kustomizeTree)
 	tests := []struct {
