@@ -210,7 +210,11 @@ func writeImages(e *env, set images.Set, output string) error {
 		cwd, _ := os.Getwd()
 		for i := range list {
 			for j := range list[i].Locations {
-				list[i].Locations[j].File = displayPath(cwd, list[i].Locations[j].File)
+				loc := &list[i].Locations[j]
+				loc.File = displayPath(cwd, loc.File)
+				if tool, dir, ok := strings.Cut(loc.Via, " "); ok {
+					loc.Via = tool + " " + displayPath(cwd, dir)
+				}
 			}
 		}
 		return writeJSON(e.stdout, struct {

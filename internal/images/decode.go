@@ -20,6 +20,9 @@ type Object struct {
 	File string         // file the object was read from, or the template that rendered it
 	Line int            // 1-based line where the object starts in File; 0 when unknown
 	Doc  map[string]any // the object as decoded from YAML or JSON
+	// Via says what rendered the object when a tool did, e.g. "kustomize
+	// apps/shop/overlays/edge"; empty for plain manifests.
+	Via string
 }
 
 // Kind is the object's kind, or "" when it has none.

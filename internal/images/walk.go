@@ -22,6 +22,7 @@ type Location struct {
 	Namespace string `json:"namespace,omitempty"`
 	Container string `json:"container,omitempty"`
 	Field     string `json:"field,omitempty"` // e.g. spec.template.spec.initContainers[0].image
+	Via       string `json:"via,omitempty"`   // what rendered the object, see Object.Via
 }
 
 // Occurrence is one image reference in one object, normalized.
@@ -179,6 +180,7 @@ func (w *walker) container(c map[string]any, at string) error {
 			Namespace: w.obj.Namespace(),
 			Container: cname,
 			Field:     at + ".image",
+			Via:       w.obj.Via,
 		},
 	})
 	return nil

@@ -205,6 +205,7 @@ func decodeRendered(chartDir string, chrt *chart.Chart, tmplPath, out string) ([
 	}
 	for i := range objs {
 		objs[i].Line = 0
+		objs[i].Via = "helm " + chartDir
 	}
 	return objs, nil
 }

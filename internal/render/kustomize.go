@@ -72,7 +72,7 @@ func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
 		if origin := takeOrigin(m, !userOrigins); origin != "" {
 			file = filepath.Join(src.Path, filepath.FromSlash(origin))
 		}
-		objs = append(objs, images.Object{File: file, Doc: m})
+		objs = append(objs, images.Object{File: file, Doc: m, Via: "kustomize " + src.Path})
 	}
 	return objs, nil
 }
