@@ -115,7 +115,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		})
 	}
 	if helmFlags && charts == 0 {
-		return exitcode.Invalid(errors.New("Helm flags (--values, --set, --set-string, --release-name, --namespace, --kube-version, --api-versions) apply to Helm charts, and no PATH is a chart"))
+		return exitcode.Invalid(errors.New("--values, --set, --set-string, --release-name, --namespace, --kube-version and --api-versions apply to Helm charts, and no PATH is a chart"))
 	}
 	for _, file := range f.apps {
 		appSources, err := applicationSources(e, file, f.repoRoot, envVars)
