@@ -211,6 +211,8 @@ func nodeKind(n *yaml.Node) string {
 // DecodeJSON reads a JSON file holding exactly one object (or a List), as
 // Argo CD reads .json manifests.
 func DecodeJSON(file string, data []byte) ([]Object, error) {
+	// Editors on Windows write a byte order mark; Argo CD strips it too.
+	data = bytes.TrimPrefix(data, utf8BOM)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var v any
 	if err := dec.Decode(&v); err != nil {
@@ -246,6 +248,8 @@ func DecodeJSON(file string, data []byte) ([]Object, error) {
 	}
 	return out, nil
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 func jsonError(file string, data []byte, err error) error {
 	var se *json.SyntaxError

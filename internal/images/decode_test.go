@@ -93,6 +93,20 @@ func TestDecodeKeepsObjectsBeforeError(t *testing.T) {
 	}
 }
 
+func TestDecodeByteOrderMark(t *testing.T) {
+	for _, name := range []string{"bom.json", "bom.yaml"} {
+		src := "\xef\xbb\xbf{\"kind\":\"Pod\",\"metadata\":{\"name\":\"b\"}}"
+		objs, err := Decode(name, []byte(src))
+		if err != nil || len(objs) != 1 || objs[0].Name() != "b" {
+			t.Errorf("%s: got %+v, %v", name, objs, err)
+		}
+	}
+	occ, err := ParseList("l.txt", []byte("\xef\xbb\xbfnginx\n"))
+	if err != nil || len(occ) != 1 {
+		t.Errorf("list with BOM: %+v, %v", occ, err)
+	}
+}
+
 func TestDecodeJSONList(t *testing.T) {
 	objs, err := Decode("l.json", []byte(`{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"a"}},{"kind":"Pod","metadata":{"name":"b"}}]}`))
 	if err != nil || len(objs) != 2 || objs[1].Name() != "b" {

@@ -92,7 +92,7 @@ func (s *Set) Refs() []string {
 // with the file and line.
 func ParseList(file string, data []byte) ([]Occurrence, error) {
 	var out []Occurrence
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := bufio.NewScanner(bytes.NewReader(bytes.TrimPrefix(data, utf8BOM)))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
 	for sc.Scan() {
