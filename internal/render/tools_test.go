@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+
 	"github.com/ballast-dev/ballast/internal/images"
 )
 
@@ -231,6 +234,28 @@ func TestHelm(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestHelmPackagedDependency(t *testing.T) {
+	root := writeTree(t, helmTree)
+	// The same dependency vendored as `helm dependency build` leaves it: a .tgz.
+	dep, err := loader.LoadDir(filepath.Join(root, "app/charts/cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "app/charts/cache")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chartutil.Save(dep, filepath.Join(root, "app/charts")); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := imagesOf(t, Source{Path: filepath.Join(root, "app"), Helm: HelmOptions{Set: []string{"cache.enabled=true"}, SkipTests: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"docker.io/library/redis:7.4.1", "ghcr.io/acme/app:3.0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
