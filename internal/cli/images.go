@@ -21,6 +21,7 @@ type imagesFlags struct {
 	set, setString   []string
 	releaseName      string
 	kubeVersion      string
+	loadRestrictor   string
 	apiVersions      []string
 	namespace        string
 	apps             []string
@@ -66,6 +67,7 @@ pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
 	fl.StringVar(&f.namespace, "namespace", "", "Helm: release namespace (default \"default\")")
 	fl.StringVar(&f.kubeVersion, "kube-version", "", "Helm: Kubernetes version for .Capabilities (default: Helm's)")
 	fl.StringArrayVar(&f.apiVersions, "api-versions", nil, "Helm: extra API version for .Capabilities, e.g. monitoring.coreos.com/v1 (repeatable)")
+	fl.StringVar(&f.loadRestrictor, "load-restrictor", "LoadRestrictionsRootOnly", "Kustomize: LoadRestrictionsRootOnly or LoadRestrictionsNone (as Argo CD's kustomize.buildOptions)")
 	fl.StringArrayVar(&f.apps, "app", nil, "Argo CD Application file to render (repeatable)")
 	fl.StringArrayVar(&f.env, "env", nil, "build variable for --app, e.g. ARGOCD_APP_REVISION=<sha> (repeatable)")
 	fl.StringVar(&f.repoRoot, "repo-root", "", "checkout that --app source paths are resolved in (default: git top level of the app file)")
@@ -80,6 +82,14 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	}
 	if len(paths) == 0 && len(f.apps) == 0 && len(f.extra) == 0 {
 		return exitcode.Invalid(errors.New("nothing to render: give a PATH, --app FILE or --extra-images FILE"))
+	}
+	var restrictorNone bool
+	switch f.loadRestrictor {
+	case "LoadRestrictionsRootOnly", "rootOnly":
+	case "LoadRestrictionsNone", "none":
+		restrictorNone = true
+	default:
+		return exitcode.Invalid(fmt.Errorf("--load-restrictor %q: want LoadRestrictionsRootOnly or LoadRestrictionsNone", f.loadRestrictor))
 	}
 	envVars, err := parseEnv(f.env)
 	if err != nil {
@@ -111,7 +121,8 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 				ReleaseName: f.releaseName, Namespace: f.namespace,
 				KubeVersion: f.kubeVersion, APIVersions: f.apiVersions,
 			},
-			Log: e.log,
+			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone},
+			Log:       e.log,
 		})
 	}
 	if helmFlags && charts == 0 {
@@ -121,6 +132,9 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		appSources, err := applicationSources(e, file, f.repoRoot, envVars)
 		if err != nil {
 			return exitcode.Invalid(err)
+		}
+		for i := range appSources {
+			appSources[i].Kustomize.LoadRestrictorNone = restrictorNone
 		}
 		sources = append(sources, appSources...)
 	}

@@ -174,6 +174,7 @@ func TestImagesBadInput(t *testing.T) {
 		{"--env without --app", []string{good, "--env", "A=B"}, "apply to --app"},
 		{"malformed --env", []string{"--app", app, "--env", "NOEQUALS"}, "want NAME=VALUE"},
 		{"bad output format", []string{good, "-o", "yaml"}, "want text or json"},
+		{"bad load restrictor", []string{good, "--load-restrictor", "open"}, "--load-restrictor"},
 		{"nothing to render", nil, "nothing to render"},
 		{"unknown flag", []string{good, "--nope"}, "unknown flag"},
 	}

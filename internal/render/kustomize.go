@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
@@ -24,6 +25,10 @@ type KustomizeOptions struct {
 	Namespace  string
 	Components []string         // appended to components
 	Patches    []map[string]any // appended to patches
+	// LoadRestrictorNone lets the kustomization read files outside its
+	// directory, as Argo CD's `kustomize.buildOptions: --load-restrictor
+	// LoadRestrictionsNone` setting does.
+	LoadRestrictorNone bool
 }
 
 // renderKustomize builds a kustomization with krusty, in-process, with
@@ -57,7 +62,11 @@ func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
 		return nil, fmt.Errorf("%s: %w", kfile, err)
 	}
 	fsys = overlayFS{FileSystem: fsys, path: kfile, data: edited}
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	kopts := krusty.MakeDefaultOptions()
+	if src.Kustomize.LoadRestrictorNone {
+		kopts.LoadRestrictions = types.LoadRestrictionsNone
+	}
+	k := krusty.MakeKustomizer(kopts)
 	resMap, err := k.Run(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", src.Path, err)

@@ -20,6 +20,7 @@ var kustomizeTree = map[string]string{
 	"overlay/kustomization.yaml": "namePrefix: edge-\nresources: [../base]\nimages:\n" +
 		"  - name: nginx\n    newTag: 1.27.1\n",
 	"broken/kustomization.yaml":  "resources: [missing.yaml]\n",
+	"outside/kustomization.yaml": "resources: [../base/web.yaml]\n",
 	"badfield/kustomization.yml": "resources: []\nnoSuchField: 1\n",
 }
 
@@ -46,6 +47,8 @@ func TestKustomize(t *testing.T) {
 			[]string{"docker.io/library/nginx:1.25", "ghcr.io/acme/api:2.0"}, nil},
 		{"namePrefix and namespace overrides", "base", KustomizeOptions{NamePrefix: "site-", Namespace: "shop"},
 			[]string{"docker.io/library/nginx:1.25", "ghcr.io/acme/api:1.0"}, []string{"site-web"}},
+		{"load restrictor none reads files outside the directory", "outside", KustomizeOptions{LoadRestrictorNone: true},
+			[]string{"docker.io/library/nginx:1.25"}, nil},
 		{"patch from the Application", "base", KustomizeOptions{Patches: []map[string]any{{
 			"target": map[string]any{"kind": "Deployment", "name": "api"},
 			"patch":  "- op: replace\n  path: /spec/template/spec/containers/0/image\n  value: ghcr.io/acme/api:9.9\n",
@@ -127,6 +130,7 @@ func TestKustomizeErrors(t *testing.T) {
 		want string
 	}{
 		{"broken", KustomizeOptions{}, "missing.yaml"},
+		{"outside", KustomizeOptions{}, "security; file"},
 		{"badfield", KustomizeOptions{}, "noSuchField"},
 		{"base", KustomizeOptions{Images: []string{"nginx:"}}, "empty tag"},
 		{"base", KustomizeOptions{Images: []string{"=x:1"}}, "want [name=]image"},
