@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -172,10 +174,12 @@ type AppOptions struct {
 	Env map[string]string
 }
 
-// RenderSources turns the Application into render sources, exactly as its spec
-// says. Sources that only provide a `ref` for value files are not rendered.
-// Build environment variables are substituted where Argo CD substitutes
-// them: Helm parameters and value file paths, Kustomize images.
+// RenderSources turns the Application into render sources, exactly as its
+// spec says. Sources that only provide a `ref` for value files are not
+// rendered. Build environment variables are substituted where Argo CD
+// substitutes them: Helm parameters and value file paths, Kustomize images.
+// The second result names variables that were referenced but not defined;
+// like Argo CD, they substitute as empty.
 func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) {
 	root, err := filepath.Abs(opts.RepoRoot)
 	if err != nil {
@@ -217,7 +221,8 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 		out = append(out, src)
 		missing = append(missing, env.missing...)
 	}
-	return out, missing, nil
+	sort.Strings(missing)
+	return out, slices.Compact(missing), nil
 }
 
 func (a Application) source(s AppSource, root string, refs map[string]string, env *buildEnv) (Source, error) {
