@@ -95,6 +95,7 @@ when everything it needs is on site.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
 
 	for _, c := range []*cobra.Command{
+		newImagesCmd(e),
 		newVersionCmd(e),
 		newInstallCmd(e),
 		newDoctorCmd(e),
