@@ -71,6 +71,9 @@ func (s *Syncer) Run(ctx context.Context, changes <-chan gitmirror.RefsChanged) 
 	}
 	defer unlock()
 	backoff := time.Duration(0)
+	// CI pushes a revision's bundle some time after the commit: while a
+	// wanted revision has none yet, look again sooner than the interval.
+	noBundleWait := time.Duration(0)
 	for {
 		res, err := s.Pass(ctx)
 		if ctx.Err() != nil {
@@ -82,8 +85,12 @@ func (s *Syncer) Run(ctx context.Context, changes <-chan gitmirror.RefsChanged) 
 			backoff = min(max(2*backoff, 2*time.Second), s.o.Interval)
 			wait = backoff/2 + rand.N(backoff/2+1)
 			s.log.Warn("sync pass incomplete", "err", err, "retryIn", wait.Round(time.Millisecond))
-		default:
+		case res.NoBundle > 0:
 			backoff = 0
+			noBundleWait = min(max(2*noBundleWait, 2*time.Second), s.o.Interval)
+			wait = noBundleWait
+		default:
+			backoff, noBundleWait = 0, 0
 			if res.Wanted > 0 {
 				s.log.Debug("sync pass done", "wanted", res.Wanted, "complete", res.Complete, "noBundle", res.NoBundle)
 			}

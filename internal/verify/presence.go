@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -144,4 +145,74 @@ func (c *cachingPresence) resolve(ctx context.Context, n int) error {
 		})
 	}
 	return g.Wait()
+}
+
+// record walks the bundle of revision the way CheckComplete will, images in
+// parallel, fetching manifests into the cache and noting every blob and tag
+// lookup. What it cannot read is left for the real check to report.
+func (c *cachingPresence) record(ctx context.Context, bundleRepo, revision string, sel bundle.Platforms, n int) error {
+	dig, err := c.Tag(ctx, bundleRepo, revision)
+	if errors.Is(err, bundle.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	raw, err := c.Manifest(ctx, bundleRepo, dig)
+	if errors.Is(err, bundle.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b, err := bundle.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for _, im := range b.Images {
+		repo := im.Ref.EdgeRepository()
+		g.Go(func() error {
+			err := bundle.Walk(gctx, repoFetcher{c, repo}, im.Descriptor, sel, func(nd bundle.Node) error {
+				if nd.Raw == nil {
+					c.mu.Lock()
+					if _, ok := c.blobs[key{repo, nd.Descriptor.Digest.String()}]; !ok {
+						c.blobs[key{repo, nd.Descriptor.Digest.String()}] = result{err: errPending}
+					}
+					c.mu.Unlock()
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, bundle.ErrNotFound) && ctx.Err() == nil && isTransportError(err) {
+				return err
+			}
+			if im.Ref.Tag != "" {
+				c.mu.Lock()
+				if _, ok := c.tags[key{repo, im.Ref.Tag}]; !ok {
+					c.tags[key{repo, im.Ref.Tag}] = result{err: errPending}
+				}
+				c.mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// isTransportError tells a registry that cannot be reached from content
+// that is bad or absent (which the real check reports).
+func isTransportError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// repoFetcher reads manifests of one repository through the cache.
+type repoFetcher struct {
+	c    *cachingPresence
+	repo string
+}
+
+func (f repoFetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	return f.c.Manifest(ctx, f.repo, d.Digest)
 }

@@ -398,7 +398,7 @@ func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Rep
 		transfer.WithKeychain(authn.NewMultiKeychain()))
 	c := &cachingPresence{real: real, bundleRepo: bundleRepo, recording: true, blobs: map[key]result{}, tags: map[key]result{}, manifests: map[key][]byte{}}
 	l := bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
-	if _, err := bundle.CheckComplete(ctx, c, l, v.o.Revision, sel); err != nil {
+	if err := c.record(ctx, bundleRepo, v.o.Revision, sel, v.o.Concurrency); err != nil {
 		return nil, err
 	}
 	if err := c.resolve(ctx, v.o.Concurrency); err != nil {

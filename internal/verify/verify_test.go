@@ -121,7 +121,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // waitSynced waits until the daemon's sync reports sha complete.
 func (s *edgeSite) waitSynced(sha string) {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, r := range s.d.Sync.Status().Repos {
 			for _, rv := range r.Revisions {
