@@ -48,11 +48,15 @@ func TestStageResumeAndDistrust(t *testing.T) {
 	st.close()
 
 	for name, damage := range map[string]func(dir string){
-		"bad state":      func(dir string) { os.WriteFile(filepath.Join(dir, "state"), []byte("{"), 0o600) },
-		"short data":     func(dir string) { os.Truncate(filepath.Join(dir, "data"), 3) },
-		"no state":       func(dir string) { os.Remove(filepath.Join(dir, "state")) },
-		"other digest":   func(dir string) { os.WriteFile(filepath.Join(dir, "state"), []byte(`{"digest":"sha256:00","size":20,"offset":8}`), 0o600) },
-		"offset too big": func(dir string) { os.WriteFile(filepath.Join(dir, "state"), []byte(`{"digest":"`+d.Digest.String()+`","size":20,"offset":99}`), 0o600) },
+		"bad state":  func(dir string) { os.WriteFile(filepath.Join(dir, "state"), []byte("{"), 0o600) },
+		"short data": func(dir string) { os.Truncate(filepath.Join(dir, "data"), 3) },
+		"no state":   func(dir string) { os.Remove(filepath.Join(dir, "state")) },
+		"other digest": func(dir string) {
+			os.WriteFile(filepath.Join(dir, "state"), []byte(`{"digest":"sha256:00","size":20,"offset":8}`), 0o600)
+		},
+		"offset too big": func(dir string) {
+			os.WriteFile(filepath.Join(dir, "state"), []byte(`{"digest":"`+d.Digest.String()+`","size":20,"offset":99}`), 0o600)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			st, _ := openStage(root, d)
