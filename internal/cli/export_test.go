@@ -10,7 +10,7 @@ import (
 )
 
 func TestExportImportCommands(t *testing.T) {
-	f := newFixture(t)
+	f := newBundleFixture(t)
 	edge := regserver.Start(t, regserver.Options{Auth: true})
 	to := f.reg.Repo("fleet/apps-bundles")
 	if _, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to); code != 0 {
@@ -25,7 +25,7 @@ func TestExportImportCommands(t *testing.T) {
 	creds := filepath.Join(dir, "creds")
 	os.WriteFile(creds, []byte(edge.User+":"+edge.Password+"\n"), 0o600)
 	bare := t.TempDir()
-	gitRun(t, bare, "init", "-q", "--bare")
+	bundleGit(t, bare, "init", "-q", "--bare")
 
 	// A truncated file: exit 2, nothing written.
 	raw, _ := os.ReadFile(file)
@@ -43,7 +43,7 @@ func TestExportImportCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"bundleRepository": "ballast/bundles/git.example.com/fleet/apps"`) {
 		t.Fatalf("import: %d %s %s", code, out, errOut)
 	}
-	if got := gitRun(t, bare, "rev-parse", "refs/heads/main"); got != f.sha {
+	if got := bundleGit(t, bare, "rev-parse", "refs/heads/main"); got != f.sha {
 		t.Fatalf("edge git main %s, want %s", got, f.sha)
 	}
 	// Bad usage: exit 2.
