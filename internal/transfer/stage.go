@@ -45,7 +45,7 @@ type stageState struct {
 }
 
 // checkpointEvery bounds the bytes re-downloaded after a crash.
-const checkpointEvery = 8 << 20
+const checkpointEvery = 2 << 20
 
 func openStage(root string, d v1.Descriptor) (*stage, error) {
 	st := &stage{d: d, h: sha256.New()}
