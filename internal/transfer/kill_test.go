@@ -3,8 +3,8 @@ package transfer_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -170,4 +170,3 @@ type layoutFetcher struct{ l *transfer.Layout }
 func (f layoutFetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	return f.l.FetchManifest(ctx, d)
 }
-
