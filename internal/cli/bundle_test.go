@@ -21,7 +21,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
-func gitRun(t *testing.T, dir string, args ...string) string {
+func bundleGit(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
@@ -32,7 +32,7 @@ func gitRun(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func bundleWriteFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(dir, p)
@@ -47,17 +47,17 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 
 // fixture is a git repository whose apps use multi-arch images pushed to a
 // real registry.
-type fixture struct {
+type bundleFixture struct {
 	reg  *regserver.Server
 	repo string
 	sha  string
 	want map[string]v1.Hash // image ref (as bundled) -> digest
 }
 
-func newFixture(t *testing.T) *fixture {
+func newBundleFixture(t *testing.T) *bundleFixture {
 	t.Helper()
 	reg := regserver.Start(t, regserver.Options{})
-	f := &fixture{reg: reg, repo: t.TempDir(), want: map[string]v1.Hash{}}
+	f := &bundleFixture{reg: reg, repo: t.TempDir(), want: map[string]v1.Hash{}}
 	push := func(repo, tag string, platforms []string) v1.Hash {
 		idx := testimage.Index(t, platforms, 2, 48<<10)
 		ref, _ := name.ParseReference(reg.Repo(repo)+":"+tag, name.Insecure)
@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	f.want[reg.Repo("src/web")+":1.0"] = web
 	f.want[reg.Repo("src/db")+"@"+db.String()] = db
 	f.want[reg.Repo("src/tool")+":3"] = tool
-	writeFiles(t, f.repo, map[string]string{
+	bundleWriteFiles(t, f.repo, map[string]string{
 		"apps/web/deploy.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -95,11 +95,11 @@ data: {image: "not-a-container"}
 		"argocd/web.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  source: {path: apps/web}\n",
 		"ballast.yaml":    "apps:\n  - application: argocd/web.yaml\nextraImages:\n  - " + reg.Repo("src/tool") + ":3\n",
 	})
-	gitRun(t, f.repo, "init", "-q", "-b", "main")
-	gitRun(t, f.repo, "add", ".")
-	gitRun(t, f.repo, "commit", "-q", "-m", "apps")
-	gitRun(t, f.repo, "remote", "add", "origin", "https://user:secret@git.example.com/Fleet/Apps.git")
-	f.sha = gitRun(t, f.repo, "rev-parse", "HEAD")
+	bundleGit(t, f.repo, "init", "-q", "-b", "main")
+	bundleGit(t, f.repo, "add", ".")
+	bundleGit(t, f.repo, "commit", "-q", "-m", "apps")
+	bundleGit(t, f.repo, "remote", "add", "origin", "https://user:secret@git.example.com/Fleet/Apps.git")
+	f.sha = bundleGit(t, f.repo, "rev-parse", "HEAD")
 	return f
 }
 
@@ -117,7 +117,7 @@ func runBundle(t *testing.T, args ...string) (*release.Result, string, int) {
 }
 
 func TestBundleToRegistry(t *testing.T) {
-	f := newFixture(t)
+	f := newBundleFixture(t)
 	to := f.reg.Repo("fleet/apps-bundles")
 	r, errOut, code := runBundle(t, "--repo", f.repo, "--to", to)
 	if code != 0 {
@@ -183,7 +183,7 @@ func TestBundleToRegistry(t *testing.T) {
 }
 
 func TestBundleToLayoutAndTar(t *testing.T) {
-	f := newFixture(t)
+	f := newBundleFixture(t)
 	out := filepath.Join(t.TempDir(), "bundle.tar")
 	lay := filepath.Join(t.TempDir(), "layout")
 	r, errOut, code := runBundle(t, "--repo", f.repo, "--oci-layout", lay, "--output", out, "--platform", "linux/arm64")
@@ -196,7 +196,7 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for _, l := range []*transfer.Layout{a.Layout(""), must(transfer.NewLayout(lay))} {
+	for _, l := range []*transfer.Layout{a.Layout(""), mustLayout(transfer.NewLayout(lay))} {
 		d, err := l.Resolve(ctx, f.sha)
 		if err != nil || d.Digest.String() != r.BundleDigest {
 			t.Fatalf("bundle tag: %v %v", d, err)
@@ -223,7 +223,7 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 	}
 }
 
-func must[T any](v T, err error) T {
+func mustLayout[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
@@ -231,10 +231,10 @@ func must[T any](v T, err error) T {
 }
 
 func TestBundleBadInput(t *testing.T) {
-	f := newFixture(t)
+	f := newBundleFixture(t)
 	to := f.reg.Repo("fleet/bad")
-	writeFiles(t, f.repo, map[string]string{"ballast.yaml": "apps:\n  - path: apps/web\n    typo: 1\n"})
-	gitRun(t, f.repo, "commit", "-qam", "bad config")
+	bundleWriteFiles(t, f.repo, map[string]string{"ballast.yaml": "apps:\n  - path: apps/web\n    typo: 1\n"})
+	bundleGit(t, f.repo, "commit", "-qam", "bad config")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -256,7 +256,7 @@ func TestBundleBadInput(t *testing.T) {
 	}
 	// Nothing was pushed.
 	r, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
-	sha := gitRun(t, f.repo, "rev-parse", "HEAD")
+	sha := bundleGit(t, f.repo, "rev-parse", "HEAD")
 	if _, err := r.Resolve(context.Background(), sha); err == nil {
 		t.Fatal("a bundle was pushed despite bad input")
 	}

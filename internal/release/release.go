@@ -268,6 +268,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Log.Info("copying images", "to", e.name, "images", len(images))
 		st, err := eng.Copy(ctx, jobsFor(e.dst)...)
 		addStats(&total, st)
+		var he *transfer.HTTPError
+		if err != nil && len(platforms) > 0 && errors.As(err, &he) && he.Status == 400 {
+			return nil, fmt.Errorf("copy to %s: %w (this registry refuses image indexes whose unselected platforms are absent: bundle without --platform)", e.name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
 		}

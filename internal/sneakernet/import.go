@@ -73,6 +73,19 @@ func OpenExport(path string) (*ExportFile, error) {
 	return e, nil
 }
 
+// ReadExport is OpenExport over an archive already in memory or open.
+func ReadExport(r io.ReaderAt, size int64) (*ExportFile, error) {
+	a, err := transfer.ReadTar(r, size, nil)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	e, err := verifyExport(a)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	return e, nil
+}
+
 func verifyExport(a *transfer.TarArchive) (*ExportFile, error) {
 	mr, err := a.Open(ManifestName)
 	if err != nil {

@@ -268,9 +268,86 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	return st.get(), nil
 }
 
-// walk fetches every manifest of every job (verified) and asks targets what
-// they hold. With dry, blob presence is recorded in the plan only.
+// jobWalk is what walking one job found.
+type jobWalk struct {
+	present bool
+	nodes   []bundle.Node
+	missing map[v1.Hash]bool // dry runs: blobs the target lacks
+}
+
+// walk fetches every manifest of every job (verified; jobs in parallel, as
+// each manifest is a round trip on a slow link) and asks targets what they
+// hold. With dry, blob presence is recorded in the plan only.
 func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error) {
+	for i, j := range jobs {
+		if j.Src == nil || j.Dst == nil {
+			return nil, fmt.Errorf("job %d: source and target are required", i)
+		}
+		if err := bundle.CheckDigest(j.Root.Digest); err != nil {
+			return nil, fmt.Errorf("job %d: root: %w", i, err)
+		}
+	}
+	found := make([]jobWalk, len(jobs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.o.concurrency)
+	for i, j := range jobs {
+		g.Go(func() error {
+			r := &found[i]
+			if e.o.trustRoots || dry {
+				present, err := e.rootPresent(gctx, j)
+				if err != nil {
+					return err
+				}
+				r.present = present
+				if present && e.o.trustRoots {
+					return nil
+				}
+			}
+			collect := func(n bundle.Node) error {
+				r.nodes = append(r.nodes, n)
+				return nil
+			}
+			if j.RootOnly {
+				raw, err := e.fetchManifest(gctx, j.Src, j.Root)
+				if err != nil {
+					return err
+				}
+				return collect(bundle.Node{Descriptor: j.Root, Raw: raw})
+			}
+			if err := bundle.Walk(gctx, retryFetcher{e, j.Src}, j.Root, j.Platforms, collect); err != nil {
+				return err
+			}
+			if !dry {
+				return nil
+			}
+			r.missing = map[v1.Hash]bool{}
+			checked := map[v1.Hash]bool{}
+			for _, n := range r.nodes {
+				d := n.Descriptor
+				if n.Raw != nil || checked[d.Digest] {
+					continue
+				}
+				checked[d.Digest] = true
+				var ok bool
+				err := e.retryDo(gctx, "check blob "+d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+					var err error
+					ok, err = j.Dst.BlobExists(ctx, d)
+					return false, err
+				})
+				if err != nil {
+					return err
+				}
+				r.missing[d.Digest] = !ok
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// Merge in job order, so what is written, and when, does not depend
+	// on which walk finished first.
 	w := &walked{skipRoots: make([]bool, len(jobs))}
 	// Targets are told apart by identity where they are comparable (a
 	// *Remote, a *Layout); others count as distinct per job.
@@ -293,61 +370,46 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 	seenBlob := map[key]bool{}
 	seenManifest := map[key]bool{}
 	for i, j := range jobs {
-		jp := JobPlan{Root: j.Root}
-		id := dstID(i, j.Dst)
-		if e.o.trustRoots || dry {
-			present, err := e.rootPresent(ctx, j)
-			if err != nil {
-				return nil, err
-			}
-			jp.Present = present
-			if present && e.o.trustRoots {
-				w.skipRoots[i] = true
-				w.plan.Jobs = append(w.plan.Jobs, jp)
-				continue
-			}
+		r := found[i]
+		jp := JobPlan{Root: j.Root, Present: r.present}
+		if r.present && e.o.trustRoots {
+			w.skipRoots[i] = true
+			w.plan.Jobs = append(w.plan.Jobs, jp)
+			continue
 		}
-		visit := func(n bundle.Node) error {
+		id := dstID(i, j.Dst)
+		for _, n := range r.nodes {
 			if n.Raw != nil {
 				jp.Manifests++
 				mt := manifestTask{d: n.Descriptor, raw: n.Raw, dst: j.Dst}
 				if n.Parent == nil {
 					mt.tags = j.Tags
 					w.roots = append(w.roots, mt)
-					return nil
+					continue
 				}
 				k := key{id, n.Descriptor.Digest}
 				if !seenManifest[k] {
 					seenManifest[k] = true
 					w.children = append(w.children, mt)
 				}
-				return nil
+				continue
 			}
 			d := n.Descriptor
 			jp.Bytes += d.Size
 			k := key{id, d.Digest}
 			if seenBlob[k] {
-				return nil
+				continue
 			}
 			seenBlob[k] = true
 			w.plan.Blobs++
 			w.plan.Bytes += d.Size
 			if dry {
-				var ok bool
-				err := e.retryDo(ctx, "check blob "+d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
-					var err error
-					ok, err = j.Dst.BlobExists(ctx, d)
-					return false, err
-				})
-				if err != nil {
-					return err
-				}
-				if !ok {
+				if r.missing[d.Digest] {
 					jp.Missing += d.Size
 					w.plan.MissingBlobs++
 					w.plan.MissingBytes += d.Size
 				}
-				return nil
+				continue
 			}
 			bt := blobIdx[d.Digest]
 			if bt == nil {
@@ -356,20 +418,6 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 				w.blobs = append(w.blobs, bt)
 			}
 			bt.dsts = append(bt.dsts, j.Dst)
-			return nil
-		}
-		var err error
-		if j.RootOnly {
-			var raw []byte
-			raw, err = e.fetchManifest(ctx, j.Src, j.Root)
-			if err == nil {
-				err = visit(bundle.Node{Descriptor: j.Root, Raw: raw})
-			}
-		} else {
-			err = bundle.Walk(ctx, retryFetcher{e, j.Src}, j.Root, j.Platforms, visit)
-		}
-		if err != nil {
-			return nil, err
 		}
 		w.plan.Jobs = append(w.plan.Jobs, jp)
 	}

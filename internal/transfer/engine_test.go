@@ -415,3 +415,47 @@ func TestResumeAfterRestart(t *testing.T) {
 		t.Fatalf("staging not cleaned: %v", ents)
 	}
 }
+
+// TestStalledLinkIsRetried stalls the link mid-blob (connections open, no
+// data) for a while: the idle timeout turns it into a retry, and the copy
+// resumes where it stopped once data flows again.
+func TestStalledLinkIsRetried(t *testing.T) {
+	up := regserver.Start(t, regserver.Options{})
+	idx := testimage.Index(t, []string{"linux/amd64"}, 1, 16<<20)
+	root := pushIndex(t, up.Repo("big"), "v1", idx)
+	proxy := toxiproxy.Start(t, up.Addr)
+	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
+	src := newRemote(t, proxy.Addr+"/big", transfer.WithTransport(ct), transfer.WithIdleTimeout(300*time.Millisecond))
+	dst := must(transfer.NewLayout(t.TempDir()))
+	var once atomic.Bool
+	stalled := make(chan struct{})
+	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithBandwidth(32<<20),
+		transfer.WithRetry(10, 50*time.Millisecond, 200*time.Millisecond),
+		transfer.WithProgress(func(ev transfer.Event) {
+			if ev.Kind == transfer.BlobProgress && ev.Offset > 4<<20 && once.CompareAndSwap(false, true) {
+				// Not inline: adding a toxic waits for the proxy's
+				// links, one of which waits for this reader.
+				go func() { proxy.Stall(); close(stalled) }()
+			}
+		}))
+	go func() {
+		<-stalled
+		time.Sleep(time.Second)
+		proxy.Remove("stall")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := e.Copy(ctx, transfer.Job{Src: src, Dst: dst, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !once.Load() || st.Retries == 0 {
+		t.Fatalf("no stall happened: %+v", st)
+	}
+	size := bundleSize(t, idx)
+	t.Logf("retries %d, link bytes %d for %d", st.Retries, ct.n.Load(), size)
+	if float64(ct.n.Load()) > 1.05*float64(size) {
+		t.Fatalf("link bytes %d for a %d byte bundle", ct.n.Load(), size)
+	}
+	verifyLayout(t, dst, idx)
+}

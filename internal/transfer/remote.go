@@ -101,7 +101,11 @@ func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
 		return nil, fmt.Errorf("repository %q: %w", ref, err)
 	}
 	if o.transport == nil {
-		o.transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Larger buffers than the 4 KiB default: fewer syscalls per
+		// megabyte of blob, measurable on fast links.
+		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
+		o.transport = t
 	}
 	if o.keychain == nil {
 		o.keychain = authn.DefaultKeychain

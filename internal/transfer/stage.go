@@ -5,11 +5,15 @@ import (
 	"encoding"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -41,7 +45,7 @@ type stageState struct {
 }
 
 // checkpointEvery bounds the bytes re-downloaded after a crash.
-const checkpointEvery = 8 << 20
+const checkpointEvery = 2 << 20
 
 func openStage(root string, d v1.Descriptor) (*stage, error) {
 	st := &stage{d: d, h: sha256.New()}
@@ -205,4 +209,31 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// PruneStaging removes partial blobs in the staging directory dir that have
+// not been touched for olderThan (abandoned: their bundle is gone or no
+// longer wanted). Call it only while no Copy uses dir.
+func PruneStaging(dir string, olderThan time.Duration) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "sha256-") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(filepath.Join(p, "data"))
+		if err != nil || fi.ModTime().Before(cutoff) {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -18,7 +18,8 @@ import (
 // entries (refusing unsafe ones), then files are read in place, never
 // extracted. A tar of an OCI layout is thus a Source without unpacking.
 type TarArchive struct {
-	f       *os.File
+	r       io.ReaderAt
+	c       io.Closer
 	entries map[string]tarEntry
 	names   []string
 }
@@ -38,12 +39,26 @@ func OpenTar(p string) (*TarArchive, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := indexTar(f)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	a, err := ReadTar(f, fi.Size(), f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("tar %s: %w", p, err)
 	}
 	return a, nil
+}
+
+// ReadTar indexes a tar archive of size bytes read through r, as OpenTar
+// does; Close closes c (may be nil).
+func ReadTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
+	if c == nil {
+		c = io.NopCloser(nil)
+	}
+	return indexTar(r, size, c)
 }
 
 // countingReader tells where in the file the tar reader is, so each entry's
@@ -60,14 +75,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func indexTar(f *os.File) (*TarArchive, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	cr := &countingReader{r: f}
+func indexTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
+	cr := &countingReader{r: io.NewSectionReader(r, 0, size)}
 	tr := tar.NewReader(cr)
-	a := &TarArchive{f: f, entries: map[string]tarEntry{}}
+	a := &TarArchive{r: r, c: c, entries: map[string]tarEntry{}}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -94,7 +105,7 @@ func indexTar(f *os.File) (*TarArchive, error) {
 			return nil, fmt.Errorf("more than %d entries", MaxTarEntries)
 		}
 		off := cr.n
-		if h.Size < 0 || off+h.Size > fi.Size() {
+		if h.Size < 0 || off+h.Size > size {
 			return nil, fmt.Errorf("entry %q: %d bytes at offset %d run past the end of the file (truncated archive)", h.Name, h.Size, off)
 		}
 		a.entries[name] = tarEntry{off: off, size: h.Size}
@@ -141,11 +152,11 @@ func (a *TarArchive) Open(name string) (*io.SectionReader, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
-	return io.NewSectionReader(a.f, e.off, e.size), nil
+	return io.NewSectionReader(a.r, e.off, e.size), nil
 }
 
 // Close closes the file.
-func (a *TarArchive) Close() error { return a.f.Close() }
+func (a *TarArchive) Close() error { return a.c.Close() }
 
 // Layout returns the read-only OCI layout stored under prefix ("" for the
 // archive root).

@@ -79,13 +79,6 @@ type Mounter interface {
 	MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error)
 }
 
-// Finisher is implemented by targets that need a final step after a
-// successful copy (a tar file is written out). Close without Finish
-// discards.
-type Finisher interface {
-	Finish(ctx context.Context) error
-}
-
 // HTTPError is a registry answer that was not what the protocol expects.
 type HTTPError struct {
 	Method string

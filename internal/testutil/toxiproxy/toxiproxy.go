@@ -4,6 +4,7 @@
 package toxiproxy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -48,3 +49,15 @@ func (p *Proxy) Add(name, typ, attributes string) {
 
 // CutEvery closes every connection after n bytes from the server.
 func (p *Proxy) CutEvery(n int64) { p.Add("cut", "limit_data", fmt.Sprintf(`{"bytes":%d}`, n)) }
+
+// Remove removes a toxic added with Add.
+func (p *Proxy) Remove(name string) {
+	p.t.Helper()
+	if err := p.p.Toxics.RemoveToxic(context.Background(), name); err != nil {
+		p.t.Errorf("toxiproxy remove %s: %v", name, err)
+	}
+}
+
+// Stall stops all data from the server (connections stay open) until
+// Remove("stall").
+func (p *Proxy) Stall() { p.Add("stall", "timeout", `{"timeout":0}`) }

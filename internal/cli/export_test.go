@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
+)
+
+func TestExportImportCommands(t *testing.T) {
+	f := newBundleFixture(t)
+	edge := regserver.Start(t, regserver.Options{Auth: true})
+	to := f.reg.Repo("fleet/apps-bundles")
+	if _, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to); code != 0 {
+		t.Fatalf("bundle: %d %s", code, errOut)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "site-update.tar")
+	out, errOut, code := runCLI(t, "export", "--bundle", to+":"+f.sha, "--git", f.repo, "--output", file)
+	if code != 0 || !strings.Contains(out, f.sha) {
+		t.Fatalf("export: %d %s %s", code, out, errOut)
+	}
+	creds := filepath.Join(dir, "creds")
+	os.WriteFile(creds, []byte(edge.User+":"+edge.Password+"\n"), 0o600)
+	bare := t.TempDir()
+	bundleGit(t, bare, "init", "-q", "--bare")
+
+	// A truncated file: exit 2, nothing written.
+	raw, _ := os.ReadFile(file)
+	bad := filepath.Join(dir, "bad.tar")
+	os.WriteFile(bad, raw[:len(raw)-2000], 0o644)
+	if _, errOut, code := runCLI(t, "import", bad, "--registry", edge.Addr, "--credentials-file", creds, "--git-dir", bare); code != 2 || !strings.Contains(errOut, "truncated") {
+		t.Fatalf("truncated import: exit %d %s", code, errOut)
+	}
+	// Wrong credentials: the operation fails (exit 1).
+	os.WriteFile(filepath.Join(dir, "wrong"), []byte("ballast:nope\n"), 0o600)
+	if _, errOut, code := runCLI(t, "import", file, "--registry", edge.Addr, "--credentials-file", filepath.Join(dir, "wrong"), "--git-dir", bare); code != 1 {
+		t.Fatalf("wrong credentials: exit %d %s", code, errOut)
+	}
+	out, errOut, code = runCLI(t, "import", file, "--registry", edge.Addr, "--credentials-file", creds, "--git-dir", bare, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"bundleRepository": "ballast/bundles/git.example.com/fleet/apps"`) {
+		t.Fatalf("import: %d %s %s", code, out, errOut)
+	}
+	if got := bundleGit(t, bare, "rev-parse", "refs/heads/main"); got != f.sha {
+		t.Fatalf("edge git main %s, want %s", got, f.sha)
+	}
+	// Bad usage: exit 2.
+	for _, args := range [][]string{
+		{"export", "--bundle", "nope", "--output", file},
+		{"export", "--bundle", to + ":" + f.sha},
+		{"import"},
+		{"import", file},
+	} {
+		if _, errOut, code := runCLI(t, args...); code != 2 {
+			t.Errorf("%v: exit %d %s", args, code, errOut)
+		}
+	}
+}

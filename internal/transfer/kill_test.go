@@ -1,0 +1,172 @@
+package transfer_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
+	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// The helper process of TestKillNine: one copy, then exit.
+func TestMain(m *testing.M) {
+	if os.Getenv("BALLAST_KILL_HELPER") == "1" {
+		os.Exit(killHelper())
+	}
+	os.Exit(m.Run())
+}
+
+func killHelper() int {
+	root, err := v1.NewHash(os.Getenv("ROOT_DIGEST"))
+	if err != nil {
+		return 3
+	}
+	src, err := transfer.NewRemote(os.Getenv("SRC_REPO"), transfer.WithInsecure(true), anon)
+	if err != nil {
+		return 3
+	}
+	d, err := src.Resolve(context.Background(), root.String())
+	if err != nil {
+		return 4
+	}
+	lay, err := transfer.NewLayout(os.Getenv("DST_DIR"))
+	if err != nil {
+		return 5
+	}
+	// Progress lines tell the parent where to kill.
+	e, err := transfer.New(transfer.WithStagingDir(os.Getenv("STAGING")), transfer.WithBandwidth(16<<20), transfer.WithConcurrency(2),
+		transfer.WithProgress(func(ev transfer.Event) {
+			if ev.Kind == transfer.BlobProgress {
+				fmt.Println("progress", ev.Offset)
+			}
+		}))
+	if err != nil {
+		return 6
+	}
+	if _, err := e.Copy(context.Background(), transfer.Job{Src: src, Dst: lay, Root: d, Tags: []string{"v1"}}); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// TestKillNine kills a copying process with SIGKILL at seeded random points
+// and restarts it until it finishes. At every point, a tag in the target
+// means everything below it is present and verified (the root is the
+// commit point), and the final result is complete.
+func TestKillNine(t *testing.T) {
+	up := regserver.Start(t, regserver.Options{})
+	idx := testimage.Index(t, []string{"linux/amd64", "linux/arm64"}, 2, 6<<20)
+	root := pushIndex(t, up.Repo("k"), "v1", idx)
+	dst, staging := t.TempDir(), t.TempDir()
+	rng := rand.New(rand.NewPCG(42, 1))
+	exe, _ := os.Executable()
+	ctx := context.Background()
+	check := func() bool {
+		lay, err := transfer.NewLayout(dst)
+		if err != nil {
+			t.Fatalf("layout unreadable after kill: %v", err)
+		}
+		d, err := lay.ResolveTag(ctx, "v1")
+		if errors.Is(err, transfer.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = bundle.Walk(ctx, layoutFetcher{lay}, d, nil, func(n bundle.Node) error {
+			rc, err := lay.OpenBlob(ctx, n.Descriptor, 0)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			h, size, err := v1.SHA256(rc)
+			if err != nil || h != n.Descriptor.Digest || size != n.Descriptor.Size {
+				return errors.New("blob " + n.Descriptor.Digest.String() + " damaged")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("tag present but content incomplete: %v", err)
+		}
+		return true
+	}
+	kills := 0
+	for run := 0; run < 80; run++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "BALLAST_KILL_HELPER=1", "ROOT_DIGEST="+root.Digest.String(),
+			"SRC_REPO="+up.Repo("k"), "DST_DIR="+dst, "STAGING="+staging)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill after a seeded number of MiB of progress in this life, or
+		// (one run in five) at a random early time, mid-startup.
+		killAt := make(chan struct{})
+		want := 1 + rng.IntN(6)
+		early := rng.IntN(5) == 0
+		go func() {
+			sc := bufio.NewScanner(out)
+			n := 0
+			for sc.Scan() {
+				if n++; n == want && !early {
+					close(killAt)
+				}
+			}
+		}()
+		var timer <-chan time.Time
+		if early {
+			timer = time.After(time.Duration(rng.IntN(150)) * time.Millisecond)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("helper failed: %v", err)
+			}
+			if !check() {
+				t.Fatal("helper finished but the tag is absent")
+			}
+			t.Logf("finished after %d kills", kills)
+			if kills < 10 {
+				t.Fatalf("only %d kills landed: test does not test crashes", kills)
+			}
+			if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+				t.Fatalf("staging left behind: %d entries", len(ents))
+			}
+			return
+		case <-killAt:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+			check()
+		case <-timer:
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+			check()
+		}
+	}
+	t.Fatalf("not finished after %d kills", kills)
+}
+
+type layoutFetcher struct{ l *transfer.Layout }
+
+func (f layoutFetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	return f.l.FetchManifest(ctx, d)
+}
