@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ballast-dev/ballast/internal/install"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 )
 
 func write(t *testing.T, p string, b []byte) {
@@ -41,7 +42,7 @@ func TestDoctor(t *testing.T) {
 	regAddr := strings.TrimPrefix(edge.URL, "http://")
 
 	k3s := t.TempDir()
-	reg, err := install.RegistriesYAML(regAddr)
+	reg, err := k3sconfig.RegistriesYAML(regAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,32 +5,13 @@ import (
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/ballast-dev/ballast/internal/config"
-	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 )
 
 // DefaultUpstreamRegistries get a containerd hosts.toml each when the
 // operator names none; k3s needs no list, its "*" mirror covers every one.
 var DefaultUpstreamRegistries = []string{"docker.io", "ghcr.io", "quay.io", "registry.k8s.io"}
-
-// RegistriesYAML is k3s's /etc/rancher/k3s/registries.yaml pointing every
-// upstream registry at the edge registry on nodeRegistry (host:port).
-func RegistriesYAML(nodeRegistry string) ([]byte, error) {
-	doc := map[string]any{
-		"mirrors": map[string]any{
-			"*": map[string]any{"endpoint": []string{"http://" + nodeRegistry}},
-		},
-	}
-	b, err := yaml.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	header := "# k3s registry mirrors: every image is pulled from the ballast edge registry.\n" +
-		"# Install as /etc/rancher/k3s/registries.yaml and restart k3s.\n"
-	return append([]byte(header), b...), nil
-}
 
 // K3sConfigYAML is a fragment of /etc/rancher/k3s/config.yaml that keeps
 // k3s state on persistent storage and pulls only through the mirror.
@@ -47,23 +28,8 @@ disable-default-registry-endpoint: true
 `, dataDir))
 }
 
-// HostsTOML is containerd's certs.d/<registry>/hosts.toml sending pulls for
-// registry to the edge registry at nodeRegistry (host:port).
-func HostsTOML(registry, nodeRegistry string) string {
-	return fmt.Sprintf("# containerd mirror for %s through the ballast edge registry.\n"+
-		"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n",
-		registry, upstreamServer(registry), "http://"+nodeRegistry)
-}
-
-func upstreamServer(registry string) string {
-	if registry == imageref.DockerHub {
-		return "https://registry-1.docker.io"
-	}
-	return "https://" + registry
-}
-
 func (o *Options) nodeFiles(c *config.Config) ([]File, error) {
-	reg, err := RegistriesYAML(o.NodeRegistry)
+	reg, err := k3sconfig.RegistriesYAML(o.NodeRegistry)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +37,7 @@ func (o *Options) nodeFiles(c *config.Config) ([]File, error) {
 		{Path: "k3s/registries.yaml", Content: reg},
 		{Path: "k3s/config.yaml", Content: K3sConfigYAML(o.K3sDataDir)},
 	}
-	regs := map[string]bool{}
+	regs := map[string]bool{k3sconfig.AllRegistries: true}
 	for _, r := range DefaultUpstreamRegistries {
 		regs[r] = true
 	}
@@ -87,7 +53,11 @@ func (o *Options) nodeFiles(c *config.Config) ([]File, error) {
 		if strings.ContainsAny(r, "/\\") || strings.Contains(r, "..") {
 			return nil, fmt.Errorf("upstream registry %q: not a host[:port]", r)
 		}
-		files = append(files, File{Path: "containerd/certs.d/" + r + "/hosts.toml", Content: []byte(HostsTOML(r, o.NodeRegistry))})
+		h, err := k3sconfig.HostsTOML(o.NodeRegistry, r)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Path: "containerd/certs.d/" + k3sconfig.HostsDir(r) + "/hosts.toml", Content: []byte(h)})
 	}
 	return files, nil
 }

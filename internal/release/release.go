@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -222,7 +219,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return jobs
 	}
-	index := transfer.Job{Src: rawSource{raw: raw, d: idxDesc}, Root: idxDesc, Tags: []string{sha}, RootOnly: true}
+	index := transfer.Job{Src: transfer.ManifestSource(raw, idxDesc), Root: idxDesc, Tags: []string{sha}, RootOnly: true}
 
 	if o.DryRun {
 		var plans []*transfer.Plan
@@ -341,21 +338,4 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imag
 		return nil, inputErr(errors.New("no images found"))
 	}
 	return out, nil
-}
-
-// rawSource serves one in-memory manifest (the bundle index).
-type rawSource struct {
-	raw []byte
-	d   v1.Descriptor
-}
-
-func (s rawSource) Resolve(context.Context, string) (v1.Descriptor, error) { return s.d, nil }
-func (s rawSource) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
-	if d.Digest != s.d.Digest {
-		return nil, fmt.Errorf("manifest %s: %w", d.Digest, transfer.ErrNotFound)
-	}
-	return s.raw, nil
-}
-func (s rawSource) OpenBlob(_ context.Context, d v1.Descriptor, _ int64) (io.ReadCloser, error) {
-	return nil, fmt.Errorf("blob %s: %w", d.Digest, transfer.ErrNotFound)
 }
