@@ -48,7 +48,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 				}
 				o.Config = cfg
 			}
-			o.Lister = plainYAMLImages
+			o.Lister = renderedImages(e)
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, transfer.WithInsecure(insecure))
 			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))

@@ -3,110 +3,66 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/render"
 )
 
-// plainYAMLImages is a temporary release.ImageLister: it reads the
-// containers' image fields of plain YAML manifests (no Helm, no Kustomize).
-// The lead replaces it with the renderer of `ballast images` at merge.
-func plainYAMLImages(_ context.Context, dir string, spec release.AppSpec) ([]imageref.Ref, error) {
-	p := spec.Path
-	if spec.Application != "" {
-		raw, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(spec.Application)))
-		if err != nil {
-			return nil, err
-		}
-		var app struct {
-			Kind string `json:"kind"`
-			Spec struct {
-				Source  *struct{ Path string }  `json:"source"`
-				Sources []struct{ Path string } `json:"sources"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal(raw, &app); err != nil {
-			return nil, fmt.Errorf("application %s: %w", spec.Application, err)
-		}
-		if app.Kind != "Application" {
-			return nil, fmt.Errorf("application %s: kind %q, want Application", spec.Application, app.Kind)
-		}
-		switch {
-		case app.Spec.Source != nil && app.Spec.Source.Path != "":
-			p = app.Spec.Source.Path
-		case len(app.Spec.Sources) > 0 && app.Spec.Sources[0].Path != "":
-			p = app.Spec.Sources[0].Path
-		default:
-			return nil, fmt.Errorf("application %s: no spec.source.path", spec.Application)
-		}
-		if strings.HasPrefix(p, "/") || strings.Contains(p, "..") {
-			return nil, fmt.Errorf("application %s: source path %q leaves the repository", spec.Application, p)
-		}
-	}
-	root := filepath.Join(dir, filepath.FromSlash(p))
-	var refs []imageref.Ref
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			return nil
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for i, doc := range docSep.Split(string(raw), -1) {
-			var v any
-			if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
-				rel, _ := filepath.Rel(dir, path)
-				return fmt.Errorf("%s document %d: %w", rel, i+1, err)
+// renderedImages is the release.ImageLister of `ballast bundle`: the same
+// rendering and extraction as `ballast images` (plain YAML, Kustomize, Helm,
+// Argo CD Applications), applied to the checkout of the revision in dir.
+func renderedImages(e *env) release.ImageLister {
+	return func(ctx context.Context, dir string, spec release.AppSpec) ([]imageref.Ref, error) {
+		var sources []render.Source
+		if spec.Application != "" {
+			file := filepath.Join(dir, filepath.FromSlash(spec.Application))
+			if !within(dir, file) {
+				return nil, fmt.Errorf("application %s leaves the repository", spec.Application)
 			}
-			var perr error
-			findImages(v, false, func(s string) {
-				r, err := imageref.Parse(s)
-				if err != nil && perr == nil {
-					perr = err
+			srcs, err := applicationSources(e, file, dir, map[string]string{})
+			if err != nil {
+				return nil, err
+			}
+			sources = srcs
+		} else {
+			p := filepath.Join(dir, filepath.FromSlash(spec.Path))
+			if !within(dir, p) {
+				return nil, fmt.Errorf("path %s leaves the repository", spec.Path)
+			}
+			sources = []render.Source{{Path: p, RepoRoot: dir, Log: e.log}}
+		}
+		var set images.Set
+		for _, src := range sources {
+			objs, err := render.Render(ctx, src)
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range objs {
+				occ, err := images.Extract(o)
+				if err != nil {
+					return nil, err
 				}
-				refs = append(refs, r)
-			})
-			if perr != nil {
-				return perr
+				set.AddAll(occ)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		var out []imageref.Ref
+		for _, s := range set.Refs() {
+			r, err := imageref.Parse(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
 	}
-	return refs, nil
 }
 
-var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
-
-// findImages calls f for the image of every container (containers,
-// initContainers, ephemeralContainers lists, at any depth).
-func findImages(v any, inContainers bool, f func(string)) {
-	switch t := v.(type) {
-	case map[string]any:
-		if inContainers {
-			if s, ok := t["image"].(string); ok && s != "" {
-				f(s)
-			}
-		}
-		for k, c := range t {
-			findImages(c, k == "containers" || k == "initContainers" || k == "ephemeralContainers", f)
-		}
-	case []any:
-		for _, c := range t {
-			findImages(c, inContainers, f)
-		}
-	}
+// within reports whether p is dir or below it.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +33,12 @@ It stops cleanly on SIGTERM or SIGINT.`,
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
-			return exitcode.Fail(d.Run(cmd.Context()))
+			err = d.Run(cmd.Context())
+			if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) {
+				// A listen address that cannot be bound is a config error.
+				return exitcode.Invalid(err)
+			}
+			return exitcode.Fail(err)
 		},
 	}
 	c.Flags().StringVar(&configPath, "config", "", "edge config file (YAML)")

@@ -1,16 +1,23 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -71,14 +78,19 @@ func newImportCmd(e *env) *cobra.Command {
 		credsFile string
 		insecure  bool
 		output    string
+		cfgPath   string
 	)
 	c := &cobra.Command{
-		Use:   "import FILE --registry HOST:PORT [--git-dir DIR]",
+		Use:   "import FILE (--config edge.yaml | --registry HOST:PORT [--git-dir DIR])",
 		Short: "Load an export file into the edge registry and git mirror",
 		Long: `import verifies every checksum of an export file, then loads the images into
 the edge registry under their original names and tags, the bundle index last,
 and the git objects into the mirror's bare repository. A truncated, corrupted
-or tampered file is rejected and changes nothing.`,
+or tampered file is rejected and changes nothing.
+
+With --config, import works on the edge data dir directly, exactly as sync
+would (the edge daemon must not be running: they share the sync lock); with
+--registry it pushes to a running edge registry.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -99,6 +111,18 @@ or tampered file is rejected and changes nothing.`,
 				o.RemoteOptions = append(o.RemoteOptions, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
 			}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
+			if cfgPath != "" {
+				if o.Registry != "" || o.GitDir != "" {
+					return exitcode.Invalid(errors.New("--config and --registry/--git-dir exclude each other"))
+				}
+				done, err := importTargets(cmd.Context(), e, cfgPath, &o)
+				if err != nil {
+					return err
+				}
+				defer done()
+			} else if o.Registry == "" {
+				return exitcode.Invalid(errors.New("give --config edge.yaml, or --registry HOST:PORT"))
+			}
 			res, err := sneakernet.Import(cmd.Context(), o)
 			if err != nil {
 				return classify(err, sneakernet.ErrInput)
@@ -112,6 +136,7 @@ or tampered file is rejected and changes nothing.`,
 		},
 	}
 	f := c.Flags()
+	f.StringVar(&cfgPath, "config", "", "edge config: import into its data dir (registry and git mirror) directly")
 	f.StringVar(&o.Registry, "registry", "", "edge registry HOST:PORT")
 	f.StringVar(&credsFile, "credentials-file", "", "file with one line user:password for writes (default: docker config)")
 	f.StringVar(&o.GitDir, "git-dir", "", "bare repository of the edge mirror to load git objects into")
@@ -128,4 +153,59 @@ func classify(err, input error) error {
 		return exitcode.Invalid(err)
 	}
 	return exitcode.Fail(err)
+}
+
+// importTargets points an import at the edge data dir of the config at
+// cfgPath: the edge registry in process and the mirror's bare repository,
+// under the sync lock. done releases them.
+func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.ImportOptions) (done func(), err error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, exitcode.Invalid(err)
+	}
+	if o.RepoURL == "" {
+		if len(cfg.Repositories) != 1 {
+			return nil, exitcode.Invalid(errors.New("--repo-url: the config has several repositories; say which one the file is for"))
+		}
+		o.RepoURL = cfg.Repositories[0].URL
+	}
+	if _, ok := cfg.Repository(repoIDOfURL(o.RepoURL)); !ok {
+		return nil, exitcode.Invalid(fmt.Errorf("--repo-url %s is not in the edge config", o.RepoURL))
+	}
+	unlock, err := syncer.LockWait(ctx, cfg.DataDir, 5*time.Second)
+	if err != nil {
+		return nil, exitcode.Fail(err)
+	}
+	reg, err := registry.New(ctx, registry.Options{DataDir: cfg.DataDir, CredentialsFile: cfg.CredentialsFile(), Logger: e.log})
+	if err != nil {
+		unlock()
+		return nil, exitcode.Fail(err)
+	}
+	done = func() { reg.Close(); unlock() }
+	var ups []gitmirror.Upstream
+	for _, r := range cfg.Repositories {
+		ups = append(ups, gitmirror.Upstream{URL: r.URL})
+	}
+	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: ups, Logger: e.log})
+	if err == nil {
+		err = m.Open(ctx)
+	}
+	if err == nil {
+		o.GitDir, err = m.EnsureRepo(ctx, o.RepoURL)
+	}
+	if err != nil {
+		done()
+		return nil, exitcode.Fail(err)
+	}
+	o.Registry = "edge.ballast.invalid"
+	o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()), transfer.WithKeychain(authn.NewMultiKeychain())}
+	return done, nil
+}
+
+func repoIDOfURL(u string) string {
+	id, err := imageref.RepoID(u)
+	if err != nil {
+		return ""
+	}
+	return id
 }

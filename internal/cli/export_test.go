@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
+	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 func TestExportImportCommands(t *testing.T) {
@@ -56,5 +61,46 @@ func TestExportImportCommands(t *testing.T) {
 		if _, errOut, code := runCLI(t, args...); code != 2 {
 			t.Errorf("%v: exit %d %s", args, code, errOut)
 		}
+	}
+}
+
+// TestImportIntoEdgeDataDir loads an export file into an edge data dir that
+// never had a link: the mirror's repository is created, the bundle is
+// complete in the edge registry, tags included.
+func TestImportIntoEdgeDataDir(t *testing.T) {
+	f := newBundleFixture(t)
+	to := f.reg.Repo("fleet/apps-bundles")
+	if _, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to); code != 0 {
+		t.Fatalf("bundle: %d %s", code, errOut)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "site-update.tar")
+	if _, errOut, code := runCLI(t, "export", "--bundle", to+":"+f.sha, "--git", f.repo, "--output", file); code != 0 {
+		t.Fatalf("export: %d %s", code, errOut)
+	}
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(cfg, []byte("dataDir: "+data+"\nrepositories:\n  - url: https://git.example.com/fleet/apps.git\n    bundles: registry.example.com/fleet/apps-bundles\n"), 0o600)
+	if out, errOut, code := runCLI(t, "import", file, "--config", cfg); code != 0 {
+		t.Fatalf("import --config: %d %s %s", code, out, errOut)
+	}
+	if got := bundleGit(t, filepath.Join(data, "git/git.example.com/fleet/apps.git"), "rev-parse", "refs/heads/main"); got != f.sha {
+		t.Fatalf("mirror main %s, want %s", got, f.sha)
+	}
+	reg, err := registry.New(context.Background(), registry.Options{DataDir: data, CredentialsFile: filepath.Join(data, "registry-credentials")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	p := transfer.NewRegistryPresence("edge.invalid", transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()))
+	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}, f.sha, nil)
+	if err != nil || !rep.Complete() {
+		t.Fatalf("bundle after import: %v %+v", err, rep)
+	}
+	// Several repositories and no --repo-url: bad usage.
+	os.WriteFile(cfg, []byte("dataDir: "+data+"\nrepositories:\n  - url: https://git.example.com/fleet/apps.git\n  - url: https://git.example.com/fleet/other.git\n"), 0o600)
+	if _, _, code := runCLI(t, "import", file, "--config", cfg); code != 2 {
+		t.Fatalf("ambiguous import: exit %d", code)
 	}
 }

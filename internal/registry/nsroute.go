@@ -77,6 +77,9 @@ func nsPrefix(ns string) (string, error) {
 // pathComponent is the OCI grammar of one repository path component.
 var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
 
+// routeComponent is what a tag, a digest or an upload id can hold.
+var routeComponent = regexp.MustCompile(`^[A-Za-z0-9_.:=+-]*$`)
+
 func validComponent(s string) bool { return pathComponent.MatchString(s) }
 
 // nsRouter rewrites ns requests onto the mapped repository and rewrites the
@@ -102,6 +105,20 @@ func (h nsRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
 		return
+	}
+	// Only valid names are rewritten: anything else would reach
+	// Distribution (and come back in Location headers) half-mapped.
+	for _, c := range strings.Split(name, "/") {
+		if !validComponent(c) {
+			writeError(w, http.StatusBadRequest, "NAME_INVALID", fmt.Sprintf("repository name %q is invalid", name))
+			return
+		}
+	}
+	for _, c := range strings.Split(route, "/") {
+		if !routeComponent.MatchString(c) {
+			writeError(w, http.StatusBadRequest, "NAME_INVALID", fmt.Sprintf("request path %q is invalid", route))
+			return
+		}
 	}
 	q.Del("ns")
 	r2 := r.Clone(r.Context())
