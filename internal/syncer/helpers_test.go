@@ -33,7 +33,7 @@ type artifact interface {
 // pushBundle pushes each image into bundles repository repo of the upstream
 // registry by digest and then the bundle index tagged with sha, as
 // `ballast bundle` lays them out.
-func pushBundle(t *testing.T, up *regserver.Server, repo, sha string, images map[string]artifact) v1.Descriptor {
+func pushBundle(t testing.TB, up *regserver.Server, repo, sha string, images map[string]artifact) v1.Descriptor {
 	t.Helper()
 	b := bundle.Bundle{Revision: sha, Created: time.Now()}
 	for ref, a := range images {
@@ -84,7 +84,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // site is an edge: a real git mirror of an upstream served by git
 // http-backend, the embedded registry on a data dir, and a Syncer.
 type site struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	git     *gitserver.Server
 	repo    *gitserver.Repo
@@ -96,7 +96,7 @@ type site struct {
 	bundles string // upstream bundles repository name, without registry
 }
 
-func newSite(t *testing.T, mutate func(*config.Config), opts ...func(*syncer.Options)) *site {
+func newSite(t testing.TB, mutate func(*config.Config), opts ...func(*syncer.Options)) *site {
 	t.Helper()
 	gitserver.RequireGit(t)
 	s := &site{t: t, git: gitserver.New(t), up: regserver.Start(t, regserver.Options{}), bundles: "fleet/apps-bundles"}
