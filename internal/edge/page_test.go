@@ -123,7 +123,7 @@ func TestPageRoute(t *testing.T) {
 		{"POST", "/", 405, ""},
 		{"GET", "/index.html", 404, ""},
 		{"GET", "/git/unknown.git/info/refs", 0, ""}, // the mirror's answer, not the page
-		{"GET", "//", 404, ""}, // never a redirect
+		{"GET", "//", 404, ""},                       // never a redirect
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
