@@ -50,8 +50,10 @@ type repoPage struct {
 }
 
 // renderPage writes the status page for st. nonce authorizes the page's
-// inline style and script under the Content-Security-Policy.
-func renderPage(w io.Writer, st Status, nonce string) error {
+// inline style and script under the Content-Security-Policy. With
+// statusOnly it writes only the <main> element, which the page's script
+// fetches to refresh itself.
+func renderPage(w io.Writer, st Status, nonce string, statusOnly bool) error {
 	data := pageData{Status: st, Nonce: nonce}
 	for _, r := range st.Repos {
 		p := repoPage{RepoView: r, Link: linkState(r)}
@@ -61,6 +63,9 @@ func renderPage(w io.Writer, st Status, nonce string) error {
 			}
 		}
 		data.Repos = append(data.Repos, p)
+	}
+	if statusOnly {
+		return pageTmpl.ExecuteTemplate(w, "status", data)
 	}
 	return pageTmpl.Execute(w, data)
 }
@@ -88,7 +93,7 @@ func (d *Daemon) servePage(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
 	nonce := base64.RawStdEncoding.EncodeToString(raw[:])
 	var buf bytes.Buffer
-	if err := renderPage(&buf, d.Status(), nonce); err != nil {
+	if err := renderPage(&buf, d.Status(), nonce, r.URL.Query().Get("part") == "status"); err != nil {
 		d.log.Error("edge: render status page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

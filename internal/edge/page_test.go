@@ -22,7 +22,7 @@ const (
 // sync failed, with an error that tries to inject markup.
 func sampleStatus() Status {
 	now := time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
-	ok, fail := now.Add(-12*time.Second), now.Add(-3*time.Minute)
+	ok, fail, lost := now.Add(-12*time.Second), now.Add(-20*time.Second), now.Add(-2*time.Hour)
 	return Status{
 		Version: "v0.1.0", Now: now, Platforms: []string{"linux/amd64", "linux/arm64"},
 		DiskBytes: 3 << 30, LinkBytesTotal: 1536 << 20, Syncing: true,
@@ -37,7 +37,7 @@ func sampleStatus() Status {
 			},
 		}, {
 			ID: "git.example.com/fleet/infra", URL: "https://git.example.com/fleet/infra.git", MirrorPath: "/git/git.example.com/fleet/infra.git",
-			LastAttempt: &fail, LastSuccess: &ok, Failures: 4, LastError: `dial tcp: connection refused <script>alert(1)</script>`,
+			LastAttempt: &fail, LastSuccess: &lost, Failures: 4, LastError: `dial tcp: connection refused <script>alert(1)</script>`,
 			Tracked:   []TrackedRef{{Name: "refs/heads/main", UpstreamTip: shaD}},
 			Revisions: []syncer.RevisionStatus{{Revision: shaD, Tip: true, State: syncer.StateFailed, Error: "blob sha256:abcd: digest mismatch"}},
 			SyncError: "pass failed",
@@ -51,7 +51,7 @@ func sampleStatus() Status {
 
 func TestRenderPage(t *testing.T) {
 	var b strings.Builder
-	if err := renderPage(&b, sampleStatus(), "n0nce"); err != nil {
+	if err := renderPage(&b, sampleStatus(), "n0nce", false); err != nil {
 		t.Fatal(err)
 	}
 	html := b.String()
@@ -73,6 +73,7 @@ func TestRenderPage(t *testing.T) {
 		{"verify allowed", apps, `<span class="badge allowed">allowed</span>`},
 		{"offline badge", infra, `<span class="badge offline">offline</span>`},
 		{"failures", infra, "<dd>4</dd>"},
+		{"lost contact", infra, "2h ago"},
 		{"escaped error", infra, "connection refused &lt;script&gt;alert(1)&lt;/script&gt;"},
 		{"failed revision", infra, `<span class="badge failed">failed</span>`},
 		{"failed error", infra, "digest mismatch"},
@@ -95,7 +96,7 @@ func TestRenderPage(t *testing.T) {
 
 func TestRenderPageEmpty(t *testing.T) {
 	var b strings.Builder
-	if err := renderPage(&b, Status{Now: time.Now()}, "x"); err != nil {
+	if err := renderPage(&b, Status{Now: time.Now()}, "x", false); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "No repositories configured.") {
