@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/http"
 	"time"
 
@@ -29,7 +30,7 @@ var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"eta":     humanDuration,
 	"ago":     ago,
 	"since":   func(t, now time.Time) string { return ago(&t, now) },
-	"percent": func(r syncer.RevisionStatus) string { return fmt.Sprintf("%.0f", r.Percent()) },
+	"percent": percent,
 	"stamp":   stamp,
 }).ParseFS(pageFS, "page.html"))
 
@@ -109,6 +110,11 @@ func (d *Daemon) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = buf.WriteTo(w)
+}
+
+// percent rounds down: "100%" only once the bundle is complete.
+func percent(r syncer.RevisionStatus) string {
+	return fmt.Sprintf("%d", int(math.Floor(r.Percent())))
 }
 
 func shortSHA(s string) string {

@@ -165,6 +165,8 @@ func TestHumanFormats(t *testing.T) {
 		{ago(at(72*time.Hour), now), "3d ago"},
 		{shortSHA(shaA), "aaaaaaa"},
 		{shortSHA("abc"), "abc"},
+		{percent(syncer.RevisionStatus{State: syncer.StateSyncing, BytesDone: 999, BytesTotal: 1000}), "99"},
+		{percent(syncer.RevisionStatus{State: syncer.StateComplete}), "100"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
