@@ -1,6 +1,7 @@
 // Package edge composes the `ballast edge` daemon: the git mirror, and as
 // they land the registry and sync, behind one HTTP listener (git smart
-// HTTP, JSON API, /metrics, /healthz, /readyz) plus any extra listeners.
+// HTTP, status page at /, JSON API, /metrics, /healthz, /readyz) plus any
+// extra listeners.
 // Everything starts together and stops together.
 //
 // A new part joins in New (or from the caller, before Run) with:
@@ -238,7 +239,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// router dispatches the http listener's paths. Not http.ServeMux: that
+// router dispatches the http listener's paths. The status page is exactly
+// "/", so it can never catch a mistyped /git/ path. Not http.ServeMux: that
 // answers unclean paths ("..", "//") with redirects, and clients of the
 // git mirror (go-git) must never be redirected; such paths get 400.
 func (d *Daemon) router() http.Handler {
@@ -250,6 +252,9 @@ func (d *Daemon) router() http.Handler {
 			return
 		}
 		switch p {
+		case "/":
+			d.servePage(w, r)
+			return
 		case "/healthz":
 			fmt.Fprintln(w, "ok")
 			return
