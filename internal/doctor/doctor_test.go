@@ -3,15 +3,15 @@ package doctor
 import (
 	"context"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/install"
 	"github.com/ballast-dev/ballast/internal/k3sconfig"
+	"github.com/ballast-dev/ballast/internal/testutil/edged"
 )
 
 func write(t *testing.T, p string, b []byte) {
@@ -32,14 +32,9 @@ func byCheck(rs []Result) map[string]Result {
 }
 
 func TestDoctor(t *testing.T) {
-	// The daemon's HTTP endpoints; the doctor only needs them to answer.
-	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/readyz" && r.URL.Path != "/v2/" {
-			http.NotFound(w, r)
-		}
-	}))
-	defer edge.Close()
-	regAddr := strings.TrimPrefix(edge.URL, "http://")
+	// A real edge daemon with nothing configured to mirror.
+	edge := edged.Start(t, &config.Config{DataDir: t.TempDir()})
+	regAddr := edge.Registry
 
 	k3s := t.TempDir()
 	reg, err := k3sconfig.RegistriesYAML(regAddr)

@@ -19,8 +19,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
-	"github.com/ballast-dev/ballast/internal/logging"
-	"github.com/ballast-dev/ballast/internal/syncer"
+		"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/testutil/edged"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -55,30 +55,10 @@ func startEdge(t testing.TB) *edgeSite {
 			KeepRevisions: 5, PollInterval: config.Duration{Duration: time.Second}}},
 		UpstreamRegistries: map[string]config.UpstreamRegistry{s.up.Addr: {Insecure: true}},
 	}
-	if err := s.cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := edge.New(s.cfg, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
-	select {
-	case <-d.Started():
-	case err := <-done:
-		t.Fatal(err)
-	}
-	s.mirror = "http://" + d.Addr("http").String()
-	s.registry = d.Addr("registry").String()
+	ed := edged.Start(t, s.cfg)
+	s.d = ed.Daemon
+	s.mirror = ed.URL
+	s.registry = ed.Registry
 	return s
 }
 
