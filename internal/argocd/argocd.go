@@ -194,17 +194,21 @@ func isSHA(s string) bool {
 func (c *Client) WaitRevision(ctx context.Context, namespace, name, repoURL string, timeout, interval time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var last error // the last answer worth reporting
 	for {
 		rev, err := c.Revision(ctx, namespace, name, repoURL)
 		if err == nil {
 			return rev, nil
 		}
-		if !errors.Is(err, ErrNotSet) && !isTransient(err) {
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		if ctx.Err() == nil && !errors.Is(err, ErrNotSet) && !isTransient(err) {
 			return "", err
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("application %s/%s: %w (waited %v)", namespace, name, err, timeout)
+			return "", fmt.Errorf("application %s/%s: %w (waited %v)", namespace, name, last, timeout)
 		case <-time.After(interval):
 		}
 	}

@@ -90,7 +90,7 @@ func TestWaitRevisionUntilSet(t *testing.T) {
 	}
 	srv2 := apiServer(t, loadApp(t), 1<<30)
 	defer srv2.Close()
-	_, err = client(t, srv2.URL).WaitRevision(context.Background(), "argocd", "guestbook", repo, 100*time.Millisecond, 10*time.Millisecond)
+	_, err = client(t, srv2.URL).WaitRevision(context.Background(), "argocd", "guestbook", repo, 500*time.Millisecond, 10*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "not set yet") {
 		t.Fatalf("never set: %v", err)
 	}
