@@ -25,6 +25,11 @@ type inProcessTransport struct {
 
 func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// As an HTTP transport does: a request whose context is already done
+	// is not sent (the select below could otherwise pick either case).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	in := req.Clone(ctx)
 	if in.Header.Get("Authorization") == "" {
 		in.SetBasicAuth(t.creds.Username, t.creds.Password)
