@@ -41,6 +41,7 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 		Logger:    d.log,
 		Metrics:   d.Metrics,
 		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
+		Notify:    d.gate.mark,
 	})
 	if err != nil {
 		reg.Close()
