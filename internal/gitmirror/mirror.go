@@ -9,7 +9,9 @@
 // exponential backoff and jitter while the upstream fails. Old tips that a
 // force-push or branch deletion would orphan are kept under the hidden
 // refs/ballast/keep/ namespace so a revision deployed before stays
-// fetchable by SHA.
+// fetchable by SHA. A gated repository (Upstream.Gated) advertises its gated
+// branches only at the revision its owner declares ready (SetReady); see
+// gate.go.
 package gitmirror
 
 import (
