@@ -221,6 +221,30 @@ func (r *repo) migrateGate(ctx context.Context) error {
 	return nil
 }
 
+// carryAdvertised copies the served gated branches of the (broken)
+// repository into a fresh clone at into, each whose commit the clone holds,
+// so a re-clone does not withdraw what was ready. Best effort: the gate
+// recomputes after the clone anyway.
+func (r *repo) carryAdvertised(ctx context.Context, into string) {
+	served, err := servedBranches(ctx, r.dir)
+	if err != nil {
+		return
+	}
+	var lines []string
+	for name, obj := range served {
+		if !r.gated[name] {
+			continue
+		}
+		if _, err := gitIn(ctx, into, "cat-file", "-e", obj+"^{commit}"); err == nil {
+			lines = append(lines, "update "+name+" "+obj)
+		}
+	}
+	sort.Strings(lines)
+	if err := updateRefs(ctx, into, lines); err != nil {
+		r.m.log.Warn("git mirror: could not carry gated branches over from the broken copy", "repo", r.id, "err", err)
+	}
+}
+
 // loadAdvertised refreshes the cached served values of the gated branches.
 func (r *repo) loadAdvertised(ctx context.Context) error {
 	served, err := servedBranches(ctx, r.dir)

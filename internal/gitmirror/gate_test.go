@@ -3,6 +3,7 @@ package gitmirror_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -258,4 +259,33 @@ func FuzzGatedRef(f *testing.F) {
 			t.Fatalf("accepted %q", name)
 		}
 	})
+}
+
+func TestGatedBrokenRepoKeepsAdvertised(t *testing.T) {
+	up, r := upstreamWithHistory(t)
+	u := up.URL("fleet/apps")
+	h := startMirror(t, "", []string{u}, func(o *gitmirror.Options) { o.Upstreams[0].Gated = []string{"refs/heads/main"} })
+	h.poll(u)
+	ready := r.Rev("main~1")
+	if err := h.m.SetReady(context.Background(), u, "refs/heads/main", ready); err != nil {
+		t.Fatal(err)
+	}
+	dir := gitmirror.RepoDir(h.m, u)
+	git(t, "", "--git-dir="+dir, "repack", "-a", "-d", "-q")
+	h.stop()
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+	for _, p := range packs {
+		if err := os.Truncate(p, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.opts.Upstreams[0].PollInterval = 200 * time.Millisecond
+	h.restart()
+	waitFor(t, "re-clone of the broken repository", 30*time.Second, func() bool {
+		s, _ := h.m.Repo(u)
+		return s.Ready && s.LastError == "" && s.LastSuccess != nil
+	})
+	if got := lsRemoteGoGit(t, h.url(u))["refs/heads/main"]; got != ready {
+		t.Errorf("after re-clone: main = %q, want the ready %s", got, ready)
+	}
 }

@@ -536,6 +536,9 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 		if err := r.publishBranches(ctx, tmp); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
+		if aside {
+			r.carryAdvertised(ctx, tmp)
+		}
 		if _, err := gitIn(ctx, tmp, "config", gatedConfigKey, "true"); err != nil {
 			return fmt.Errorf("clone: %w", err)
 		}
