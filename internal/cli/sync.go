@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/registry"
@@ -50,15 +51,7 @@ from running beside the edge daemon, which syncs by itself.`,
 				return exitcode.Fail(err)
 			}
 			defer unlock()
-			var ups []gitmirror.Upstream
-			for _, r := range cfg.Repositories {
-				u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration}
-				if r.Credentials != nil {
-					u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
-				}
-				ups = append(ups, u)
-			}
-			m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: ups, Logger: e.log})
+			m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: edge.MirrorUpstreams(cfg), Logger: e.log})
 			if err != nil {
 				return exitcode.Invalid(err)
 			}

@@ -64,6 +64,7 @@ type Daemon struct {
 
 	verifs verifications
 	disk   diskCache
+	gate   *gate
 
 	services  []Service
 	routes    []route
@@ -105,19 +106,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		started: make(chan struct{}),
 		addrs:   map[string]net.Addr{},
 	}
-	var ups []gitmirror.Upstream
-	for _, r := range cfg.Repositories {
-		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration}
-		if r.Credentials != nil {
-			u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
-		}
-		ups = append(ups, u)
-	}
-	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: ups, Logger: log, Metrics: reg})
+	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: MirrorUpstreams(cfg), Logger: log, Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
 	d.Mirror = m
+	d.gate = newGate(cfg, m, log)
 	d.AddService(Service{Name: "git-mirror", Run: m.Run})
 	d.AddRoute("/git/", m.GitHandler())
 	d.AddRoute("/api/v1/repos", m.APIHandler())
@@ -133,7 +127,37 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := d.addRegistryAndSync(context.Background()); err != nil {
 		return nil, err
 	}
+	if d.gate.enabled() {
+		d.gate.sync = d.Sync
+		d.AddService(Service{Name: "gate", Run: d.gate.run})
+		// Until the first recompute, gated branches show what was ready
+		// before the restart: keep clients away until it is done.
+		d.AddReadyCheck("gate", func(context.Context) error {
+			select {
+			case <-d.gate.ready:
+				return nil
+			default:
+				return errors.New("recomputing gated branches")
+			}
+		})
+	}
 	return d, nil
+}
+
+// MirrorUpstreams is the git mirror's view of cfg's repositories. Every
+// process that opens the mirror's data (the daemon, sync --once) must use
+// it: a mirror opened without a repository's gated branches would move
+// them back to the upstream tips.
+func MirrorUpstreams(cfg *config.Config) []gitmirror.Upstream {
+	var ups []gitmirror.Upstream
+	for _, r := range cfg.Repositories {
+		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: gatedBranches(r)}
+		if r.Credentials != nil {
+			u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
+		}
+		ups = append(ups, u)
+	}
+	return ups
 }
 
 // AddService adds a long-running part. Call before Run.

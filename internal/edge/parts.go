@@ -41,6 +41,7 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 		Logger:    d.log,
 		Metrics:   d.Metrics,
 		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
+		Notify:    d.gate.mark,
 	})
 	if err != nil {
 		reg.Close()
@@ -49,6 +50,14 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 	d.Sync = sy
 	d.AddListener("registry", d.cfg.Listen.Registry, reg.Handler())
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
+		// The first pass reads the mirror's refs: before the mirror has
+		// recovered its repositories it would find none, and with the
+		// upstream offline no change would come to start another.
+		select {
+		case <-d.Mirror.Started():
+		case <-ctx.Done():
+			return nil
+		}
 		return sy.Run(ctx, d.Mirror.Subscribe(ctx))
 	}})
 	d.AddService(Service{Name: "registry", Run: func(ctx context.Context) error {

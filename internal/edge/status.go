@@ -40,12 +40,14 @@ type RepoView struct {
 }
 
 // TrackedRef is a tracked branch or tag: the upstream tip, and the newest
-// revision of its history whose bundle is complete at the edge (what a
-// gated mirror advertises).
+// revision of its history whose bundle is complete at the edge. For a
+// gated branch, Ready is what the mirror actually advertises (empty: the
+// branch is not advertised yet).
 type TrackedRef struct {
 	Name        string `json:"name"`
 	UpstreamTip string `json:"upstreamTip"`
 	Ready       string `json:"ready,omitempty"`
+	Gated       bool   `json:"gated,omitempty"`
 }
 
 // diskCache recomputes the data dir's size at most every 30 s: walking a
@@ -86,7 +88,7 @@ func (d *Daemon) Status() Status {
 			LastSuccess: m.LastSuccess, LastError: m.LastError, Failures: m.ConsecutiveFailures, Revisions: []syncer.RevisionStatus{}}
 		if cfg, ok := d.cfg.Repository(m.ID); ok {
 			v.Bundles = cfg.Bundles
-			v.Tracked = tracked(cfg.Track, m.Refs, bySync[m.ID])
+			v.Tracked = tracked(cfg.Track, m, bySync[m.ID])
 		}
 		if s, ok := bySync[m.ID]; ok {
 			v.Revisions = s.Revisions
@@ -97,9 +99,9 @@ func (d *Daemon) Status() Status {
 	return st
 }
 
-func tracked(track []string, refs []gitmirror.Ref, s syncer.RepoStatus) []TrackedRef {
+func tracked(track []string, m gitmirror.RepoStatus, s syncer.RepoStatus) []TrackedRef {
 	tips := map[string]string{}
-	for _, r := range refs {
+	for _, r := range m.Refs {
 		c := r.Commit
 		if c == "" {
 			c = r.Object
@@ -108,7 +110,16 @@ func tracked(track []string, refs []gitmirror.Ref, s syncer.RepoStatus) []Tracke
 	}
 	out := []TrackedRef{}
 	for _, name := range track {
-		t := TrackedRef{Name: name, UpstreamTip: tips[name]}
+		t := TrackedRef{Name: name, UpstreamTip: tips[name], Gated: contains(m.Gated, name)}
+		if t.Gated {
+			for _, a := range m.Advertised {
+				if a.Name == name {
+					t.Ready = a.Commit
+				}
+			}
+			out = append(out, t)
+			continue
+		}
 		for _, rv := range s.Revisions { // newest first
 			if rv.State == syncer.StateComplete && contains(rv.Refs, name) {
 				t.Ready = rv.Revision

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,11 @@ type RepoStatus struct {
 	LastSuccess         *time.Time `json:"lastSuccess,omitempty"`
 	LastError           string     `json:"lastError,omitempty"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
-	Refs                []Ref      `json:"refs"`
+	Refs                []Ref      `json:"refs"` // the upstream's branches and tags
+	// Gated lists the branches advertised only once ready; Advertised is
+	// what they are served at (a branch not yet ready is absent).
+	Gated      []string `json:"gated,omitempty"`
+	Advertised []Ref    `json:"advertised,omitempty"`
 }
 
 // Repos returns the status of every configured repository, in
@@ -65,6 +70,17 @@ func (r *repo) status() RepoStatus {
 		t := r.lastSuccess.UTC()
 		s.LastSuccess = &t
 	}
+	for name := range r.gated {
+		s.Gated = append(s.Gated, name)
+	}
+	sort.Strings(s.Gated)
+	if r.isGated() {
+		s.Advertised = []Ref{}
+		for name, obj := range r.advertised {
+			s.Advertised = append(s.Advertised, Ref{Name: name, Object: obj, Commit: obj})
+		}
+		sort.Slice(s.Advertised, func(i, j int) bool { return s.Advertised[i].Name < s.Advertised[j].Name })
+	}
 	if s.LastError == "" && r.broken != nil {
 		s.LastError = "local copy failed its check: " + r.broken.Error()
 	}
@@ -72,7 +88,9 @@ func (r *repo) status() RepoStatus {
 }
 
 // RefTips returns the current branches and tags of a repository (by id or
-// upstream URL), sorted by name. Tags carry the commit they resolve to.
+// upstream URL), sorted by name, as the upstream has them: for a gated
+// repository, the upstream tips, not what is advertised (see Advertised).
+// Tags carry the commit they resolve to.
 func (m *Mirror) RefTips(ctx context.Context, idOrURL string) ([]Ref, error) {
 	r, err := m.lookup(idOrURL)
 	if err != nil {
@@ -81,7 +99,7 @@ func (m *Mirror) RefTips(ctx context.Context, idOrURL string) ([]Ref, error) {
 	if !r.isReady() {
 		return nil, ErrNotReady
 	}
-	return localRefs(ctx, r.dir)
+	return r.upstreamRefs(ctx, r.dir)
 }
 
 // HasCommit reports whether the repository holds commit sha (full hex).

@@ -9,7 +9,9 @@
 // exponential backoff and jitter while the upstream fails. Old tips that a
 // force-push or branch deletion would orphan are kept under the hidden
 // refs/ballast/keep/ namespace so a revision deployed before stays
-// fetchable by SHA.
+// fetchable by SHA. A gated repository (Upstream.Gated) advertises its gated
+// branches only at the revision its owner declares ready (SetReady); see
+// gate.go.
 package gitmirror
 
 import (
@@ -42,6 +44,10 @@ type Upstream struct {
 	// PollInterval is the time between polls while the upstream answers.
 	// The default value is one minute.
 	PollInterval time.Duration
+	// Gated lists branches ("refs/heads/…") that are advertised only at
+	// the revision SetReady sets; the upstream tips stay hidden under
+	// refs/ballast/upstream/heads/. Empty: served as fetched.
+	Gated []string
 }
 
 // Options configure a Mirror. Zero values take the documented defaults.
@@ -176,6 +182,15 @@ func New(opts Options) (*Mirror, error) {
 			lockPath: filepath.Join(root, ".locks", hex.EncodeToString(sum[:12])+".lock"),
 			ready:    make(chan struct{}),
 			kick:     make(chan struct{}, 1),
+		}
+		for _, g := range up.Gated {
+			if err := validateGatedRef(g); err != nil {
+				return nil, fmt.Errorf("gitmirror: %s: %w", up.URL, err)
+			}
+			if r.gated == nil {
+				r.gated = map[string]bool{}
+			}
+			r.gated[g] = true
 		}
 		if !strings.HasPrefix(r.dir, root+string(filepath.Separator)) {
 			return nil, fmt.Errorf("gitmirror: %s: repository path escapes the data directory", up.URL)
@@ -320,7 +335,17 @@ func (r *repo) recover(ctx context.Context) error {
 		r.markReady() // serve what there is meanwhile
 		return err
 	}
-	refs, err := localRefs(ctx, r.dir)
+	// Gating switched on or off since the last run, or a crash between a
+	// fetch and the publication of its branches: finish it now.
+	if err := r.migrateGate(ctx); err != nil {
+		r.setBroken(err)
+		return err
+	}
+	if err := r.publishBranches(ctx, r.dir); err != nil {
+		r.setBroken(err)
+		return err
+	}
+	refs, err := r.upstreamRefs(ctx, r.dir)
 	if err != nil {
 		r.setBroken(err)
 		return err
@@ -506,13 +531,25 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 	if aside {
 		r.carryKeptTips(ctx, tmp)
 	}
+	if r.isGated() {
+		// A fresh copy advertises no gated branch until SetReady.
+		if err := r.publishBranches(ctx, tmp); err != nil {
+			return fmt.Errorf("clone: %w", err)
+		}
+		if aside {
+			r.carryAdvertised(ctx, tmp)
+		}
+		if _, err := gitIn(ctx, tmp, "config", gatedConfigKey, "true"); err != nil {
+			return fmt.Errorf("clone: %w", err)
+		}
+	}
 	// A reachability bitmap lets upload-pack answer clones without walking
 	// every object: what makes serving as fast as the upstream's own
 	// (repacked) copy. Later fetches add packs; gc --auto folds them in.
 	if _, err := gitIn(ctx, tmp, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
-	refs, err := localRefs(ctx, tmp)
+	refs, err := r.upstreamRefs(ctx, tmp)
 	if err != nil {
 		return err
 	}
@@ -537,6 +574,11 @@ func (r *repo) cloneInto(ctx context.Context, aside bool) error {
 	r.refs, r.head = refs, head
 	r.lastHeadChk = time.Now()
 	r.mu.Unlock()
+	if r.isGated() {
+		if err := r.loadAdvertised(ctx); err != nil {
+			return err
+		}
+	}
 	r.markReady()
 	r.m.log.Info("git mirror: repository cloned", "repo", r.id, "refs", len(refs), "replaced_broken", aside)
 	return nil
@@ -567,7 +609,7 @@ func (r *repo) update(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	headDue := time.Since(r.lastHeadChk) >= r.m.opts.HeadCheckInterval
 	r.mu.Unlock()
-	before, err := localRefs(ctx, r.dir)
+	before, err := r.upstreamRefs(ctx, r.dir)
 	if err != nil {
 		if ctx.Err() == nil {
 			// Refs that cannot be read: re-clone aside at the next poll.
@@ -599,6 +641,9 @@ func (r *repo) update(ctx context.Context) (bool, error) {
 		if err := r.settleKept(ctx, local, kept); err != nil {
 			return false, err
 		}
+		if err := r.publishBranches(ctx, r.dir); err != nil {
+			return false, err
+		}
 		changed = true
 	}
 	if headDue && listing.head != "" {
@@ -609,7 +654,7 @@ func (r *repo) update(ctx context.Context) (bool, error) {
 			changed = true
 		}
 	}
-	after, err := localRefs(ctx, r.dir)
+	after, err := r.upstreamRefs(ctx, r.dir)
 	if err != nil {
 		return false, err
 	}
@@ -653,7 +698,7 @@ func (r *repo) keepMoving(ctx context.Context, local, upstream map[string]string
 // deleted stays kept. A ref that changed between ls-remote and fetch is
 // kept now: its objects are still there, since gc has not run.
 func (r *repo) settleKept(ctx context.Context, before map[string]string, kept map[string]string) error {
-	afterRefs, err := localRefs(ctx, r.dir)
+	afterRefs, err := r.upstreamRefs(ctx, r.dir)
 	if err != nil {
 		return err
 	}

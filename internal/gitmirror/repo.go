@@ -26,6 +26,11 @@ type repo struct {
 	dir      string // the bare repository
 	lockPath string // outside the repository, so a broken repo can still be locked
 
+	// gated holds the branches whose advertisement SetReady controls
+	// (empty: not gated); gateMu serializes writes to served branches.
+	gated  map[string]bool
+	gateMu sync.Mutex
+
 	ready     chan struct{} // closed once dir holds a usable repository
 	readyOnce sync.Once
 	kick      chan struct{} // asks the loop for an attempt now (pull-through)
@@ -39,6 +44,7 @@ type repo struct {
 	lastErr     string
 	failures    int
 	lastHeadChk time.Time
+	advertised  map[string]string // gated branch → served commit (cache)
 }
 
 func (r *repo) markReady() { r.readyOnce.Do(func() { close(r.ready) }) }
@@ -75,8 +81,9 @@ func (r *repo) repoConfig() [][2]string {
 		{"core.hooksPath", "/dev/null"},
 		{"remote.origin.url", r.up.URL},
 		{"remote.origin.tagOpt", "--no-tags"},
-		// Kept old tips stay out of advertisements but can be fetched by SHA.
-		{"uploadpack.hideRefs", strings.TrimSuffix(refKeepPrefix, "/")},
+		// Kept old tips and a gated repository's upstream tips stay out of
+		// advertisements but can be fetched by SHA.
+		{"uploadpack.hideRefs", "refs/ballast"},
 		{"uploadpack.allowTipSHA1InWant", "true"},
 		{"uploadpack.allowReachableSHA1InWant", "true"},
 		// Protocol v0 clients (go-git, `git fetch origin <sha>` with v0)
@@ -109,7 +116,7 @@ func (r *repo) ensureConfig(ctx context.Context, dir string) error {
 	if _, err := gitIn(ctx, dir, "config", "--unset-all", "remote.origin.fetch"); err != nil && exitCode(err) != 5 {
 		return fmt.Errorf("configure remote.origin.fetch: %w", err)
 	}
-	for _, spec := range refSpecs {
+	for _, spec := range r.refSpecs() {
 		if _, err := gitIn(ctx, dir, "config", "--add", "remote.origin.fetch", spec); err != nil {
 			return fmt.Errorf("configure remote.origin.fetch: %w", err)
 		}
@@ -205,7 +212,7 @@ func (r *repo) fetch(ctx context.Context, dir string) error {
 	args := []string{"--git-dir=" + dir, "fetch", "--quiet", "--prune", "--atomic",
 		"--no-write-fetch-head", "--no-show-forced-updates", "--no-auto-maintenance", "--no-tags",
 		"--", r.up.URL}
-	args = append(args, refSpecs...)
+	args = append(args, r.refSpecs()...)
 	_, err = gitCmd{args: args, env: env, started: r.m.testHookFetchStarted}.run(ctx)
 	return err
 }

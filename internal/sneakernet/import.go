@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -253,7 +254,14 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	st.ManifestsWritten += st2.ManifestsWritten
 	res.Stats = st
 	if gitFile != "" {
-		if err := run(ctx, o.GitDir, "fetch", "--quiet", "--atomic", gitFile, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"); err != nil {
+		// A gated mirror repository (docs/mirror.md) keeps upstream branches
+		// under a hidden namespace and serves refs/heads/ only once ready:
+		// the daemon moves them when it sees the bundle complete.
+		heads := "+refs/heads/*:refs/heads/*"
+		if isGatedMirror(ctx, o.GitDir) {
+			heads = "+refs/heads/*:refs/ballast/upstream/heads/*"
+		}
+		if err := run(ctx, o.GitDir, "fetch", "--quiet", "--atomic", gitFile, heads, "+refs/tags/*:refs/tags/*"); err != nil {
 			return nil, fmt.Errorf("load git objects: %w", err)
 		}
 		res.Git = true
@@ -313,4 +321,11 @@ func extractFile(a *transfer.TarArchive, name, out string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// isGatedMirror reports whether the bare repository at dir is a gated
+// repository of the edge mirror (gitmirror records it as ballast.gated).
+func isGatedMirror(ctx context.Context, dir string) bool {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", "--get", "ballast.gated").Output()
+	return err == nil && strings.TrimSpace(string(out)) == "true"
 }

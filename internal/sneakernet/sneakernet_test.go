@@ -317,3 +317,22 @@ func writeTemp(t *testing.T, b []byte) string {
 	}
 	return p
 }
+
+// A gated mirror repository serves refs/heads/ only once ready: an import
+// puts the branches under the hidden upstream namespace and lets the edge
+// daemon move the served branch when it sees the bundle complete.
+func TestImportIntoGatedMirror(t *testing.T) {
+	w := newWorld(t)
+	git(t, w.edgeGit, "config", "ballast.gated", "true")
+	full, _ := w.export(t, w.sha1, "")
+	if _, err := w.importFile(full); err != nil {
+		t.Fatal(err)
+	}
+	// The git bundle holds the branches as they were at export time.
+	if got, want := git(t, w.edgeGit, "rev-parse", "refs/ballast/upstream/heads/main"), git(t, w.repo, "rev-parse", "main"); got != want {
+		t.Errorf("hidden upstream main = %s, want %s", got, want)
+	}
+	if got := git(t, w.edgeGit, "for-each-ref", "refs/heads/"); got != "" {
+		t.Errorf("import wrote served branches of a gated repository:\n%s", got)
+	}
+}

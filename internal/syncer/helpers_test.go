@@ -116,7 +116,11 @@ func newSite(t testing.TB, mutate func(*config.Config), opts ...func(*syncer.Opt
 		mutate(s.cfg)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := gitmirror.New(gitmirror.Options{DataDir: dataDir, Upstreams: []gitmirror.Upstream{{URL: s.cfg.Repositories[0].URL, PollInterval: time.Hour}}, Logger: log, CloneWait: 20 * time.Second})
+	var gated []string
+	if s.cfg.Repositories[0].Gate {
+		gated = s.cfg.Repositories[0].Track
+	}
+	m, err := gitmirror.New(gitmirror.Options{DataDir: dataDir, Upstreams: []gitmirror.Upstream{{URL: s.cfg.Repositories[0].URL, PollInterval: time.Hour, Gated: gated}}, Logger: log, CloneWait: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,14 +22,22 @@ type manifestKey struct {
 }
 
 // retain deletes the local bundles of repository id that are neither
-// wanted nor deployed, then the image manifests that only they reached, then
-// collects the registry's garbage. It does nothing while a wanted revision
-// that has a bundle is incomplete: old bundles stay until the new ones are
-// in, so an offline rollback always has somewhere to go.
-func (s *Syncer) retain(ctx context.Context, id, bundleRepo string, wanted []wantedRev) (int, error) {
+// wanted, deployed nor advertised by a gated mirror, then the image
+// manifests that only they reached, then collects the registry's garbage.
+// It does nothing while a wanted revision that has a bundle is incomplete:
+// old bundles stay until the new ones are in, so an offline rollback always
+// has somewhere to go.
+func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted []wantedRev) (int, error) {
 	keep := map[string]bool{}
 	for _, w := range wanted {
 		keep[w.sha] = true
+	}
+	adv, err := s.o.Mirror.Advertised(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("advertised revisions: %w", err)
+	}
+	for _, a := range adv {
+		keep[a.Commit] = true
 	}
 	st := s.status.snapshot()
 	for _, r := range st.Repos {

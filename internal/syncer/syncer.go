@@ -34,6 +34,10 @@ import (
 type RevisionSource interface {
 	RefTips(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
 	FirstParents(ctx context.Context, idOrURL, sha string, n int) ([]string, error)
+	// Advertised lists the revisions a gated repository advertises: their
+	// bundles stay whatever retention would say, as Argo CD may deploy
+	// them at any moment.
+	Advertised(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
 }
 
 // LocalRegistry is the edge registry as sync reaches it: in process, with
@@ -84,6 +88,11 @@ type Options struct {
 	// Retention deletes bundles no longer wanted. The default value is true
 	// in the daemon; tests may turn it off.
 	DisableRetention bool
+	// Notify, when set, is called with a repository id when one of its
+	// revisions becomes complete and after every pass over it: the
+	// readiness gate listens. It is called from the pass and must return
+	// at once.
+	Notify func(repoID string)
 }
 
 // Syncer runs sync passes. It is safe for concurrent use; passes are
@@ -351,7 +360,7 @@ func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassRe
 		}
 	}
 	if !s.o.DisableRetention && ctx.Err() == nil {
-		n, err := s.retain(ctx, id, bundleRepo, wanted)
+		n, err := s.retain(ctx, r.URL, id, bundleRepo, wanted)
 		res.Deleted += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("retention of %s: %w", id, err))
@@ -359,6 +368,7 @@ func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassRe
 	}
 	err = errors.Join(errs...)
 	s.status.passDone(id, err)
+	s.notify(id)
 	return err
 }
 
@@ -423,6 +433,27 @@ func (s *Syncer) Check(ctx context.Context, repoURL, sha string) (*bundle.Report
 	return bundle.CheckComplete(ctx, s.presence, layout(br, true), sha, s.platforms)
 }
 
+// BundleComplete reports whether revision sha's bundle is complete in the
+// edge registry as sync judges it (image tags aside: verify --activate
+// re-points those): what the readiness gate may advertise.
+func (s *Syncer) BundleComplete(ctx context.Context, repoURL, sha string) (bool, error) {
+	br, err := imageref.BundleRepository(repoURL)
+	if err != nil {
+		return false, err
+	}
+	rep, err := bundle.CheckComplete(ctx, s.presence, layout(br, false), sha, s.platforms)
+	if err != nil {
+		return false, err
+	}
+	return rep.Complete(), nil
+}
+
+func (s *Syncer) notify(id string) {
+	if s.o.Notify != nil {
+		s.o.Notify(id)
+	}
+}
+
 // syncRevision makes revision sha's bundle complete locally.
 func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *transfer.Remote, sha string, claimed map[string]bool) (string, error) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
@@ -434,10 +465,15 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *tr
 		if err := s.claimTags(ctx, rep.Bundle, claimed); err != nil {
 			return StateFailed, err
 		}
+		was := ""
 		s.status.update(id, sha, func(r *RevisionStatus) {
+			was = r.State
 			r.State, r.Error, r.Missing, r.Images = StateComplete, "", nil, len(rep.Bundle.Images)
 			r.BytesDone, r.BytesTotal, r.Rate, r.ETASeconds = rep.Bytes, rep.Bytes, 0, 0
 		})
+		if was != StateComplete {
+			s.notify(id)
+		}
 		return StateComplete, nil
 	}
 
@@ -530,6 +566,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *tr
 		r.State, r.Error, r.Missing, r.Rate, r.ETASeconds = StateComplete, "", nil, 0, 0
 		r.BytesDone = r.BytesTotal
 	})
+	s.notify(id)
 	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", st.BytesRead, "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries)
 	return StateComplete, nil
 }

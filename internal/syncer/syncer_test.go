@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/testutil/toxiproxy"
@@ -287,4 +289,63 @@ func TestLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock2()
+}
+
+func TestRetentionKeepsAdvertisedAndNotifies(t *testing.T) {
+	var mu sync.Mutex
+	notified := 0
+	s := newSite(t, func(c *config.Config) {
+		c.Repositories[0].KeepRevisions = 0
+		c.Repositories[0].Gate = true
+	}, func(o *syncer.Options) {
+		o.Notify = func(id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == s0ID(o) {
+				notified++
+			}
+		}
+	})
+	url := s.cfg.Repositories[0].URL
+	rev0 := s.commit(map[string]string{"a": "0"})
+	pushBundle(t, s.up, s.bundles, rev0, map[string]artifact{"ghcr.io/org/app:v0": testimage.Image(t, "linux/amd64", 1, 64<<10)})
+	s.pass()
+	mu.Lock()
+	n := notified
+	mu.Unlock()
+	if n < 2 { // rev0 complete, then the end of the pass
+		t.Errorf("Notify called %d times, want the completion and the pass", n)
+	}
+	if ok, err := s.sync.BundleComplete(context.Background(), url, rev0); err != nil || !ok {
+		t.Fatalf("BundleComplete(rev0) = %v, %v", ok, err)
+	}
+	if err := s.mirror.SetReady(context.Background(), s.repoID, "refs/heads/main", rev0); err != nil {
+		t.Fatal(err)
+	}
+	// rev1 replaces rev0 as the only wanted revision; its bundle is not
+	// there yet, so retention runs: rev0 is advertised and must stay.
+	rev1 := s.commit(map[string]string{"a": "1"})
+	if res := s.pass(); res.NoBundle != 1 || res.Deleted != 0 {
+		t.Fatalf("pass: %+v", res)
+	}
+	if rep := s.check(rev0); rep.Bundle == nil {
+		t.Fatalf("advertised revision deleted by retention: %v", rep.Missing)
+	}
+	if ok, _ := s.sync.BundleComplete(context.Background(), url, rev1); ok {
+		t.Fatal("BundleComplete(rev1) without a bundle")
+	}
+	// Once the gate moves on, rev0 goes like any unwanted revision.
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{"ghcr.io/org/app:v1": testimage.Image(t, "linux/amd64", 1, 64<<10)})
+	s.pass()
+	if err := s.mirror.SetReady(context.Background(), s.repoID, "refs/heads/main", rev1); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.pass(); res.Deleted != 1 {
+		t.Fatalf("pass after the gate moved: %+v", res)
+	}
+}
+
+func s0ID(o *syncer.Options) string {
+	id, _ := imageref.RepoID(o.Config.Repositories[0].URL)
+	return id
 }
