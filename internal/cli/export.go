@@ -13,6 +13,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -182,11 +183,9 @@ func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.Im
 		return nil, exitcode.Fail(err)
 	}
 	done = func() { reg.Close(); unlock() }
-	var ups []gitmirror.Upstream
-	for _, r := range cfg.Repositories {
-		ups = append(ups, gitmirror.Upstream{URL: r.URL})
-	}
-	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: ups, Logger: e.log})
+	// The mirror must be opened as the daemon opens it (gated branches
+	// included), or opening it would rewrite what it serves.
+	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: edge.MirrorUpstreams(cfg), Logger: e.log})
 	if err == nil {
 		err = m.Open(ctx)
 	}
