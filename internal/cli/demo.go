@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"os/signal"
+	"syscall"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/demo"
@@ -36,6 +39,10 @@ It needs the git CLI, takes about a minute and leaves nothing behind; with
 				}
 				log = demo.QuietLogs(l)
 			}
+			// A closed stdout (`ballast demo | head`) must stop the story
+			// with a cleanup, not kill the process with SIGPIPE and
+			// leave its files behind.
+			signal.Ignore(syscall.SIGPIPE)
 			o.Out = e.stdout
 			o.Log = log
 			o.Lister = plainYAMLImages // the lister `ballast bundle` uses

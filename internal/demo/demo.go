@@ -76,6 +76,7 @@ type Figures struct {
 	Revision    string `json:"revision"`
 	Images      int    `json:"images"`
 	BundleBytes int64  `json:"bundleBytes"` // blob bytes of the bundle for the edge's platforms
+	AllBytes    int64  `json:"allBytes"`    // blob bytes of the bundle, every platform
 	NewBytes    int64  `json:"newBytes"`    // blob bytes CI pushed that the bundles repository lacked
 	LinkBytes   int64  `json:"linkBytes"`   // bytes sync read from upstream registries
 	WireBytes   int64  `json:"wireBytes"`   // bytes the link delivered, HTTP included (Toxiproxy's count)
@@ -151,7 +152,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if o.StepTimeout <= 0 {
 		o.StepTimeout = 90 * time.Second
 	}
-	s := &story{o: o, n: &narrator{w: o.Out, start: time.Now()}, pushed: map[string]map[string]blobSet{}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &story{o: o, n: &narrator{w: o.Out, start: time.Now(), fail: cancel}, pushed: map[string]map[string]blobSet{}}
 	s.client = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer func() {
 		if cerr := s.cleanup(); cerr != nil && err == nil {
@@ -162,6 +165,17 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 }
 
 func (s *story) run(ctx context.Context) (*Result, error) {
+	res, err := s.tell(ctx)
+	if werr := s.n.failed(); werr != nil {
+		return nil, fmt.Errorf("writing the story: %w", werr)
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+	return res, err
+}
+
+func (s *story) tell(ctx context.Context) (*Result, error) {
 	res := &Result{}
 	if err := s.makeDir(); err != nil {
 		return nil, err
@@ -173,8 +187,7 @@ func (s *story) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Rev1.Revision = rev1
-	if res.Rev1.Images, res.Rev1.NewBytes, res.Rev1.BundleBytes, err = s.bundle(ctx, rev1); err != nil {
+	if err := s.bundle(ctx, rev1, &res.Rev1); err != nil {
 		return nil, err
 	}
 
@@ -195,8 +208,7 @@ func (s *story) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Rev2.Revision = rev2
-	if res.Rev2.Images, res.Rev2.NewBytes, res.Rev2.BundleBytes, err = s.bundle(ctx, rev2); err != nil {
+	if err := s.bundle(ctx, rev2, &res.Rev2); err != nil {
 		return nil, err
 	}
 	s.gate(ctx, rev2, false) // before the edge has the commit: blocked
@@ -351,10 +363,10 @@ func (s *story) imagesOf(ctx context.Context, sha string) ([]string, error) {
 
 // bundle makes the images revision sha needs (the "public" images, locally)
 // and runs the bundle step for it, the code `ballast bundle` runs.
-func (s *story) bundle(ctx context.Context, sha string) (images int, newBytes, edgeBytes int64, err error) {
+func (s *story) bundle(ctx context.Context, sha string, f *Figures) error {
 	refs, err := s.imagesOf(ctx, sha)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("list the images of %s: %w", short(sha), err)
+		return fmt.Errorf("list the images of %s: %w", short(sha), err)
 	}
 	var made []string
 	madeBlobs := blobSet{}
@@ -364,7 +376,7 @@ func (s *story) bundle(ctx context.Context, sha string) (images int, newBytes, e
 		}
 		blobs, err := pushImage(ctx, s.cloud, ref, s.o.Scale)
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("make image %s: %w", ref, err)
+			return fmt.Errorf("make image %s: %w", ref, err)
 		}
 		s.pushed[ref] = blobs
 		label := ref
@@ -383,9 +395,12 @@ func (s *story) bundle(ctx context.Context, sha string) (images int, newBytes, e
 		s.n.say("cloud", "made %d image(s) locally, random layers, %s of blobs:\n%s", len(made), human(madeBlobs.bytes()), strings.Join(made, "\n"))
 	}
 	// What the edge needs: the distinct blobs of its platform.
-	edgeBlobs := blobSet{}
+	edgeBlobs, allBlobs := blobSet{}, blobSet{}
 	for _, ref := range refs {
 		edgeBlobs.add(s.pushed[ref][edgePlatform])
+		for _, b := range s.pushed[ref] {
+			allBlobs.add(b)
+		}
 	}
 	to := s.cloud.addr + "/" + bundlesRepo
 	r, err := release.Run(ctx, release.Options{
@@ -400,11 +415,12 @@ func (s *story) bundle(ctx context.Context, sha string) (images int, newBytes, e
 		Log: s.o.Log,
 	})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("ballast bundle %s: %w", short(sha), err)
+		return fmt.Errorf("ballast bundle %s: %w", short(sha), err)
 	}
-	s.n.say("CI", "ballast bundle → %s:%s…: %d images, every platform; %s copied, %s already there; index pushed last",
-		to, short(sha), len(r.Images), human(r.BytesNew), human(r.BytesReused))
-	return len(r.Images), r.BytesNew, edgeBlobs.bytes(), nil
+	s.n.say("CI", "ballast bundle → %s:%s…: %d images, every platform (%s); %s copied, %s already there; index pushed last",
+		to, short(sha), len(r.Images), human(allBlobs.bytes()), human(r.BytesNew), human(r.BytesReused))
+	f.Revision, f.Images, f.NewBytes, f.BundleBytes, f.AllBytes = sha, len(r.Images), r.BytesNew, edgeBlobs.bytes(), allBlobs.bytes()
+	return nil
 }
 
 // startEdge puts the link in front of the cloud and starts the edge daemon
@@ -462,7 +478,7 @@ platforms: [%s]
 		return fmt.Errorf("edge mirror: %w", err)
 	}
 	s.mirror = "http://" + s.edgeHTTP + rs.MirrorPath
-	s.n.say("edge", "ballast edge started (config %s): mirror + API on %s, registry on %s, platforms %s",
+	s.n.say("edge", "ballast edge started (config %s): mirror + API on %s, registry on %s;\nit selects platform %s, so only that part of each bundle crosses the link",
 		filepath.Join(s.dir, "edge.yaml"), s.edgeHTTP, s.edgeReg, edgePlatform)
 	s.n.say("edge", "Argo CD would use %s; k3s would pull through %s", s.mirror, s.edgeReg)
 	return nil

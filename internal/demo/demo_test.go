@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,7 +67,7 @@ func plainLister(_ context.Context, dir string, spec release.AppSpec) ([]imagere
 
 // shortOptions make the story quick: small images, a faster link that is
 // still cut many times.
-func shortOptions(out *bytes.Buffer) Options {
+func shortOptions(out io.Writer) Options {
 	return Options{
 		Out:         out,
 		Lister:      plainLister,
@@ -166,7 +168,7 @@ func TestDemoKeepAndDir(t *testing.T) {
 		t.Skip("runs the demo")
 	}
 	dir := filepath.Join(t.TempDir(), "work")
-	var out bytes.Buffer
+	var out lockedBuffer
 	o := shortOptions(&out)
 	o.Dir, o.Keep = dir, true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -176,10 +178,10 @@ func TestDemoKeepAndDir(t *testing.T) {
 	go func() { _, err := Run(ctx, o); done <- err }()
 	// Run waits on ctx after the story: end it once the story is told.
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(syncBuf(&out), "--keep") && time.Now().Before(deadline) {
+	for !strings.Contains(out.String(), "--keep") && time.Now().Before(deadline) {
 		select {
 		case err := <-done:
-			t.Fatalf("Run returned before ctx ended: %v\n%s", err, syncBuf(&out))
+			t.Fatalf("Run returned before ctx ended: %v\n%s", err, out.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -197,9 +199,23 @@ func TestDemoKeepAndDir(t *testing.T) {
 	}
 }
 
-// syncBuf reads a buffer that Run writes to from another goroutine; the
-// narrator holds its lock while writing, so take it too.
-func syncBuf(b *bytes.Buffer) string { return b.String() }
+// lockedBuffer is a buffer that Run writes to while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // childProcesses lists the processes whose parent is this one.
 func childProcesses(t *testing.T) []string {

@@ -15,6 +15,30 @@ type narrator struct {
 	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
+	// fail is called once when the story cannot be written (stdout
+	// closed, as in `ballast demo | head`): nobody watches any more, so
+	// the demo stops and cleans up.
+	fail func()
+	err  error
+}
+
+func (n *narrator) write(s string) {
+	if n.err != nil {
+		return
+	}
+	if _, err := io.WriteString(n.w, s); err != nil {
+		n.err = err
+		if n.fail != nil {
+			n.fail()
+		}
+	}
+}
+
+// failed returns the error that stopped the story's output, if any.
+func (n *narrator) failed() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
 }
 
 func (n *narrator) say(who, format string, args ...any) {
@@ -23,14 +47,14 @@ func (n *narrator) say(who, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	pad := strings.Repeat(" ", 7)
 	msg = strings.ReplaceAll(msg, "\n", "\n"+strings.Repeat(" ", 10)+pad+"  ")
-	fmt.Fprintf(n.w, "%8.1fs  %-7s  %s\n", time.Since(n.start).Seconds(), who, msg)
+	n.write(fmt.Sprintf("%8.1fs  %-7s  %s\n", time.Since(n.start).Seconds(), who, msg))
 }
 
 // title writes a section heading.
 func (n *narrator) title(s string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.w, "\n== %s\n", s)
+	n.write(fmt.Sprintf("\n== %s\n", s))
 }
 
 // human formats a byte count in binary units ("12.3 MiB").
