@@ -31,7 +31,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/release"
-	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/verify"
 )
@@ -73,14 +72,15 @@ type Options struct {
 
 // Figures are what one revision cost.
 type Figures struct {
-	Revision    string `json:"revision"`
-	Images      int    `json:"images"`
-	BundleBytes int64  `json:"bundleBytes"` // blob bytes of the bundle for the edge's platforms
-	AllBytes    int64  `json:"allBytes"`    // blob bytes of the bundle, every platform
-	NewBytes    int64  `json:"newBytes"`    // blob bytes CI pushed that the bundles repository lacked
-	LinkBytes   int64  `json:"linkBytes"`   // bytes sync read from upstream registries
-	WireBytes   int64  `json:"wireBytes"`   // bytes the link delivered, HTTP included (Toxiproxy's count)
-	Retries     int64  `json:"retries"`     // transfer attempts cut and resumed
+	Revision     string `json:"revision"`
+	Images       int    `json:"images"`
+	BundleBytes  int64  `json:"bundleBytes"`  // blob bytes of the bundle for the edge's platforms
+	AllBytes     int64  `json:"allBytes"`     // blob bytes of the bundle, every platform
+	MissingBytes int64  `json:"missingBytes"` // blob bytes for the edge's platforms that the edge lacked
+	NewBytes     int64  `json:"newBytes"`     // blob bytes CI pushed that the bundles repository lacked
+	LinkBytes    int64  `json:"linkBytes"`    // bytes sync read from upstream registries
+	WireBytes    int64  `json:"wireBytes"`    // bytes the link delivered, HTTP included (Toxiproxy's count)
+	Retries      int64  `json:"retries"`      // transfer attempts cut and resumed
 }
 
 // Result sums the story up.
@@ -123,6 +123,8 @@ type story struct {
 	edgeHTTP string
 	edgeReg  string
 	pushed   map[string]map[string]blobSet // images in the cloud registry: their blobs by platform
+	revBlobs map[string]blobSet            // blobs of each revision's bundle for the edge's platform
+	edgeHas  blobSet                       // blobs of the bundles complete at the edge
 	// client and its transport carry the demo's own requests to the edge
 	// (verify's included), so cleanup can close their idle connections:
 	// the daemon's graceful shutdown waits for connections that never
@@ -154,7 +156,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &story{o: o, n: &narrator{w: o.Out, start: time.Now(), fail: cancel}, pushed: map[string]map[string]blobSet{}}
+	s := &story{o: o, n: &narrator{w: o.Out, start: time.Now(), fail: cancel}, pushed: map[string]map[string]blobSet{}, revBlobs: map[string]blobSet{}, edgeHas: blobSet{}}
 	s.client = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer func() {
 		if cerr := s.cleanup(); cerr != nil && err == nil {
@@ -420,20 +422,22 @@ func (s *story) bundle(ctx context.Context, sha string, f *Figures) error {
 	s.n.say("CI", "ballast bundle → %s:%s…: %d images, every platform (%s); %s copied, %s already there; index pushed last",
 		to, short(sha), len(r.Images), human(allBlobs.bytes()), human(r.BytesNew), human(r.BytesReused))
 	f.Revision, f.Images, f.NewBytes, f.BundleBytes, f.AllBytes = sha, len(r.Images), r.BytesNew, edgeBlobs.bytes(), allBlobs.bytes()
+	s.revBlobs[sha] = edgeBlobs
 	return nil
 }
 
 // startEdge puts the link in front of the cloud and starts the edge daemon
 // behind it.
 func (s *story) startEdge(ctx context.Context) error {
-	s.link = newLink()
+	s.link = newLink(s.o.Link.Bandwidth)
 	regLink, err := s.link.add("registry", s.cloud.addr, s.o.Link)
 	if err != nil {
 		return err
 	}
-	// Git goes over the same link, with its latency; a git fetch is small
-	// and, unlike blobs, cannot resume, so it is not cut.
-	gitLink, err := s.link.add("git", s.gitSrv.addr, LinkOptions{Latency: s.o.Link.Latency, Bandwidth: s.o.Link.Bandwidth})
+	// Git goes over the same link, with its latency and sharing its
+	// bandwidth; a git fetch is small and, unlike blobs, cannot resume,
+	// so it is not cut.
+	gitLink, err := s.link.add("git", s.gitSrv.addr, LinkOptions{Latency: s.o.Link.Latency})
 	if err != nil {
 		return err
 	}
@@ -527,6 +531,11 @@ func reasonKind(r string) string {
 // waitReady narrates sync and the gate until revision sha is ready.
 func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 	linkStart, wireStart, retriesStart := s.daemon.Sync.LinkBytes(), s.link.bytesToEdge("registry"), s.retries()
+	for h, n := range s.revBlobs[sha] {
+		if _, ok := s.edgeHas[h]; !ok {
+			f.MissingBytes += n
+		}
+	}
 	deadline := time.Now().Add(s.o.StepTimeout)
 	inMirror := false
 	lastKind := ""
@@ -544,13 +553,13 @@ func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 			s.n.say("edge", "git mirror fetched %s over the link: main = %s", repoName, short(sha))
 		}
 		if wire := s.link.bytesToEdge("registry") - wireStart; wire > lastWire+64<<10 && time.Since(lastProgress) >= 2*time.Second {
-			line := fmt.Sprintf("sync %s: %s of %s over the link", short(sha), human(wire), human(f.BundleBytes))
+			line := fmt.Sprintf("sync %s: %s of the %s it lacks over the link (%.0f%%)", short(sha), human(wire), human(f.MissingBytes), 100*ratio(wire, f.MissingBytes))
 			if !lastProgress.IsZero() {
 				rate := float64(wire-lastWire) / time.Since(lastProgress).Seconds()
 				line += fmt.Sprintf(", %s/s", human(int64(rate)))
-			}
-			if rs, ok := s.revStatus(sha); ok && rs.State != "" {
-				line += "; sync state " + rs.State
+				if left := f.MissingBytes - wire; left > 0 && rate > 0 {
+					line += fmt.Sprintf(", about %v left", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
+				}
 			}
 			line += fmt.Sprintf("; %s cut and resumed so far", plural(s.retries()-retriesStart, "transfer"))
 			s.n.say("sync", "%s", line)
@@ -561,8 +570,9 @@ func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 			f.LinkBytes = s.daemon.Sync.LinkBytes() - linkStart
 			f.WireBytes = s.link.bytesToEdge("registry") - wireStart
 			f.Retries = s.retries() - retriesStart
-			s.n.say("sync", "bundle %s complete at the edge: %s of blobs for %s; %s crossed the link (%.2f× the bundle), %s cut and resumed",
-				short(sha), human(f.BundleBytes), edgePlatform, human(f.LinkBytes), ratio(f.LinkBytes, f.BundleBytes), plural(f.Retries, "transfer"))
+			s.edgeHas.add(s.revBlobs[sha])
+			s.n.say("sync", "bundle %s complete at the edge: %s of blobs for %s, of which it lacked %s;\n%s crossed the link (%.2f× what it lacked), %s cut and resumed",
+				short(sha), human(f.BundleBytes), edgePlatform, human(f.MissingBytes), human(f.LinkBytes), ratio(f.LinkBytes, f.MissingBytes), plural(f.Retries, "transfer"))
 			if r = s.gate(ctx, sha, false); !r.Ready {
 				return fmt.Errorf("verify %s: ready, then not: %s", short(sha), r.Reason)
 			}
@@ -583,17 +593,6 @@ func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 		case <-tick.C:
 		}
 	}
-}
-
-func (s *story) revStatus(sha string) (syncer.RevisionStatus, bool) {
-	for _, repo := range s.daemon.Sync.Status().Repos {
-		for _, r := range repo.Revisions {
-			if r.Revision == sha {
-				return r, true
-			}
-		}
-	}
-	return syncer.RevisionStatus{}, false
 }
 
 // retries reads the sync's retry counter from the daemon's metrics.

@@ -12,6 +12,7 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // LinkOptions shape the simulated satellite link between the edge and the
@@ -19,8 +20,8 @@ import (
 type LinkOptions struct {
 	// Latency is added to every chunk the cloud sends (one way).
 	Latency time.Duration
-	// Bandwidth caps what the cloud sends, in bytes per second. 0 is
-	// unlimited.
+	// Bandwidth caps what the cloud sends, in bytes per second, over all
+	// connections together. 0 is unlimited.
 	Bandwidth int64
 	// CutEvery closes each connection after this many bytes from the cloud,
 	// the way a flaky link drops long transfers. 0 never cuts.
@@ -30,7 +31,7 @@ type LinkOptions struct {
 func (l LinkOptions) String() string {
 	s := fmt.Sprintf("%v latency", l.Latency)
 	if l.Bandwidth > 0 {
-		s += fmt.Sprintf(", %s/s", human(l.Bandwidth))
+		s += fmt.Sprintf(", %s/s shared by all connections", human(l.Bandwidth))
 	}
 	if l.CutEvery > 0 {
 		s += fmt.Sprintf(", every connection cut after %s", human(l.CutEvery))
@@ -59,11 +60,67 @@ var counterSeq atomic.Int64
 const (
 	countToxicType = "ballast_demo_count"
 	cutToxicType   = "ballast_demo_cut"
+	rateToxicType  = "ballast_demo_rate"
 )
 
 func init() {
 	toxics.Register(countToxicType, new(countToxic))
 	toxics.Register(cutToxicType, new(cutToxic))
+	toxics.Register(rateToxicType, new(rateToxic))
+}
+
+// limiters holds the shared bandwidth limiters of rateToxics, by name.
+var limiters sync.Map // string → *rate.Limiter
+
+// rateBurst is the most one chunk may take from a limiter at once.
+const rateBurst = 64 << 10
+
+// rateToxic caps the bandwidth of every connection that uses the same
+// limiter together, as a satellite link's capacity is shared; Toxiproxy's
+// bandwidth toxic caps each connection on its own, so parallel blob
+// downloads would get a multiple of the cap.
+type rateToxic struct {
+	Limiter string `json:"limiter"`
+}
+
+// Pipe implements toxics.Toxic.
+func (t *rateToxic) Pipe(stub *toxics.ToxicStub) {
+	v, ok := limiters.Load(t.Limiter)
+	if !ok {
+		new(toxics.NoopToxic).Pipe(stub)
+		return
+	}
+	lim := v.(*rate.Limiter)
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			for data := c.Data; len(data) > 0; {
+				n := min(len(data), rateBurst)
+				r := lim.ReserveN(time.Now(), n)
+				if d := r.Delay(); d > 0 {
+					tm := time.NewTimer(d)
+					select {
+					case <-tm.C:
+					case <-stub.Interrupt:
+						// Toxics are only replaced when the link closes
+						// here; pass the rest on rather than drop it.
+						tm.Stop()
+						r.Cancel()
+						_ = stub.WriteOutput(&stream.StreamChunk{Timestamp: c.Timestamp, Data: data}, 5*time.Second)
+						return
+					}
+				}
+				stub.Output <- &stream.StreamChunk{Timestamp: c.Timestamp, Data: data[:n]}
+				data = data[n:]
+			}
+		}
+	}
 }
 
 // cutToxic closes a connection after Bytes bytes, like Toxiproxy's
@@ -137,19 +194,27 @@ type link struct {
 	srv     *toxiproxy.ApiServer
 	proxies map[string]*toxiproxy.Proxy
 	counter map[string]string // proxy name → counter name
+	limiter string            // the shared bandwidth limiter's name, if any
 }
 
-func newLink() *link {
-	return &link{
+// newLink makes a link whose proxies share one bandwidth cap of
+// bytesPerSec (0: none).
+func newLink(bytesPerSec int64) *link {
+	l := &link{
 		srv:     toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop()),
 		proxies: map[string]*toxiproxy.Proxy{},
 		counter: map[string]string{},
 	}
+	if bytesPerSec > 0 {
+		l.limiter = fmt.Sprintf("link-%d", counterSeq.Add(1))
+		limiters.Store(l.limiter, rate.NewLimiter(rate.Limit(bytesPerSec), rateBurst))
+	}
+	return l
 }
 
 // add starts a proxy from a free loopback port to upstream and returns its
 // address. Toxics go on the downstream direction (cloud → edge), where the
-// bytes are.
+// bytes are; the bandwidth cap is the link's, shared by its proxies.
 func (l *link) add(name, upstream string, o LinkOptions) (string, error) {
 	p := toxiproxy.NewProxy(l.srv, name, "127.0.0.1:0", upstream)
 	if err := p.Start(); err != nil {
@@ -168,9 +233,8 @@ func (l *link) add(name, upstream string, o LinkOptions) (string, error) {
 	if o.Latency > 0 {
 		ts = append(ts, toxic{"latency", "latency", fmt.Sprintf(`{"latency":%d}`, o.Latency.Milliseconds())})
 	}
-	if o.Bandwidth > 0 {
-		// Toxiproxy's rate is in KB/s.
-		ts = append(ts, toxic{"bandwidth", "bandwidth", fmt.Sprintf(`{"rate":%d}`, max(o.Bandwidth/1000, 1))})
+	if l.limiter != "" {
+		ts = append(ts, toxic{"bandwidth", rateToxicType, fmt.Sprintf(`{"limiter":%q}`, l.limiter)})
 	}
 	ts = append(ts, toxic{"count", countToxicType, fmt.Sprintf(`{"counter":%q}`, cname)})
 	for _, t := range ts {
@@ -194,6 +258,9 @@ func (l *link) close() {
 	for name, p := range l.proxies {
 		p.Stop()
 		counters.Delete(l.counter[name])
+	}
+	if l.limiter != "" {
+		limiters.Delete(l.limiter)
 	}
 }
 
