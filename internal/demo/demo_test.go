@@ -151,6 +151,9 @@ func TestDemo(t *testing.T) {
 	if kids := childProcesses(t); len(kids) > 0 {
 		t.Errorf("child processes left: %v", kids)
 	}
+	// Two goroutines may stay: Distribution's event broadcaster, one per
+	// registry (the cloud's and the edge's), which its handlers.App starts
+	// and never stops.
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > goroutines+2 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
