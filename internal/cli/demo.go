@@ -27,7 +27,7 @@ the link cut, the mirror and registry serving on and an offline rollback
 passing the gate. Logs (warnings and up, unless --log-level says otherwise)
 go to stderr.
 
-It needs the git CLI, takes about a minute and leaves nothing behind; with
+It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 --keep the edge and its status page stay up until Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
