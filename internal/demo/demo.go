@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -179,6 +180,9 @@ func (s *story) run(ctx context.Context) (*Result, error) {
 
 func (s *story) tell(ctx context.Context) (*Result, error) {
 	res := &Result{}
+	if _, err := exec.LookPath("git"); err != nil {
+		return nil, fmt.Errorf("the demo needs the git CLI (apt-get install git): %w", err)
+	}
 	if err := s.makeDir(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -201,6 +202,32 @@ func TestDemoKeepAndDir(t *testing.T) {
 	o.Keep = false
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("Run in a used directory: %v", err)
+	}
+}
+
+// TestDemoFailingStep: a step that fails ends the story with an error that
+// names the step, and everything is cleaned up all the same.
+func TestDemoFailingStep(t *testing.T) {
+	gitserver.RequireGit(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out bytes.Buffer
+	o := shortOptions(&out)
+	o.Lister = func(context.Context, string, release.AppSpec) ([]imageref.Ref, error) {
+		return nil, errors.New("renderer exploded")
+	}
+	_, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "list the images of") || !strings.Contains(err.Error(), "renderer exploded") {
+		t.Fatalf("Run: %v, want the failing step named", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+	if kids := childProcesses(t); len(kids) > 0 {
+		t.Errorf("child processes left: %v", kids)
+	}
+	if _, err := Run(context.Background(), Options{}); err == nil {
+		t.Error("Run without Out and Lister: no error")
 	}
 }
 
