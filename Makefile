@@ -52,8 +52,9 @@ conformance:
 bench: build
 	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
+# The README's first command; DEMO_FLAGS=--keep leaves the edge up.
 demo: build
-	$(BIN) demo
+	$(BIN) demo $(DEMO_FLAGS)
 
 clean:
 	rm -rf bin dist

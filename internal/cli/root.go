@@ -105,6 +105,7 @@ when everything it needs is on site.`,
 		newBundleCmd(e),
 		newExportCmd(e),
 		newImportCmd(e),
+		newDemoCmd(e),
 	} {
 		root.AddCommand(c)
 	}
