@@ -91,5 +91,17 @@ func demote(e *logrus.Entry, lv slog.Level) slog.Level {
 	if strings.HasPrefix(e.Message, "Image index completeness validation has been disabled") {
 		return slog.LevelDebug
 	}
+	// An upload whose body ended early or failed its digest is the writer
+	// giving up (sync's download from upstream was cut, or it refused bytes
+	// that did not match): the writer reports and retries it; for the
+	// registry it is not an error.
+	if aborted(e.Message) || aborted(fmt.Sprint(e.Data["err.detail"])) {
+		return slog.LevelDebug
+	}
 	return lv
+}
+
+func aborted(s string) bool {
+	return strings.HasSuffix(s, "unexpected EOF") || strings.Contains(s, "digest mismatch") ||
+		strings.HasSuffix(s, "context canceled")
 }

@@ -3,8 +3,11 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +38,46 @@ func TestLogsGoToSlog(t *testing.T) {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
 			t.Errorf("normal operation logged above info: %s", l)
+		}
+	}
+}
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestAbortedUploadIsNotAnError: an upload whose body ends early (the
+// writer's own download was cut) is the writer's to report and retry.
+func TestAbortedUploadIsNotAnError(t *testing.T) {
+	var buf bytes.Buffer
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r, err := registry.New(context.Background(), registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "c"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := &http.Client{Transport: r.Transport()}
+	resp, err := c.Post("http://edge.invalid/v2/docker.io/library/a/blobs/uploads/", "", nil)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("start upload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	q := loc.Query()
+	q.Set("digest", "sha256:"+strings.Repeat("ab", 32))
+	loc.RawQuery = q.Encode()
+	req, _ := http.NewRequest("PUT", "http://edge.invalid"+loc.RequestURI(), io.MultiReader(strings.NewReader("partial"), failingReader{io.ErrUnexpectedEOF}))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("aborted upload accepted: %d", resp.StatusCode)
+		}
+	}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			t.Errorf("aborted upload logged as an error: %s", l)
 		}
 	}
 }
