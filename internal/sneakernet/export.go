@@ -91,14 +91,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, b, err := readBundle(ctx, src, sha)
+	root, b, err := readBundle(ctx, eng, src, sha)
 	if err != nil {
 		return nil, err
 	}
 	// What the site already has: every blob of the --since bundle.
 	have := map[v1.Hash]bool{}
 	if o.Since != "" {
-		sroot, _, err := readBundle(ctx, src, o.Since)
+		sroot, _, err := readBundle(ctx, eng, src, o.Since)
 		if err != nil {
 			return nil, fmt.Errorf("--since: %w", err)
 		}
@@ -175,17 +175,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 }
 
 // readBundle resolves and parses the bundle tagged sha.
-func readBundle(ctx context.Context, src transfer.Source, sha string) (v1.Descriptor, *bundle.Bundle, error) {
-	d, err := src.Resolve(ctx, sha)
+func readBundle(ctx context.Context, eng *transfer.Engine, src transfer.Source, sha string) (v1.Descriptor, *bundle.Bundle, error) {
+	d, err := eng.Resolve(ctx, src, sha)
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("bundle %s: %w", sha, err)
 	}
-	raw, err := src.FetchManifest(ctx, d)
+	raw, err := eng.FetchManifest(ctx, src, d)
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("bundle %s: %w", sha, err)
-	}
-	if err := bundle.VerifyBytes(raw, d); err != nil {
-		return v1.Descriptor{}, nil, err
 	}
 	b, err := bundle.Parse(raw)
 	if err != nil {

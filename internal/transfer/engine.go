@@ -182,6 +182,23 @@ func New(opts ...Option) (*Engine, error) {
 	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
 }
 
+// Resolve resolves a tag or digest at src through the retry layer.
+func (e *Engine) Resolve(ctx context.Context, src Source, ref string) (v1.Descriptor, error) {
+	var d v1.Descriptor
+	err := e.retryDo(ctx, "resolve "+ref, nil, func(ctx context.Context) (bool, error) {
+		var err error
+		d, err = src.Resolve(ctx, ref)
+		return false, err
+	})
+	return d, err
+}
+
+// FetchManifest fetches manifest d from src through the retry layer and
+// checks its digest and size.
+func (e *Engine) FetchManifest(ctx context.Context, src Source, d v1.Descriptor) ([]byte, error) {
+	return e.fetchManifest(ctx, src, d)
+}
+
 // Plan is what a Copy would do, found by walking the sources and asking the
 // targets (a dry run).
 type Plan struct {
