@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -192,12 +193,12 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	ctx := context.Background()
-	a, err := transfer.OpenTar(out)
+	a, err := ocitar.Open(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for _, l := range []*transfer.Layout{a.Layout(""), mustLayout(transfer.NewLayout(lay))} {
+	for _, l := range []*transfer.Layout{transfer.TarLayout(a, ""), mustLayout(transfer.NewLayout(lay))} {
 		d, err := l.Resolve(ctx, f.sha)
 		if err != nil || d.Digest.String() != r.BundleDigest {
 			t.Fatalf("bundle tag: %v %v", d, err)
