@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -191,12 +193,12 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	ctx := context.Background()
-	a, err := transfer.OpenTar(out)
+	a, err := ocitar.Open(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for _, l := range []*transfer.Layout{a.Layout(""), mustLayout(transfer.NewLayout(lay))} {
+	for _, l := range []*transfer.Layout{transfer.TarLayout(a, ""), mustLayout(transfer.NewLayout(lay))} {
 		d, err := l.Resolve(ctx, f.sha)
 		if err != nil || d.Digest.String() != r.BundleDigest {
 			t.Fatalf("bundle tag: %v %v", d, err)
@@ -264,5 +266,33 @@ func TestBundleBadInput(t *testing.T) {
 	_, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to, "--extra-images", f.reg.Repo("src/nothing")+":1")
 	if code != 1 || !strings.Contains(errOut, "src/nothing") {
 		t.Fatalf("missing image: exit %d %q", code, errOut)
+	}
+}
+
+// TestBundleToAuthRegistry pushes to a registry that needs credentials,
+// read from the docker config as other OCI tools do, and copies every byte
+// (no mounts across registries).
+func TestBundleToAuthRegistry(t *testing.T) {
+	f := newBundleFixture(t)
+	dst := regserver.Start(t, regserver.Options{Auth: true})
+	to := dst.Repo("fleet/apps-bundles")
+	if _, errOut, code := runCLI(t, "bundle", "--repo", f.repo, "--to", to); code != 1 || !strings.Contains(errOut, "401") {
+		t.Fatalf("without credentials: exit %d %s", code, errOut)
+	}
+	cfg := t.TempDir()
+	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+dst.Addr+`":{"auth":"`+
+		base64.StdEncoding.EncodeToString([]byte(dst.User+":"+dst.Password))+`"}}}`), 0o600)
+	t.Setenv("DOCKER_CONFIG", cfg)
+	r, errOut, code := runBundle(t, "--repo", f.repo, "--to", to)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if r.Stats.BlobsCopied != 18 || r.Stats.BlobsMounted != 0 || r.BytesNew != r.Stats.BytesRead {
+		t.Fatalf("stats %+v", r.Stats)
+	}
+	p := transfer.NewRegistryPresence(dst.Addr)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	if err != nil || !rep.Complete() {
+		t.Fatalf("bundle incomplete: %v %v", err, rep)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -105,7 +105,7 @@ func extract(r io.Reader, dir string) error {
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		name, err := transfer.CleanTarName(h.Name)
+		name, err := ocitar.CleanName(h.Name)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -139,27 +141,39 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.Log.Info("images found", "revision", sha, "count", len(refs))
 
-	// Resolve every image to a digest at its source registry.
-	images := make([]bundle.Image, 0, len(refs))
-	srcs := make([]transfer.Source, 0, len(refs))
-	for _, r := range refs {
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, o.EngineOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	// Resolve every image to a digest at its source registry (in
+	// parallel: each is a round trip, often to a different registry).
+	images := make([]bundle.Image, len(refs))
+	srcs := make([]transfer.Source, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, r := range refs {
 		src, err := transfer.NewRemote(sourceRepo(r), o.RemoteOptions...)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("image %s: %w", r, err))
 		}
-		ref := r.Tag
-		if r.Digest != "" {
-			ref = r.Digest
-		}
-		d, err := src.Resolve(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", r, err)
-		}
-		if !bundle.IsIndex(d.MediaType) && !bundle.IsManifest(d.MediaType) {
-			return nil, fmt.Errorf("image %s: media type %q is not an image manifest or index", r, d.MediaType)
-		}
-		images = append(images, bundle.Image{Ref: r, Descriptor: d})
-		srcs = append(srcs, src)
+		g.Go(func() error {
+			ref := r.Tag
+			if r.Digest != "" {
+				ref = r.Digest
+			}
+			d, err := eng.Resolve(gctx, src, ref)
+			if err != nil {
+				return fmt.Errorf("image %s: %w", r, err)
+			}
+			if !bundle.IsIndex(d.MediaType) && !bundle.IsManifest(d.MediaType) {
+				return fmt.Errorf("image %s: media type %q is not an image manifest or index", r, d.MediaType)
+			}
+			images[i], srcs[i] = bundle.Image{Ref: r, Descriptor: d}, src
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
 	if err != nil {
@@ -171,10 +185,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	sort.Slice(res.Images, func(i, j int) bool { return res.Images[i].Ref < res.Images[j].Ref })
 
-	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, o.EngineOptions...)...)
-	if err != nil {
-		return nil, err
-	}
 	type end struct {
 		dst    transfer.Target
 		finish func() error

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
 // WriteLayoutTar writes the OCI layout in dir as a tar file at out,
@@ -19,7 +19,7 @@ func WriteLayoutTar(dir, out string) error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	if err := transfer.WriteTree(tw, dir, "", nil); err != nil {
+	if err := ocitar.WriteTree(tw, dir, "", nil); err != nil {
 		return fmt.Errorf("tar %s: %w", out, err)
 	}
 	if err := tw.Close(); err != nil {

@@ -1,3 +1,8 @@
+// Package sneakernet carries a revision to a site that has no link: export
+// writes one file holding the revision's bundle (an OCI image layout) and a
+// git bundle of the repository, with a manifest of checksums; import
+// verifies all of it before loading the images into the edge registry (the
+// bundle index last, as sync does) and the git objects into the mirror.
 package sneakernet
 
 import (
@@ -21,6 +26,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/exportfile"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -62,13 +69,13 @@ func SplitBundleRef(s string) (repo, sha string, err error) {
 		return "", "", fmt.Errorf("bundle %q: want REGISTRY/REPO:SHA", s)
 	}
 	repo, sha = s[:i], s[i+1:]
-	if !shaRE.MatchString(sha) {
+	if !exportfile.ShaRE.MatchString(sha) {
 		return "", "", fmt.Errorf("bundle %q: tag %q is not a full 40-hex commit SHA", s, sha)
 	}
 	return repo, sha, nil
 }
 
-// Export writes the export file.
+// Export writes the export file (format: package exportfile).
 func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -77,7 +84,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	if o.Since != "" && !shaRE.MatchString(o.Since) {
+	if o.Since != "" && !exportfile.ShaRE.MatchString(o.Since) {
 		return nil, inputErr(fmt.Errorf("--since %q: want a full 40-hex commit SHA", o.Since))
 	}
 	if o.Output == "" {
@@ -91,14 +98,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, b, err := readBundle(ctx, src, sha)
+	root, b, err := readBundle(ctx, eng, src, sha)
 	if err != nil {
 		return nil, err
 	}
 	// What the site already has: every blob of the --since bundle.
 	have := map[v1.Hash]bool{}
 	if o.Since != "" {
-		sroot, _, err := readBundle(ctx, src, o.Since)
+		sroot, _, err := readBundle(ctx, eng, src, o.Since)
 		if err != nil {
 			return nil, fmt.Errorf("--since: %w", err)
 		}
@@ -118,7 +125,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	lay, err := transfer.NewLayout(filepath.Join(work, LayoutPrefix))
+	lay, err := transfer.NewLayout(filepath.Join(work, exportfile.LayoutPrefix))
 	if err != nil {
 		return nil, err
 	}
@@ -128,12 +135,12 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	}
 	res := &ExportResult{Revision: sha, Since: o.Since, Output: o.Output, Bundle: root.Digest.String(), Stats: st}
 
-	m := Manifest{Format: Format, Revision: sha, Since: o.Since, Repository: repo, Source: b.Source, Bundle: root.Digest.String()}
+	m := exportfile.Manifest{Format: exportfile.Format, Revision: sha, Since: o.Since, Repository: repo, Source: b.Source, Bundle: root.Digest.String()}
 	for _, p := range o.Platforms {
 		m.Platforms = append(m.Platforms, p.String())
 	}
 	if o.GitDir != "" {
-		ok, err := gitBundle(ctx, o.GitDir, sha, o.Since, filepath.Join(work, filepath.FromSlash(GitBundle)))
+		ok, err := gitBundle(ctx, o.GitDir, sha, o.Since, filepath.Join(work, filepath.FromSlash(exportfile.GitBundle)))
 		if err != nil {
 			return nil, err
 		}
@@ -150,9 +157,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 		m.Files = append(m.Files, f)
 		switch {
-		case f.Name == GitBundle:
+		case f.Name == exportfile.GitBundle:
 			res.GitBytes = f.Size
-		case strings.HasPrefix(f.Name, LayoutPrefix+"/blobs/"):
+		case strings.HasPrefix(f.Name, exportfile.LayoutPrefix+"/blobs/"):
 			res.BlobBytes += f.Size
 		}
 		return nil
@@ -160,7 +167,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	sortFiles(m.Files)
+	exportfile.SortFiles(m.Files)
 	res.Files = len(m.Files) + 1
 	raw, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -175,17 +182,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 }
 
 // readBundle resolves and parses the bundle tagged sha.
-func readBundle(ctx context.Context, src transfer.Source, sha string) (v1.Descriptor, *bundle.Bundle, error) {
-	d, err := src.Resolve(ctx, sha)
+func readBundle(ctx context.Context, eng *transfer.Engine, src transfer.Source, sha string) (v1.Descriptor, *bundle.Bundle, error) {
+	d, err := eng.Resolve(ctx, src, sha)
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("bundle %s: %w", sha, err)
 	}
-	raw, err := src.FetchManifest(ctx, d)
+	raw, err := eng.FetchManifest(ctx, src, d)
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("bundle %s: %w", sha, err)
-	}
-	if err := bundle.VerifyBytes(raw, d); err != nil {
-		return v1.Descriptor{}, nil, err
 	}
 	b, err := bundle.Parse(raw)
 	if err != nil {
@@ -254,18 +258,18 @@ func run(ctx context.Context, dir string, args ...string) error {
 	return nil
 }
 
-func fileSum(p, name string) (File, error) {
+func fileSum(p, name string) (exportfile.File, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return File{}, err
+		return exportfile.File{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return File{}, err
+		return exportfile.File{}, err
 	}
-	return File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return exportfile.File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // writeExportTar writes the tree and then the manifest, crash-safely.
@@ -277,10 +281,10 @@ func writeExportTar(work string, manifest []byte, out string) (int64, error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	if err := transfer.WriteTree(tw, work, "", nil); err != nil {
+	if err := ocitar.WriteTree(tw, work, "", nil); err != nil {
 		return 0, err
 	}
-	if err := tw.WriteHeader(&tar.Header{Name: ManifestName, Mode: 0o644, Size: int64(len(manifest)),
+	if err := tw.WriteHeader(&tar.Header{Name: exportfile.ManifestName, Mode: 0o644, Size: int64(len(manifest)),
 		Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
 		return 0, err
 	}

@@ -2,8 +2,6 @@ package sneakernet
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -44,121 +42,14 @@ type ImportResult struct {
 	Stats            transfer.Stats `json:"stats"`
 }
 
-// ExportFile is an opened, fully verified export file.
-type ExportFile struct {
-	Manifest *Manifest
-	Archive  *transfer.TarArchive
-	Layout   *transfer.Layout
-	Bundle   *bundle.Bundle
-	Root     v1.Descriptor
-}
-
-// Close closes the file.
-func (e *ExportFile) Close() error { return e.Archive.Close() }
-
-// OpenExport opens an export file and verifies all of it: the archive's
-// entries are safe, every file is listed in the manifest with its size and
-// checksum (and nothing else is in the archive), blob names match their
-// content, and the bundle index parses and records the revision. Any
-// failure is an ErrInput error; nothing is written.
-func OpenExport(path string) (*ExportFile, error) {
-	a, err := transfer.OpenTar(path)
+// OpenExport opens and fully verifies an export file (exportfile.Verify);
+// any failure is an ErrInput error, and nothing is written.
+func OpenExport(path string) (*exportfile.Verified, error) {
+	v, err := exportfile.Open(path)
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	e, err := verifyExport(a)
-	if err != nil {
-		a.Close()
-		return nil, inputErr(fmt.Errorf("%s: %w", path, err))
-	}
-	return e, nil
-}
-
-// ReadExport is OpenExport over an archive already in memory or open.
-func ReadExport(r io.ReaderAt, size int64) (*ExportFile, error) {
-	a, err := transfer.ReadTar(r, size, nil)
-	if err != nil {
-		return nil, inputErr(err)
-	}
-	e, err := verifyExport(a)
-	if err != nil {
-		return nil, inputErr(err)
-	}
-	return e, nil
-}
-
-func verifyExport(a *transfer.TarArchive) (*ExportFile, error) {
-	mr, err := a.Open(ManifestName)
-	if err != nil {
-		return nil, fmt.Errorf("not a ballast export (no %s): %w", ManifestName, err)
-	}
-	if mr.Size() > maxManifestSize {
-		return nil, fmt.Errorf("%s too large", ManifestName)
-	}
-	raw, err := io.ReadAll(mr)
-	if err != nil {
-		return nil, err
-	}
-	m, err := ParseManifest(raw)
-	if err != nil {
-		return nil, err
-	}
-	listed := map[string]File{}
-	for _, f := range m.Files {
-		listed[f.Name] = f
-	}
-	for _, n := range a.Names() {
-		if n == ManifestName {
-			continue
-		}
-		if _, ok := listed[n]; !ok {
-			return nil, fmt.Errorf("file %q is not listed in %s (tampered?)", n, ManifestName)
-		}
-	}
-	for _, f := range m.Files {
-		r, err := a.Open(f.Name)
-		if err != nil {
-			return nil, fmt.Errorf("file %q listed in %s is missing", f.Name, ManifestName)
-		}
-		if r.Size() != f.Size {
-			return nil, fmt.Errorf("file %q: %d bytes, manifest says %d", f.Name, r.Size(), f.Size)
-		}
-		h := sha256.New()
-		if _, err := io.Copy(h, r); err != nil {
-			return nil, fmt.Errorf("file %q: %w", f.Name, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
-			return nil, fmt.Errorf("file %q: checksum sha256:%s, manifest says sha256:%s (corrupted)", f.Name, got, f.SHA256)
-		}
-		if hexName, ok := strings.CutPrefix(f.Name, LayoutPrefix+"/blobs/sha256/"); ok && hexName != f.SHA256 {
-			return nil, fmt.Errorf("blob %q holds content sha256:%s", f.Name, f.SHA256)
-		}
-	}
-	e := &ExportFile{Manifest: m, Archive: a, Layout: a.Layout(LayoutPrefix)}
-	ctx := context.Background()
-	root, err := e.Layout.ResolveTag(ctx, m.Revision)
-	if err != nil {
-		return nil, fmt.Errorf("bundle index for %s: %w", m.Revision, err)
-	}
-	if root.Digest.String() != m.Bundle {
-		return nil, fmt.Errorf("bundle index is %s, manifest says %s", root.Digest, m.Bundle)
-	}
-	raw, err = e.Layout.FetchManifest(ctx, root)
-	if err != nil {
-		return nil, err
-	}
-	if err := bundle.VerifyBytes(raw, root); err != nil {
-		return nil, err
-	}
-	b, err := bundle.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if b.Revision != m.Revision {
-		return nil, fmt.Errorf("bundle records revision %s, manifest says %s", b.Revision, m.Revision)
-	}
-	e.Bundle, e.Root = b, root
-	return e, nil
+	return v, nil
 }
 
 // Import loads an export file into the edge: images under their original
@@ -178,6 +69,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	}
 	defer ex.Close()
 	m := ex.Manifest
+	lay := transfer.TarLayout(ex.Archive, exportfile.LayoutPrefix)
 	repoURL := o.RepoURL
 	if repoURL == "" {
 		repoURL = ex.Bundle.Source
@@ -201,7 +93,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		}
 		defer os.RemoveAll(tmp)
 		gitFile = filepath.Join(tmp, "repo.bundle")
-		if err := extractFile(ex.Archive, GitBundle, gitFile); err != nil {
+		if err := extractFile(ex.Archive, exportfile.GitBundle, gitFile); err != nil {
 			return nil, err
 		}
 		if err := run(ctx, o.GitDir, "bundle", "verify", "--quiet", gitFile); err != nil {
@@ -218,7 +110,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		if err != nil {
 			return nil, inputErr(err)
 		}
-		j := transfer.Job{Src: ex.Layout, Dst: dst, Root: im.Descriptor, Platforms: platforms}
+		j := transfer.Job{Src: lay, Dst: dst, Root: im.Descriptor, Platforms: platforms}
 		if im.Ref.Tag != "" {
 			j.Tags = []string{im.Ref.Tag}
 		}
@@ -229,7 +121,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		return nil, inputErr(err)
 	}
 	// Registry pre-flight: every blob the edge lacks must be in the file.
-	if err := preflight(ctx, ex.Layout, jobs); err != nil {
+	if err := preflight(ctx, lay, jobs); err != nil {
 		return nil, err
 	}
 
@@ -243,7 +135,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	}
 	// The bundle index last; its children are linked into the bundle
 	// repository too (mounted), as registries that validate indexes need.
-	st2, err := eng.Copy(ctx, transfer.Job{Src: ex.Layout, Dst: bdst, Root: ex.Root, Tags: []string{m.Revision}, Platforms: platforms})
+	st2, err := eng.Copy(ctx, transfer.Job{Src: lay, Dst: bdst, Root: ex.Root, Tags: []string{m.Revision}, Platforms: platforms})
 	if err != nil {
 		return nil, fmt.Errorf("write bundle index: %w", err)
 	}
@@ -307,8 +199,8 @@ type registryError struct{ err error }
 
 func (r *registryError) Error() string { return r.err.Error() }
 
-func extractFile(a *transfer.TarArchive, name, out string) error {
-	r, err := a.Open(name)
+func extractFile(a *ocitar.Archive, name, out string) error {
+	r, err := a.File(name)
 	if err != nil {
 		return err
 	}

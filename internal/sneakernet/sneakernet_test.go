@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
@@ -242,43 +243,43 @@ func TestImportRejectsBadFiles(t *testing.T) {
 		}), "corrupted"},
 		"truncated": {writeTemp(t, raw[:len(raw)/2]), "truncated"},
 		"traversal": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.GitBundle {
+			if h.Name == exportfile.GitBundle {
 				h.Name = "../../etc/evil"
 			}
 			return h, d
 		}), ".. refused"},
 		"absolute": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.GitBundle {
+			if h.Name == exportfile.GitBundle {
 				h.Name = "/tmp/evil"
 			}
 			return h, d
 		}), "absolute path"},
 		"symlink": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.GitBundle {
+			if h.Name == exportfile.GitBundle {
 				h.Typeflag, h.Linkname = tar.TypeSymlink, "/etc/passwd"
 			}
 			return h, d
 		}), "refused"},
 		"device": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.GitBundle {
+			if h.Name == exportfile.GitBundle {
 				h.Typeflag = tar.TypeChar
 			}
 			return h, d
 		}), "refused"},
 		"extra file": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.GitBundle {
+			if h.Name == exportfile.GitBundle {
 				h.Name = "git/other.bundle"
 			}
 			return h, d
 		}), "not listed"},
 		"no manifest": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.ManifestName {
+			if h.Name == exportfile.ManifestName {
 				return nil, nil
 			}
 			return h, d
 		}), "not a ballast export"},
 		"tampered manifest": {rewrite(t, good, func(h *tar.Header, d []byte) (*tar.Header, []byte) {
-			if h.Name == sneakernet.ManifestName {
+			if h.Name == exportfile.ManifestName {
 				d = bytes.Replace(d, []byte(w.sha1), []byte(strings.Repeat("a", 40)), 1)
 			}
 			return h, d

@@ -63,8 +63,10 @@ func (k EventKind) String() string {
 	return [...]string{"blob-progress", "blob-done", "blob-skipped", "manifest-done", "retrying"}[k]
 }
 
-// Event is a progress report. Done/Total count blob bytes of the whole Copy,
-// skipped blobs included, so Done reaches Total on success.
+// Event is a progress report. For blob events, Done/Total count blob bytes
+// of the whole Copy (skipped blobs and bytes of blobs in flight included),
+// so Done reaches Total on success; ManifestDone and Retrying events leave
+// them zero.
 type Event struct {
 	Kind   EventKind
 	Digest v1.Hash
@@ -178,6 +180,23 @@ func New(opts ...Option) (*Engine, error) {
 		}
 	}
 	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
+}
+
+// Resolve resolves a tag or digest at src through the retry layer.
+func (e *Engine) Resolve(ctx context.Context, src Source, ref string) (v1.Descriptor, error) {
+	var d v1.Descriptor
+	err := e.retryDo(ctx, "resolve "+ref, nil, func(ctx context.Context) (bool, error) {
+		var err error
+		d, err = src.Resolve(ctx, ref)
+		return false, err
+	})
+	return d, err
+}
+
+// FetchManifest fetches manifest d from src through the retry layer and
+// checks its digest and size.
+func (e *Engine) FetchManifest(ctx context.Context, src Source, d v1.Descriptor) ([]byte, error) {
+	return e.fetchManifest(ctx, src, d)
 }
 
 // Plan is what a Copy would do, found by walking the sources and asking the
@@ -635,10 +654,12 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 		progress := stg.off > start
 		if err == nil {
 			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
+			st.setInflight(bt.d.Digest, -1)
 			st.addDone(bt.d.Size)
 			e.emit(Event{Kind: BlobDone, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
 			return progress, nil
 		}
+		defer st.setInflight(bt.d.Digest, stg.off)
 		if !errors.Is(err, ErrDigestMismatch) && isDigestRefused(err) {
 			// The target hashed what we sent and disagreed: the staged
 			// bytes are suspect. Start over once.
@@ -749,6 +770,7 @@ func (u *upstreamReader) read(p []byte) (int, error) {
 		}
 		u.st.add(func(s *Stats) { s.BytesRead += int64(n) })
 		u.ev += int64(n)
+		u.st.setInflight(u.d.Digest, u.stg.off)
 		if u.ev >= 1<<20 {
 			u.ev = 0
 			u.e.emit(Event{Kind: BlobProgress, Digest: u.d.Digest, Size: u.d.Size, Offset: u.stg.off, Done: u.st.doneBytes(), Total: u.st.total})
@@ -813,10 +835,11 @@ func (e *Engine) emit(ev Event) {
 }
 
 type statsCounter struct {
-	mu    sync.Mutex
-	s     Stats
-	done  atomic.Int64
-	total int64
+	mu       sync.Mutex
+	s        Stats
+	inflight map[v1.Hash]int64
+	done     atomic.Int64
+	total    int64
 }
 
 func (c *statsCounter) add(f func(*Stats)) {
@@ -833,7 +856,31 @@ func (c *statsCounter) get() Stats {
 
 func (c *statsCounter) addDone(n int64) { c.done.Add(n) }
 
-func (c *statsCounter) doneBytes() int64 { return c.done.Load() }
+// doneBytes is the bytes of finished blobs plus what arrived of blobs in
+// flight, so progress (and an ETA) moves within a large blob.
+func (c *statsCounter) doneBytes() int64 {
+	c.mu.Lock()
+	var n int64
+	for _, off := range c.inflight {
+		n += off
+	}
+	c.mu.Unlock()
+	return c.done.Load() + n
+}
+
+// setInflight records how much of blob h has arrived; -1 forgets it.
+func (c *statsCounter) setInflight(h v1.Hash, off int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil {
+		c.inflight = map[v1.Hash]int64{}
+	}
+	if off < 0 {
+		delete(c.inflight, h)
+		return
+	}
+	c.inflight[h] = off
+}
 
 func (c *statsCounter) skip(size int64, mounted bool) {
 	c.add(func(s *Stats) {

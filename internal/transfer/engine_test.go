@@ -321,10 +321,25 @@ func TestResumeOverCuttingLink(t *testing.T) {
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
 	src := newRemote(t, proxy.Addr+"/big", transfer.WithTransport(ct))
 	dst := must(transfer.NewLayout(t.TempDir()))
-	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithConcurrency(2))
+	var maxDone, total atomic.Int64
+	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithConcurrency(2), transfer.WithProgress(func(ev transfer.Event) {
+		if ev.Kind == transfer.Retrying || ev.Kind == transfer.ManifestDone {
+			return // these carry no byte counts
+		}
+		total.Store(ev.Total)
+		for {
+			m := maxDone.Load()
+			if ev.Done <= m || maxDone.CompareAndSwap(m, ev.Done) {
+				break
+			}
+		}
+	}))
 	st, err := e.Copy(context.Background(), transfer.Job{Src: src, Dst: dst, Root: root, Tags: []string{"v1"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if maxDone.Load() != total.Load() || total.Load() == 0 {
+		t.Fatalf("progress reached %d of %d", maxDone.Load(), total.Load())
 	}
 	size := bundleSize(t, idx)
 	ratio := float64(ct.n.Load()) / float64(size)

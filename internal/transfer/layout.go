@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
 // AnnotationRefName is the OCI image layout annotation naming a tag in
@@ -27,7 +29,7 @@ const AnnotationRefName = "org.opencontainers.image.ref.name"
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
 // Layout is an OCI image layout: a directory (Source and Target) or, read
-// only, a tar of one (OpenTar). Tags are index.json entries annotated with
+// only, a tar of one (TarLayout). Tags are index.json entries annotated with
 // org.opencontainers.image.ref.name.
 type Layout struct {
 	files layoutFiles
@@ -293,4 +295,26 @@ func (l *Layout) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte,
 		return err
 	}
 	return writeFileAtomic(filepath.Join(l.dir, "index.json"), out)
+}
+
+// TarLayout returns the read-only OCI layout stored under prefix ("" for
+// the archive root) of a tar archive, read in place.
+func TarLayout(a *ocitar.Archive, prefix string) *Layout {
+	return &Layout{files: tarFiles{a, prefix}}
+}
+
+type tarFiles struct {
+	a      *ocitar.Archive
+	prefix string
+}
+
+func (t tarFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
+	r, err := t.a.File(path.Join(t.prefix, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return r, r.Size(), io.NopCloser(nil), nil
 }

@@ -1,16 +1,25 @@
-package sneakernet
+package exportfile
 
 import (
 	"archive/tar"
 	"bytes"
+	"sort"
 	"strings"
 	"testing"
 )
 
+// tarOf makes a tar of files in sorted order (seeds must be the same bytes
+// in every fuzzing process).
 func tarOf(files map[string]string) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
-	for n, c := range files {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := files[n]
 		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(c)), Typeflag: tar.TypeReg})
 		tw.Write([]byte(c))
 	}
@@ -26,7 +35,7 @@ func FuzzOpenExport(f *testing.F) {
 	f.Add(tarOf(map[string]string{"oci/index.json": `{"schemaVersion":2,"manifests":[]}`, ManifestName: `{}`}))
 	f.Add([]byte("not a tar"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := ReadExport(bytes.NewReader(data), int64(len(data)))
+		e, err := Read(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}

@@ -1,11 +1,12 @@
-// Package sneakernet carries a revision to a site that has no link: export
-// writes one tar file holding the revision's bundle (an OCI image layout)
-// and a git bundle of the repository, with a manifest of checksums; import
-// verifies all of it before loading the git objects into the edge mirror
-// and the bundle into the edge registry, as sync would (bundle index last).
-package sneakernet
+// Package exportfile defines the sneakernet export file (a tar holding the
+// bundle as an OCI layout, a git bundle, and a manifest of checksums) and
+// reads it from outside input: every entry safe, every file listed and
+// checksummed, the bundle index present and matching. It depends only on the
+// standard library, ocitar and bundle, so its fuzz target runs fast.
+package exportfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -13,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
-	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
 // Names inside the export file.
@@ -47,20 +48,21 @@ type Manifest struct {
 }
 
 var (
-	shaRE    = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	// ShaRE matches a full 40-hex commit SHA.
+	ShaRE    = regexp.MustCompile(`^[0-9a-f]{40}$`)
 	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
-// maxManifestSize bounds the manifest read from an export file.
-const maxManifestSize = 64 << 20
+// MaxManifestSize bounds the manifest read from an export file.
+const MaxManifestSize = 64 << 20
 
 // ParseManifest validates the manifest of an export file.
 func ParseManifest(raw []byte) (*Manifest, error) {
-	if len(raw) > maxManifestSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", ManifestName, maxManifestSize)
+	if len(raw) > MaxManifestSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", ManifestName, MaxManifestSize)
 	}
 	var m Manifest
-	dec := json.NewDecoder(bytesReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
@@ -68,10 +70,10 @@ func ParseManifest(raw []byte) (*Manifest, error) {
 	if m.Format != Format {
 		return nil, fmt.Errorf("%s: format %q, want %q", ManifestName, m.Format, Format)
 	}
-	if !shaRE.MatchString(m.Revision) {
+	if !ShaRE.MatchString(m.Revision) {
 		return nil, fmt.Errorf("%s: revision %q is not a full commit SHA", ManifestName, m.Revision)
 	}
-	if m.Since != "" && !shaRE.MatchString(m.Since) {
+	if m.Since != "" && !ShaRE.MatchString(m.Since) {
 		return nil, fmt.Errorf("%s: since %q is not a full commit SHA", ManifestName, m.Since)
 	}
 	if len(m.Bundle) != 71 || m.Bundle[:7] != "sha256:" || !sha256RE.MatchString(m.Bundle[7:]) {
@@ -82,7 +84,7 @@ func ParseManifest(raw []byte) (*Manifest, error) {
 	}
 	seen := map[string]bool{}
 	for i, f := range m.Files {
-		n, err := transfer.CleanTarName(f.Name)
+		n, err := ocitar.CleanName(f.Name)
 		if err != nil || n != f.Name || f.Name == ManifestName {
 			return nil, fmt.Errorf("%s: files[%d]: bad name %q", ManifestName, i, f.Name)
 		}
@@ -106,6 +108,7 @@ func ParseManifest(raw []byte) (*Manifest, error) {
 	return &m, nil
 }
 
-func sortFiles(fs []File) {
+// SortFiles sorts files by name (the manifest's order).
+func SortFiles(fs []File) {
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 }

@@ -1,4 +1,8 @@
-package transfer
+// Package ocitar reads and writes tar files safely: one pass indexes an
+// archive (refusing absolute paths, "..", links, devices, duplicates and
+// truncation), then files are read in place without extracting. It uses
+// only the standard library, so parsers built on it fuzz fast.
+package ocitar
 
 import (
 	"archive/tar"
@@ -14,10 +18,10 @@ import (
 	"time"
 )
 
-// TarArchive is a tar file opened for random access: one pass indexes its
+// Archive is a tar file opened for random access: one pass indexes its
 // entries (refusing unsafe ones), then files are read in place, never
-// extracted. A tar of an OCI layout is thus a Source without unpacking.
-type TarArchive struct {
+// extracted.
+type Archive struct {
 	r       io.ReaderAt
 	c       io.Closer
 	entries map[string]tarEntry
@@ -28,13 +32,13 @@ type tarEntry struct {
 	off, size int64
 }
 
-// MaxTarEntries bounds the entries indexed from one archive.
-const MaxTarEntries = 1 << 20
+// MaxEntries bounds the entries indexed from one archive.
+const MaxEntries = 1 << 20
 
-// OpenTar indexes the tar file at p. Only regular files and directories are
+// Open indexes the tar file at p. Only regular files and directories are
 // accepted: absolute paths, "..", links, devices and duplicate names are
 // refused, as is a truncated archive.
-func OpenTar(p string) (*TarArchive, error) {
+func Open(p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -44,7 +48,7 @@ func OpenTar(p string) (*TarArchive, error) {
 		f.Close()
 		return nil, err
 	}
-	a, err := ReadTar(f, fi.Size(), f)
+	a, err := Read(f, fi.Size(), f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("tar %s: %w", p, err)
@@ -52,9 +56,9 @@ func OpenTar(p string) (*TarArchive, error) {
 	return a, nil
 }
 
-// ReadTar indexes a tar archive of size bytes read through r, as OpenTar
-// does; Close closes c (may be nil).
-func ReadTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
+// Read indexes a tar archive of size bytes read through r, as Open does;
+// Close closes c (may be nil).
+func Read(r io.ReaderAt, size int64, c io.Closer) (*Archive, error) {
 	if c == nil {
 		c = io.NopCloser(nil)
 	}
@@ -75,10 +79,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func indexTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
+func indexTar(r io.ReaderAt, size int64, c io.Closer) (*Archive, error) {
 	cr := &countingReader{r: io.NewSectionReader(r, 0, size)}
 	tr := tar.NewReader(cr)
-	a := &TarArchive{r: r, c: c, entries: map[string]tarEntry{}}
+	a := &Archive{r: r, c: c, entries: map[string]tarEntry{}}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -87,7 +91,7 @@ func indexTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading entry %d: %w (truncated or corrupted archive?)", len(a.names)+1, err)
 		}
-		name, err := CleanTarName(h.Name)
+		name, err := CleanName(h.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -101,8 +105,8 @@ func indexTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
 		if _, dup := a.entries[name]; dup {
 			return nil, fmt.Errorf("entry %q appears twice", h.Name)
 		}
-		if len(a.names) >= MaxTarEntries {
-			return nil, fmt.Errorf("more than %d entries", MaxTarEntries)
+		if len(a.names) >= MaxEntries {
+			return nil, fmt.Errorf("more than %d entries", MaxEntries)
 		}
 		off := cr.n
 		if h.Size < 0 || off+h.Size > size {
@@ -122,9 +126,9 @@ func indexTar(r io.ReaderAt, size int64, c io.Closer) (*TarArchive, error) {
 	return a, nil
 }
 
-// CleanTarName returns the cleaned slash path of a tar entry name, or an
+// CleanName returns the cleaned slash path of a tar entry name, or an
 // error for names that could escape the archive's root.
-func CleanTarName(n string) (string, error) {
+func CleanName(n string) (string, error) {
 	if n == "" || strings.ContainsRune(n, 0) || strings.Contains(n, `\`) {
 		return "", fmt.Errorf("entry %q: bad name", n)
 	}
@@ -144,38 +148,20 @@ func CleanTarName(n string) (string, error) {
 }
 
 // Names lists the archive's files in archive order.
-func (a *TarArchive) Names() []string { return append([]string(nil), a.names...) }
+func (a *Archive) Names() []string { return append([]string(nil), a.names...) }
 
-// Open returns a reader over one file and its size.
-func (a *TarArchive) Open(name string) (*io.SectionReader, error) {
+// File returns a reader over one file (its size is the reader's Size);
+// an absent name is an error wrapping fs.ErrNotExist.
+func (a *Archive) File(name string) (*io.SectionReader, error) {
 	e, ok := a.entries[name]
 	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 	}
 	return io.NewSectionReader(a.r, e.off, e.size), nil
 }
 
 // Close closes the file.
-func (a *TarArchive) Close() error { return a.c.Close() }
-
-// Layout returns the read-only OCI layout stored under prefix ("" for the
-// archive root).
-func (a *TarArchive) Layout(prefix string) *Layout {
-	return &Layout{files: tarFiles{a, prefix}}
-}
-
-type tarFiles struct {
-	a      *TarArchive
-	prefix string
-}
-
-func (t tarFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
-	r, err := t.a.Open(path.Join(t.prefix, name))
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	return r, r.Size(), io.NopCloser(nil), nil
-}
+func (a *Archive) Close() error { return a.c.Close() }
 
 // WriteTree adds the regular files under dir to tw below prefix, in sorted
 // order with fixed metadata, so the same tree makes the same bytes.
