@@ -123,7 +123,30 @@ func indexTar(r io.ReaderAt, size int64, c io.Closer) (*Archive, error) {
 	if len(a.names) == 0 {
 		return nil, errors.New("empty archive")
 	}
+	// archive/tar also ends cleanly when the file stops exactly between two
+	// entries: only the end-of-archive marker (two zero blocks) tells a
+	// whole archive from one cut at an entry boundary.
+	if !zeroTrailer(r, cr.n) {
+		return nil, errors.New("no end-of-archive marker after the last entry (truncated archive)")
+	}
 	return a, nil
+}
+
+// zeroTrailer reports whether the 1024 bytes before end are zeros.
+func zeroTrailer(r io.ReaderAt, end int64) bool {
+	if end < 1024 {
+		return false
+	}
+	buf := make([]byte, 1024)
+	if _, err := r.ReadAt(buf, end-1024); err != nil {
+		return false
+	}
+	for _, b := range buf {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CleanName returns the cleaned slash path of a tar entry name, or an

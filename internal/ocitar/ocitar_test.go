@@ -62,6 +62,7 @@ func TestRead(t *testing.T) {
 		{"duplicate", build(entry{tar.Header{Name: "a"}, "1"}, entry{tar.Header{Name: "./a"}, "2"}), "twice"},
 		{"backslash", build(entry{tar.Header{Name: `a\..\x`}, "1"}), "bad name"},
 		{"truncated", good[:700], "truncated"},
+		{"cut between entries", good[:1536], "truncated"},
 		{"empty", build(), "empty"},
 		{"garbage", []byte("hello world"), "entry 1"},
 	} {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ballast-dev/ballast/internal/registry"
@@ -18,7 +19,7 @@ import (
 // TestLogsGoToSlog: Distribution's logrus output reaches the slog logger,
 // and a 404 is not logged as an error.
 func TestLogsGoToSlog(t *testing.T) {
-	var buf bytes.Buffer
+	var buf lockedBuffer
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := registry.New(context.Background(), registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "c"), Logger: log})
@@ -42,6 +43,25 @@ func TestLogsGoToSlog(t *testing.T) {
 	}
 }
 
+// lockedBuffer is written by Distribution's background goroutines (the
+// upload purger logs through the process-wide bridge) while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 type failingReader struct{ err error }
 
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
@@ -49,7 +69,7 @@ func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 // TestAbortedUploadIsNotAnError: an upload whose body ends early (the
 // writer's own download was cut) is the writer's to report and retry.
 func TestAbortedUploadIsNotAnError(t *testing.T) {
-	var buf bytes.Buffer
+	var buf lockedBuffer
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := registry.New(context.Background(), registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "c"), Logger: log})
