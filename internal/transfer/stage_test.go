@@ -41,6 +41,21 @@ func TestStageResumeAndDistrust(t *testing.T) {
 		t.Fatalf("digest after resume: %v", err)
 	}
 	st.close()
+	// finish does not flush: a crash right after it resumes from the last
+	// checkpoint, and the rest is read again.
+	st, _ = openStage(root, d)
+	if st.complete || st.off != 8 {
+		t.Fatalf("after finish without checkpoint: %d %v, want 8 false", st.off, st.complete)
+	}
+	st.write(content[8:])
+	if err := st.finish(); err != nil {
+		t.Fatal(err)
+	}
+	// A failed attempt checkpoints, complete state included.
+	if err := st.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st.close()
 	st, _ = openStage(root, d)
 	if !st.complete || st.off != d.Size {
 		t.Fatalf("complete stage not restored: %d %v", st.off, st.complete)
