@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 )
 
@@ -154,7 +155,7 @@ func revisionOf(doc []byte, repoURL string) (string, error) {
 	if rev == "" {
 		return "", ErrNotSet
 	}
-	if !isSHA(rev) {
+	if !bundle.IsRevision(rev) {
 		return "", fmt.Errorf("sync revision %q is not a 40-hex commit SHA", rev)
 	}
 	return rev, nil
@@ -174,18 +175,6 @@ func matchesRepo(appURL, id string) bool {
 	}
 	_, path, _ := strings.Cut(got, "/")
 	return path == "git/"+id
-}
-
-func isSHA(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // WaitRevision polls Revision until the revision is set, the context ends,

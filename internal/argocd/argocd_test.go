@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
 )
 
 const (
@@ -136,7 +138,7 @@ func FuzzRevisionOf(f *testing.F) {
 	f.Add([]byte(`{"spec":{"sources":[{"repoURL":"http://x/git/github.com/fleet/apps.git"}]},"status":{"operationState":{"syncResult":{"revisions":[]}}}}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		r, err := revisionOf(doc, repo)
-		if err == nil && !isSHA(r) {
+		if err == nil && !bundle.IsRevision(r) {
 			t.Fatalf("accepted non-SHA revision %q", r)
 		}
 	})

@@ -42,6 +42,10 @@ const (
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
+// IsRevision reports whether s is a revision as bundles record it: a full
+// 40-hex lowercase git commit SHA.
+func IsRevision(s string) bool { return shaRE.MatchString(s) }
+
 // Image is one entry of a bundle: an image's manifest or index by its
 // original digest, and the reference it was found under.
 type Image struct {

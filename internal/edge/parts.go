@@ -143,7 +143,7 @@ func (d *Daemon) serveActivate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "bad request body: " + err.Error()})
 		return
 	}
-	if _, ok := d.cfg.Repository(repoIDOf(req.Repo)); !ok || !isSHA(req.Revision) {
+	if _, ok := d.cfg.Repository(repoIDOf(req.Repo)); !ok || !bundle.IsRevision(req.Revision) {
 		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "unknown repository or bad revision"})
 		return
 	}
@@ -205,7 +205,7 @@ func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
 		var v Verification
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil || !isSHA(v.Revision) || len(v.Reason) > 4096 {
+		if err := dec.Decode(&v); err != nil || !bundle.IsRevision(v.Revision) || len(v.Reason) > 4096 {
 			http.Error(w, "bad verification", http.StatusBadRequest)
 			return
 		}
@@ -219,18 +219,6 @@ func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
-}
-
-func isSHA(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // diskUsage sums the sizes of the files under dir.

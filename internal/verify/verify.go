@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--repo: %w", err)
 	}
-	if !isSHA(o.Revision) {
+	if !bundle.IsRevision(o.Revision) {
 		return nil, fmt.Errorf("--revision %q: want a full 40-hex commit SHA", o.Revision)
 	}
 	if o.MirrorURL == "" || o.Registry == "" {
@@ -242,18 +242,6 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
-}
-
-func isSHA(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func (v *verifier) get(ctx context.Context, path string, into any) (int, error) {
