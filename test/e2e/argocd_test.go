@@ -74,6 +74,11 @@ spec:
 		// The in-cluster destination (https://kubernetes.default.svc) is
 		// the kubeconfig's cluster.
 		"ARGOCD_FAKE_IN_CLUSTER=true",
+		// timeout.reconciliation of argocd-cm, which a real install passes
+		// to both the controller (how often it re-resolves the branch) and
+		// the repo-server (how long it caches a resolved revision). The
+		// default, 3m, would make the story wait minutes for each commit.
+		"ARGOCD_RECONCILIATION_TIMEOUT=10s",
 	}
 	repoPort, repoMetrics, ctlMetrics := freePort(t), freePort(t), freePort(t)
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), env,
@@ -83,7 +88,7 @@ spec:
 		"--namespace", "argocd",
 		"--repo-server", fmt.Sprintf("127.0.0.1:%d", repoPort), "--repo-server-plaintext",
 		"--redis", redisAddr, "--metrics-port", strconv.Itoa(ctlMetrics),
-		"--app-resync", "10", "--app-resync-jitter", "0", "--loglevel", "info")
+		"--app-resync-jitter", "0", "--loglevel", "info")
 	plain := &http.Client{Timeout: 2 * time.Second}
 	waitFor(t, 60*time.Second, "argocd-repo-server healthy", func() (bool, error) {
 		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", repoMetrics), plain)

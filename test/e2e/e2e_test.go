@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
@@ -240,11 +241,10 @@ func (s *stack) app() appStatus {
 		Sync:     str(o.Object, "status", "sync", "status"),
 		Target:   str(o.Object, "spec", "source", "targetRevision"),
 	}
-	if conds, ok := o.Object["status"].(map[string]any)["conditions"].([]any); ok {
-		for _, c := range conds {
-			m, _ := c.(map[string]any)
-			a.Conditions = append(a.Conditions, fmt.Sprintf("%v: %v", m["type"], m["message"]))
-		}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		a.Conditions = append(a.Conditions, fmt.Sprintf("%v: %v", m["type"], m["message"]))
 	}
 	return a
 }
