@@ -79,6 +79,11 @@ func newStack(t *testing.T, gate bool) *stack {
 	s.cluster = startCluster(t, d, s.dir, s.logs)
 	startArgoCD(t, d, s.cluster, s.dir, s.logs)
 	s.runner = startJobRunner(t, s.cluster.kube, "default", s.ballast, s.cluster.kubeconfig, filepath.Join(s.logs, "jobs.log"))
+	t.Cleanup(func() {
+		for _, r := range s.runner.Runs() {
+			t.Logf("hook run at +%.1fs: ok=%v %s", r.At.Sub(start).Seconds(), r.OK, lastLine(r.Output))
+		}
+	})
 	t.Logf("kube-apiserver + Argo CD up in %.1fs", time.Since(start).Seconds())
 	s.startEdge(gate)
 	s.cluster.applyYAML(t, "argocd", s.generated("repositories.yaml"))
@@ -353,16 +358,19 @@ func TestArgoCDGate(t *testing.T) {
 	t2 := time.Now()
 	rev2 := s.commit(image2, "rev2")
 	s.bundle(rev2)
-	waitFor(t, 120*time.Second, "the gate fails rev2", func() (bool, error) {
-		if n := s.failedRunsSince(t2); n > 0 {
+	// Argo CD attempts rev2, the hook fails, and the operation waits to
+	// retry (phase Running with retry.limit -1).
+	var a appStatus
+	waitFor(t, 120*time.Second, "the gate fails rev2 and Argo CD retries", func() (bool, error) {
+		a = s.app()
+		if a.Phase == "Succeeded" && a.Revision == rev2 {
+			t.Fatalf("rev2 synced while its bundle was incomplete: %+v", a)
+		}
+		if s.failedRunsSince(t2) > 0 && a.Revision == rev2 && strings.Contains(a.Message, "Retrying attempt") {
 			return true, nil
 		}
-		return false, fmt.Errorf("%+v", s.app())
+		return false, fmt.Errorf("%+v", a)
 	})
-	a := s.app()
-	if a.Phase == "Succeeded" && a.Revision == rev2 {
-		t.Fatalf("rev2 synced while its bundle was incomplete: %+v", a)
-	}
 	if got := s.image(); got != image1 {
 		t.Fatalf("while rev2 is blocked: deployment image %s, want still %s", got, image1)
 	}
@@ -435,4 +443,9 @@ func TestArgoCDGatedRefs(t *testing.T) {
 	}
 	t.Logf("TIMING gated rev2: commit → Succeeded in %.1fs; link restored → Succeeded in %.1fs; failed operations: 0",
 		time.Since(t2).Seconds(), time.Since(t3).Seconds())
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
 }
