@@ -70,6 +70,10 @@ func newStack(t *testing.T, gate bool) *stack {
 	gitserver.RequireGit(t)
 	s := &stack{t: t, dir: t.TempDir()}
 	s.logs = filepath.Join(s.dir, "logs")
+	if d := os.Getenv("BALLAST_E2E_LOGS"); d != "" {
+		// Keep every component's log after the test.
+		s.logs = filepath.Join(d, t.Name())
+	}
 	if err := os.MkdirAll(s.logs, 0o755); err != nil {
 		t.Fatal(err)
 	}
