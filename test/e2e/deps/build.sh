@@ -31,7 +31,7 @@ build() {
   local start=$SECONDS
   # Build to a temporary name and rename, so an interrupted build is redone
   # rather than trusted.
-  (cd "$here/$name" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/.$binary.tmp" "$pkg")
+  (cd "$here/$name" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/.$binary.tmp" "$pkg")
   mv "$dir/.$binary.tmp" "$dir/$binary"
   echo "e2e-deps: $name $version built in $((SECONDS - start)) s"
 }
