@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/ballast-dev/ballast/internal/version.Version=$(
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test unit lint fuzz bench demo tidy-check clean conformance
+.PHONY: all build test unit lint fuzz bench demo tidy-check clean conformance e2e-deps e2e-argocd
 
 all: build
 
@@ -55,6 +55,16 @@ bench: build
 # The README's first command; DEMO_FLAGS=--keep leaves the edge up.
 demo: build
 	$(BIN) demo $(DEMO_FLAGS)
+
+# The end-to-end test's real components (etcd, kube-apiserver, Argo CD),
+# built once per machine from the Go module proxy into
+# $${BALLAST_E2E_CACHE:-~/.cache/ballast/e2e} (~15 min cold, seconds after).
+e2e-deps:
+	test/e2e/deps/build.sh
+
+# Argo CD + Kubernetes end to end through ballast edge (docs/e2e.md).
+e2e-argocd: build e2e-deps
+	BALLAST_E2E_ARGOCD=1 BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -v -run '^TestArgoCD' ./test/e2e/
 
 clean:
 	rm -rf bin dist
