@@ -13,6 +13,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/units"
 )
 
 func newBundleCmd(e *env) *cobra.Command {
@@ -108,22 +109,9 @@ func progressLogger(e *env) func(transfer.Event) {
 			return
 		}
 		last = time.Now()
-		e.log.Info("progress", "done", humanBytes(ev.Done), "total", humanBytes(ev.Total),
+		e.log.Info("progress", "done", units.Bytes(ev.Done), "total", units.Bytes(ev.Total),
 			"percent", fmt.Sprintf("%.1f", 100*float64(ev.Done)/float64(ev.Total)))
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func printBundle(w io.Writer, r *release.Result) error {
@@ -144,7 +132,7 @@ func printBundle(w io.Writer, r *release.Result) error {
 	fmt.Fprintf(&b, "images:   %d\n", len(r.Images))
 	for _, im := range r.Images {
 		if r.DryRun {
-			state := fmt.Sprintf("%s, %s missing", humanBytes(im.Bytes), humanBytes(im.Missing))
+			state := fmt.Sprintf("%s, %s missing", units.Bytes(im.Bytes), units.Bytes(im.Missing))
 			if im.Present {
 				state = "present"
 			}
@@ -155,10 +143,10 @@ func printBundle(w io.Writer, r *release.Result) error {
 	}
 	if r.DryRun && r.Plan != nil {
 		fmt.Fprintf(&b, "plan:     %d blobs, %s; missing %d blobs, %s (dry run, nothing copied)\n",
-			r.Plan.Blobs, humanBytes(r.Plan.Bytes), r.Plan.MissingBlobs, humanBytes(r.Plan.MissingBytes))
+			r.Plan.Blobs, units.Bytes(r.Plan.Bytes), r.Plan.MissingBlobs, units.Bytes(r.Plan.MissingBytes))
 	} else if r.Stats != nil {
 		fmt.Fprintf(&b, "bytes:    %s new, %s reused (%d blobs copied, %d present, %d mounted)\n",
-			humanBytes(r.BytesNew), humanBytes(r.BytesReused), r.Stats.BlobsCopied, r.Stats.BlobsSkipped, r.Stats.BlobsMounted)
+			units.Bytes(r.BytesNew), units.Bytes(r.BytesReused), r.Stats.BlobsCopied, r.Stats.BlobsSkipped, r.Stats.BlobsMounted)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

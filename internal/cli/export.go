@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/units"
 )
 
 func newExportCmd(e *env) *cobra.Command {
@@ -58,7 +59,7 @@ bundle and git objects lacks.`,
 				return writeJSON(e.stdout, res)
 			}
 			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s\nwritten:  %s (%s: %s of blobs, %s of git)\n",
-				res.Revision, res.Bundle, res.Output, humanBytes(res.Bytes), humanBytes(res.BlobBytes), humanBytes(res.GitBytes))
+				res.Revision, res.Bundle, res.Output, units.Bytes(res.Bytes), units.Bytes(res.BlobBytes), units.Bytes(res.GitBytes))
 			return err
 		},
 	}
@@ -132,7 +133,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 				return writeJSON(e.stdout, res)
 			}
 			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s:%s (%s)\nimages:   %d\ngit:      %v\nbytes:    %s written\n",
-				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Git, humanBytes(res.Stats.BytesWritten))
+				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Git, units.Bytes(res.Stats.BytesWritten))
 			return err
 		},
 	}

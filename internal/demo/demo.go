@@ -33,6 +33,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/units"
 	"github.com/ballast-dev/ballast/internal/verify"
 )
 
@@ -225,7 +226,7 @@ func (s *story) tell(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.n.say("link", "revision 2 moved %s over the link for a %s bundle: the new layer (%s pushed by CI), not the bundle",
-		human(res.Rev2.LinkBytes), human(res.Rev2.BundleBytes), human(res.Rev2.NewBytes))
+		units.Bytes(res.Rev2.LinkBytes), units.Bytes(res.Rev2.BundleBytes), units.Bytes(res.Rev2.NewBytes))
 
 	s.n.title("The link goes down")
 	if err := s.offline(ctx, rev1, rev2); err != nil {
@@ -236,9 +237,9 @@ func (s *story) tell(ctx context.Context) (*Result, error) {
 	s.n.title("Done")
 	s.n.say("demo", "status page: %s   (JSON: %sapi/v1/status)", res.StatusURL, res.StatusURL)
 	s.n.say("demo", "revision 1: %d images, %s of blobs for %s; %s crossed the link (%.2f× the bundle), %s cut and resumed",
-		res.Rev1.Images, human(res.Rev1.BundleBytes), edgePlatform, human(res.Rev1.LinkBytes), ratio(res.Rev1.LinkBytes, res.Rev1.BundleBytes), plural(res.Rev1.Retries, "transfer"))
+		res.Rev1.Images, units.Bytes(res.Rev1.BundleBytes), edgePlatform, units.Bytes(res.Rev1.LinkBytes), ratio(res.Rev1.LinkBytes, res.Rev1.BundleBytes), plural(res.Rev1.Retries, "transfer"))
 	s.n.say("demo", "revision 2: one image changed; %s crossed the link for a %s bundle (%.1f%% of it)",
-		human(res.Rev2.LinkBytes), human(res.Rev2.BundleBytes), 100*ratio(res.Rev2.LinkBytes, res.Rev2.BundleBytes))
+		units.Bytes(res.Rev2.LinkBytes), units.Bytes(res.Rev2.BundleBytes), 100*ratio(res.Rev2.LinkBytes, res.Rev2.BundleBytes))
 	if s.o.Keep {
 		s.n.say("demo", "--keep: the edge keeps serving (link down) until Ctrl-C")
 		<-ctx.Done()
@@ -398,7 +399,7 @@ func (s *story) bundle(ctx context.Context, sha string, f *Figures) error {
 		made = append(made, label)
 	}
 	if len(made) > 0 {
-		s.n.say("cloud", "made %d image(s) locally, random layers, %s of blobs:\n%s", len(made), human(madeBlobs.bytes()), strings.Join(made, "\n"))
+		s.n.say("cloud", "made %d image(s) locally, random layers, %s of blobs:\n%s", len(made), units.Bytes(madeBlobs.bytes()), strings.Join(made, "\n"))
 	}
 	// What the edge needs: the distinct blobs of its platform.
 	edgeBlobs, allBlobs := blobSet{}, blobSet{}
@@ -424,7 +425,7 @@ func (s *story) bundle(ctx context.Context, sha string, f *Figures) error {
 		return fmt.Errorf("ballast bundle %s: %w", short(sha), err)
 	}
 	s.n.say("CI", "ballast bundle → %s:%s…: %d images, every platform (%s); %s copied, %s already there; index pushed last",
-		to, short(sha), len(r.Images), human(allBlobs.bytes()), human(r.BytesNew), human(r.BytesReused))
+		to, short(sha), len(r.Images), units.Bytes(allBlobs.bytes()), units.Bytes(r.BytesNew), units.Bytes(r.BytesReused))
 	f.Revision, f.Images, f.NewBytes, f.BundleBytes, f.AllBytes = sha, len(r.Images), r.BytesNew, edgeBlobs.bytes(), allBlobs.bytes()
 	s.revBlobs[sha] = edgeBlobs
 	return nil
@@ -557,10 +558,10 @@ func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 			s.n.say("edge", "git mirror fetched %s over the link: main = %s", repoName, short(sha))
 		}
 		if wire := s.link.bytesToEdge("registry") - wireStart; wire > lastWire+64<<10 && time.Since(lastProgress) >= 2*time.Second {
-			line := fmt.Sprintf("sync %s: %s of the %s it lacks over the link (%.0f%%)", short(sha), human(wire), human(f.MissingBytes), 100*ratio(wire, f.MissingBytes))
+			line := fmt.Sprintf("sync %s: %s of the %s it lacks over the link (%.0f%%)", short(sha), units.Bytes(wire), units.Bytes(f.MissingBytes), 100*ratio(wire, f.MissingBytes))
 			if !lastProgress.IsZero() {
 				rate := float64(wire-lastWire) / time.Since(lastProgress).Seconds()
-				line += fmt.Sprintf(", %s/s", human(int64(rate)))
+				line += fmt.Sprintf(", %s/s", units.Bytes(int64(rate)))
 				if left := f.MissingBytes - wire; left > 0 && rate > 0 {
 					line += fmt.Sprintf(", about %v left", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
 				}
@@ -576,7 +577,7 @@ func (s *story) waitReady(ctx context.Context, sha string, f *Figures) error {
 			f.Retries = s.retries() - retriesStart
 			s.edgeHas.add(s.revBlobs[sha])
 			s.n.say("sync", "bundle %s complete at the edge: %s of blobs for %s, of which it lacked %s;\n%s crossed the link (%.2f× what it lacked), %s cut and resumed",
-				short(sha), human(f.BundleBytes), edgePlatform, human(f.MissingBytes), human(f.LinkBytes), ratio(f.LinkBytes, f.MissingBytes), plural(f.Retries, "transfer"))
+				short(sha), units.Bytes(f.BundleBytes), edgePlatform, units.Bytes(f.MissingBytes), units.Bytes(f.LinkBytes), ratio(f.LinkBytes, f.MissingBytes), plural(f.Retries, "transfer"))
 			if r = s.gate(ctx, sha, false); !r.Ready {
 				return fmt.Errorf("verify %s: ready, then not: %s", short(sha), r.Reason)
 			}

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"fmt"
+	"github.com/ballast-dev/ballast/internal/units"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,10 @@ type LinkOptions struct {
 func (l LinkOptions) String() string {
 	s := fmt.Sprintf("%v latency", l.Latency)
 	if l.Bandwidth > 0 {
-		s += fmt.Sprintf(", %s/s shared by all connections", human(l.Bandwidth))
+		s += fmt.Sprintf(", %s/s shared by all connections", units.Bytes(l.Bandwidth))
 	}
 	if l.CutEvery > 0 {
-		s += fmt.Sprintf(", every connection cut after %s", human(l.CutEvery))
+		s += fmt.Sprintf(", every connection cut after %s", units.Bytes(l.CutEvery))
 	}
 	return s
 }

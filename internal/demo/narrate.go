@@ -57,20 +57,6 @@ func (n *narrator) title(s string) {
 	n.write(fmt.Sprintf("\n== %s\n", s))
 }
 
-// human formats a byte count in binary units ("12.3 MiB").
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func short(sha string) string {
 	if len(sha) > 7 {
 		return sha[:7]
