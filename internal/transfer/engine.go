@@ -688,13 +688,16 @@ func isDigestRefused(err error) bool {
 func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg *stage, st *statsCounter) error {
 	var parts []io.Reader
 	var up *upstreamReader
+	if !stg.complete && stg.off == bt.d.Size {
+		// Every byte is staged (an empty blob, or a tail hashed from disk
+		// after a restart): the digest decides. A mismatch has dropped the
+		// stage; the retry starts from byte 0.
+		if err := stg.finish(); err != nil {
+			return err
+		}
+	}
 	if p := stg.prefix(); p != nil {
 		parts = append(parts, p)
-	}
-	if !stg.complete && bt.d.Size == 0 {
-		if err := stg.finish(); err != nil {
-			return Permanent(err)
-		}
 	}
 	if !stg.complete {
 		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
