@@ -198,7 +198,10 @@ func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.Im
 		return nil, exitcode.Fail(err)
 	}
 	o.Registry = "edge.ballast.invalid"
-	o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()), transfer.WithKeychain(authn.NewMultiKeychain())}
+	// The edge registry links blobs it already holds (WithMountAnywhere):
+	// an import moves only what the site lacks.
+	o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()), transfer.WithKeychain(authn.NewMultiKeychain()),
+		transfer.WithMountAnywhere(true)}
 	return done, nil
 }
 

@@ -410,8 +410,10 @@ func readSecret(p string) (string, error) {
 }
 
 func (s *Syncer) local(repo string) (*transfer.Remote, error) {
+	// WithMountAnywhere: the edge registry links a blob it holds under any
+	// repository, so only blobs missing on site cross the link.
 	return transfer.NewRemote(localHost+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(s.o.Local.Transport()),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+		transfer.WithKeychain(authn.NewMultiKeychain()), transfer.WithMountAnywhere(true))
 }
 
 // layout is where a bundle's parts live in the edge registry.

@@ -39,6 +39,7 @@ type remoteOptions struct {
 	keychain  authn.Keychain
 	auth      authn.Authenticator
 	transport http.RoundTripper
+	linkAny   bool
 }
 
 // RemoteOption configures a Remote.
@@ -75,6 +76,16 @@ func WithKeychain(k authn.Keychain) RemoteOption {
 // WithAuth uses fixed credentials instead of a keychain.
 func WithAuth(a authn.Authenticator) RemoteOption {
 	return func(o *remoteOptions) error { o.auth = a; return nil }
+}
+
+// WithMountAnywhere says the registry links a blob it holds under any
+// repository when asked to mount it without naming a source repository
+// (POST …/blobs/uploads/?mount=<digest>, no from), as the OCI distribution
+// spec allows and ballast's edge registry does. The Remote then implements
+// Linker with that request. The default value is false: elsewhere the
+// request would only cost a round trip per blob.
+func WithMountAnywhere(b bool) RemoteOption {
+	return func(o *remoteOptions) error { o.linkAny = b; return nil }
 }
 
 // WithTransport sets the HTTP transport underneath (tests count bytes with
@@ -464,6 +475,33 @@ func (r *Remote) startUpload(ctx context.Context, d v1.Descriptor, from string) 
 func (r *Remote) MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error) {
 	_, mounted, err := r.startUpload(ctx, d, from)
 	return mounted, err
+}
+
+// LinkBlob implements Linker when the Remote was made WithMountAnywhere;
+// otherwise it reports false without a request. An upload session the
+// registry opened instead of mounting is cancelled.
+func (r *Remote) LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
+	if !r.o.linkAny {
+		return false, nil
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/?%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(),
+		url.Values{"mount": {d.Digest.String()}}.Encode())
+	req, _ := http.NewRequest(http.MethodPost, u, nil)
+	resp, err := r.do(ctx, true, req, http.StatusCreated, http.StatusAccepted)
+	if err != nil {
+		return false, fmt.Errorf("link blob %s into %s: %w", d.Digest, r.repo, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return true, nil
+	}
+	if loc, err := resp.Location(); err == nil {
+		del, _ := http.NewRequest(http.MethodDelete, loc.String(), nil)
+		if resp, err := r.do(ctx, true, del, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err == nil {
+			resp.Body.Close()
+		}
+	}
+	return false, nil
 }
 
 // WriteBlob implements Target with a monolithic upload: POST a session,
