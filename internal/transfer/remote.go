@@ -31,6 +31,9 @@ type Remote struct {
 
 	mu  sync.Mutex
 	rts map[string]http.RoundTripper // by scope set
+	// sessions are upload sessions a LinkBlob left open (the registry did
+	// not hold the blob); WriteBlob of that blob uses them.
+	sessions map[v1.Hash]string
 }
 
 type remoteOptions struct {
@@ -121,7 +124,7 @@ func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
 	if o.keychain == nil {
 		o.keychain = authn.DefaultKeychain
 	}
-	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}}, nil
+	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}, sessions: map[v1.Hash]string{}}, nil
 }
 
 // Location implements Located.
@@ -479,7 +482,7 @@ func (r *Remote) MountBlob(ctx context.Context, d v1.Descriptor, from string) (b
 
 // LinkBlob implements Linker when the Remote was made WithMountAnywhere;
 // otherwise it reports false without a request. An upload session the
-// registry opened instead of mounting is cancelled.
+// registry opened instead of mounting is kept for WriteBlob of that blob.
 func (r *Remote) LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	if !r.o.linkAny {
 		return false, nil
@@ -495,21 +498,34 @@ func (r *Remote) LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	if resp.StatusCode == http.StatusCreated {
 		return true, nil
 	}
+	// Not held: the registry opened an upload session instead, which the
+	// blob's upload (WriteBlob, next) uses rather than leave it dangling.
 	if loc, err := resp.Location(); err == nil {
-		del, _ := http.NewRequest(http.MethodDelete, loc.String(), nil)
-		if resp, err := r.do(ctx, true, del, http.StatusNoContent, http.StatusAccepted, http.StatusOK); err == nil {
-			resp.Body.Close()
-		}
+		r.mu.Lock()
+		r.sessions[d.Digest] = loc.String()
+		r.mu.Unlock()
 	}
 	return false, nil
+}
+
+// session returns (and forgets) an upload session LinkBlob left for d.
+func (r *Remote) session(d v1.Hash) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	loc := r.sessions[d]
+	delete(r.sessions, d)
+	return loc
 }
 
 // WriteBlob implements Target with a monolithic upload: POST a session,
 // then PUT the body with its digest; the registry checks the digest too.
 func (r *Remote) WriteBlob(ctx context.Context, d v1.Descriptor, body io.Reader) error {
-	loc, _, err := r.startUpload(ctx, d, "")
-	if err != nil {
-		return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+	loc := r.session(d.Digest)
+	if loc == "" {
+		var err error
+		if loc, _, err = r.startUpload(ctx, d, ""); err != nil {
+			return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+		}
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
