@@ -390,10 +390,11 @@ func verifyLayout(t *testing.T, lay *transfer.Layout, idx v1.ImageIndex) {
 	}
 }
 
-// TestResumeAfterRestart stops a copy mid-blob (as a killed process would)
-// and continues with a new engine on the same staging directory: the second
-// run reads only what the first did not.
-func TestResumeAfterRestart(t *testing.T) {
+// TestResumeAfterCancel cancels a copy mid-blob and continues with a new
+// engine on the same staging directory: the second run reads only what the
+// first did not. This is a clean cancel in one process (the failed attempt
+// checkpoints); crashes are TestKillNine's (a real SIGKILL).
+func TestResumeAfterCancel(t *testing.T) {
 	up := regserver.Start(t, regserver.Options{})
 	idx := testimage.Index(t, []string{"linux/amd64"}, 1, 24<<20)
 	root := pushIndex(t, up.Repo("big"), "v1", idx)
