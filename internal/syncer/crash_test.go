@@ -231,3 +231,51 @@ func selectionSize(t testing.TB, a artifact, platform string) int64 {
 	}
 	return n
 }
+
+// TestSyncBinaryOverCuttingLink runs the real binary (`ballast sync --once`)
+// over a link that cuts every connection after 10 MB, unthrottled, for a
+// bundle of 16 MiB layers (issue 11: 1.22x). The proxy counts the link's
+// bytes and its cuts.
+func TestSyncBinaryOverCuttingLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs the real binary over 64 MiB")
+	}
+	bin := ballastBinary(t)
+	gitserver.RequireGit(t)
+	git := gitserver.New(t)
+	repo := git.CreateRepo(t, "fleet/apps")
+	rev := repo.Commit("main", map[string]string{"app.yaml": "v1"})
+	up := regserver.Start(t, regserver.Options{})
+	app := testimage.Image(t, "linux/amd64", 6, 16<<20)
+	pushBundle(t, up, "fleet/apps-bundles", rev, map[string]artifact{"ghcr.io/org/app:v1": app})
+	size := selectionSize(t, app, "")
+	link := linkproxy.Start(t, up.Addr)
+	link.CutEvery(10_000_000)
+	link.CutHard(os.Getenv("HARD") != "")
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "edge.yaml")
+	cfg := fmt.Sprintf(`dataDir: %s
+repositories:
+  - url: %s
+    bundles: %s/fleet/apps-bundles
+upstreamRegistries:
+  %q: {insecure: true}
+platforms: [linux/amd64]
+`, filepath.Join(dir, "data"), git.URL("fleet/apps"), link.Addr, link.Addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "sync", "--once", "--config", cfgPath, "--log-level", "error").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sync --once: %v\n%s", err, out)
+	}
+	ratio := float64(link.Down()) / float64(size)
+	t.Logf("%d cuts; the link carried %d bytes for a %d byte selection (%.4fx)", link.Cuts(), link.Down(), size, ratio)
+	if link.Cuts() < 8 {
+		t.Fatalf("the proxy cut %d connections; 96 MiB cut every 10 MB needs at least 9", link.Cuts())
+	}
+	if ratio > 1.01 {
+		t.Fatalf("the link carried %.4fx the selection, want <= 1.01", ratio)
+	}
+}

@@ -28,6 +28,7 @@ type Proxy struct {
 	up       atomic.Int64 // client → server bytes
 	cuts     atomic.Int64
 	cutEvery atomic.Int64
+	hard     atomic.Bool
 
 	mu    sync.Mutex
 	lim   *rate.Limiter
@@ -53,6 +54,10 @@ func Start(t testing.TB, upstream string) *Proxy {
 // CutEvery closes every connection once it has carried n bytes from the
 // server (each connection counts its own); 0 turns cutting off.
 func (p *Proxy) CutEvery(n int64) { p.cutEvery.Store(n) }
+
+// CutHard makes cuts resets (RST) instead of orderly closes: bytes the
+// client's kernel holds unread are then lost, as on a link that drops.
+func (p *Proxy) CutHard(b bool) { p.hard.Store(b) }
 
 // SetRate shares bytesPerSecond (server → client) across all connections;
 // 0 is unlimited.
@@ -166,6 +171,9 @@ func (p *Proxy) serve(client net.Conn) {
 			left := limit - sent
 			if left <= 0 {
 				p.cuts.Add(1)
+				if tc, ok := client.(*net.TCPConn); ok && p.hard.Load() {
+					_ = tc.SetLinger(0)
+				}
 				return
 			}
 			if int64(len(want)) > left {
