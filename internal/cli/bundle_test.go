@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
@@ -160,7 +161,7 @@ func TestBundleToRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+		ms, _, _ := oci.Children(raw, im.Descriptor.MediaType, nil)
 		for _, m := range ms {
 			if ok, _ := src.ManifestExists(ctx, m); !ok || m.Platform == nil || m.Platform.OS != "linux" {
 				t.Fatalf("child %s (%v) missing", m.Digest, m.Platform)
@@ -214,7 +215,7 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+			ms, _, _ := oci.Children(raw, im.Descriptor.MediaType, nil)
 			for _, m := range ms {
 				ok, _ := l.ManifestExists(ctx, m)
 				if ok != (m.Platform.Architecture == "arm64") {

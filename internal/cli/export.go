@@ -11,12 +11,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
@@ -43,7 +43,7 @@ bundle and git objects lacks.`,
 			if output != "text" && output != "json" {
 				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
 			}
-			ps, err := bundle.ParsePlatforms(platform)
+			ps, err := oci.ParsePlatforms(platform)
 			if err != nil {
 				return exitcode.Invalid(err)
 			}

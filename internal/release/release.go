@@ -15,6 +15,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -133,7 +134,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		cfg = &c
 	}
-	platforms, _ := bundle.ParsePlatforms(strings.Join(cfg.Platforms, ","))
+	platforms, _ := oci.ParsePlatforms(strings.Join(cfg.Platforms, ","))
 
 	refs, err := listImages(ctx, o, dir, cfg)
 	if err != nil {
@@ -165,7 +166,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err != nil {
 				return fmt.Errorf("image %s: %w", r, err)
 			}
-			if !bundle.IsIndex(d.MediaType) && !bundle.IsManifest(d.MediaType) {
+			if !oci.IsIndex(d.MediaType) && !oci.IsManifest(d.MediaType) {
 				return fmt.Errorf("image %s: media type %q is not an image manifest or index", r, d.MediaType)
 			}
 			images[i], srcs[i] = bundle.Image{Ref: r, Descriptor: d}, src

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -42,7 +43,7 @@ type ExportOptions struct {
 	GitDir    string // repository whose refs are bundled; "" for none
 	Output    string // the tar file to write
 	Since     string // SHA whose bundle (and git objects) the site has
-	Platforms bundle.Platforms
+	Platforms oci.Platforms
 
 	RemoteOptions []transfer.RemoteOption
 	EngineOptions []transfer.Option
@@ -109,7 +110,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--since: %w", err)
 		}
-		err = bundle.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n bundle.Node) error {
+		err = oci.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n oci.Node) error {
 			if n.Raw == nil {
 				have[n.Descriptor.Digest] = true
 			}

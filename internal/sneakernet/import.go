@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -81,7 +81,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	platforms, _ := bundle.ParsePlatforms(strings.Join(m.Platforms, ","))
+	platforms, _ := oci.ParsePlatforms(strings.Join(m.Platforms, ","))
 	res := &ImportResult{Revision: m.Revision, BundleRepository: bundleRepo, Bundle: m.Bundle, Images: len(ex.Bundle.Images)}
 
 	// Git pre-flight: the bundle's prerequisites must be in the mirror.
@@ -165,7 +165,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 // the file or already at its target.
 func preflight(ctx context.Context, lay *transfer.Layout, jobs []transfer.Job) error {
 	for _, j := range jobs {
-		err := bundle.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n bundle.Node) error {
+		err := oci.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n oci.Node) error {
 			if n.Raw != nil {
 				return nil
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
@@ -89,7 +90,7 @@ platforms: [linux/amd64]
 		t.Fatal(err)
 	}
 	bundleRepo, _ := imageref.BundleRepository(git.URL("fleet/apps"))
-	plats, _ := bundle.ParsePlatforms("linux/amd64")
+	plats, _ := oci.ParsePlatforms("linux/amd64")
 
 	// checkInvariant opens the data dir as the next process would.
 	checkInvariant := func(i int) bool {

@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -100,7 +101,7 @@ type Options struct {
 type Syncer struct {
 	o         Options
 	log       *slog.Logger
-	platforms bundle.Platforms
+	platforms oci.Platforms
 	engine    *transfer.Engine
 	presence  *transfer.RegistryPresence
 	status    *tracker
@@ -129,7 +130,7 @@ func New(o Options) (*Syncer, error) {
 		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
 		o.UpstreamTransport = t
 	}
-	plats, err := bundle.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
+	plats, err := oci.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
 	if err != nil {
 		return nil, fmt.Errorf("platforms: %w", err)
 	}
@@ -181,7 +182,7 @@ func (s *Syncer) Status() Status {
 }
 
 // Platforms is the edge's platform selection (empty: all).
-func (s *Syncer) Platforms() bundle.Platforms { return s.platforms }
+func (s *Syncer) Platforms() oci.Platforms { return s.platforms }
 
 // PassResult summarizes one pass.
 type PassResult struct {
@@ -498,7 +499,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *tr
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("read bundle index %s:%s: %w", up, sha, err)
 	}
-	if err := bundle.VerifyBytes(raw, root); err != nil {
+	if err := oci.VerifyBytes(raw, root); err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
@@ -613,7 +614,7 @@ func (s *Syncer) writeTag(ctx context.Context, tw tagWrite) error {
 	if err != nil {
 		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
 	}
-	if err := bundle.VerifyBytes(raw, tw.d); err != nil {
+	if err := oci.VerifyBytes(raw, tw.d); err != nil {
 		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
 	}
 	if err := tw.dst.WriteManifest(ctx, tw.d, raw, tw.tag); err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/testutil/toxiproxy"
@@ -65,7 +65,7 @@ func newEngine(t testing.TB, opts ...transfer.Option) *transfer.Engine {
 
 // checkIndexAt reads idx back from repo and compares every manifest,
 // platform and blob.
-func checkIndexAt(t *testing.T, repo string, want v1.ImageIndex, platforms bundle.Platforms) {
+func checkIndexAt(t *testing.T, repo string, want v1.ImageIndex, platforms oci.Platforms) {
 	t.Helper()
 	src := newRemote(t, repo, transfer.WithKeychain(authn.DefaultKeychain))
 	wd, _ := want.Digest()
@@ -185,7 +185,7 @@ func TestCopyToLayoutPlatformsAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arm, _ := bundle.ParsePlatforms("linux/arm64")
+	arm, _ := oci.ParsePlatforms("linux/arm64")
 	e := newEngine(t)
 	if _, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: lay, Root: root, Tags: []string{"v1"}, Platforms: arm}); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -85,7 +85,7 @@ func TestKillNine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = bundle.Walk(ctx, layoutFetcher{lay}, d, nil, func(n bundle.Node) error {
+		err = oci.Walk(ctx, layoutFetcher{lay}, d, nil, func(n oci.Node) error {
 			rc, err := lay.OpenBlob(ctx, n.Descriptor, 0)
 			if err != nil {
 				return err

@@ -18,7 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
@@ -89,7 +89,7 @@ func (l *Layout) index() (*v1.IndexManifest, error) {
 		return nil, fmt.Errorf("oci layout index.json: %w", err)
 	}
 	defer c.Close()
-	if n > bundle.MaxManifestSize {
+	if n > oci.MaxManifestSize {
 		return nil, fmt.Errorf("oci layout index.json: %d bytes is too large", n)
 	}
 	raw, err := io.ReadAll(io.NewSectionReader(r, 0, n))
@@ -101,7 +101,7 @@ func (l *Layout) index() (*v1.IndexManifest, error) {
 		return nil, fmt.Errorf("oci layout index.json: %w", err)
 	}
 	for i, d := range idx.Manifests {
-		if err := bundle.CheckDigest(d.Digest); err != nil {
+		if err := oci.CheckDigest(d.Digest); err != nil {
 			return nil, fmt.Errorf("oci layout index.json manifests[%d]: %w", i, err)
 		}
 	}
@@ -120,7 +120,7 @@ func (l *Layout) Tags() ([]v1.Descriptor, error) {
 // Resolve implements Source: a tag from index.json, or a digest.
 func (l *Layout) Resolve(ctx context.Context, ref string) (v1.Descriptor, error) {
 	if h, err := v1.NewHash(ref); err == nil {
-		raw, err := l.readBlob(h, bundle.MaxManifestSize)
+		raw, err := l.readBlob(h, oci.MaxManifestSize)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -148,7 +148,7 @@ func (l *Layout) ResolveTag(_ context.Context, tag string) (v1.Descriptor, error
 }
 
 func (l *Layout) readBlob(h v1.Hash, limit int64) ([]byte, error) {
-	if err := bundle.CheckDigest(h); err != nil {
+	if err := oci.CheckDigest(h); err != nil {
 		return nil, err
 	}
 	r, n, c, err := l.files.open(blobPath(h))
@@ -164,12 +164,12 @@ func (l *Layout) readBlob(h v1.Hash, limit int64) ([]byte, error) {
 
 // FetchManifest implements Source.
 func (l *Layout) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
-	return l.readBlob(d.Digest, bundle.MaxManifestSize)
+	return l.readBlob(d.Digest, oci.MaxManifestSize)
 }
 
 // OpenBlob implements Source.
 func (l *Layout) OpenBlob(_ context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
-	if err := bundle.CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return nil, err
 	}
 	r, n, c, err := l.files.open(blobPath(d.Digest))
@@ -188,7 +188,7 @@ func (l *Layout) OpenBlob(_ context.Context, d v1.Descriptor, offset int64) (io.
 
 // BlobExists implements Target.
 func (l *Layout) BlobExists(_ context.Context, d v1.Descriptor) (bool, error) {
-	if err := bundle.CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return false, err
 	}
 	_, n, c, err := l.files.open(blobPath(d.Digest))
@@ -214,7 +214,7 @@ func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) er
 	if l.dir == "" {
 		return Permanent(errors.New("oci layout is read-only"))
 	}
-	if err := bundle.CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return Permanent(err)
 	}
 	dir := filepath.Join(l.dir, "blobs", d.Digest.Algorithm)

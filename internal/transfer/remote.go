@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // Remote is one repository in a registry speaking the OCI distribution API.
@@ -240,12 +240,12 @@ func (r *Remote) getManifest(ctx context.Context, ref string) ([]byte, types.Med
 		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, bundle.MaxManifestSize+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
 	}
-	if len(raw) > bundle.MaxManifestSize {
-		return nil, "", Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, bundle.MaxManifestSize))
+	if len(raw) > oci.MaxManifestSize {
+		return nil, "", Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, oci.MaxManifestSize))
 	}
 	return raw, types.MediaType(mediaType(resp.Header.Get("Content-Type"))), nil
 }

@@ -15,12 +15,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // ErrNotFound is wrapped by ends for absent content. It is the same error
 // bundle.Presence implementations return.
-var ErrNotFound = bundle.ErrNotFound
+var ErrNotFound = oci.ErrNotFound
 
 // ErrDigestMismatch is wrapped when content does not hash to its digest.
 var ErrDigestMismatch = errors.New("digest mismatch")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -143,7 +144,7 @@ func (v *verifier) run(ctx context.Context) *Result {
 		return res
 	}
 	res.Platforms = plats
-	sel, err := bundle.ParsePlatforms(strings.Join(plats, ","))
+	sel, err := oci.ParsePlatforms(strings.Join(plats, ","))
 	if err != nil {
 		res.Reason = "edge platforms: " + err.Error()
 		return res
@@ -377,7 +378,7 @@ func truncate(s string, n int) string {
 // (it needs them to go on) and records every blob and tag lookup; those are
 // then done at once over one connection pool; a second walk answers from
 // what was fetched.
-func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Report, error) {
+func (v *verifier) check(ctx context.Context, sel oci.Platforms) (*bundle.Report, error) {
 	bundleRepo, err := imageref.BundleRepository(v.o.RepoURL)
 	if err != nil {
 		return nil, err
@@ -397,7 +398,7 @@ func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Rep
 }
 
 // deep re-hashes every blob the bundle reaches.
-func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel bundle.Platforms) error {
+func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel oci.Platforms) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(v.o.Concurrency)
 	var mu sync.Mutex
@@ -408,7 +409,7 @@ func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel bundle.Plat
 			return err
 		}
 		var blobs []v1.Descriptor
-		err = bundle.Walk(ctx, src, im.Descriptor, sel, func(n bundle.Node) error {
+		err = oci.Walk(ctx, src, im.Descriptor, sel, func(n oci.Node) error {
 			if n.Raw == nil {
 				blobs = append(blobs, n.Descriptor)
 			}

@@ -1,9 +1,7 @@
-package bundle
+package oci
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -179,17 +177,4 @@ func walk(ctx context.Context, f ManifestFetcher, d v1.Descriptor, parent *v1.De
 		}
 	}
 	return visit(Node{Descriptor: d, Raw: raw, Parent: parent})
-}
-
-// VerifyBytes checks that raw has the digest and size of d.
-func VerifyBytes(raw []byte, d v1.Descriptor) error {
-	if int64(len(raw)) != d.Size {
-		return fmt.Errorf("manifest %s: %d bytes, descriptor says %d", d.Digest, len(raw), d.Size)
-	}
-	sum := sha256.Sum256(raw)
-	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	if h != d.Digest {
-		return fmt.Errorf("manifest %s: content has digest %s", d.Digest, h)
-	}
-	return nil
 }
