@@ -17,11 +17,12 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 func bundleGit(t *testing.T, dir string, args ...string) string {
@@ -134,7 +135,7 @@ func TestBundleToRegistry(t *testing.T) {
 	}
 	// Read the bundle back: every reference, digest and platform.
 	ctx := context.Background()
-	p := transfer.NewRegistryPresence(f.reg.Addr, transfer.WithKeychain(authn.NewMultiKeychain()))
+	p := registryclient.NewPresence(f.reg.Addr, registryclient.WithKeychain(authn.NewMultiKeychain()))
 	rep, err := bundle.CheckComplete(ctx, p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestBundleToRegistry(t *testing.T) {
 		t.Fatalf("annotations: %+v", rep.Bundle)
 	}
 	// Every platform child is in the bundles repository.
-	src, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	src, _ := registryclient.New(to, registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, im := range rep.Bundle.Images {
 		raw, err := src.FetchManifest(ctx, im.Descriptor)
 		if err != nil {
@@ -199,7 +200,7 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for _, l := range []*transfer.Layout{transfer.TarLayout(a, ""), mustLayout(transfer.NewLayout(lay))} {
+	for _, l := range []*layout.Layout{layout.Tar(a, ""), mustLayout(layout.New(lay))} {
 		d, err := l.Resolve(ctx, f.sha)
 		if err != nil || d.Digest.String() != r.BundleDigest {
 			t.Fatalf("bundle tag: %v %v", d, err)
@@ -258,7 +259,7 @@ func TestBundleBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was pushed.
-	r, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	r, _ := registryclient.New(to, registryclient.WithKeychain(authn.NewMultiKeychain()))
 	sha := bundleGit(t, f.repo, "rev-parse", "HEAD")
 	if _, err := r.Resolve(context.Background(), sha); err == nil {
 		t.Fatal("a bundle was pushed despite bad input")
@@ -291,7 +292,7 @@ func TestBundleToAuthRegistry(t *testing.T) {
 	if r.Stats.BlobsCopied != 18 || r.Stats.BlobsMounted != 0 || r.BytesNew != r.Stats.BytesRead {
 		t.Fatalf("stats %+v", r.Stats)
 	}
-	p := transfer.NewRegistryPresence(dst.Addr)
+	p := registryclient.NewPresence(dst.Addr)
 	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle incomplete: %v %v", err, rep)

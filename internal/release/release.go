@@ -16,6 +16,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -38,7 +40,7 @@ type Options struct {
 	Output    string // tar file; "" for none
 	DryRun    bool
 
-	RemoteOptions []transfer.RemoteOption // credentials, --insecure, transport
+	RemoteOptions []registryclient.Option // credentials, --insecure, transport
 	EngineOptions []transfer.Option       // concurrency, progress, staging
 	Log           *slog.Logger
 	Now           func() time.Time // overrides the commit time as the created time
@@ -153,7 +155,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, r := range refs {
-		src, err := transfer.NewRemote(sourceRepo(r), o.RemoteOptions...)
+		src, err := registryclient.New(sourceRepo(r), o.RemoteOptions...)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("image %s: %w", r, err))
 		}
@@ -193,7 +195,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var ends []end
 	if o.To != "" {
-		dst, err := transfer.NewRemote(o.To, o.RemoteOptions...)
+		dst, err := registryclient.New(o.To, o.RemoteOptions...)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("--to: %w", err))
 		}
@@ -201,7 +203,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Bundle = o.To + ":" + sha
 	}
 	if o.OCILayout != "" {
-		lay, err := transfer.NewLayout(o.OCILayout)
+		lay, err := layout.New(o.OCILayout)
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		lay, err := transfer.NewLayout(tmp)
+		lay, err := layout.New(tmp)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +250,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				return nil, err
 			}
 			defer os.RemoveAll(tmp)
-			lay, err := transfer.NewLayout(tmp)
+			lay, err := layout.New(tmp)
 			if err != nil {
 				return nil, err
 			}
@@ -276,7 +278,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Log.Info("copying images", "to", e.name, "images", len(images))
 		st, err := eng.Copy(ctx, jobsFor(e.dst)...)
 		addStats(&total, st)
-		var he *transfer.HTTPError
+		var he *registryclient.HTTPError
 		if err != nil && len(platforms) > 0 && errors.As(err, &he) && he.Status == 400 {
 			return nil, fmt.Errorf("copy to %s: %w (this registry refuses image indexes whose unselected platforms are absent: bundle without --platform)", e.name, err)
 		}

@@ -28,6 +28,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -45,7 +47,7 @@ type ExportOptions struct {
 	Since     string // SHA whose bundle (and git objects) the site has
 	Platforms oci.Platforms
 
-	RemoteOptions []transfer.RemoteOption
+	RemoteOptions []registryclient.Option
 	EngineOptions []transfer.Option
 	Log           *slog.Logger
 }
@@ -91,7 +93,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Output == "" {
 		return nil, inputErr(errors.New("--output is required"))
 	}
-	src, err := transfer.NewRemote(repo, o.RemoteOptions...)
+	src, err := registryclient.New(repo, o.RemoteOptions...)
 	if err != nil {
 		return nil, inputErr(err)
 	}
@@ -126,7 +128,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	lay, err := transfer.NewLayout(filepath.Join(work, exportfile.LayoutPrefix))
+	lay, err := layout.New(filepath.Join(work, exportfile.LayoutPrefix))
 	if err != nil {
 		return nil, err
 	}

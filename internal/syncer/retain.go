@@ -13,6 +13,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -126,7 +127,7 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 }
 
 // localBundle reads and parses the local bundle index tagged tag.
-func (s *Syncer) localBundle(ctx context.Context, r *transfer.Remote, tag string) (*bundle.Bundle, v1.Descriptor, error) {
+func (s *Syncer) localBundle(ctx context.Context, r *registryclient.Remote, tag string) (*bundle.Bundle, v1.Descriptor, error) {
 	d, err := r.ResolveTag(ctx, tag)
 	if err != nil {
 		return nil, v1.Descriptor{}, err

@@ -28,6 +28,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -103,7 +104,7 @@ type Syncer struct {
 	log       *slog.Logger
 	platforms oci.Platforms
 	engine    *transfer.Engine
-	presence  *transfer.RegistryPresence
+	presence  *registryclient.Presence
 	status    *tracker
 	metrics   *metrics
 	passMu    sync.Mutex
@@ -156,8 +157,8 @@ func New(o Options) (*Syncer, error) {
 		return nil, err
 	}
 	s.engine = eng
-	s.presence = transfer.NewRegistryPresence(localHost, transfer.WithInsecure(true), transfer.WithTransport(o.Local.Transport()),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+	s.presence = registryclient.NewPresence(localHost, registryclient.WithInsecure(true), registryclient.WithTransport(o.Local.Transport()),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, r := range o.Config.Repositories {
 		if r.Bundles == "" {
 			continue
@@ -382,11 +383,11 @@ func short(sha string) string {
 
 // upstream returns the bundles repository as a copy source, with the
 // credentials and transport the edge config gives its registry.
-func (s *Syncer) upstream(repo string) (*transfer.Remote, error) {
+func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 	host, _, _ := strings.Cut(repo, "/")
-	opts := []transfer.RemoteOption{transfer.WithTransport(s.o.UpstreamTransport), transfer.WithIdleTimeout(30 * time.Second)}
+	opts := []registryclient.Option{registryclient.WithTransport(s.o.UpstreamTransport), registryclient.WithIdleTimeout(30 * time.Second)}
 	if u, ok := s.o.Config.UpstreamRegistries[host]; ok {
-		opts = append(opts, transfer.WithInsecure(u.Insecure))
+		opts = append(opts, registryclient.WithInsecure(u.Insecure))
 		if u.UsernameFile != "" {
 			user, err := readSecret(u.UsernameFile)
 			if err != nil {
@@ -396,10 +397,10 @@ func (s *Syncer) upstream(repo string) (*transfer.Remote, error) {
 			if err != nil {
 				return nil, err
 			}
-			opts = append(opts, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
+			opts = append(opts, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 		}
 	}
-	return transfer.NewRemote(repo, opts...)
+	return registryclient.New(repo, opts...)
 }
 
 func readSecret(p string) (string, error) {
@@ -410,9 +411,9 @@ func readSecret(p string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func (s *Syncer) local(repo string) (*transfer.Remote, error) {
-	return transfer.NewRemote(localHost+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(s.o.Local.Transport()),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+func (s *Syncer) local(repo string) (*registryclient.Remote, error) {
+	return registryclient.New(localHost+"/"+repo, registryclient.WithInsecure(true), registryclient.WithTransport(s.o.Local.Transport()),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 }
 
 // layout is where a bundle's parts live in the edge registry.
@@ -456,7 +457,7 @@ func (s *Syncer) notify(id string) {
 }
 
 // syncRevision makes revision sha's bundle complete locally.
-func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *transfer.Remote, sha string, claimed map[string]bool) (string, error) {
+func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *registryclient.Remote, sha string, claimed map[string]bool) (string, error) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
@@ -603,7 +604,7 @@ func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[st
 }
 
 type tagWrite struct {
-	dst *transfer.Remote
+	dst *registryclient.Remote
 	d   v1.Descriptor
 	tag string
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 // Job is one root (a manifest or index, e.g. an image or a bundle index) to
@@ -85,7 +86,7 @@ type Engine struct {
 	// placed remembers where this engine wrote or found each blob, so a
 	// later Copy to another repository of the same registry mounts it.
 	mu     sync.Mutex
-	placed map[v1.Hash][]Location
+	placed map[v1.Hash][]oci.Location
 }
 
 type options struct {
@@ -179,7 +180,7 @@ func New(opts ...Option) (*Engine, error) {
 			return nil, err
 		}
 	}
-	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
+	return &Engine{o: o, placed: map[v1.Hash][]oci.Location{}}, nil
 }
 
 // Resolve resolves a tag or digest at src through the retry layer.
@@ -617,7 +618,7 @@ func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target) (bool, 
 		}
 	}
 	e.mu.Lock()
-	written := append([]Location(nil), e.placed[bt.d.Digest]...)
+	written := append([]oci.Location(nil), e.placed[bt.d.Digest]...)
 	e.mu.Unlock()
 	for _, l := range written {
 		if l.Registry == here.Registry && l.Repository != here.Repository {
@@ -681,7 +682,7 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 }
 
 func isDigestRefused(err error) bool {
-	var he *HTTPError
+	var he *registryclient.HTTPError
 	return errors.As(err, &he) && he.Status == 400 && strings.Contains(he.Body, "DIGEST_INVALID")
 }
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/verify"
 )
 
@@ -37,7 +37,7 @@ func BenchmarkVerify100Images(b *testing.B) {
 	const rounds = 5
 	var base time.Duration
 	for i := 0; i < rounds; i++ {
-		p := transfer.NewRegistryPresence(s.registry, transfer.WithInsecure(true), transfer.WithKeychain(authn.NewMultiKeychain()))
+		p := registryclient.NewPresence(s.registry, registryclient.WithInsecure(true), registryclient.WithKeychain(authn.NewMultiKeychain()))
 		start := time.Now()
 		rep, err := bundle.CheckComplete(ctx, p, layout, rev, nil)
 		if err != nil || !rep.Complete() {

@@ -26,7 +26,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
-	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 // Options say what to verify and where the edge is.
@@ -383,8 +383,8 @@ func (v *verifier) check(ctx context.Context, sel oci.Platforms) (*bundle.Report
 	if err != nil {
 		return nil, err
 	}
-	real := transfer.NewRegistryPresence(v.o.Registry, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+	real := registryclient.NewPresence(v.o.Registry, registryclient.WithInsecure(true), registryclient.WithTransport(v.o.Transport),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	c := &cachingPresence{real: real, bundleRepo: bundleRepo, recording: true, blobs: map[key]result{}, tags: map[key]result{}, manifests: map[key][]byte{}}
 	l := bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
 	if err := c.record(ctx, bundleRepo, v.o.Revision, sel, v.o.Concurrency); err != nil {
@@ -404,7 +404,7 @@ func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel oci.Platfor
 	var mu sync.Mutex
 	for _, im := range rep.Bundle.Images {
 		repo := im.Ref.EdgeRepository()
-		src, err := transfer.NewRemote(v.o.Registry+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport), transfer.WithKeychain(authn.NewMultiKeychain()))
+		src, err := registryclient.New(v.o.Registry+"/"+repo, registryclient.WithInsecure(true), registryclient.WithTransport(v.o.Transport), registryclient.WithKeychain(authn.NewMultiKeychain()))
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package transfer
+package registryclient
 
 import (
 	"context"
@@ -8,28 +8,30 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// RegistryPresence answers bundle.Presence for every repository of one
+// Presence answers what a store holds (the shape of bundle.Presence: raw
+// manifests by digest, blob sizes, tags) for every repository of one
 // registry (e.g. the edge registry, for verify), with HEAD requests for
-// blobs and tags.
-type RegistryPresence struct {
+// blobs and tags. Absent content is an error wrapping oci.ErrNotFound.
+type Presence struct {
 	registry string
-	opts     []RemoteOption
+	opts     []Option
 	mu       sync.Mutex
 	repos    map[string]*Remote
 }
 
-// NewRegistryPresence returns a Presence for registry host[:port].
-func NewRegistryPresence(registry string, opts ...RemoteOption) *RegistryPresence {
-	return &RegistryPresence{registry: registry, opts: opts, repos: map[string]*Remote{}}
+// NewPresence returns a Presence for registry host[:port]. It does not
+// touch the network.
+func NewPresence(registry string, opts ...Option) *Presence {
+	return &Presence{registry: registry, opts: opts, repos: map[string]*Remote{}}
 }
 
-func (p *RegistryPresence) repo(name string) (*Remote, error) {
+func (p *Presence) repo(name string) (*Remote, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r, ok := p.repos[name]; ok {
 		return r, nil
 	}
-	r, err := NewRemote(p.registry+"/"+name, p.opts...)
+	r, err := New(p.registry+"/"+name, p.opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +39,8 @@ func (p *RegistryPresence) repo(name string) (*Remote, error) {
 	return r, nil
 }
 
-// Manifest implements bundle.Presence.
-func (p *RegistryPresence) Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error) {
+// Manifest returns the raw manifest d of repo.
+func (p *Presence) Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error) {
 	r, err := p.repo(repo)
 	if err != nil {
 		return nil, err
@@ -46,8 +48,8 @@ func (p *RegistryPresence) Manifest(ctx context.Context, repo string, d v1.Hash)
 	return r.FetchManifest(ctx, v1.Descriptor{Digest: d})
 }
 
-// BlobSize implements bundle.Presence.
-func (p *RegistryPresence) BlobSize(ctx context.Context, repo string, d v1.Hash) (int64, error) {
+// BlobSize returns the size of blob d in repo, from a HEAD request.
+func (p *Presence) BlobSize(ctx context.Context, repo string, d v1.Hash) (int64, error) {
 	r, err := p.repo(repo)
 	if err != nil {
 		return 0, err
@@ -63,8 +65,8 @@ func (p *RegistryPresence) BlobSize(ctx context.Context, repo string, d v1.Hash)
 	return n, nil
 }
 
-// Tag implements bundle.Presence.
-func (p *RegistryPresence) Tag(ctx context.Context, repo, tag string) (v1.Hash, error) {
+// Tag returns the digest tag points to in repo.
+func (p *Presence) Tag(ctx context.Context, repo, tag string) (v1.Hash, error) {
 	r, err := p.repo(repo)
 	if err != nil {
 		return v1.Hash{}, err
