@@ -256,7 +256,7 @@ func TestCheckComplete(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, per := build(t)
 			tc.damage(s, per)
-			r, err := CheckComplete(context.Background(), s, Layout{BundleRepo: up}, rev, tc.sel)
+			r, err := CheckComplete(context.Background(), s, Placement{BundleRepo: up}, rev, tc.sel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +273,7 @@ func TestCheckComplete(t *testing.T) {
 	}
 	t.Run("edge tags", func(t *testing.T) {
 		s, b, _ := build(t)
-		l := Layout{BundleRepo: up, ImageRepo: func(imageref.Ref) string { return up }, CheckTags: true}
+		l := Placement{BundleRepo: up, ImageRepo: func(imageref.Ref) string { return up }, CheckTags: true}
 		r, _ := CheckComplete(context.Background(), s, l, rev, nil)
 		if r.Complete() || !strings.Contains(fmt.Sprint(r.Missing), "tag") {
 			t.Fatalf("untagged image counted complete: %v", r.Missing)

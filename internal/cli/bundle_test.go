@@ -136,7 +136,7 @@ func TestBundleToRegistry(t *testing.T) {
 	// Read the bundle back: every reference, digest and platform.
 	ctx := context.Background()
 	p := registryclient.NewPresence(f.reg.Addr, registryclient.WithKeychain(authn.NewMultiKeychain()))
-	rep, err := bundle.CheckComplete(ctx, p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	rep, err := bundle.CheckComplete(ctx, p, bundle.Placement{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestBundleToAuthRegistry(t *testing.T) {
 		t.Fatalf("stats %+v", r.Stats)
 	}
 	p := registryclient.NewPresence(dst.Addr)
-	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle incomplete: %v %v", err, rep)
 	}

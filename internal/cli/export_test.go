@@ -94,7 +94,7 @@ func TestImportIntoEdgeDataDir(t *testing.T) {
 	defer reg.Close()
 	p := registryclient.NewPresence("edge.invalid", registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()))
 	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
-	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}, f.sha, nil)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}, f.sha, nil)
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle after import: %v %+v", err, rep)
 	}

@@ -122,7 +122,7 @@ func (w *world) complete(t *testing.T, sha string) *bundle.Report {
 	t.Helper()
 	p := registryclient.NewPresence(w.edge.Addr, registryclient.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password}))
 	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
-	r, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, sha, nil)
+	r, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, sha, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ platforms: [linux/amd64]
 		}
 		defer reg.Close()
 		p := registryclient.NewPresence("edge.invalid", registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()))
-		rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }}, rev, plats)
+		rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }}, rev, plats)
 		if err != nil {
 			t.Fatalf("kill %d: check: %v", i, err)
 		}

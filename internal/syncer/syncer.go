@@ -417,8 +417,8 @@ func (s *Syncer) local(repo string) (*registryclient.Remote, error) {
 }
 
 // layout is where a bundle's parts live in the edge registry.
-func layout(bundleRepo string, tags bool) bundle.Layout {
-	return bundle.Layout{
+func layout(bundleRepo string, tags bool) bundle.Placement {
+	return bundle.Placement{
 		BundleRepo: bundleRepo,
 		ImageRepo:  func(r imageref.Ref) string { return r.EdgeRepository() },
 		CheckTags:  tags,

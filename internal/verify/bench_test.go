@@ -33,7 +33,7 @@ func BenchmarkVerify100Images(b *testing.B) {
 	}
 	ctx := context.Background()
 	br, _ := imageref.BundleRepository(s.url)
-	layout := bundle.Layout{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
+	layout := bundle.Placement{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
 	const rounds = 5
 	var base time.Duration
 	for i := 0; i < rounds; i++ {

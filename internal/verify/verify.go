@@ -386,7 +386,7 @@ func (v *verifier) check(ctx context.Context, sel oci.Platforms) (*bundle.Report
 	real := registryclient.NewPresence(v.o.Registry, registryclient.WithInsecure(true), registryclient.WithTransport(v.o.Transport),
 		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	c := &cachingPresence{real: real, bundleRepo: bundleRepo, recording: true, blobs: map[key]result{}, tags: map[key]result{}, manifests: map[key][]byte{}}
-	l := bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
+	l := bundle.Placement{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
 	if err := c.record(ctx, bundleRepo, v.o.Revision, sel, v.o.Concurrency); err != nil {
 		return nil, err
 	}
