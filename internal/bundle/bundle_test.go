@@ -238,6 +238,8 @@ func TestCheckComplete(t *testing.T) {
 		return s, b, per
 	}
 	armOnly, _ := oci.ParsePlatforms("linux/arm64")
+	armV8, _ := oci.ParsePlatforms("linux/arm64/v8")
+	riscv, _ := oci.ParsePlatforms("linux/riscv64")
 	tests := []struct {
 		name    string
 		damage  func(s *store, per map[string][]v1.Hash)
@@ -248,6 +250,12 @@ func TestCheckComplete(t *testing.T) {
 		{"no index", func(s *store, _ map[string][]v1.Hash) { delete(s.tags, up+":"+rev) }, nil, "bundle index"},
 		{"amd64 layer gone", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, nil, "blob"},
 		{"amd64 layer gone, arm64 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, armOnly, ""},
+		// The index labels arm64 without a variant (as buildx does); the
+		// edge asks for linux/arm64/v8: the same platform.
+		{"amd64 layer gone, arm64/v8 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, armV8, ""},
+		{"arm64 layer gone, arm64/v8 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["arm64"][2].String()) }, armV8, "blob"},
+		// Nothing in the index for the selection: never complete.
+		{"no riscv64 in the index", func(*store, map[string][]v1.Hash) {}, riscv, "no manifest for linux/riscv64 in index sha256:"},
 		{"arm64 manifest gone", func(s *store, per map[string][]v1.Hash) { delete(s.manifests, up+"@"+per["arm64"][0].String()) }, armOnly, "manifest"},
 		{"short blob", func(s *store, per map[string][]v1.Hash) { s.blobs[up+"@"+per["arm64"][1].String()] = 1 }, nil, "size 1"},
 		{"tampered manifest", func(s *store, per map[string][]v1.Hash) { s.manifests[up+"@"+per["arm64"][0].String()] = []byte("{}") }, nil, "bytes"},

@@ -216,6 +216,50 @@ func TestCopyToLayoutPlatformsAndBack(t *testing.T) {
 	checkIndexAt(t, up.Repo("b"), idx, nil)
 }
 
+// TestCopyPlatformsNormalized: an index whose arm64 entry has no variant (as
+// buildx writes it) and a selection of linux/arm64/v8 (as Docker Hub labels
+// it) are one platform; a selection the index has nothing for fails the
+// copy, naming what it has, instead of copying an index with no children.
+func TestCopyPlatformsNormalized(t *testing.T) {
+	up := regserver.Start(t, regserver.Options{})
+	idx := testimage.Index(t, []string{"linux/amd64", "linux/arm64"}, 1, 16<<10)
+	root := pushIndex(t, up.Repo("a"), "v1", idx)
+	ctx := context.Background()
+	im, _ := idx.IndexManifest()
+	for _, m := range im.Manifests {
+		if m.Platform.Variant != "" {
+			t.Fatalf("test image has variant %q: the case needs none", m.Platform.Variant)
+		}
+	}
+	e := newEngine(t)
+
+	v8, _ := oci.ParsePlatforms("linux/arm64/v8")
+	lay, _ := layout.New(t.TempDir())
+	st, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: lay, Root: root, Tags: []string{"v1"}, Platforms: v8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range im.Manifests {
+		ok, _ := lay.ManifestExists(ctx, m)
+		if ok != (m.Platform.Architecture == "arm64") {
+			t.Fatalf("%s present=%v after a linux/arm64/v8 copy", m.Platform, ok)
+		}
+	}
+	if st.BlobsCopied != 2 { // arm64's config and layer
+		t.Fatalf("copied %d blobs, want 2", st.BlobsCopied)
+	}
+
+	riscv, _ := oci.ParsePlatforms("linux/riscv64")
+	empty, _ := layout.New(t.TempDir())
+	_, err = e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: empty, Root: root, Tags: []string{"v1"}, Platforms: riscv})
+	if !errors.Is(err, oci.ErrNoPlatform) || !strings.Contains(err.Error(), "it has linux/amd64, linux/arm64") {
+		t.Fatalf("copy for a platform the index lacks: %v, want ErrNoPlatform naming linux/amd64, linux/arm64", err)
+	}
+	if _, err := empty.ResolveTag(ctx, "v1"); !errors.Is(err, oci.ErrNotFound) {
+		t.Fatalf("root written although nothing was selected: %v", err)
+	}
+}
+
 // corruptSource flips a byte of every blob it serves.
 type corruptSource struct {
 	transfer.Source

@@ -14,10 +14,11 @@ import (
 func Permanent(err error) error { return oci.Permanent(err) }
 
 // IsPermanent reports whether retrying err cannot help: it was marked
-// Permanent, the context ended, or a registry answered with a client error
-// other than 408 (timeout) and 429 (too many requests).
+// Permanent, an index has nothing for the selected platforms
+// (oci.ErrNoPlatform), the context ended, or a registry answered with a
+// client error other than 408 (timeout) and 429 (too many requests).
 func IsPermanent(err error) bool {
-	if oci.IsPermanent(err) {
+	if oci.IsPermanent(err) || errors.Is(err, oci.ErrNoPlatform) {
 		return true
 	}
 	if errors.Is(err, registryclient.ErrStalled) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
@@ -27,6 +28,7 @@ func TestIsPermanent(t *testing.T) {
 		{context.Canceled, true},
 		{fmt.Errorf("%w: %w", registryclient.ErrStalled, context.Canceled), false},
 		{ErrDigestMismatch, false},
+		{fmt.Errorf("manifest x: %w", oci.ErrNoPlatform), true},
 	} {
 		if got := IsPermanent(tc.err); got != tc.want {
 			t.Errorf("IsPermanent(%v) = %v, want %v", tc.err, got, tc.want)
