@@ -9,8 +9,6 @@ package layout
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -214,9 +212,9 @@ func (l *Layout) ManifestExists(ctx context.Context, d v1.Descriptor) (bool, err
 	return l.BlobExists(ctx, d)
 }
 
-// WriteBlob implements transfer.Target: temp file in the blob directory, hashed as
-// it is written (a second check beside the engine's), fsync, rename, fsync
-// the directory.
+// WriteBlob implements transfer.Target: temp file in the blob directory,
+// verified as it is written (oci.VerifyReader, a second check beside the
+// engine's), fsync, rename, fsync the directory.
 func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) error {
 	if l.dir == "" {
 		return oci.Permanent(errors.New("oci layout is read-only"))
@@ -231,16 +229,8 @@ func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) er
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx, r})
-	if err != nil {
-		return err
-	}
-	if n != d.Size {
-		return fmt.Errorf("blob %s: wrote %d bytes, want %d", d.Digest, n, d.Size)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
-		return fmt.Errorf("blob %s: written bytes hash to sha256:%s: %w", d.Digest, got, oci.ErrDigestMismatch)
+	if _, err := io.Copy(tmp, oci.VerifyReader(&ctxReader{ctx, r}, d)); err != nil {
+		return fmt.Errorf("oci layout: blob %s: %w", d.Digest, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
