@@ -1,10 +1,10 @@
 // Package oci is ballast's generic OCI plumbing, apart from any policy:
-// media types and descriptors, digest checks and a verifying reader, the walk over what an image
-// index or manifest references, and platform selection. It knows nothing
-// of bundles, registries' addresses or the edge; the registry client
-// (oci/registryclient) and the OCI image layout (oci/layout) build on it, the
-// copy engine (transfer) and the bundle format (bundle) use it. No network,
-// no disk.
+// media types and descriptors, digest checks and a verifying reader, the walk
+// over what an image index or manifest references, and platform selection.
+// It knows nothing of bundles, registries' addresses or the edge; the
+// registry client (oci/registryclient) and the OCI image layout (oci/layout)
+// build on it, the copy engine (transfer) and the bundle format (bundle) use
+// it. No network, no disk.
 package oci
 
 import (
