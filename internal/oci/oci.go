@@ -29,6 +29,10 @@ var ErrNotFound = errors.New("not found")
 // ErrDigestMismatch is wrapped when content does not hash to its digest.
 var ErrDigestMismatch = errors.New("digest mismatch")
 
+// ErrNoRange is wrapped by a source (a registry, a file) that cannot start a
+// blob at the offset asked for; the reader starts again from byte 0.
+var ErrNoRange = errors.New("source cannot read from an offset")
+
 // Location names a repository in a registry, for cross-repository mounts.
 type Location struct {
 	Registry   string // host[:port] as dialled

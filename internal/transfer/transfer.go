@@ -14,7 +14,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -44,8 +43,9 @@ type Source interface {
 	OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error)
 }
 
-// ErrNoRange is returned by a Source that cannot start a blob at an offset.
-var ErrNoRange = errors.New("source cannot read from an offset")
+// ErrNoRange is returned by a Source that cannot start a blob at an offset:
+// it is oci.ErrNoRange.
+var ErrNoRange = oci.ErrNoRange
 
 // Target is where content is written.
 type Target interface {

@@ -3,7 +3,8 @@
 // blobs (with HTTP Range from an offset, and an idle timeout), check
 // presence with HEAD, upload and mount blobs. It does no retries (the copy
 // engine, transfer, retries in one place) and knows no bundle format. A
-// *Remote is a transfer.Source and transfer.Target.
+// *Remote is a transfer.Source and transfer.Target (and Mounter): "implements
+// Source" below means transfer's interfaces.
 package registryclient
 
 import (
@@ -120,7 +121,7 @@ func New(ref string, opts ...Option) (*Remote, error) {
 	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}}, nil
 }
 
-// Location implements transfer.Located.
+// Location implements Located.
 func (r *Remote) Location() oci.Location {
 	return oci.Location{Registry: r.repo.RegistryStr(), Repository: r.repo.RepositoryStr()}
 }
@@ -211,7 +212,7 @@ func (r *Remote) head(ctx context.Context, kind, ref string) (*http.Response, er
 	return resp, nil
 }
 
-// Resolve implements transfer.Source: HEAD of a manifest by tag or digest.
+// Resolve implements Source: HEAD of a manifest by tag or digest.
 func (r *Remote) Resolve(ctx context.Context, ref string) (v1.Descriptor, error) {
 	resp, err := r.head(ctx, "manifests", ref)
 	if err != nil {
@@ -257,13 +258,13 @@ func (r *Remote) getManifest(ctx context.Context, ref string) ([]byte, types.Med
 	return raw, types.MediaType(mediaType(resp.Header.Get("Content-Type"))), nil
 }
 
-// FetchManifest implements transfer.Source.
+// FetchManifest implements Source.
 func (r *Remote) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	raw, _, err := r.getManifest(ctx, d.Digest.String())
 	return raw, err
 }
 
-// OpenBlob implements transfer.Source, with a Range request past offset 0. A
+// OpenBlob implements Source, with a Range request past offset 0. A
 // registry that ignores Range (200) has the prefix discarded here.
 func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (rc io.ReadCloser, err error) {
 	req, _ := http.NewRequest(http.MethodGet, r.url("blobs", d.Digest.String()), nil)
@@ -326,12 +327,12 @@ func (b *idleBody) Close() error {
 	return err
 }
 
-// BlobExists implements transfer.Target.
+// BlobExists implements Target.
 func (r *Remote) BlobExists(ctx context.Context, d v1.Descriptor) (bool, error) {
 	return r.exists(ctx, "blobs", d)
 }
 
-// ManifestExists implements transfer.Target.
+// ManifestExists implements Target.
 func (r *Remote) ManifestExists(ctx context.Context, d v1.Descriptor) (bool, error) {
 	return r.exists(ctx, "manifests", d)
 }
@@ -354,7 +355,7 @@ func isNotFound(err error) bool {
 	return errors.Is(err, oci.ErrNotFound)
 }
 
-// ResolveTag implements transfer.Target.
+// ResolveTag implements Target.
 func (r *Remote) ResolveTag(ctx context.Context, tag string) (v1.Descriptor, error) {
 	return r.Resolve(ctx, tag)
 }
@@ -392,13 +393,13 @@ func (r *Remote) startUpload(ctx context.Context, d v1.Descriptor, from string) 
 	}
 }
 
-// MountBlob implements transfer.Mounter.
+// MountBlob implements Mounter.
 func (r *Remote) MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error) {
 	_, mounted, err := r.startUpload(ctx, d, from)
 	return mounted, err
 }
 
-// WriteBlob implements transfer.Target with a monolithic upload: POST a session,
+// WriteBlob implements Target with a monolithic upload: POST a session,
 // then PUT the body with its digest; the registry checks the digest too.
 func (r *Remote) WriteBlob(ctx context.Context, d v1.Descriptor, body io.Reader) error {
 	loc, _, err := r.startUpload(ctx, d, "")
@@ -426,7 +427,7 @@ func (r *Remote) WriteBlob(ctx context.Context, d v1.Descriptor, body io.Reader)
 	return nil
 }
 
-// WriteManifest implements transfer.Target.
+// WriteManifest implements Target.
 func (r *Remote) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error {
 	ref := tag
 	if ref == "" {
