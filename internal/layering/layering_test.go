@@ -62,6 +62,13 @@ var rules = []rule{
 		allowOnly: []string{"internal/oci/...", "internal/ocitar"},
 	},
 	{
+		name:     "the bundle format sits on the generic OCI layer and does no I/O of its own",
+		from:     []string{"internal/bundle/..."},
+		required: []string{"internal/bundle"},
+		forbid: []string{"internal/transfer/...", "internal/oci/registryclient/...", "internal/oci/layout/...",
+			"internal/syncer/...", "internal/release/...", "internal/registry/...", "internal/gitmirror/..."},
+	},
+	{
 		name:     "the gate uses the registry client, not the copy engine",
 		from:     []string{"internal/verify"},
 		required: []string{"internal/verify"},
@@ -317,6 +324,7 @@ func TestLayeringCatches(t *testing.T) {
 			"internal/oci/layout → flag",
 		}},
 		{"the registry does not know the git mirror", nil},
+		{"the bundle format sits on the generic OCI layer and does no I/O of its own", nil},
 		{"the generic OCI layer knows no bundle format and no policy", nil},
 	}
 	for _, tc := range tests {
