@@ -287,7 +287,7 @@ func TestLayeringCatches(t *testing.T) {
 		m("internal/transfer"):           {m("internal/oci"), m("internal/bundle")},
 		m("internal/oci"):                {"encoding/json"},
 		m("internal/oci/layout"):         {m("internal/oci"), "flag"},
-		m("internal/bundle"):             {m("internal/oci")},
+		m("internal/bundle"):             {m("internal/oci"), m("internal/oci/registryclient")},
 		m("internal/gitmirror"):          {m("internal/registry")},
 		m("internal/registry"):           nil,
 		m("internal/oci/registryclient"): {m("internal/oci")},
@@ -324,7 +324,9 @@ func TestLayeringCatches(t *testing.T) {
 			"internal/oci/layout → flag",
 		}},
 		{"the registry does not know the git mirror", nil},
-		{"the bundle format sits on the generic OCI layer and does no I/O of its own", nil},
+		{"the bundle format sits on the generic OCI layer and does no I/O of its own", []string{
+			"internal/bundle → internal/oci/registryclient",
+		}},
 		{"the generic OCI layer knows no bundle format and no policy", nil},
 	}
 	for _, tc := range tests {
