@@ -12,11 +12,11 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/testutil/edgeregistry"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 // TestImportLinksBlobsTheSiteHolds: revision 1 (team/api = base + own
@@ -63,8 +63,8 @@ func TestImportLinksBlobsTheSiteHolds(t *testing.T) {
 	importFile := func(file string, linkAnywhere bool) (*sneakernet.ImportResult, error) {
 		return sneakernet.Import(context.Background(), sneakernet.ImportOptions{
 			File: file, Registry: edge.Host, GitDir: w.edgeGit,
-			RemoteOptions: []transfer.RemoteOption{transfer.WithAuth(&authn.Basic{Username: c.Username, Password: c.Password}),
-				transfer.WithMountAnywhere(linkAnywhere)},
+			RemoteOptions: []registryclient.Option{registryclient.WithAuth(&authn.Basic{Username: c.Username, Password: c.Password}),
+				registryclient.WithMountAnywhere(linkAnywhere)},
 		})
 	}
 	full, _ := w.export(t, w.sha1, "")
@@ -88,9 +88,9 @@ func TestImportLinksBlobsTheSiteHolds(t *testing.T) {
 	if res.Stats.BytesWritten != own || res.Stats.BlobsMounted < 1 {
 		t.Fatalf("import wrote %d blob bytes and linked %d blobs, want worker's own %d bytes and the base linked", res.Stats.BytesWritten, res.Stats.BlobsMounted, own)
 	}
-	p := transfer.NewRegistryPresence(edge.Host, transfer.WithInsecure(true), transfer.WithAuth(&authn.Basic{Username: c.Username, Password: c.Password}))
+	p := registryclient.NewPresence(edge.Host, registryclient.WithInsecure(true), registryclient.WithAuth(&authn.Basic{Username: c.Username, Password: c.Password}))
 	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
-	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, w.sha2, nil)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, w.sha2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

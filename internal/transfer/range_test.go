@@ -20,6 +20,8 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/linkproxy"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -219,7 +221,7 @@ func TestResumeShapesNeverWedge(t *testing.T) {
 			srv := httptest.NewServer(ss)
 			defer srv.Close()
 			src := newRemote(t, strings.TrimPrefix(srv.URL, "http://")+"/r")
-			dst := must(transfer.NewLayout(t.TempDir()))
+			dst := must(layout.New(t.TempDir()))
 			e := newEngine(t, transfer.WithStagingDir(t.TempDir()))
 			if _, err := e.Copy(context.Background(), transfer.Job{Src: src, Dst: dst, Root: root, Tags: []string{"v1"}}); err != nil {
 				t.Fatalf("copy wedged: %v", err)
@@ -270,7 +272,7 @@ func TestResumeFromGGCRRegistry(t *testing.T) {
 	link := linkproxy.Start(t, host)
 	link.CutEvery(3 << 20)
 	src := newRemote(t, link.Addr+"/r")
-	dst := must(transfer.NewLayout(t.TempDir()))
+	dst := must(layout.New(t.TempDir()))
 	e := newEngine(t, transfer.WithStagingDir(t.TempDir()))
 	if _, err := e.Copy(context.Background(), transfer.Job{Src: src, Dst: dst, Root: root, Tags: []string{"v1"}}); err != nil {
 		t.Fatal(err)
@@ -293,7 +295,7 @@ func FuzzParseContentRange(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		first, last, total, err := transfer.ParseContentRange(s)
+		first, last, total, err := registryclient.ParseContentRange(s)
 		if err != nil {
 			return
 		}
