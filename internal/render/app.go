@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ballast-dev/ballast/internal/images"
+	"github.com/ballast-dev/ballast/internal/render/charts"
 )
 
 // Application is the part of an Argo CD Application that decides what it
@@ -172,6 +174,9 @@ type AppOptions struct {
 	// Env holds build environment variables (ARGOCD_APP_REVISION, …);
 	// they override the values derived from the Application.
 	Env map[string]string
+	// Charts fetches the charts of sources with `chart:` (Helm
+	// repositories, OCI registries); nil refuses such sources.
+	Charts ChartFetcher
 }
 
 // RenderSources turns the Application into render sources, exactly as its
@@ -198,8 +203,21 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 		if a.MultiSource {
 			where = fmt.Sprintf("%s %d (%s)", where, i+1, s.RepoURL)
 		}
+		if present(s.Plugin) {
+			return nil, nil, fmt.Errorf("%s: config management plugins are not supported", where)
+		}
 		if s.Chart != "" {
-			return nil, nil, fmt.Errorf("%s: chart %q from Helm repository %s is not supported offline: vendor the chart into the git repository and set path", where, s.Chart, s.RepoURL)
+			env := newEnv(a, s, opts.Env)
+			src, err := a.chartSource(s, root, refs, env, opts.Charts)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			out = append(out, src)
+			missing = append(missing, env.missing...)
+			continue
+		}
+		if strings.HasPrefix(strings.ToLower(s.RepoURL), "oci://") {
+			return nil, nil, fmt.Errorf("%s: OCI source %s without chart (Argo CD 3.1+ manifests as an OCI artifact) is not supported yet", where, s.RepoURL)
 		}
 		if s.Path == "" {
 			if s.Ref != "" {
@@ -209,9 +227,6 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 				return nil, nil, fmt.Errorf("%s: neither path nor ref", where)
 			}
 			// Argo CD renders the repository root when path is empty.
-		}
-		if present(s.Plugin) {
-			return nil, nil, fmt.Errorf("%s: config management plugins are not supported", where)
 		}
 		env := newEnv(a, s, opts.Env)
 		src, err := a.source(s, root, refs, env)
@@ -223,6 +238,40 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 	}
 	sort.Strings(missing)
 	return out, slices.Compact(missing), nil
+}
+
+// chartSource is a source with `chart:`: a chart from a Helm repository or
+// an OCI registry, rendered with the source's helm settings. Relative value
+// files are files inside the chart; $ref/ paths come from the checkout.
+func (a Application) chartSource(s AppSource, root string, refs map[string]string, env *buildEnv, fetch ChartFetcher) (Source, error) {
+	ref := charts.Ref{RepoURL: s.RepoURL, Chart: s.Chart, TargetRevision: s.TargetRevision}
+	if fetch == nil {
+		return Source{}, fmt.Errorf("%s: charts from repositories are not enabled here", ref)
+	}
+	if s.RepoURL == "" {
+		return Source{}, fmt.Errorf("chart %q: repoURL is empty", s.Chart)
+	}
+	if s.Path != "" {
+		return Source{}, fmt.Errorf("%s: both chart and path are set", ref)
+	}
+	if present(s.Kustomize) || present(s.Directory) {
+		return Source{}, fmt.Errorf("%s: a chart source takes helm settings only, not kustomize or directory", ref)
+	}
+	src := Source{Type: Helm, RepoRoot: root, Chart: &ref, Charts: fetch}
+	if present(s.Helm) {
+		var h appHelm
+		if err := json.Unmarshal(s.Helm, &h); err != nil {
+			return Source{}, fmt.Errorf("helm: %w", err)
+		}
+		o, err := helmOptions(h, a, "", root, refs, env)
+		if err != nil {
+			return Source{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		src.Helm = o
+	} else {
+		src.Helm = HelmOptions{ReleaseName: a.Name, Namespace: a.DestNamespace}
+	}
+	return src, nil
 }
 
 func (a Application) source(s AppSource, root string, refs map[string]string, env *buildEnv) (Source, error) {
@@ -357,7 +406,18 @@ func helmOptions(h appHelm, a Application, appPath, root string, refs map[string
 	if o.Namespace == "" {
 		o.Namespace = a.DestNamespace
 	}
+	o.IgnoreMissingValueFiles = h.IgnoreMissingValueFiles
 	for _, vf := range h.ValueFiles {
+		if appPath == "" && !strings.HasPrefix(vf, "$") {
+			// A chart from a repository: the file is inside the chart,
+			// read when the chart is fetched.
+			p, err := inChart(vf, env)
+			if err != nil {
+				return HelmOptions{}, err
+			}
+			o.ValueFiles = append(o.ValueFiles, p)
+			continue
+		}
 		p, err := resolveValueFile(vf, appPath, root, refs, env)
 		if err != nil {
 			return HelmOptions{}, err
@@ -394,6 +454,9 @@ func helmOptions(h appHelm, a Application, appPath, root string, refs map[string
 		}
 	}
 	for _, fp := range h.FileParameters {
+		if appPath == "" && !strings.HasPrefix(fp.Path, "$") {
+			return HelmOptions{}, fmt.Errorf("helm fileParameters %q: only $ref paths are supported for a chart from a repository", fp.Name)
+		}
 		p, err := resolveValueFile(fp.Path, appPath, root, refs, env)
 		if err != nil {
 			return HelmOptions{}, err
@@ -446,6 +509,20 @@ func resolveValueFile(vf, appPath, root string, refs map[string]string, env *bui
 		return "", fmt.Errorf("value file %q: %w", vf, err)
 	}
 	return p, nil
+}
+
+// inChart checks a value file path of a chart from a repository: a relative
+// path inside the chart, slash-separated.
+func inChart(vf string, env *buildEnv) (string, error) {
+	v := env.subst(vf)
+	if strings.Contains(v, "://") {
+		return "", fmt.Errorf("value file %q: remote value files are not supported offline", vf)
+	}
+	clean := path.Clean(strings.TrimPrefix(filepath.ToSlash(v), "./"))
+	if v == "" || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("value file %q: not a path inside the chart", vf)
+	}
+	return clean, nil
 }
 
 func mustRel(root, p string) string {

@@ -35,13 +35,16 @@ type HelmOptions struct {
 	// CD passes the destination cluster's. Defaults: Helm's built-in ones.
 	KubeVersion string
 	APIVersions []string
+	// IgnoreMissingValueFiles drops value files that do not exist in a
+	// chart fetched from a repository (files on disk are checked when the
+	// Application is read).
+	IgnoreMissingValueFiles bool
 }
 
 // renderHelm renders a chart directory with the Helm library, as `helm
 // template --include-crds` does. Dependencies must be vendored in charts/:
 // fetching them needs the network, which ballast does not use.
 func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
-	o := src.Helm
 	chrt, err := loader.LoadDir(src.Path)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", src.Path, err)
@@ -51,9 +54,61 @@ func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
 			return nil, fmt.Errorf("helm chart %s: %w (ballast renders offline: run `helm dependency build` and commit the charts/ directory)", src.Path, err)
 		}
 	}
-	vals, err := helmValues(o)
+	return renderChart(ctx, src, chrt, src.Path, os.ReadFile)
+}
+
+// renderRemoteChart fetches src.Chart and renders it. Value files with
+// relative paths are read from inside the chart, as Argo CD reads them.
+func renderRemoteChart(ctx context.Context, src Source) ([]images.Object, error) {
+	if src.Charts == nil {
+		return nil, fmt.Errorf("%s: no chart fetcher configured", src.Chart)
+	}
+	chrt, res, err := src.Charts.Fetch(ctx, *src.Chart)
 	if err != nil {
-		return nil, fmt.Errorf("helm chart %s: %w", src.Path, err)
+		return nil, err
+	}
+	label := res.URL
+	if label == "" {
+		label = src.Chart.RepoURL + "/" + src.Chart.Chart + "-" + res.Version + ".tgz"
+	}
+	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
+		if err := action.CheckDependencies(chrt, deps); err != nil {
+			return nil, fmt.Errorf("helm chart %s: %w (dependencies that are not inside the chart archive are not fetched yet)", label, err)
+		}
+	}
+	files := map[string][]byte{}
+	for _, f := range chrt.Raw {
+		files[f.Name] = f.Data
+	}
+	read := func(p string) ([]byte, error) {
+		if filepath.IsAbs(p) {
+			return os.ReadFile(p)
+		}
+		name := filepath.ToSlash(filepath.Clean(p))
+		if data, ok := files[name]; ok {
+			return data, nil
+		}
+		return nil, fmt.Errorf("%s: %w in chart %s", p, os.ErrNotExist, label)
+	}
+	if src.Helm.IgnoreMissingValueFiles {
+		var keep []string
+		for _, vf := range src.Helm.ValueFiles {
+			if _, err := read(vf); err == nil {
+				keep = append(keep, vf)
+			}
+		}
+		src.Helm.ValueFiles = keep
+	}
+	return renderChart(ctx, src, chrt, label, read)
+}
+
+// renderChart renders a loaded chart; where names it in errors and object
+// locations, readFile reads value files.
+func renderChart(ctx context.Context, src Source, chrt *chart.Chart, where string, readFile func(string) ([]byte, error)) ([]images.Object, error) {
+	o := src.Helm
+	vals, err := helmValues(o, readFile)
+	if err != nil {
+		return nil, fmt.Errorf("helm chart %s: %w", where, err)
 	}
 	cfg := &action.Configuration{Log: func(format string, args ...any) {
 		src.Log.Debug("helm: " + fmt.Sprintf(format, args...))
@@ -74,16 +129,16 @@ func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
 	if o.KubeVersion != "" {
 		kv, err := chartutil.ParseKubeVersion(o.KubeVersion)
 		if err != nil {
-			return nil, fmt.Errorf("helm chart %s: kube version: %w", src.Path, err)
+			return nil, fmt.Errorf("helm chart %s: kube version: %w", where, err)
 		}
 		inst.KubeVersion = kv
 	}
 	inst.APIVersions = chartutil.VersionSet(o.APIVersions)
 	rel, err := inst.RunWithContext(ctx, chrt, vals)
 	if err != nil {
-		return nil, fmt.Errorf("helm chart %s: %w", src.Path, err)
+		return nil, fmt.Errorf("helm chart %s: %w", where, err)
 	}
-	objs, err := splitHelmManifest(src.Path, chrt, rel.Manifest)
+	objs, err := splitHelmManifest(where, chrt, rel.Manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +146,7 @@ func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
 		if o.SkipTests && isTestHook(h.Events) {
 			continue
 		}
-		got, err := decodeRendered(src.Path, chrt, h.Path, h.Manifest)
+		got, err := decodeRendered(where, chrt, h.Path, h.Manifest)
 		if err != nil {
 			return nil, err
 		}
@@ -111,10 +166,10 @@ func isTestHook(events []release.HookEvent) bool {
 }
 
 // helmValues merges values the way `helm template` orders its flags.
-func helmValues(o HelmOptions) (map[string]any, error) {
+func helmValues(o HelmOptions, readFile func(string) ([]byte, error)) (map[string]any, error) {
 	base := map[string]any{}
 	for _, f := range o.ValueFiles {
-		data, err := os.ReadFile(f)
+		data, err := readFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("values file: %w", err)
 		}
@@ -198,7 +253,11 @@ func splitHelmManifest(chartDir string, chrt *chart.Chart, manifest string) ([]i
 // path on disk; lines are dropped because they would count rendered output,
 // not template source.
 func decodeRendered(chartDir string, chrt *chart.Chart, tmplPath, out string) ([]images.Object, error) {
-	file := filepath.Join(chartDir, filepath.FromSlash(strings.TrimPrefix(tmplPath, chrt.Name()+"/")))
+	rel := strings.TrimPrefix(tmplPath, chrt.Name()+"/")
+	file := filepath.Join(chartDir, filepath.FromSlash(rel))
+	if strings.Contains(chartDir, "://") {
+		file = chartDir + "#" + rel // a URL: Join would fold its "//"
+	}
 	objs, err := images.DecodeYAML(file, []byte(out))
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: template output: %w", chartDir, err)

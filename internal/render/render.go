@@ -13,7 +13,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"helm.sh/helm/v3/pkg/chart"
+
 	"github.com/ballast-dev/ballast/internal/images"
+	"github.com/ballast-dev/ballast/internal/render/charts"
 )
 
 // Type is how a source is rendered, named as Argo CD names source types.
@@ -45,6 +48,18 @@ type Source struct {
 	RepoRoot string
 	// Log receives warnings (skipped files, Helm notes); nil discards them.
 	Log *slog.Logger
+	// Chart, when set, is a chart from a Helm repository or an OCI
+	// registry rendered instead of Path (an Application source with
+	// `chart:`); Charts fetches it. Relative Helm.ValueFiles are then files
+	// inside the chart.
+	Chart  *charts.Ref
+	Charts ChartFetcher
+}
+
+// ChartFetcher resolves and loads a chart named by repository and version;
+// *charts.Fetcher is the implementation.
+type ChartFetcher interface {
+	Fetch(ctx context.Context, ref charts.Ref) (*chart.Chart, charts.Resolved, error)
 }
 
 // DirectoryOptions are Argo CD's directory settings.
@@ -87,6 +102,9 @@ func isFile(p string) bool {
 func Render(ctx context.Context, src Source) ([]images.Object, error) {
 	if src.Log == nil {
 		src.Log = slog.New(slog.DiscardHandler)
+	}
+	if src.Chart != nil {
+		return renderRemoteChart(ctx, src)
 	}
 	fi, err := os.Stat(src.Path)
 	if err != nil {
