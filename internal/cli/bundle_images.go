@@ -10,6 +10,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/render"
+	"github.com/ballast-dev/ballast/internal/render/charts"
 )
 
 // renderedImages is the release.ImageLister of `ballast bundle`: the same
@@ -23,7 +24,9 @@ func renderedImages(e *env) release.ImageLister {
 			if !within(dir, file) {
 				return nil, fmt.Errorf("application %s leaves the repository", spec.Application)
 			}
-			srcs, err := applicationSources(e, file, dir, map[string]string{})
+			// Charts are fetched each time: recording them in the bundle
+			// is the next step of issue 13.
+			srcs, err := applicationSources(e, file, dir, map[string]string{}, &charts.Fetcher{Log: e.log})
 			if err != nil {
 				return nil, err
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/render"
+	"github.com/ballast-dev/ballast/internal/render/charts"
 )
 
 type imagesFlags struct {
@@ -29,6 +30,8 @@ type imagesFlags struct {
 	repoRoot         string
 	extra            []string
 	output           string
+	chartCache       string
+	chartMaxBytes    int64
 }
 
 func newImagesCmd(e *env) *cobra.Command {
@@ -44,7 +47,12 @@ a kustomization file means Kustomize, a Chart.yaml means a Helm chart
 (dependencies must be vendored in charts/), anything else is a directory of
 YAML/JSON manifests. --app renders an Argo CD Application file (single or
 multi-source) exactly as its spec says, with every source path resolved in
---repo-root (default: the git checkout holding the file).
+--repo-root (default: the git checkout holding the file). A source with
+chart: is fetched from its Helm repository (index.yaml, version ranges
+resolved as Argo CD does) or OCI registry, checked, and rendered with the
+source's helm settings; --chart-cache keeps it for offline use, and -o json
+records each chart's exact version and digest. Plugins, jsonnet and OCI
+sources without chart are refused (exit 2).
 
 Images are found in every pod spec of the built-in workloads and wherever a
 pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
@@ -73,6 +81,8 @@ pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
 	fl.StringVar(&f.repoRoot, "repo-root", "", "checkout that --app source paths are resolved in (default: git top level of the app file)")
 	fl.StringArrayVar(&f.extra, "extra-images", nil, "file listing more images, one per line, # comments (repeatable)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.chartCache, "chart-cache", "", "--app charts from Helm repositories and OCI registries: keep downloads in DIR and use them without network")
+	fl.Int64Var(&f.chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "--app charts: refuse a chart archive larger than this, compressed or not (bytes)")
 	return c
 }
 
@@ -95,17 +105,21 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	if err != nil {
 		return exitcode.Invalid(err)
 	}
-	if len(f.apps) == 0 && (len(f.env) > 0 || f.repoRoot != "") {
-		return exitcode.Invalid(errors.New("--env and --repo-root apply to --app"))
+	if len(f.apps) == 0 && (len(f.env) > 0 || f.repoRoot != "" || f.chartCache != "") {
+		return exitcode.Invalid(errors.New("--env, --repo-root and --chart-cache apply to --app"))
 	}
+	if f.chartMaxBytes <= 0 {
+		return exitcode.Invalid(fmt.Errorf("--chart-max-bytes %d: want a positive number of bytes", f.chartMaxBytes))
+	}
+	fetcher := &charts.Fetcher{CacheDir: f.chartCache, MaxChartBytes: f.chartMaxBytes, Log: e.log}
 
 	var sources []render.Source
 	helmFlags := len(f.values) > 0 || len(f.set) > 0 || len(f.setString) > 0 || f.releaseName != "" || f.namespace != "" ||
 		f.kubeVersion != "" || len(f.apiVersions) > 0
-	charts := 0
+	chartDirs := 0
 	for _, p := range paths {
 		if typ, err := render.Detect(p); err == nil && typ == render.Helm {
-			charts++
+			chartDirs++
 		}
 		// Symlinks may point anywhere inside the checkout, as in Argo CD.
 		root, err := render.FindRepoRoot(p)
@@ -125,11 +139,11 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 			Log:       e.log,
 		})
 	}
-	if helmFlags && charts == 0 {
+	if helmFlags && chartDirs == 0 {
 		return exitcode.Invalid(errors.New("--values, --set, --set-string, --release-name, --namespace, --kube-version and --api-versions apply to Helm charts, and no PATH is a chart"))
 	}
 	for _, file := range f.apps {
-		appSources, err := applicationSources(e, file, f.repoRoot, envVars)
+		appSources, err := applicationSources(e, file, f.repoRoot, envVars, fetcher)
 		if err != nil {
 			return exitcode.Invalid(err)
 		}
@@ -146,6 +160,9 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitcode.Fail(ctx.Err())
+			}
+			if errors.Is(err, charts.ErrUnavailable) {
+				return exitcode.Fail(err)
 			}
 			return exitcode.Invalid(err)
 		}
@@ -172,12 +189,13 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	if set.Len() == 0 {
 		e.log.Warn("no container images found")
 	}
-	return writeImages(e, set, f.output)
+	return writeImages(e, set, fetcher.Resolved(), f.output)
 }
 
 // applicationSources loads the Applications in file and turns them into
 // render sources.
-func applicationSources(e *env, file, repoRoot string, envVars map[string]string) ([]render.Source, error) {
+// Sources with chart: are fetched with fetch.
+func applicationSources(e *env, file, repoRoot string, envVars map[string]string, fetch render.ChartFetcher) ([]render.Source, error) {
 	apps, err := render.LoadApplications(file)
 	if err != nil {
 		return nil, err
@@ -190,7 +208,7 @@ func applicationSources(e *env, file, repoRoot string, envVars map[string]string
 	}
 	var out []render.Source
 	for _, app := range apps {
-		srcs, missing, err := app.RenderSources(render.AppOptions{RepoRoot: root, Env: envVars})
+		srcs, missing, err := app.RenderSources(render.AppOptions{RepoRoot: root, Env: envVars, Charts: fetch})
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +236,9 @@ func parseEnv(kvs []string) (map[string]string, error) {
 	return out, nil
 }
 
-func writeImages(e *env, set images.Set, output string) error {
+// writeImages prints the images; in JSON, with the charts they came from
+// (exact version and digest).
+func writeImages(e *env, set images.Set, resolved []charts.Resolved, output string) error {
 	list := set.List()
 	if output == "json" {
 		cwd, _ := os.Getwd()
@@ -232,8 +252,9 @@ func writeImages(e *env, set images.Set, output string) error {
 			}
 		}
 		return writeJSON(e.stdout, struct {
-			Images []images.Image `json:"images"`
-		}{list})
+			Images []images.Image    `json:"images"`
+			Charts []charts.Resolved `json:"charts,omitempty"`
+		}{list, resolved})
 	}
 	var b strings.Builder
 	for _, img := range list {
