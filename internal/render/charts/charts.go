@@ -193,6 +193,12 @@ func (f *Fetcher) Fetch(ctx context.Context, ref Ref) (*chart.Chart, Resolved, e
 		return nil, Resolved{}, fmt.Errorf("%s: %s holds chart %s %s, want %s %s", ref, label,
 			chrt.Name(), chrt.Metadata.Version, ref.Chart, res.Version)
 	}
+	// Only a checked archive of the right chart is kept.
+	if p := f.archivePath(ref, res.Version); p != "" && !res.Cached {
+		if err := writeFileAtomic(p, data); err != nil {
+			f.log().Warn("chart cache: not saved", "file", p, "err", err)
+		}
+	}
 	f.record(res)
 	return chrt, res, nil
 }
@@ -300,13 +306,6 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, ref Ref) ([]byte, Resolved, err
 	res := resolvedOf(ref, cv.Version, data, u.String(), false)
 	if cv.Digest != "" && "sha256:"+strings.ToLower(cv.Digest) != res.Digest {
 		return nil, Resolved{}, fmt.Errorf("%s: %s: digest %s, index.yaml says sha256:%s", ref, u, res.Digest, cv.Digest)
-	}
-	if p := f.archivePath(ref, cv.Version); p != "" {
-		if _, err := LoadArchive(data, f.maxChart()); err == nil {
-			if err := writeFileAtomic(p, data); err != nil {
-				f.log().Warn("chart cache: not saved", "file", p, "err", err)
-			}
-		}
 	}
 	return data, res, nil
 }

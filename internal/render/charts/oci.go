@@ -110,13 +110,6 @@ func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, Resolved, erro
 	if res.Digest != layer.Digest.String() {
 		return nil, Resolved{}, fmt.Errorf("%s: %s: chart layer digest %s, the manifest says %s", ref, tagRef, res.Digest, layer.Digest)
 	}
-	if p := f.archivePath(ref, version); p != "" {
-		if _, err := LoadArchive(data, f.maxChart()); err == nil {
-			if err := writeFileAtomic(p, data); err != nil {
-				f.log().Warn("chart cache: not saved", "file", p, "err", err)
-			}
-		}
-	}
 	return data, res, nil
 }
 
