@@ -41,6 +41,12 @@ func application(name, spec string) string {
 // `ballast images --app` does.
 func renderApp(t *testing.T, root, app string, env map[string]string) ([]string, []images.Image, []string, error) {
 	t.Helper()
+	return renderAppOpts(t, root, app, AppOptions{Env: env})
+}
+
+// renderAppOpts is renderApp with more options (RepoRoot is found).
+func renderAppOpts(t *testing.T, root, app string, opts AppOptions) ([]string, []images.Image, []string, error) {
+	t.Helper()
 	file := filepath.Join(root, "argocd", "app.yaml")
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)
@@ -59,7 +65,8 @@ func renderApp(t *testing.T, root, app string, env map[string]string) ([]string,
 	var s images.Set
 	var missing []string
 	for _, a := range apps {
-		srcs, miss, err := a.RenderSources(AppOptions{RepoRoot: repoRoot, Env: env})
+		opts.RepoRoot = repoRoot
+		srcs, miss, err := a.RenderSources(opts)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -249,7 +256,9 @@ func TestApplicationErrors(t *testing.T) {
 		{"no source", application("x", ""), "neither source nor sources"},
 		{"path does not exist", src("    {repoURL: https://git.example.com/fleet.git, path: apps/nope}\n"), `path "apps/nope": no such directory`},
 		{"path leaves the repository", src("    {repoURL: https://git.example.com/fleet.git, path: ../..}\n"), "leaves the repository"},
-		{"chart from a Helm repository", src("    {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}\n"), "not supported offline"},
+		{"chart from a Helm repository without a fetcher", src("    {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}\n"), "chart redis 1.0.0 from https://charts.example.com: charts from repositories are not enabled"},
+		{"OCI source without chart", src("    {repoURL: oci://registry.example.com/manifests, targetRevision: 1.0.0, path: .}\n"), "OCI source oci://registry.example.com/manifests without chart"},
+		{"plugin on a chart", src("    {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0, plugin: {name: x}}\n"), "plugins are not supported"},
 		{"plugin", src("    {repoURL: https://git.example.com/fleet.git, path: apps/plain, plugin: {name: x}}\n"), "plugins are not supported"},
 		{"two source types", src("    {repoURL: https://git.example.com/fleet.git, path: kust/base, helm: {releaseName: x}, directory: {recurse: true}}\n"), "more than one of"},
 		{"remote value file", src("    {repoURL: https://git.example.com/fleet.git, path: charts/app, helm: {valueFiles: [https://example.com/v.yaml]}}\n"), "remote value files"},
