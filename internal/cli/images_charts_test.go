@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ballast-dev/ballast/internal/render/charts"
+	"github.com/ballast-dev/ballast/internal/testutil/helmrepo"
+)
+
+func chartApp(t *testing.T, sourceYAML string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "app.yaml")
+	app := "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: certs, namespace: argocd}\nspec:\n  project: default\n  destination: {namespace: cert-manager, server: https://kubernetes.default.svc}\n  source:\n" + sourceYAML
+	if err := os.WriteFile(file, []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestImagesAppChartFromHelmRepository(t *testing.T) {
+	mk := func(v string) helmrepo.Chart {
+		return helmrepo.Chart{Name: "cert-manager", Version: v, Image: "quay.io/jetstack/cert-manager-controller:v" + v}
+	}
+	srv := helmrepo.Serve(t, mk("1.15.0"), mk("1.15.3"), mk("1.16.1"))
+	app := chartApp(t, "    {repoURL: "+srv.URL+", chart: cert-manager, targetRevision: 1.15.x}\n")
+	cache := t.TempDir()
+
+	out, errOut, code := runCLI(t, "images", "--app", app, "--chart-cache", cache, "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Images []struct {
+			Ref string `json:"image"`
+		}
+		Charts []charts.Resolved
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(srv.Dir, "cert-manager-1.15.3.tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	wantChart := charts.Resolved{RepoURL: srv.URL, Chart: "cert-manager", TargetRevision: "1.15.x", Version: "1.15.3",
+		Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data)), URL: srv.URL + "/cert-manager-1.15.3.tgz"}
+	if len(got.Charts) != 1 || got.Charts[0] != wantChart {
+		t.Errorf("charts %+v\nwant %+v", got.Charts, wantChart)
+	}
+	if len(got.Images) != 1 || got.Images[0].Ref != "quay.io/jetstack/cert-manager-controller:v1.15.3" {
+		t.Errorf("images %+v", got.Images)
+	}
+
+	// Offline: the repository is gone, the cache answers.
+	srv.Close()
+	out, errOut, code = runCLI(t, "images", "--app", app, "--chart-cache", cache)
+	if code != 0 || out != "quay.io/jetstack/cert-manager-controller:v1.15.3\n" {
+		t.Fatalf("offline with the cache: exit %d, out %q, err %s", code, out, errOut)
+	}
+	// Without the cache, an unreachable repository is a failure (1), not
+	// bad input, and prints nothing.
+	out, errOut, code = runCLI(t, "images", "--app", app)
+	if code != 1 || out != "" || !strings.Contains(errOut, srv.URL+"/index.yaml") {
+		t.Fatalf("offline without a cache: exit %d, out %q, err %s", code, out, errOut)
+	}
+}
+
+// Sources ballast does not render are exit 2 naming the source, never an
+// empty list with exit 0.
+func TestImagesAppSourcesNotRendered(t *testing.T) {
+	srv := helmrepo.Serve(t, helmrepo.Chart{Name: "cert-manager", Version: "1.15.0", Image: "x"})
+	for _, tt := range []struct {
+		name, source, want string
+	}{
+		{"OCI source (Argo CD 3.1+)", "    {repoURL: oci://registry.example.com/manifests/guestbook, targetRevision: 1.0.0, path: .}\n",
+			"OCI source oci://registry.example.com/manifests/guestbook without chart"},
+		{"plugin", "    {repoURL: https://git.example.com/x.git, path: ., plugin: {name: cdk8s}}\n", "plugins are not supported"},
+		{"jsonnet", "    {repoURL: https://git.example.com/x.git, path: ., directory: {jsonnet: {tlas: [{name: a, value: b}]}}}\n", "jsonnet is not supported"},
+		{"unknown chart", "    {repoURL: " + srv.URL + ", chart: nope, targetRevision: 1.0.0}\n", `no chart "nope" in ` + srv.URL + "/index.yaml"},
+		{"unknown version", "    {repoURL: " + srv.URL + ", chart: cert-manager, targetRevision: 9.9.9}\n", srv.URL + "/index.yaml"},
+		{"unresolvable range", "    {repoURL: " + srv.URL + ", chart: cert-manager, targetRevision: ~2.0}\n", `matches "~2.0"`},
+		{"chart over the limit", "    {repoURL: " + srv.URL + ", chart: cert-manager, targetRevision: 1.15.0}\n", "larger than the limit of 64 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"images", "--app", chartApp(t, tt.source)}
+			if strings.Contains(tt.name, "limit") {
+				args = append(args, "--chart-max-bytes", "64")
+			}
+			out, errOut, code := runCLI(t, args...)
+			if code != 2 || out != "" || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, out %q, err %s; want exit 2 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}
