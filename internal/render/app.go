@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -217,7 +218,12 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 			continue
 		}
 		if strings.HasPrefix(strings.ToLower(s.RepoURL), "oci://") {
-			return nil, nil, fmt.Errorf("%s: OCI source %s without chart (Argo CD 3.1+ manifests as an OCI artifact) is not supported yet", where, s.RepoURL)
+			src, err := a.ociSource(s, refs, newEnv(a, s, opts.Env), opts.Charts, where)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			out = append(out, src)
+			continue
 		}
 		if s.Path == "" {
 			if s.Ref != "" {
@@ -272,6 +278,35 @@ func (a Application) chartSource(s AppSource, root string, refs map[string]strin
 		src.Helm = HelmOptions{ReleaseName: a.Name, Namespace: a.DestNamespace}
 	}
 	return src, nil
+}
+
+// ociSource is an Argo CD 3.1+ OCI source: an artifact whose one layer
+// holds manifests (or a chart), rendered from `path` inside it as a git
+// source would be. It is fetched when rendered.
+func (a Application) ociSource(s AppSource, refs map[string]string, env *buildEnv, fetch ChartFetcher, where string) (Source, error) {
+	if fetch == nil {
+		return Source{}, fmt.Errorf("OCI source %s: OCI sources are not enabled here", s.RepoURL)
+	}
+	if s.Ref != "" && s.Path == "" {
+		return Source{}, fmt.Errorf("OCI source %s: $%s values references work with git sources only (as in Argo CD)", s.RepoURL, s.Ref)
+	}
+	label := s.RepoURL + ":" + s.TargetRevision
+	return Source{lazy: func(ctx context.Context) (Source, func(), string, string, error) {
+		dir, res, cleanup, err := fetch.FetchSource(ctx, s.RepoURL, s.TargetRevision)
+		if err != nil {
+			return Source{}, nil, "", "", fmt.Errorf("%s: %w", where, err)
+		}
+		label := label
+		if res.URL != "" {
+			label = res.URL
+		}
+		src, err := a.source(s, dir, refs, env)
+		if err != nil {
+			cleanup()
+			return Source{}, nil, "", "", fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), dir, label))
+		}
+		return src, cleanup, dir, label, nil
+	}}, nil
 }
 
 func (a Application) source(s AppSource, root string, refs map[string]string, env *buildEnv) (Source, error) {

@@ -257,7 +257,7 @@ func TestApplicationErrors(t *testing.T) {
 		{"path does not exist", src("    {repoURL: https://git.example.com/fleet.git, path: apps/nope}\n"), `path "apps/nope": no such directory`},
 		{"path leaves the repository", src("    {repoURL: https://git.example.com/fleet.git, path: ../..}\n"), "leaves the repository"},
 		{"chart from a Helm repository without a fetcher", src("    {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0}\n"), "chart redis 1.0.0 from https://charts.example.com: charts from repositories are not enabled"},
-		{"OCI source without chart", src("    {repoURL: oci://registry.example.com/manifests, targetRevision: 1.0.0, path: .}\n"), "OCI source oci://registry.example.com/manifests without chart"},
+		{"OCI source without chart", src("    {repoURL: oci://registry.example.com/manifests, targetRevision: 1.0.0, path: .}\n"), "OCI source oci://registry.example.com/manifests: OCI sources are not enabled here"},
 		{"plugin on a chart", src("    {repoURL: https://charts.example.com, chart: redis, targetRevision: 1.0.0, plugin: {name: x}}\n"), "plugins are not supported"},
 		{"plugin", src("    {repoURL: https://git.example.com/fleet.git, path: apps/plain, plugin: {name: x}}\n"), "plugins are not supported"},
 		{"two source types", src("    {repoURL: https://git.example.com/fleet.git, path: kust/base, helm: {releaseName: x}, directory: {recurse: true}}\n"), "more than one of"},

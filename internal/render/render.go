@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 
@@ -54,12 +55,17 @@ type Source struct {
 	// inside the chart.
 	Chart  *charts.Ref
 	Charts ChartFetcher
+	// lazy, when set, fetches the source first (an Argo CD OCI source):
+	// it returns the source to render, a cleanup, and the temporary
+	// directory to show as label in locations.
+	lazy func(ctx context.Context) (inner Source, cleanup func(), tmp, label string, err error)
 }
 
 // ChartFetcher resolves and loads a chart named by repository and version;
 // *charts.Fetcher is the implementation.
 type ChartFetcher interface {
 	Fetch(ctx context.Context, ref charts.Ref) (*chart.Chart, charts.Resolved, error)
+	FetchSource(ctx context.Context, repoURL, revision string) (dir string, res charts.Resolved, cleanup func(), err error)
 }
 
 // DirectoryOptions are Argo CD's directory settings.
@@ -105,6 +111,24 @@ func Render(ctx context.Context, src Source) ([]images.Object, error) {
 	}
 	if src.Chart != nil {
 		return renderRemoteChart(ctx, src)
+	}
+	if src.lazy != nil {
+		inner, cleanup, tmp, label, err := src.lazy(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		inner.Log = src.Log
+		objs, err := Render(ctx, inner)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", label, strings.ReplaceAll(err.Error(), tmp, label))
+		}
+		// Locations name the artifact, not the temporary directory.
+		for i := range objs {
+			objs[i].File = strings.Replace(objs[i].File, tmp, label, 1)
+			objs[i].Via = strings.Replace(objs[i].Via, tmp, label, 1)
+		}
+		return objs, nil
 	}
 	fi, err := os.Stat(src.Path)
 	if err != nil {
