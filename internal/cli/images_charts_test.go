@@ -11,6 +11,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/render/charts"
 	"github.com/ballast-dev/ballast/internal/testutil/helmrepo"
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 )
 
 func chartApp(t *testing.T, sourceYAML string) string {
@@ -80,11 +81,22 @@ func TestImagesAppChartFromHelmRepository(t *testing.T) {
 // empty list with exit 0.
 func TestImagesAppSourcesNotRendered(t *testing.T) {
 	srv := helmrepo.Serve(t, helmrepo.Chart{Name: "cert-manager", Version: "1.15.0", Image: "x"})
+	reg := regserver.Start(t, regserver.Options{})
+	layer := helmrepo.TarGz(t, map[string]string{"a.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: nginx:1.27.1}]}\n"})
+	helmrepo.PushSource(t, reg.Addr+"/manifests/two:1.0.0", layer, layer)
+	helmrepo.PushSource(t, reg.Addr+"/manifests/one:1.0.0", layer)
+	out, errOut, code := runCLI(t, "images", "--app", chartApp(t, "    {repoURL: oci://"+reg.Addr+"/manifests/one, targetRevision: 1.0.0, path: .}\n"))
+	if code != 0 || out != "docker.io/library/nginx:1.27.1\n" {
+		t.Fatalf("OCI source: exit %d, out %q, err %s", code, out, errOut)
+	}
 	for _, tt := range []struct {
 		name, source, want string
 	}{
-		{"OCI source (Argo CD 3.1+)", "    {repoURL: oci://registry.example.com/manifests/guestbook, targetRevision: 1.0.0, path: .}\n",
-			"OCI source oci://registry.example.com/manifests/guestbook without chart"},
+		{"OCI source with two layers", "    {repoURL: oci://" + reg.Addr + "/manifests/two, targetRevision: 1.0.0, path: .}\n",
+			"OCI source oci://" + reg.Addr + "/manifests/two"},
+		{"OCI source with an unknown tag", "    {repoURL: oci://" + reg.Addr + "/manifests/one, targetRevision: 9.0.0, path: .}\n",
+			"OCI source oci://" + reg.Addr + "/manifests/one: get " + reg.Addr + "/manifests/one:9.0.0"},
+		{"unknown source kind (a path that is not there)", "    {repoURL: https://git.example.com/x.git, path: nope}\n", `path "nope": no such directory`},
 		{"plugin", "    {repoURL: https://git.example.com/x.git, path: ., plugin: {name: cdk8s}}\n", "plugins are not supported"},
 		{"jsonnet", "    {repoURL: https://git.example.com/x.git, path: ., directory: {jsonnet: {tlas: [{name: a, value: b}]}}}\n", "jsonnet is not supported"},
 		{"unknown chart", "    {repoURL: " + srv.URL + ", chart: nope, targetRevision: 1.0.0}\n", `no chart "nope" in ` + srv.URL + "/index.yaml"},

@@ -143,3 +143,41 @@ func TestApplicationOCIChart(t *testing.T) {
 		})
 	}
 }
+
+func TestApplicationOCISource(t *testing.T) {
+	root := appRepo(t)
+	reg := regserver.Start(t, regserver.Options{})
+	deploy := func(img string) string {
+		return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gb}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: " + img + "}]\n"
+	}
+	helmrepo.PushSource(t, reg.Addr+"/manifests/guestbook:1.0.0", helmrepo.TarGz(t, map[string]string{
+		"guestbook/deploy.yaml":                  deploy("nginx:1.27.1"),
+		"guestbook/kustomize/kustomization.yaml": "resources: [deploy.yaml]\nimages: [{name: redis, newTag: \"7.4.3\"}]\n",
+		"guestbook/kustomize/deploy.yaml":        deploy("redis:7.0"),
+	}))
+	for _, tt := range []struct {
+		name, source string
+		want         []string
+	}{
+		{"directory", "{repoURL: oci://" + reg.Addr + "/manifests/guestbook, targetRevision: 1.0.0, path: guestbook}", []string{"docker.io/library/nginx:1.27.1"}},
+		{"kustomize, range", "{repoURL: oci://" + reg.Addr + "/manifests/guestbook, targetRevision: 1.x, path: guestbook/kustomize}", []string{"docker.io/library/redis:7.4.3"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &charts.Fetcher{}
+			got, list, _, err := renderAppOpts(t, root, application("gb", "  source: "+tt.source+"\n"), AppOptions{Charts: f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			if loc := list[0].Locations[0].File; !strings.HasPrefix(loc, "oci://"+reg.Addr+"/manifests/guestbook:1.0.0/guestbook/") {
+				t.Errorf("location %q, want it inside the artifact", loc)
+			}
+		})
+	}
+	_, _, _, err := renderAppOpts(t, root, application("gb", "  source: {repoURL: oci://"+reg.Addr+"/manifests/guestbook, targetRevision: 1.0.0, path: nope}\n"), AppOptions{Charts: &charts.Fetcher{}})
+	if err == nil || !strings.Contains(err.Error(), `path "nope": no such directory in oci://`+reg.Addr+"/manifests/guestbook:1.0.0") {
+		t.Errorf("missing path: %v", err)
+	}
+}

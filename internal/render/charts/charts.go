@@ -63,8 +63,12 @@ type Ref struct {
 	TargetRevision string
 }
 
-// String is "chart <name> <revision> from <repoURL>".
+// String is "chart <name> <revision> from <repoURL>", or "OCI source
+// <repoURL>" without a chart.
 func (r Ref) String() string {
+	if r.Chart == "" {
+		return "OCI source " + r.RepoURL
+	}
 	rev := r.TargetRevision
 	if rev == "" {
 		rev = "(latest)"
