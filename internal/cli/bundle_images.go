@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,11 @@ func renderedImages(e *env) release.ImageLister {
 		for _, src := range sources {
 			objs, err := render.Render(ctx, src)
 			if err != nil {
-				return nil, err
+				if ctx.Err() != nil || errors.Is(err, charts.ErrUnavailable) {
+					return nil, err
+				}
+				// The revision's manifests or charts are broken: exit 2.
+				return nil, fmt.Errorf("%w: %w", release.ErrInput, err)
 			}
 			for _, o := range objs {
 				occ, err := images.Extract(o)

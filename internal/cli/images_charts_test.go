@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/render/charts"
 	"github.com/ballast-dev/ballast/internal/testutil/helmrepo"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
@@ -114,5 +118,40 @@ func TestImagesAppSourcesNotRendered(t *testing.T) {
 				t.Fatalf("exit %d, out %q, err %s; want exit 2 and %q", code, out, errOut, tt.want)
 			}
 		})
+	}
+}
+
+// `ballast bundle` renders an Application whose chart comes from a Helm
+// repository and carries the chart's image; a chart version that does not
+// exist is exit 2 naming the repository, and nothing is pushed.
+func TestBundleAppChartFromHelmRepository(t *testing.T) {
+	f := newBundleFixture(t)
+	srv := helmrepo.Serve(t, helmrepo.Chart{Name: "web", Version: "1.0.0", Image: f.reg.Repo("src/web") + ":1.0"})
+	app := func(rev string) string {
+		return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: web}\nspec:\n  source: {repoURL: " + srv.URL + ", chart: web, targetRevision: \"" + rev + "\"}\n"
+	}
+	bundleWriteFiles(t, f.repo, map[string]string{"argocd/chart.yaml": app("1.0.x"), "argocd/bad.yaml": app("7.x")})
+	bundleGit(t, f.repo, "add", ".")
+	bundleGit(t, f.repo, "commit", "-q", "-m", "charts")
+
+	to := f.reg.Repo("fleet/charts-bundles")
+	r, errOut, code := runBundle(t, "--repo", f.repo, "--to", to, "--app", "argocd/chart.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if len(r.Images) != 1 || !strings.Contains(r.Images[0].Ref, "src/web:1.0") {
+		t.Fatalf("images %+v, want the chart's image", r.Images)
+	}
+	bad := f.reg.Repo("fleet/bad-charts")
+	_, errOut, code = runCLI(t, "bundle", "--repo", f.repo, "--to", bad, "--app", "argocd/bad.yaml")
+	if code != 2 || !strings.Contains(errOut, srv.URL+"/index.yaml") || !strings.Contains(errOut, `"7.x"`) {
+		t.Fatalf("unknown version: exit %d, stderr %s", code, errOut)
+	}
+	rc, err := registryclient.New(bad, registryclient.WithKeychain(authn.NewMultiKeychain()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Resolve(context.Background(), bundleGit(t, f.repo, "rev-parse", "HEAD")); err == nil {
+		t.Fatal("a bundle was pushed despite the unknown chart version")
 	}
 }
