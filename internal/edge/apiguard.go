@@ -17,10 +17,11 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 )
 
-// Limits of the HTTP API's state-changing requests.
-const (
-	// maxAPIBody bounds a state-changing API request body.
-	maxAPIBody = 64 << 10
+// maxAPIBody bounds a state-changing API request body.
+const maxAPIBody = 64 << 10
+
+// Request body deadlines (variables for tests).
+var (
 	// apiBodyTimeout bounds reading a state-changing API request body.
 	apiBodyTimeout = 30 * time.Second
 	// bodyTimeout bounds reading any other request body on the http
