@@ -82,6 +82,10 @@ type Options struct {
 	// MaxRequestBody bounds a (decompressed) upload-pack request. The
 	// default value is 10 MiB, as git http-backend.
 	MaxRequestBody int64
+	// MaxSpooledRequests bounds the upload-pack request bodies over 64 KiB
+	// being received at once (each spooled to disk, up to MaxRequestBody);
+	// further ones get 503. The default value is 2×MaxConcurrentRequests.
+	MaxSpooledRequests int
 }
 
 // Mirror is the set of mirrored repositories.
@@ -93,6 +97,7 @@ type Mirror struct {
 	byKey   map[string]*repo // lowercased id → repo
 	metrics *metrics
 	sem     chan struct{} // serving concurrency
+	spools  chan struct{} // large request bodies being received
 	started chan struct{}
 
 	openOnce sync.Once
@@ -137,6 +142,9 @@ func New(opts Options) (*Mirror, error) {
 	if opts.MaxRequestBody <= 0 {
 		opts.MaxRequestBody = 10 << 20
 	}
+	if opts.MaxSpooledRequests <= 0 {
+		opts.MaxSpooledRequests = 2 * opts.MaxConcurrentRequests
+	}
 	root, err := filepath.Abs(filepath.Join(opts.DataDir, "git"))
 	if err != nil {
 		return nil, fmt.Errorf("gitmirror: %w", err)
@@ -147,6 +155,7 @@ func New(opts Options) (*Mirror, error) {
 		root:    root,
 		byKey:   map[string]*repo{},
 		sem:     make(chan struct{}, opts.MaxConcurrentRequests),
+		spools:  make(chan struct{}, opts.MaxSpooledRequests),
 		started: make(chan struct{}),
 		subs:    map[*subscriber]struct{}{},
 	}
