@@ -125,6 +125,18 @@ func TestStateChangingRoutesNeedCredential(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || len(d.Verifications()) != 1 {
 		t.Fatalf("authorized report: %s, %d recorded", resp.Status, len(d.Verifications()))
 	}
+	// No anonymous read shows the token.
+	for _, p := range []string{"/", "/api/v1/status", "/api/v1/repos", "/api/v1/verifications", "/api/v1/edge", "/metrics"} {
+		resp, err := http.Get(d.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(b), tok.Secret()) {
+			t.Errorf("GET %s: %d, shows the token: %v", p, resp.StatusCode, strings.Contains(string(b), tok.Secret()))
+		}
+	}
 }
 
 // TestStalledBodyIsCut: a client that sends part of a request body and

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/redact"
 )
 
 // Upstream is one repository to mirror.
@@ -226,7 +227,10 @@ func validateUpstreamURL(u string) error {
 	default:
 		return fmt.Errorf("upstream URL %q: scheme %q not allowed", u, scheme)
 	}
-	if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") && scheme != "ssh" {
+	if strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("upstream URL %q: control character", redact.Text(u))
+	}
+	if at := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/")], "@"); at >= 0 && (scheme != "ssh" || strings.Contains(rest[:at], ":")) {
 		return fmt.Errorf("upstream URL for %s: credentials belong in files, not the URL", scheme)
 	}
 	return nil
