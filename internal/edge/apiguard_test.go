@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -13,13 +14,14 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
+	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/edged"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 )
 
 // startSecured runs the real daemon with one repository and returns it,
 // the repository URL and the API token the daemon generated.
-func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token) {
+func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token, *config.Config) {
 	t.Helper()
 	gitserver.RequireGit(t)
 	up := gitserver.New(t)
@@ -37,7 +39,7 @@ func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, up.URL("fleet/apps"), tok
+	return d, up.URL("fleet/apps"), tok, cfg
 }
 
 // TestStateChangingRoutesNeedCredential sends what an anonymous client on
@@ -46,7 +48,7 @@ func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token) {
 // refused with the right status before it changes anything; reads stay
 // anonymous.
 func TestStateChangingRoutesNeedCredential(t *testing.T) {
-	d, repo, tok := startSecured(t)
+	d, repo, tok, _ := startSecured(t)
 	rev := strings.Repeat("a", 40)
 	verif := `{"repo":"` + repo + `","revision":"` + rev + `","allowed":true,"reason":"forged"}`
 	activate := `{"repo":"` + repo + `","revision":"` + rev + `"}`
@@ -144,15 +146,24 @@ func TestStateChangingRoutesNeedCredential(t *testing.T) {
 // state-changing route and on a read-only one, instead of holding it for
 // ever.
 func TestStalledBodyIsCut(t *testing.T) {
-	defer edge.SetBodyTimeouts(300*time.Millisecond, 300*time.Millisecond)()
-	d, _, tok := startSecured(t)
-	for _, tc := range []struct{ name, head string }{
-		{"activate", "POST /api/v1/activate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer " + tok.Secret() + "\r\n"},
-		{"status with a body", "GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
-		{"page with a body", "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+	defer edge.SetBodyTimeouts(300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond)()
+	d, _, tok, cfg := startSecured(t)
+	creds, err := registry.ParseCredentials(mustRead(t, cfg.CredentialsFile()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(creds.Username + ":" + creds.Password))
+	upload := "POST /v2/ghcr.io/org/app/blobs/uploads/?digest=sha256:" + strings.Repeat("0", 64) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+	httpAddr, regAddr := strings.TrimPrefix(d.URL, "http://"), d.Registry
+	for _, tc := range []struct{ name, addr, head string }{
+		{"activate", httpAddr, "POST /api/v1/activate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer " + tok.Secret() + "\r\n"},
+		{"status with a body", httpAddr, "GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+		{"page with a body", httpAddr, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+		{"anonymous registry upload", regAddr, upload},
+		{"registry upload", regAddr, upload + "Authorization: Basic " + basic + "\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(d.URL, "http://"))
+			c, err := net.Dial("tcp", tc.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,4 +180,13 @@ func TestStalledBodyIsCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

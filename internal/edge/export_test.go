@@ -2,10 +2,11 @@ package edge
 
 import "time"
 
-// SetBodyTimeouts shortens the request body deadlines for a test and
+// SetBodyTimeouts shortens the request body deadlines for a test (the
+// state-changing API's, the http listener's, the registry's idle one) and
 // returns a function that restores them.
-func SetBodyTimeouts(api, other time.Duration) (restore func()) {
-	a, o := apiBodyTimeout, bodyTimeout
-	apiBodyTimeout, bodyTimeout = api, other
-	return func() { apiBodyTimeout, bodyTimeout = a, o }
+func SetBodyTimeouts(api, other, registryIdle time.Duration) (restore func()) {
+	a, o, r := apiBodyTimeout, bodyTimeout, registryBodyIdle
+	apiBodyTimeout, bodyTimeout, registryBodyIdle = api, other, registryIdle
+	return func() { apiBodyTimeout, bodyTimeout, registryBodyIdle = a, o, r }
 }
