@@ -189,12 +189,19 @@ func (b *requestBody) Close() error {
 
 // readBody reads an upload-pack request body, gunzipping it if needed, up
 // to MaxRequestBody bytes after decompression: the first memBodyLimit bytes
-// in memory, the rest (rare: a long negotiation) into a spool file, at most
-// MaxSpooledRequests at once (503 beyond).
+// in memory, the rest (rare: a long negotiation) into a spool file. At most
+// MaxReadingRequests bodies are received at once, MaxSpooledRequests of them
+// spooled (503 beyond).
 func (m *Mirror) readBody(req *http.Request) (*requestBody, int, error) {
 	limit := m.opts.MaxRequestBody
 	if req.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+	}
+	select {
+	case m.readers <- struct{}{}:
+		defer func() { <-m.readers }()
+	default:
+		return nil, http.StatusServiceUnavailable, errors.New("mirror busy: too many requests being received")
 	}
 	var src io.Reader = http.MaxBytesReader(nil, req.Body, limit+1)
 	switch enc := req.Header.Get("Content-Encoding"); enc {

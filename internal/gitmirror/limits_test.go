@@ -60,7 +60,7 @@ func TestConcurrencyLimit(t *testing.T) {
 // limit (a long negotiation: thousands of "have" lines) is spooled to disk
 // and served like any other; when every spool slot is taken, the next
 // large request gets 503 with Retry-After while small ones are still
-// served.
+// served; when every reading slot is taken, every request gets 503.
 func TestLargeRequestBodySpooled(t *testing.T) {
 	up := gitserver.New(t)
 	tip := up.CreateRepo(t, "a/b").CommitN("main", 3)
@@ -109,6 +109,18 @@ func TestLargeRequestBodySpooled(t *testing.T) {
 		t.Errorf("small request while spooling is full: %d", w.Code)
 	}
 	<-m.spools
+	for range cap(m.readers) { // every reading slot held by a stalled client
+		m.readers <- struct{}{}
+	}
+	if w := serve(request(10)); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Errorf("small request with every reading slot taken: %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	for range cap(m.readers) {
+		<-m.readers
+	}
+	if w := serve(request(10)); w.Code != http.StatusOK {
+		t.Errorf("reading slots free again: %d", w.Code)
+	}
 	left, _ := os.ReadDir(filepath.Join(m.root, ".tmp"))
 	if len(left) != 0 {
 		t.Errorf("spool files left behind: %v", left)

@@ -87,6 +87,12 @@ type Options struct {
 	// being received at once (each spooled to disk, up to MaxRequestBody);
 	// further ones get 503. The default value is 2×MaxConcurrentRequests.
 	MaxSpooledRequests int
+	// MaxReadingRequests bounds the upload-pack request bodies being
+	// received at once, whatever their size (each holds up to 64 KiB of
+	// memory); further ones get 503. Real bodies arrive in milliseconds,
+	// so only stalled clients fill it. The default value is
+	// 4×MaxConcurrentRequests.
+	MaxReadingRequests int
 }
 
 // Mirror is the set of mirrored repositories.
@@ -99,6 +105,7 @@ type Mirror struct {
 	metrics *metrics
 	sem     chan struct{} // serving concurrency
 	spools  chan struct{} // large request bodies being received
+	readers chan struct{} // request bodies being received
 	started chan struct{}
 
 	openOnce sync.Once
@@ -146,6 +153,9 @@ func New(opts Options) (*Mirror, error) {
 	if opts.MaxSpooledRequests <= 0 {
 		opts.MaxSpooledRequests = 2 * opts.MaxConcurrentRequests
 	}
+	if opts.MaxReadingRequests <= 0 {
+		opts.MaxReadingRequests = 4 * opts.MaxConcurrentRequests
+	}
 	root, err := filepath.Abs(filepath.Join(opts.DataDir, "git"))
 	if err != nil {
 		return nil, fmt.Errorf("gitmirror: %w", err)
@@ -157,6 +167,7 @@ func New(opts Options) (*Mirror, error) {
 		byKey:   map[string]*repo{},
 		sem:     make(chan struct{}, opts.MaxConcurrentRequests),
 		spools:  make(chan struct{}, opts.MaxSpooledRequests),
+		readers: make(chan struct{}, opts.MaxReadingRequests),
 		started: make(chan struct{}),
 		subs:    map[*subscriber]struct{}{},
 	}
