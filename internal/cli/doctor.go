@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"net"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/doctor"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 )
 
 func newDoctorCmd(e *env) *cobra.Command {
@@ -71,12 +71,9 @@ func newDoctorCmd(e *env) *cobra.Command {
 
 // loopback turns a listen address such as ":8080" into one to dial.
 func loopback(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
+	ep, err := k3sconfig.NodeEndpoint(listen)
 	if err != nil {
 		return listen
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return ep
 }
