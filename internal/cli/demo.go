@@ -53,6 +53,6 @@ It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 		},
 	}
 	c.Flags().BoolVar(&o.Keep, "keep", false, "keep the edge daemon and its status page up after the story, until Ctrl-C")
-	c.Flags().StringVar(&o.Dir, "dir", "", "working directory, kept afterwards (default: a temporary directory, removed)")
+	pathVar(c.Flags(), &o.Dir, "dir", "", "working directory, kept afterwards (default: a temporary directory, removed)")
 	return c
 }
