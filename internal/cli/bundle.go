@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
@@ -51,7 +52,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			}
 			o.Lister = renderedImages(e)
 			o.Log = e.log
-			o.RemoteOptions = append(o.RemoteOptions, transfer.WithInsecure(insecure))
+			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))
 			res, err := release.Run(cmd.Context(), o)
 			if errors.Is(err, release.ErrInput) {

@@ -11,12 +11,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
@@ -43,13 +44,13 @@ bundle and git objects lacks.`,
 			if output != "text" && output != "json" {
 				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
 			}
-			ps, err := bundle.ParsePlatforms(platform)
+			ps, err := oci.ParsePlatforms(platform)
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
 			o.Platforms = ps
 			o.Log = e.log
-			o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(insecure)}
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
 			res, err := sneakernet.Export(cmd.Context(), o)
 			if err != nil {
@@ -104,7 +105,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			o.File = file
 			o.Log = e.log
-			o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(insecure)}
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
 			if credsFile != "" {
 				raw, err := os.ReadFile(credsFile)
 				if err != nil {
@@ -114,7 +115,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 				if !ok || user == "" {
 					return exitcode.Invalid(fmt.Errorf("--credentials-file %s: want one line user:password", credsFile))
 				}
-				o.RemoteOptions = append(o.RemoteOptions, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
+				o.RemoteOptions = append(o.RemoteOptions, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 			}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
 			if cfgPath != "" {
@@ -202,7 +203,7 @@ func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.Im
 		return nil, exitcode.Fail(err)
 	}
 	o.Registry = "edge.ballast.invalid"
-	o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()), transfer.WithKeychain(authn.NewMultiKeychain())}
+	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain())}
 	return done, nil
 }
 

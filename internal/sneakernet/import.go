@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -27,7 +29,7 @@ type ImportOptions struct {
 	// repository); default: the bundle's org.opencontainers.image.source.
 	RepoURL string
 
-	RemoteOptions []transfer.RemoteOption
+	RemoteOptions []registryclient.Option
 	EngineOptions []transfer.Option
 	Log           *slog.Logger
 }
@@ -69,7 +71,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	}
 	defer ex.Close()
 	m := ex.Manifest
-	lay := transfer.TarLayout(ex.Archive, exportfile.LayoutPrefix)
+	lay := layout.Tar(ex.Archive, exportfile.LayoutPrefix)
 	repoURL := o.RepoURL
 	if repoURL == "" {
 		repoURL = ex.Bundle.Source
@@ -81,7 +83,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	platforms, _ := bundle.ParsePlatforms(strings.Join(m.Platforms, ","))
+	platforms, _ := oci.ParsePlatforms(strings.Join(m.Platforms, ","))
 	res := &ImportResult{Revision: m.Revision, BundleRepository: bundleRepo, Bundle: m.Bundle, Images: len(ex.Bundle.Images)}
 
 	// Git pre-flight: the bundle's prerequisites must be in the mirror.
@@ -101,8 +103,8 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		}
 	}
 
-	remote := func(repo string) (*transfer.Remote, error) {
-		return transfer.NewRemote(o.Registry+"/"+repo, o.RemoteOptions...)
+	remote := func(repo string) (*registryclient.Remote, error) {
+		return registryclient.New(o.Registry+"/"+repo, o.RemoteOptions...)
 	}
 	var jobs []transfer.Job
 	for _, im := range ex.Bundle.Images {
@@ -163,9 +165,9 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 
 // preflight walks the images in the file and checks that each blob is in
 // the file or already at its target.
-func preflight(ctx context.Context, lay *transfer.Layout, jobs []transfer.Job) error {
+func preflight(ctx context.Context, lay *layout.Layout, jobs []transfer.Job) error {
 	for _, j := range jobs {
-		err := bundle.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n bundle.Node) error {
+		err := oci.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n oci.Node) error {
 			if n.Raw != nil {
 				return nil
 			}
