@@ -105,7 +105,10 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			o.File = file
 			o.Log = e.log
-			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
+			// Mount without from: ballast's edge registry links blobs it
+			// holds anywhere; another registry opens the upload session
+			// the blob's upload then uses (no extra round trip).
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure), registryclient.WithMountAnywhere(true)}
 			if credsFile != "" {
 				raw, err := os.ReadFile(credsFile)
 				if err != nil {
@@ -203,7 +206,10 @@ func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.Im
 		return nil, exitcode.Fail(err)
 	}
 	o.Registry = "edge.ballast.invalid"
-	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain())}
+	// The edge registry links blobs it already holds (WithMountAnywhere):
+	// an import moves only what the site lacks.
+	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain()),
+		registryclient.WithMountAnywhere(true)}
 	return done, nil
 }
 
