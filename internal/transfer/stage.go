@@ -103,9 +103,8 @@ func openStage(root string, d v1.Descriptor) (*stage, error) {
 }
 
 // openStageData opens (creating them) the stage directory dir and its data
-// file, refusing anything but a real directory holding a plain file with
-// one link: nothing planted there may make the stage read or write a file
-// elsewhere.
+// file, refusing anything but a real directory holding a plain file:
+// nothing planted there may make the stage read or write a file elsewhere.
 func openStageData(dir string) (*os.File, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err
@@ -122,7 +121,7 @@ func openStageData(dir string) (*os.File, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && !plainFile(fi) {
-		err = fmt.Errorf("%s: not a plain file with one link (%s)", name, fi.Mode().Type())
+		err = fmt.Errorf("%s: not a plain file (%s)", name, fi.Mode().Type())
 	}
 	if err != nil {
 		f.Close()
@@ -131,14 +130,10 @@ func openStageData(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// plainFile reports whether fi is a regular file with a single link.
-func plainFile(fi fs.FileInfo) bool {
-	if !fi.Mode().IsRegular() {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || st.Nlink == 1
-}
+// plainFile reports whether fi is a regular file. (A hard link cannot
+// be planted to a file the planter does not own where the kernel protects
+// hard links, and link counts are not reliable on every file system.)
+func plainFile(fi fs.FileInfo) bool { return fi.Mode().IsRegular() }
 
 // readStateFile reads the small state file without following a symlink or
 // blocking on a special file planted in its place.
