@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ballast-dev/ballast/examples"
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -46,9 +47,13 @@ var DefaultLink = LinkOptions{Latency: 150 * time.Millisecond, Bandwidth: 6 << 2
 type Options struct {
 	// Out receives the story, for people. Required.
 	Out io.Writer
-	// Log receives the parts' logs (the CLI passes warn and above).
-	// The default discards them.
+	// Log receives the parts' logs (the CLI passes errors only, so that
+	// raw log lines never interleave with the story). The default
+	// discards them.
 	Log *slog.Logger
+	// LogFile also writes the parts' logs, info and up, to demo.log in the
+	// working directory (kept with Dir), and the story says where.
+	LogFile bool
 	// Dir is the working directory (cloud and edge data); it is kept
 	// afterwards. The default is a temporary directory, removed at the end.
 	Dir string
@@ -107,9 +112,10 @@ apps:
 // story is one run of the demo: everything it started, so cleanup can stop
 // it in order.
 type story struct {
-	o   Options
-	n   *narrator
-	dir string
+	o       Options
+	n       *narrator
+	dir     string
+	logFile *os.File // demo.log, with Options.LogFile
 
 	cloud    *cloudRegistry
 	gitSrv   *gitServer
@@ -132,6 +138,8 @@ type story struct {
 	// the daemon's graceful shutdown waits for connections that never
 	// sent a request.
 	client *http.Client
+	// token is the daemon's API token, which verify --activate sends.
+	token apiauth.Token
 }
 
 // Run tells the story and returns its figures. Every failing step is an
@@ -188,6 +196,19 @@ func (s *story) tell(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.n.say("demo", "ballast demo: the whole flow on this machine, no internet; working in %s", s.dir)
+	if s.o.LogFile {
+		f, err := os.OpenFile(filepath.Join(s.dir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("log file: %w", err)
+		}
+		s.logFile = f
+		s.o.Log = slog.New(slog.NewMultiHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}), s.o.Log.Handler()))
+		where := f.Name()
+		if s.o.Dir == "" {
+			where += " (removed at the end; keep it with --dir)"
+		}
+		s.n.say("demo", "logs of the parts: %s", where)
+	}
 
 	s.n.title("The cloud: an upstream git repository and registry, and CI")
 	rev1, err := s.buildCloud(ctx)
@@ -482,6 +503,9 @@ platforms: [%s]
 		return errors.New("edge daemon: not listening after " + s.o.StepTimeout.String())
 	}
 	s.edgeHTTP, s.edgeReg = d.Addr("http").String(), d.Addr("registry").String()
+	if s.token, err = apiauth.ReadFile(cfg.APITokenFile()); err != nil {
+		return fmt.Errorf("edge daemon: %w", err)
+	}
 	rs, err := d.Mirror.Repo(s.repoURL)
 	if err != nil {
 		return fmt.Errorf("edge mirror: %w", err)
@@ -516,6 +540,7 @@ func (s *story) verifyOptions(sha string, activate, report bool) verify.Options 
 		Registry:   s.edgeReg,
 		Activate:   activate,
 		Report:     report,
+		Token:      s.token,
 		HTTPClient: s.client,
 		Transport:  s.client.Transport,
 	}
@@ -771,6 +796,11 @@ func (s *story) cleanup() error {
 	if s.cloud != nil {
 		if err := s.cloud.stop(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.logFile != nil {
+		if err := s.logFile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("log file: %w", err))
 		}
 	}
 	if s.dir != "" && s.o.Dir == "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,6 +63,10 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 		<-ctx.Done()
 		return reg.Close()
 	}})
+	if d.api, err = newAPIGuard(d.cfg, d.log); err != nil {
+		reg.Close()
+		return err
+	}
 	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
 	d.AddRoute("/api/v1/sync", http.HandlerFunc(d.serveSync))
 	d.AddRoute("/api/v1/status", http.HandlerFunc(d.serveStatus))
@@ -137,12 +140,12 @@ func (d *Daemon) serveActivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ActivateRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "bad request body: " + err.Error()})
+	if code, err := decodeJSON(r, &req); err != nil {
+		writeJSON(w, code, ActivateResponse{Error: err.Error()})
 		return
 	}
+	// The body is in: the (long) activation must not be cut by a deadline.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if _, ok := d.cfg.Repository(repoIDOf(req.Repo)); !ok || !bundle.IsRevision(req.Revision) {
 		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "unknown repository or bad revision"})
 		return
@@ -203,14 +206,16 @@ func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Verifications())
 	case http.MethodPost:
 		var v Verification
-		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil || !bundle.IsRevision(v.Revision) || len(v.Reason) > 4096 {
-			http.Error(w, "bad verification", http.StatusBadRequest)
+		if code, err := decodeJSON(r, &v); err != nil {
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		if !bundle.IsRevision(v.Revision) || len(v.Reason) > 4096 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad verification: want repo, a full revision SHA, allowed and a reason under 4096 bytes"})
 			return
 		}
 		if _, ok := d.cfg.Repository(repoIDOf(v.Repo)); !ok {
-			http.Error(w, "unknown repository", http.StatusBadRequest)
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown repository"})
 			return
 		}
 		v.At = time.Now().UTC()
