@@ -61,7 +61,7 @@ type Landing struct {
 	// Platforms limits the images' platforms; nil uses the edge's
 	// selection. An export file made for some platforms lands those.
 	Platforms bundle.Platforms
-	claims *claims
+	claims    *claims
 }
 
 // Land writes one bundle to the edge in the only order that keeps

@@ -112,7 +112,7 @@ type Syncer struct {
 	// across a download, so an activation (a rollback) during a long sync
 	// waits for one tag write, not for the pass.
 	stateMu sync.Mutex
-	current   struct {
+	current struct {
 		sync.Mutex
 		repo, sha string
 		started   time.Time
