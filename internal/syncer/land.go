@@ -2,11 +2,13 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -111,10 +113,12 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 }
 
 // LandImport lands a bundle brought by other means than the link (an
-// export file) for repository repoURL, as a sync pass would: the tags of
-// the deployed revision, then of every complete wanted revision newer than
-// it, are claimed first, so an older file never moves tags backwards. The
-// caller must hold the data dir's lock (no pass of another process runs).
+// export file) for repository repoURL by sync's claim rules, so an older
+// file never moves tags backwards: the deployed revision claims its tags
+// first, then every complete wanted revision newer than the landed one
+// (nearer a tracked tip when the landed revision is wanted; built later
+// by its bundle's creation time when it is not, as when its git objects
+// are loaded after its images). The caller must hold the data dir's lock.
 func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (transfer.Stats, error) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
@@ -126,8 +130,12 @@ func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (tra
 	l.claims = cl
 	if r, ok := s.o.Config.Repository(id); ok && r.Bundles != "" {
 		wanted, err := s.wanted(ctx, r)
-		if err != nil {
+		if err != nil && !errors.Is(err, gitmirror.ErrNotReady) {
 			return transfer.Stats{}, fmt.Errorf("wanted revisions of %s: %w", id, err)
+		}
+		isWanted := false
+		for _, w := range wanted {
+			isWanted = isWanted || w.sha == l.Bundle.Revision
 		}
 		s.stateMu.Lock()
 		err = s.claimDeployed(ctx, cl)
@@ -136,9 +144,10 @@ func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (tra
 				break
 			}
 			rep, cerr := bundle.CheckComplete(ctx, s.presence, layout(l.BundleRepo, false), w.sha, s.platforms)
-			if cerr == nil && rep.Complete() {
-				err = s.claimTags(ctx, rep.Bundle, cl.keys)
+			if cerr != nil || !rep.Complete() || (!isWanted && !rep.Bundle.Created.After(l.Bundle.Created)) {
+				continue
 			}
+			err = s.claimTags(ctx, rep.Bundle, cl.keys)
 		}
 		s.stateMu.Unlock()
 		if err != nil {
