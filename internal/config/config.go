@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
 )
 
@@ -306,5 +307,5 @@ func (c *Config) CredentialsFile() string {
 	if c.Registry.WriteCredentialsFile != "" {
 		return c.Registry.WriteCredentialsFile
 	}
-	return filepath.Join(c.DataDir, "registry-credentials")
+	return datadir.Of(c.DataDir).RegistryCredentials()
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
 )
 
@@ -137,7 +138,7 @@ func New(opts Options) (*Mirror, error) {
 	if opts.MaxRequestBody <= 0 {
 		opts.MaxRequestBody = 10 << 20
 	}
-	root, err := filepath.Abs(filepath.Join(opts.DataDir, "git"))
+	root, err := filepath.Abs(datadir.Of(opts.DataDir).Git())
 	if err != nil {
 		return nil, fmt.Errorf("gitmirror: %w", err)
 	}

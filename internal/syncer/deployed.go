@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/datadir"
 )
 
 // maxDeployed bounds the revisions remembered per repository: the newest
@@ -35,7 +37,7 @@ type deployedRepo struct {
 
 // OpenDeployed loads the store of dataDir; a missing file is an empty store.
 func OpenDeployed(dataDir string) (*DeployedStore, error) {
-	s := &DeployedStore{path: filepath.Join(dataDir, "state", "deployed.json"), data: deployedFile{Repos: map[string]*deployedRepo{}}}
+	s := &DeployedStore{path: datadir.Of(dataDir).Deployed(), data: deployedFile{Repos: map[string]*deployedRepo{}}}
 	b, err := os.ReadFile(s.path)
 	if os.IsNotExist(err) {
 		return s, nil

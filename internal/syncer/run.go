@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 )
 
@@ -29,7 +29,7 @@ func Lock(dataDir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, err
 	}
-	p := filepath.Join(dataDir, "sync.lock")
+	p := datadir.Of(dataDir).SyncLock()
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sync lock: %w", err)

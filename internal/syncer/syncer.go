@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
@@ -142,7 +142,7 @@ func New(o Options) (*Syncer, error) {
 	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker()}
 	s.metrics = newMetrics(o.Metrics)
 	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
-	staging := filepath.Join(o.Config.DataDir, "sync", "staging")
+	staging := datadir.Of(o.Config.DataDir).Staging()
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return nil, fmt.Errorf("sync staging dir: %w", err)
 	}
