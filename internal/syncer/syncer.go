@@ -22,9 +22,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/transfer"
