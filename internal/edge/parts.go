@@ -14,40 +14,14 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
-	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
 )
 
 // addRegistryAndSync joins the edge registry (its own listener) and the
-// sync loop to the daemon, with their API routes.
-func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
-	reg, err := registry.New(ctx, registry.Options{DataDir: d.cfg.DataDir, CredentialsFile: d.cfg.CredentialsFile(), Logger: d.log})
-	if err != nil {
-		return err
-	}
-	d.Registry = reg
-	deployed, err := syncer.OpenDeployed(d.cfg.DataDir)
-	if err != nil {
-		reg.Close()
-		return err
-	}
-	d.Deployed = deployed
-	sy, err := syncer.New(syncer.Options{
-		Config:    d.cfg,
-		Mirror:    d.Mirror,
-		Local:     reg,
-		Deployed:  deployed,
-		Logger:    d.log,
-		Metrics:   d.Metrics,
-		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
-		Notify:    d.gate.mark,
-	})
-	if err != nil {
-		reg.Close()
-		return err
-	}
-	d.Sync = sy
+// sync loop of the site to the daemon, with their API routes.
+func (d *Daemon) addRegistryAndSync() {
+	reg, sy := d.Registry, d.Sync
 	d.AddListener("registry", d.cfg.Listen.Registry, reg.Handler())
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
 		// The first pass reads the mirror's refs: before the mirror has
@@ -62,7 +36,7 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 	}})
 	d.AddService(Service{Name: "registry", Run: func(ctx context.Context) error {
 		<-ctx.Done()
-		return reg.Close()
+		return d.site.Close()
 	}})
 	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
 	d.AddRoute("/api/v1/sync", http.HandlerFunc(d.serveSync))
@@ -70,7 +44,6 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
 	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
 	d.AddRoute("/api/v1/verifications", http.HandlerFunc(d.serveVerifications))
-	return nil
 }
 
 // writable checks that dir accepts a new file.
