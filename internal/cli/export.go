@@ -115,7 +115,9 @@ would (the edge daemon must not be running: they share the sync lock); with
 				if o.Registry != "" || o.GitDir != "" {
 					return exitcode.Invalid(errors.New("--config and --registry/--git-dir exclude each other"))
 				}
-				res, err = importIntoSite(cmd.Context(), e, cfgPath, o)
+				if res, err = importIntoSite(cmd.Context(), e, cfgPath, o); err != nil {
+					return err
+				}
 			} else if o.Registry == "" {
 				return exitcode.Invalid(errors.New("give --config edge.yaml, or --registry HOST:PORT"))
 			} else {
@@ -160,6 +162,7 @@ func classify(err, input error) error {
 
 // importIntoSite opens the edge data dir of the config at cfgPath (under
 // its lock) and imports the file there, as sync would have brought it.
+// Its errors carry their exit codes.
 func importIntoSite(ctx context.Context, e *env, cfgPath string, o sneakernet.ImportOptions) (*sneakernet.ImportResult, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -177,7 +180,14 @@ func importIntoSite(ctx context.Context, e *env, cfgPath string, o sneakernet.Im
 		return nil, exitcode.Fail(err)
 	}
 	defer s.Close()
-	return s.Import(ctx, o)
+	res, err := s.Import(ctx, o)
+	if errors.Is(err, site.ErrUnknownRepo) {
+		return nil, exitcode.Invalid(err)
+	}
+	if err != nil {
+		return nil, classify(err, sneakernet.ErrInput)
+	}
+	return res, nil
 }
 
 func repoIDOfURL(u string) string {

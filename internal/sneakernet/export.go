@@ -25,6 +25,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/ocitar"
@@ -304,7 +305,7 @@ func writeExportTar(work string, manifest []byte, out string) (int64, error) {
 	if err := f.Close(); err != nil {
 		return 0, err
 	}
-	if err := os.Rename(f.Name(), out); err != nil {
+	if err := atomicfile.Rename(f.Name(), out); err != nil {
 		return 0, err
 	}
 	return fi.Size(), nil
