@@ -63,7 +63,7 @@ func CheckBundleIn(ctx context.Context, dir, path string) error { return checkBu
 
 func checkBundle(ctx context.Context, dir, path string) error {
 	if _, err := (gitCmd{args: []string{"--git-dir=" + dir, "bundle", "verify", "--quiet", path}, env: bundleEnv}).run(ctx); err != nil {
-		return fmt.Errorf("%w to %s (wrong --since?): %w", ErrBundle, dir, err)
+		return fmt.Errorf("%w to %s (an incremental export made for another base revision?): %w", ErrBundle, dir, err)
 	}
 	return nil
 }

@@ -86,10 +86,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, inputErr(err)
 	}
 	if o.Since != "" && !exportfile.ShaRE.MatchString(o.Since) {
-		return nil, inputErr(fmt.Errorf("--since %q: want a full 40-hex commit SHA", o.Since))
+		return nil, inputErr(fmt.Errorf("base revision %q: want a full 40-hex commit SHA", o.Since))
 	}
 	if o.Output == "" {
-		return nil, inputErr(errors.New("--output is required"))
+		return nil, inputErr(errors.New("no output file given"))
 	}
 	src, err := transfer.NewRemote(repo, o.RemoteOptions...)
 	if err != nil {
@@ -108,7 +108,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Since != "" {
 		sroot, _, err := readBundle(ctx, eng, src, o.Since)
 		if err != nil {
-			return nil, fmt.Errorf("--since: %w", err)
+			return nil, fmt.Errorf("base revision: %w", err)
 		}
 		err = bundle.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n bundle.Node) error {
 			if n.Raw == nil {
@@ -117,7 +117,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("--since bundle: %w", err)
+			return nil, fmt.Errorf("bundle of the base revision: %w", err)
 		}
 	}
 
@@ -234,7 +234,7 @@ func gitBundle(ctx context.Context, dir, sha, since, out string) (bool, error) {
 	args := []string{"bundle", "create", "--quiet", out, "--branches", "--tags"}
 	if since != "" {
 		if err := run(ctx, dir, "cat-file", "-e", since+"^{commit}"); err != nil {
-			return false, inputErr(fmt.Errorf("git %s does not have --since %s: %w", dir, since, err))
+			return false, inputErr(fmt.Errorf("git %s does not have the base revision %s: %w", dir, since, err))
 		}
 		args = append(args, "^"+since)
 	}

@@ -91,7 +91,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		repoURL = ex.Bundle.Source
 	}
 	if repoURL == "" {
-		return nil, inputErr(errors.New("the bundle records no git source: give --repo-url"))
+		return nil, inputErr(errors.New("the bundle records no git source: the repository URL must be given"))
 	}
 	bundleRepo, err := imageref.BundleRepository(repoURL)
 	if err != nil {
@@ -228,7 +228,7 @@ func preflight(ctx context.Context, lay *transfer.Layout, jobs []transfer.Job) e
 				return &registryError{err}
 			}
 			if !ok {
-				return inputErr(fmt.Errorf("blob %s is neither in the file nor in the edge registry (incremental export for another --since?)", n.Descriptor.Digest))
+				return inputErr(fmt.Errorf("blob %s is neither in the file nor in the edge registry (an incremental export made for another base revision?)", n.Descriptor.Digest))
 			}
 			return nil
 		})
