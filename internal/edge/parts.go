@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // sync loop of the site to the daemon, with their API routes.
 func (d *Daemon) addRegistryAndSync() {
 	reg, sy := d.Registry, d.Sync
-	d.AddListener("registry", d.cfg.Listen.Registry, reg.Handler())
+	d.AddListener("registry", d.cfg.Listen.Registry, kickOnBundleWrite(reg.Handler(), sy.Kick))
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
 		// The first pass reads the mirror's refs: before the mirror has
 		// recovered its repositories it would find none, and with the
@@ -214,4 +215,29 @@ func repoIDOf(u string) string {
 		return ""
 	}
 	return id
+}
+
+// importSettle is how long after a bundle index written from outside sync
+// looks once more: an import loads the git objects right after the index,
+// and the first pass may have read the mirror's refs before them.
+const importSettle = 3 * time.Second
+
+// kickOnBundleWrite passes requests to h and kicks sync after a manifest
+// was written into the bundles namespace from outside (an `import
+// --registry` into the running edge): a pass at once and one more after
+// importSettle, so status, retention and the readiness gate see the
+// imported revision without waiting for the sync interval.
+func kickOnBundleWrite(h http.Handler, kick func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.HasPrefix(r.URL.Path, "/v2/ballast/bundles/") || !strings.Contains(r.URL.Path, "/manifests/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusCreated {
+			kick()
+			time.AfterFunc(importSettle, kick)
+		}
+	})
 }

@@ -101,11 +101,24 @@ func (s *Syncer) Run(ctx context.Context, changes <-chan gitmirror.RefsChanged) 
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-s.kick:
+			t.Stop()
 		case _, ok := <-changes:
 			t.Stop()
 			if !ok {
 				changes = nil
 			}
 		}
+	}
+}
+
+// Kick asks the running loop (Run) for a pass now, as after a mirror
+// change: something outside sync wrote to the site (an import into the
+// running edge registry). It never blocks; kicks while a pass runs fold
+// into one more pass.
+func (s *Syncer) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }

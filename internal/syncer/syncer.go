@@ -112,6 +112,7 @@ type Syncer struct {
 	// across a download, so an activation (a rollback) during a long sync
 	// waits for one tag write, not for the pass.
 	stateMu sync.Mutex
+	kick    chan struct{}
 	current struct {
 		sync.Mutex
 		repo, sha string
@@ -139,7 +140,7 @@ func New(o Options) (*Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platforms: %w", err)
 	}
-	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker()}
+	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker(), kick: make(chan struct{}, 1)}
 	s.metrics = newMetrics(o.Metrics)
 	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
 	staging := datadir.Of(o.Config.DataDir).Staging()
