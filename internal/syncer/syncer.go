@@ -120,7 +120,8 @@ type Syncer struct {
 	}
 }
 
-// New builds a Syncer. It does no I/O.
+// New builds a Syncer. It creates the staging dir under the data dir
+// (datadir.Layout.Staging) and starts nothing: Run or Pass do the work.
 func New(o Options) (*Syncer, error) {
 	if o.Config == nil || o.Mirror == nil || o.Local == nil {
 		return nil, errors.New("syncer: Config, Mirror and Local are required")
