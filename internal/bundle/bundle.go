@@ -1,24 +1,24 @@
 // Package bundle defines the ballast bundle format (DESIGN.md, "Bundle
 // format"): the OCI image index tagged with a git revision that lists every
-// image the revision needs, how to walk what it reaches for a platform
-// selection, and the one definition of a complete bundle. It is edge-safe: no
-// rendering, no network; callers supply the I/O behind small interfaces.
+// image the revision needs, and the one definition of a complete bundle. It
+// sits on the generic OCI layer (internal/oci: digests, graph walk,
+// platforms). It is edge-safe: no rendering, no network; callers supply the
+// I/O behind small interfaces.
 package bundle
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // Format constants of the bundle index.
@@ -34,10 +34,6 @@ const (
 	// AnnotationImageRef holds the fully qualified original image reference
 	// of one entry of manifests[].
 	AnnotationImageRef = "io.ballast.image.ref"
-
-	// MaxManifestSize bounds every manifest and index read from outside;
-	// Distribution refuses manifests above 4 MiB as well.
-	MaxManifestSize = 4 << 20
 )
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -117,8 +113,8 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 // file) and returns it. Every error says what is wrong; bad input never
 // panics.
 func Parse(raw []byte) (*Bundle, error) {
-	if len(raw) > MaxManifestSize {
-		return nil, fmt.Errorf("bundle index: %d bytes exceeds the %d byte limit", len(raw), MaxManifestSize)
+	if len(raw) > oci.MaxManifestSize {
+		return nil, fmt.Errorf("bundle index: %d bytes exceeds the %d byte limit", len(raw), oci.MaxManifestSize)
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(raw, &idx); err != nil {
@@ -177,39 +173,14 @@ func Parse(raw []byte) (*Bundle, error) {
 // checkImageDescriptor validates the descriptor of an image manifest or
 // index as found in outside input.
 func checkImageDescriptor(d v1.Descriptor) error {
-	if !IsIndex(d.MediaType) && !IsManifest(d.MediaType) {
+	if !oci.IsIndex(d.MediaType) && !oci.IsManifest(d.MediaType) {
 		return fmt.Errorf("mediaType %q is not an image manifest or index", d.MediaType)
 	}
-	if err := CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return err
 	}
-	if d.Size <= 0 || d.Size > MaxManifestSize {
-		return fmt.Errorf("size %d out of range (1..%d)", d.Size, MaxManifestSize)
+	if d.Size <= 0 || d.Size > oci.MaxManifestSize {
+		return fmt.Errorf("size %d out of range (1..%d)", d.Size, oci.MaxManifestSize)
 	}
 	return nil
 }
-
-// CheckDigest accepts only well-formed sha256 digests, the one algorithm
-// every registry supports.
-func CheckDigest(h v1.Hash) error {
-	if h.Algorithm != "sha256" {
-		return fmt.Errorf("digest %q: algorithm %q, want sha256", h.String(), h.Algorithm)
-	}
-	if len(h.Hex) != 64 || strings.Trim(h.Hex, "0123456789abcdef") != "" {
-		return fmt.Errorf("digest %q: want 64 lowercase hex digits", h.String())
-	}
-	return nil
-}
-
-// IsIndex reports whether mt is an image index (OCI or Docker manifest list).
-func IsIndex(mt types.MediaType) bool {
-	return mt == types.OCIImageIndex || mt == types.DockerManifestList
-}
-
-// IsManifest reports whether mt is an image manifest (OCI or Docker schema 2).
-func IsManifest(mt types.MediaType) bool {
-	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
-}
-
-// ErrNotFound is returned by Presence implementations for absent content.
-var ErrNotFound = errors.New("not found")

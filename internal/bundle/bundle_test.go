@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 const rev = "0123456789abcdef0123456789abcdef01234567"
@@ -47,21 +48,21 @@ func (s *store) Manifest(_ context.Context, repo string, d v1.Hash) ([]byte, err
 	if b, ok := s.manifests[repo+"@"+d.String()]; ok {
 		return b, nil
 	}
-	return nil, fmt.Errorf("manifest %s: %w", d, ErrNotFound)
+	return nil, fmt.Errorf("manifest %s: %w", d, oci.ErrNotFound)
 }
 
 func (s *store) BlobSize(_ context.Context, repo string, d v1.Hash) (int64, error) {
 	if n, ok := s.blobs[repo+"@"+d.String()]; ok {
 		return n, nil
 	}
-	return 0, ErrNotFound
+	return 0, oci.ErrNotFound
 }
 
 func (s *store) Tag(_ context.Context, repo, tag string) (v1.Hash, error) {
 	if h, ok := s.tags[repo+":"+tag]; ok {
 		return h, nil
 	}
-	return v1.Hash{}, ErrNotFound
+	return v1.Hash{}, oci.ErrNotFound
 }
 
 func (s *store) putJSON(t testing.TB, repo string, v any, mt types.MediaType) v1.Descriptor {
@@ -181,7 +182,7 @@ func TestParseErrors(t *testing.T) {
 		{"short ref", doc(entry("nginx:1", ""), ""), "not fully qualified"},
 		{"ref digest", doc(entry("docker.io/library/nginx@"+hashOf([]byte("other")).String(), ""), ""), "does not match"},
 		{"twice", doc(entry("docker.io/library/nginx:1", "")+","+entry("docker.io/library/nginx:1", ""), ""), "listed twice"},
-		{"huge", strings.Repeat(" ", MaxManifestSize+1), "limit"},
+		{"huge", strings.Repeat(" ", oci.MaxManifestSize+1), "limit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,53 +223,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func FuzzChildren(f *testing.F) {
-	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":3,"digest":"sha256:`+strings.Repeat("a", 64)+`","platform":{"os":"linux","architecture":"arm64"}}]}`), true)
-	f.Add([]byte(`{"schemaVersion":2,"config":{"size":3,"digest":"sha256:`+strings.Repeat("a", 64)+`"},"layers":[]}`), false)
-	sel, _ := ParsePlatforms("linux/amd64")
-	f.Fuzz(func(t *testing.T, raw []byte, index bool) {
-		mt := types.OCIManifestSchema1
-		if index {
-			mt = types.OCIImageIndex
-		}
-		ms, bs, err := Children(raw, mt, sel)
-		if err != nil {
-			return
-		}
-		for _, d := range append(ms, bs...) {
-			if CheckDigest(d.Digest) != nil || d.Size < 0 {
-				t.Fatalf("invalid descriptor returned: %+v", d)
-			}
-		}
-	})
-}
-
-func TestPlatforms(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    string
-		wantErr bool
-	}{
-		{"", "", false},
-		{"linux/amd64", "linux/amd64", false},
-		{"linux/amd64, linux/arm/v7", "linux/amd64,linux/arm/v7", false},
-		{"linux", "", true},
-		{"linux/amd64/v1/x", "", true},
-		{"linux//v1", "", true},
-		{"Linux/AMD64", "", true},
-	}
-	for _, tc := range tests {
-		ps, err := ParsePlatforms(tc.in)
-		if (err != nil) != tc.wantErr || (err == nil && ps.String() != tc.want) {
-			t.Errorf("ParsePlatforms(%q) = %q, %v", tc.in, ps.String(), err)
-		}
-	}
-	arm, _ := ParsePlatforms("linux/arm64")
-	if !arm.Match(&v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}) || arm.Match(&v1.Platform{OS: "linux", Architecture: "amd64"}) || !arm.Match(nil) {
-		t.Fatal("Match")
-	}
-}
-
 func TestCheckComplete(t *testing.T) {
 	const up = "fleet/apps-bundles"
 	build := func(t *testing.T) (*store, *Bundle, map[string][]v1.Hash) {
@@ -283,17 +237,25 @@ func TestCheckComplete(t *testing.T) {
 		b, _ := Parse(raw)
 		return s, b, per
 	}
-	armOnly, _ := ParsePlatforms("linux/arm64")
+	armOnly, _ := oci.ParsePlatforms("linux/arm64")
+	armV8, _ := oci.ParsePlatforms("linux/arm64/v8")
+	riscv, _ := oci.ParsePlatforms("linux/riscv64")
 	tests := []struct {
 		name    string
 		damage  func(s *store, per map[string][]v1.Hash)
-		sel     Platforms
+		sel     oci.Platforms
 		missing string
 	}{
 		{"complete", func(*store, map[string][]v1.Hash) {}, nil, ""},
 		{"no index", func(s *store, _ map[string][]v1.Hash) { delete(s.tags, up+":"+rev) }, nil, "bundle index"},
 		{"amd64 layer gone", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, nil, "blob"},
 		{"amd64 layer gone, arm64 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, armOnly, ""},
+		// The index labels arm64 without a variant (as buildx does); the
+		// edge asks for linux/arm64/v8: the same platform.
+		{"amd64 layer gone, arm64/v8 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["amd64"][2].String()) }, armV8, ""},
+		{"arm64 layer gone, arm64/v8 selected", func(s *store, per map[string][]v1.Hash) { delete(s.blobs, up+"@"+per["arm64"][2].String()) }, armV8, "blob"},
+		// Nothing in the index for the selection: never complete.
+		{"no riscv64 in the index", func(*store, map[string][]v1.Hash) {}, riscv, "no manifest for linux/riscv64 in index sha256:"},
 		{"arm64 manifest gone", func(s *store, per map[string][]v1.Hash) { delete(s.manifests, up+"@"+per["arm64"][0].String()) }, armOnly, "manifest"},
 		{"short blob", func(s *store, per map[string][]v1.Hash) { s.blobs[up+"@"+per["arm64"][1].String()] = 1 }, nil, "size 1"},
 		{"tampered manifest", func(s *store, per map[string][]v1.Hash) { s.manifests[up+"@"+per["arm64"][0].String()] = []byte("{}") }, nil, "bytes"},
@@ -302,7 +264,7 @@ func TestCheckComplete(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, per := build(t)
 			tc.damage(s, per)
-			r, err := CheckComplete(context.Background(), s, Layout{BundleRepo: up}, rev, tc.sel)
+			r, err := CheckComplete(context.Background(), s, Placement{BundleRepo: up}, rev, tc.sel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -319,7 +281,7 @@ func TestCheckComplete(t *testing.T) {
 	}
 	t.Run("edge tags", func(t *testing.T) {
 		s, b, _ := build(t)
-		l := Layout{BundleRepo: up, ImageRepo: func(imageref.Ref) string { return up }, CheckTags: true}
+		l := Placement{BundleRepo: up, ImageRepo: func(imageref.Ref) string { return up }, CheckTags: true}
 		r, _ := CheckComplete(context.Background(), s, l, rev, nil)
 		if r.Complete() || !strings.Contains(fmt.Sprint(r.Missing), "tag") {
 			t.Fatalf("untagged image counted complete: %v", r.Missing)
@@ -329,31 +291,4 @@ func TestCheckComplete(t *testing.T) {
 			t.Fatalf("tagged: %v", r.Missing)
 		}
 	})
-}
-
-func TestWalkOrder(t *testing.T) {
-	s := newStore()
-	d, per := s.multiArch(t, "r", "w")
-	arm, _ := ParsePlatforms("linux/arm64")
-	var order []v1.Hash
-	err := Walk(context.Background(), fetcher{s, "r"}, d, arm, func(n Node) error {
-		order = append(order, n.Descriptor.Digest)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []v1.Hash{per["arm64"][1], per["arm64"][2], per["arm64"][0], d.Digest}
-	if fmt.Sprint(order) != fmt.Sprint(want) {
-		t.Fatalf("order %v, want %v", order, want)
-	}
-}
-
-type fetcher struct {
-	s    *store
-	repo string
-}
-
-func (f fetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
-	return f.s.Manifest(ctx, f.repo, d.Digest)
 }

@@ -8,11 +8,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // Presence is what a completeness check needs to know about a registry (or
 // any store): raw manifests by digest, blob sizes, and tags. Implementations
-// return an error wrapping ErrNotFound for absent content; any other error
+// return an error wrapping oci.ErrNotFound for absent content; any other error
 // means "could not tell" and aborts the check.
 type Presence interface {
 	Manifest(ctx context.Context, repo string, digest v1.Hash) ([]byte, error)
@@ -20,8 +21,11 @@ type Presence interface {
 	Tag(ctx context.Context, repo, tag string) (v1.Hash, error)
 }
 
-// Layout says in which repository each part of a bundle lives.
-type Layout struct {
+// Placement says in which repository each part of a bundle lives (upstream:
+// everything in the bundles repository; at the edge: each image under its
+// own name) and whether image tags are part of completeness. It was called
+// Layout, which collided with the OCI image layout (internal/oci/layout).
+type Placement struct {
 	// BundleRepo holds the bundle index, tagged with the revision.
 	BundleRepo string
 	// ImageRepo returns the repository holding an image's content. Nil
@@ -71,49 +75,49 @@ func (r *Report) Complete() bool { return r.Bundle != nil && len(r.Missing) == 0
 const maxMissing = 100
 
 // CheckComplete is the one definition of a complete bundle (DESIGN.md): the
-// bundle index for revision is present in l.BundleRepo; every manifest and
+// bundle index for revision is present in pl.BundleRepo; every manifest and
 // blob it reaches for the selected platforms is present with matching digest
-// and size; with l.CheckTags every image tag resolves to its recorded
+// and size; with pl.CheckTags every image tag resolves to its recorded
 // digest. Blobs are checked for presence and size (the writer verified their
 // digests); manifests are re-hashed, as they are read anyway. An error is
 // returned only when presence could not be determined.
-func CheckComplete(ctx context.Context, p Presence, l Layout, revision string, sel Platforms) (*Report, error) {
+func CheckComplete(ctx context.Context, p Presence, pl Placement, revision string, sel oci.Platforms) (*Report, error) {
 	r := &Report{Revision: revision}
-	dig, err := p.Tag(ctx, l.BundleRepo, revision)
-	if errors.Is(err, ErrNotFound) {
-		r.Missing = append(r.Missing, Missing{Repo: l.BundleRepo + ":" + revision, What: "bundle index"})
+	dig, err := p.Tag(ctx, pl.BundleRepo, revision)
+	if errors.Is(err, oci.ErrNotFound) {
+		r.Missing = append(r.Missing, Missing{Repo: pl.BundleRepo + ":" + revision, What: "bundle index"})
 		return r, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s:%s: %w", l.BundleRepo, revision, err)
+		return nil, fmt.Errorf("bundle %s:%s: %w", pl.BundleRepo, revision, err)
 	}
-	raw, err := p.Manifest(ctx, l.BundleRepo, dig)
-	if errors.Is(err, ErrNotFound) {
-		r.Missing = append(r.Missing, Missing{Repo: l.BundleRepo, Digest: dig.String(), What: "bundle index"})
+	raw, err := p.Manifest(ctx, pl.BundleRepo, dig)
+	if errors.Is(err, oci.ErrNotFound) {
+		r.Missing = append(r.Missing, Missing{Repo: pl.BundleRepo, Digest: dig.String(), What: "bundle index"})
 		return r, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s@%s: %w", l.BundleRepo, dig, err)
+		return nil, fmt.Errorf("bundle %s@%s: %w", pl.BundleRepo, dig, err)
 	}
-	if err := VerifyBytes(raw, v1.Descriptor{Digest: dig, Size: int64(len(raw))}); err != nil {
-		r.Missing = append(r.Missing, Missing{Repo: l.BundleRepo, Digest: dig.String(), What: "bundle index", Detail: err.Error()})
+	if err := oci.VerifyBytes(raw, v1.Descriptor{Digest: dig, Size: int64(len(raw))}); err != nil {
+		r.Missing = append(r.Missing, Missing{Repo: pl.BundleRepo, Digest: dig.String(), What: "bundle index", Detail: err.Error()})
 		return r, nil
 	}
 	b, err := Parse(raw)
 	if err != nil {
-		r.Missing = append(r.Missing, Missing{Repo: l.BundleRepo, Digest: dig.String(), What: "bundle index", Detail: err.Error()})
+		r.Missing = append(r.Missing, Missing{Repo: pl.BundleRepo, Digest: dig.String(), What: "bundle index", Detail: err.Error()})
 		return r, nil
 	}
 	if b.Revision != revision {
-		r.Missing = append(r.Missing, Missing{Repo: l.BundleRepo, Digest: dig.String(), What: "bundle index",
+		r.Missing = append(r.Missing, Missing{Repo: pl.BundleRepo, Digest: dig.String(), What: "bundle index",
 			Detail: fmt.Sprintf("records revision %s", b.Revision)})
 		return r, nil
 	}
 	r.Bundle = b
 	for _, im := range b.Images {
-		repo := l.BundleRepo
-		if l.ImageRepo != nil {
-			repo = l.ImageRepo(im.Ref)
+		repo := pl.BundleRepo
+		if pl.ImageRepo != nil {
+			repo = pl.ImageRepo(im.Ref)
 		}
 		if err := checkImage(ctx, p, r, repo, im, sel); err != nil {
 			return nil, err
@@ -121,10 +125,10 @@ func CheckComplete(ctx context.Context, p Presence, l Layout, revision string, s
 		if len(r.Missing) >= maxMissing {
 			break
 		}
-		if l.CheckTags && im.Ref.Tag != "" {
+		if pl.CheckTags && im.Ref.Tag != "" {
 			got, err := p.Tag(ctx, repo, im.Ref.Tag)
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, oci.ErrNotFound):
 				r.Missing = append(r.Missing, Missing{Repo: repo + ":" + im.Ref.Tag, Image: im.Ref.String(), What: "tag"})
 			case err != nil:
 				return nil, fmt.Errorf("tag %s:%s: %w", repo, im.Ref.Tag, err)
@@ -137,25 +141,25 @@ func CheckComplete(ctx context.Context, p Presence, l Layout, revision string, s
 	return r, nil
 }
 
-func checkImage(ctx context.Context, p Presence, r *Report, repo string, im Image, sel Platforms) error {
+func checkImage(ctx context.Context, p Presence, r *Report, repo string, im Image, sel oci.Platforms) error {
 	seen := map[v1.Hash]bool{}
 	// Walk children one manifest at a time so an absent or damaged
 	// manifest is reported, not fatal.
 	var visit func(d v1.Descriptor, depth int) error
 	visit = func(d v1.Descriptor, depth int) error {
 		raw, err := p.Manifest(ctx, repo, d.Digest)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, oci.ErrNotFound) {
 			r.Missing = append(r.Missing, Missing{Repo: repo, Image: im.Ref.String(), Digest: d.Digest.String(), What: "manifest"})
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("manifest %s@%s: %w", repo, d.Digest, err)
 		}
-		if err := VerifyBytes(raw, d); err != nil {
+		if err := oci.VerifyBytes(raw, d); err != nil {
 			r.Missing = append(r.Missing, Missing{Repo: repo, Image: im.Ref.String(), Digest: d.Digest.String(), What: "manifest", Detail: err.Error()})
 			return nil
 		}
-		ms, bs, err := Children(raw, d.MediaType, sel)
+		ms, bs, err := oci.Children(raw, d.MediaType, sel)
 		if err != nil {
 			r.Missing = append(r.Missing, Missing{Repo: repo, Image: im.Ref.String(), Digest: d.Digest.String(), What: "manifest", Detail: err.Error()})
 			return nil
@@ -176,7 +180,7 @@ func checkImage(ctx context.Context, p Presence, r *Report, repo string, im Imag
 			seen[b.Digest] = true
 			size, err := p.BlobSize(ctx, repo, b.Digest)
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, oci.ErrNotFound):
 				r.Missing = append(r.Missing, Missing{Repo: repo, Image: im.Ref.String(), Digest: b.Digest.String(), What: "blob"})
 			case err != nil:
 				return fmt.Errorf("blob %s@%s: %w", repo, b.Digest, err)

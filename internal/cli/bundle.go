@@ -12,6 +12,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
@@ -52,7 +53,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			}
 			o.Lister = discover.Lister(e.log)
 			o.Log = e.log
-			o.RemoteOptions = append(o.RemoteOptions, transfer.WithInsecure(insecure))
+			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))
 			res, err := release.Run(cmd.Context(), o)
 			if errors.Is(err, release.ErrInput) {

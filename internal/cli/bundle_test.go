@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +17,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 func bundleGit(t *testing.T, dir string, args ...string) string {
@@ -133,8 +136,8 @@ func TestBundleToRegistry(t *testing.T) {
 	}
 	// Read the bundle back: every reference, digest and platform.
 	ctx := context.Background()
-	p := transfer.NewRegistryPresence(f.reg.Addr, transfer.WithKeychain(authn.NewMultiKeychain()))
-	rep, err := bundle.CheckComplete(ctx, p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	p := registryclient.NewPresence(f.reg.Addr, registryclient.WithKeychain(authn.NewMultiKeychain()))
+	rep, err := bundle.CheckComplete(ctx, p, bundle.Placement{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +157,13 @@ func TestBundleToRegistry(t *testing.T) {
 		t.Fatalf("annotations: %+v", rep.Bundle)
 	}
 	// Every platform child is in the bundles repository.
-	src, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	src, _ := registryclient.New(to, registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, im := range rep.Bundle.Images {
 		raw, err := src.FetchManifest(ctx, im.Descriptor)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+		ms, _, _ := oci.Children(raw, im.Descriptor.MediaType, nil)
 		for _, m := range ms {
 			if ok, _ := src.ManifestExists(ctx, m); !ok || m.Platform == nil || m.Platform.OS != "linux" {
 				t.Fatalf("child %s (%v) missing", m.Digest, m.Platform)
@@ -188,7 +191,19 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 	f := newBundleFixture(t)
 	out := filepath.Join(t.TempDir(), "bundle.tar")
 	lay := filepath.Join(t.TempDir(), "layout")
-	r, errOut, code := runBundle(t, "--repo", f.repo, "--oci-layout", lay, "--output", out, "--platform", "linux/arm64")
+	// Issue 11 §5: the amd64-only tool image has nothing for linux/arm64:
+	// an error that names what it has, not a bundle that would count as
+	// complete without the image.
+	_, errOut, code := runBundle(t, "--repo", f.repo, "--oci-layout", lay, "--platform", "linux/arm64")
+	if code != 1 || !strings.Contains(errOut, "no manifest for linux/arm64 in index sha256:") || !strings.Contains(errOut, "it has linux/amd64") {
+		t.Fatalf("--platform linux/arm64 with an amd64-only image: exit %d: %s", code, errOut)
+	}
+	if _, err := mustLayout(layout.New(lay)).Resolve(context.Background(), f.sha); !errors.Is(err, oci.ErrNotFound) {
+		t.Fatalf("a bundle was tagged although an image has nothing for the selection: %v", err)
+	}
+	// arm64 written as Docker Hub does (v8) selects the fixture's arm64
+	// entries, which have no variant (as buildx writes them).
+	r, errOut, code := runBundle(t, "--repo", f.repo, "--oci-layout", lay, "--output", out, "--platform", "linux/arm64/v8,linux/amd64")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -198,7 +213,7 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	for _, l := range []*transfer.Layout{transfer.TarLayout(a, ""), mustLayout(transfer.NewLayout(lay))} {
+	for _, l := range []*layout.Layout{layout.Tar(a, ""), mustLayout(layout.New(lay))} {
 		d, err := l.Resolve(ctx, f.sha)
 		if err != nil || d.Digest.String() != r.BundleDigest {
 			t.Fatalf("bundle tag: %v %v", d, err)
@@ -208,16 +223,16 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		if err != nil || len(b.Images) != 3 {
 			t.Fatalf("bundle: %v", err)
 		}
-		// arm64 only: the amd64-only tool image has no selected child.
+		// arm64 and amd64 only: db's arm/v7 stays behind.
 		for _, im := range b.Images {
 			raw, err := l.FetchManifest(ctx, im.Descriptor)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ms, _, _ := bundle.Children(raw, im.Descriptor.MediaType, nil)
+			ms, _, _ := oci.Children(raw, im.Descriptor.MediaType, nil)
 			for _, m := range ms {
 				ok, _ := l.ManifestExists(ctx, m)
-				if ok != (m.Platform.Architecture == "arm64") {
+				if ok != (m.Platform.Architecture != "arm") {
 					t.Fatalf("%s %s present=%v", im.Ref, m.Platform, ok)
 				}
 			}
@@ -257,7 +272,7 @@ func TestBundleBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was pushed.
-	r, _ := transfer.NewRemote(to, transfer.WithKeychain(authn.NewMultiKeychain()))
+	r, _ := registryclient.New(to, registryclient.WithKeychain(authn.NewMultiKeychain()))
 	sha := bundleGit(t, f.repo, "rev-parse", "HEAD")
 	if _, err := r.Resolve(context.Background(), sha); err == nil {
 		t.Fatal("a bundle was pushed despite bad input")
@@ -290,8 +305,8 @@ func TestBundleToAuthRegistry(t *testing.T) {
 	if r.Stats.BlobsCopied != 18 || r.Stats.BlobsMounted != 0 || r.BytesNew != r.Stats.BytesRead {
 		t.Fatalf("stats %+v", r.Stats)
 	}
-	p := transfer.NewRegistryPresence(dst.Addr)
-	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
+	p := registryclient.NewPresence(dst.Addr)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: "fleet/apps-bundles"}, f.sha, nil)
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle incomplete: %v %v", err, rep)
 	}

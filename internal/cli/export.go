@@ -10,10 +10,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -39,13 +40,13 @@ bundle and git objects lacks.`,
 			if output != "text" && output != "json" {
 				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
 			}
-			ps, err := bundle.ParsePlatforms(platform)
+			ps, err := oci.ParsePlatforms(platform)
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
 			o.Platforms = ps
 			o.Log = e.log
-			o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(insecure)}
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
 			res, err := sneakernet.Export(cmd.Context(), o)
 			if err != nil {
@@ -96,7 +97,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			o.File = args[0]
 			o.Log = e.log
-			o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(insecure)}
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
 			if credsFile != "" {
 				raw, err := os.ReadFile(credsFile)
 				if err != nil {
@@ -106,7 +107,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 				if !ok || user == "" {
 					return exitcode.Invalid(fmt.Errorf("--credentials-file %s: want one line user:password", credsFile))
 				}
-				o.RemoteOptions = append(o.RemoteOptions, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
+				o.RemoteOptions = append(o.RemoteOptions, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 			}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
 			var res *sneakernet.ImportResult

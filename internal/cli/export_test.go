@@ -9,9 +9,9 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 func TestExportImportCommands(t *testing.T) {
@@ -92,9 +92,9 @@ func TestImportIntoEdgeDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	p := transfer.NewRegistryPresence("edge.invalid", transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()))
+	p := registryclient.NewPresence("edge.invalid", registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()))
 	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
-	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}, f.sha, nil)
+	rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}, f.sha, nil)
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle after import: %v %+v", err, rep)
 	}

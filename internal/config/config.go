@@ -17,6 +17,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // Defaults applied by Parse to fields left empty.
@@ -233,9 +234,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, p := range c.Platforms {
-		parts := strings.Split(p, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			bad("platforms: %q is not os/arch[/variant]", p)
+		if _, err := oci.ParsePlatform(p); err != nil {
+			bad("platforms: %v", err)
 		}
 	}
 	if c.Link.MaxBandwidth < 0 {

@@ -32,8 +32,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
-	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
 	"github.com/ballast-dev/ballast/internal/verify"
 )
@@ -420,9 +420,9 @@ func (s *story) bundle(ctx context.Context, sha string, f *Figures) error {
 		Revision: sha,
 		Lister:   s.o.Lister,
 		To:       to,
-		RemoteOptions: []transfer.RemoteOption{
-			transfer.WithInsecure(true),
-			transfer.WithTransport(nsTransport{cloud: s.cloud.addr, next: s.cloud.reg.Transport()}),
+		RemoteOptions: []registryclient.Option{
+			registryclient.WithInsecure(true),
+			registryclient.WithTransport(nsTransport{cloud: s.cloud.addr, next: s.cloud.reg.Transport()}),
 		},
 		Log: s.o.Log,
 	})

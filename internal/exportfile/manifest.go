@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
@@ -96,7 +96,7 @@ func ParseManifest(raw []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%s: files[%d] %q: bad size or sha256", ManifestName, i, f.Name)
 		}
 	}
-	if _, err := bundle.ParsePlatforms(strings.Join(m.Platforms, ",")); err != nil {
+	if _, err := oci.ParsePlatforms(strings.Join(m.Platforms, ",")); err != nil {
 		return nil, fmt.Errorf("%s: %w", ManifestName, err)
 	}
 	if m.HasGit && !seen[GitBundle] {

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
@@ -110,14 +111,14 @@ func Verify(a *ocitar.Archive) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle index %s: %w", root.Digest, err)
 	}
-	if r.Size() > bundle.MaxManifestSize {
+	if r.Size() > oci.MaxManifestSize {
 		return nil, fmt.Errorf("bundle index %s: too large", root.Digest)
 	}
 	raw, err = io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	if err := bundle.VerifyBytes(raw, root); err != nil {
+	if err := oci.VerifyBytes(raw, root); err != nil {
 		return nil, err
 	}
 	b, err := bundle.Parse(raw)
@@ -136,7 +137,7 @@ func findTag(a *ocitar.Archive, tag string) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("bundle index for %s: %w", tag, err)
 	}
-	if r.Size() > bundle.MaxManifestSize {
+	if r.Size() > oci.MaxManifestSize {
 		return v1.Descriptor{}, fmt.Errorf("%s/index.json: too large", LayoutPrefix)
 	}
 	raw, err := io.ReadAll(r)
@@ -149,7 +150,7 @@ func findTag(a *ocitar.Archive, tag string) (v1.Descriptor, error) {
 	}
 	for _, d := range idx.Manifests {
 		if d.Annotations[annotationRefName] == tag {
-			if err := bundle.CheckDigest(d.Digest); err != nil {
+			if err := oci.CheckDigest(d.Digest); err != nil {
 				return v1.Descriptor{}, fmt.Errorf("%s/index.json: %w", LayoutPrefix, err)
 			}
 			return d, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -45,13 +46,13 @@ func BenchmarkBundleVsCrane(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	anon := transfer.WithKeychain(authn.NewMultiKeychain())
+	anon := registryclient.WithKeychain(authn.NewMultiKeychain())
 	var tBundle, tCrane time.Duration
 	var rerun, size int64
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		o := release.Options{RepoDir: repo, Revision: "HEAD", To: down.Repo(fmt.Sprintf("b%d/bundles", n)),
-			Config: &release.Config{ExtraImages: extra}, RemoteOptions: []transfer.RemoteOption{anon},
+			Config: &release.Config{ExtraImages: extra}, RemoteOptions: []registryclient.Option{anon},
 			EngineOptions: []transfer.Option{transfer.WithConcurrency(4)}}
 		start := time.Now()
 		res, err := release.Run(ctx, o)

@@ -12,8 +12,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // ConfigFile is the name of the release config at the repository root.
@@ -81,7 +81,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("extraImages[%d]: %w", i, err)
 		}
 	}
-	if _, err := bundle.ParsePlatforms(strings.Join(c.Platforms, ",")); err != nil {
+	if _, err := oci.ParsePlatforms(strings.Join(c.Platforms, ",")); err != nil {
 		return fmt.Errorf("platforms: %w", err)
 	}
 	for i, p := range c.Platforms {

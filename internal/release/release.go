@@ -15,6 +15,9 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -37,7 +40,7 @@ type Options struct {
 	Output    string // tar file; "" for none
 	DryRun    bool
 
-	RemoteOptions []transfer.RemoteOption // credentials, --insecure, transport
+	RemoteOptions []registryclient.Option // credentials, --insecure, transport
 	EngineOptions []transfer.Option       // concurrency, progress, staging
 	Log           *slog.Logger
 	Now           func() time.Time // overrides the commit time as the created time
@@ -133,7 +136,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		cfg = &c
 	}
-	platforms, _ := bundle.ParsePlatforms(strings.Join(cfg.Platforms, ","))
+	platforms, _ := oci.ParsePlatforms(strings.Join(cfg.Platforms, ","))
 
 	refs, err := listImages(ctx, o, dir, cfg)
 	if err != nil {
@@ -152,7 +155,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, r := range refs {
-		src, err := transfer.NewRemote(sourceRepo(r), o.RemoteOptions...)
+		src, err := registryclient.New(sourceRepo(r), o.RemoteOptions...)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("image %s: %w", r, err))
 		}
@@ -165,7 +168,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err != nil {
 				return fmt.Errorf("image %s: %w", r, err)
 			}
-			if !bundle.IsIndex(d.MediaType) && !bundle.IsManifest(d.MediaType) {
+			if !oci.IsIndex(d.MediaType) && !oci.IsManifest(d.MediaType) {
 				return fmt.Errorf("image %s: media type %q is not an image manifest or index", r, d.MediaType)
 			}
 			images[i], srcs[i] = bundle.Image{Ref: r, Descriptor: d}, src
@@ -192,7 +195,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var ends []end
 	if o.To != "" {
-		dst, err := transfer.NewRemote(o.To, o.RemoteOptions...)
+		dst, err := registryclient.New(o.To, o.RemoteOptions...)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("--to: %w", err))
 		}
@@ -200,7 +203,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Bundle = o.To + ":" + sha
 	}
 	if o.OCILayout != "" {
-		lay, err := transfer.NewLayout(o.OCILayout)
+		lay, err := layout.New(o.OCILayout)
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		lay, err := transfer.NewLayout(tmp)
+		lay, err := layout.New(tmp)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +250,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				return nil, err
 			}
 			defer os.RemoveAll(tmp)
-			lay, err := transfer.NewLayout(tmp)
+			lay, err := layout.New(tmp)
 			if err != nil {
 				return nil, err
 			}
@@ -275,7 +278,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Log.Info("copying images", "to", e.name, "images", len(images))
 		st, err := eng.Copy(ctx, jobsFor(e.dst)...)
 		addStats(&total, st)
-		var he *transfer.HTTPError
+		var he *registryclient.HTTPError
 		if err != nil && len(platforms) > 0 && errors.As(err, &he) && he.Status == 400 {
 			return nil, fmt.Errorf("copy to %s: %w (this registry refuses image indexes whose unselected platforms are absent: bundle without --platform)", e.name, err)
 		}

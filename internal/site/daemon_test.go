@@ -17,13 +17,13 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/edged"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 type rawManifest struct {
@@ -103,7 +103,7 @@ func TestRunningDaemonSeesImport(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "update.tar")
 	if _, err := sneakernet.Export(context.Background(), sneakernet.ExportOptions{
 		Bundle: up.Repo("fleet/apps-bundles") + ":" + rev2, GitDir: repo.Dir, Output: file, Since: rev1,
-		RemoteOptions: []transfer.RemoteOption{anon},
+		RemoteOptions: []registryclient.Option{anon},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestRunningDaemonSeesImport(t *testing.T) {
 	bare := filepath.Join(cfg.DataDir, "git", strings.TrimPrefix(url, "http://")) // host:port/fleet/apps.git
 	if _, err := sneakernet.Import(context.Background(), sneakernet.ImportOptions{
 		File: file, Registry: d.Registry, GitDir: bare, RepoURL: url,
-		RemoteOptions: []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithAuth(&authn.Basic{Username: user, Password: pass})},
+		RemoteOptions: []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithAuth(&authn.Basic{Username: user, Password: pass})},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -15,16 +15,16 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
-var anon = transfer.WithKeychain(authn.NewMultiKeychain())
+var anon = registryclient.WithKeychain(authn.NewMultiKeychain())
 
 const repoURL = "https://git.example.com/fleet/apps.git"
 
@@ -60,7 +60,7 @@ func (c *cloud) release() (sha, file string) {
 	time.Sleep(1100 * time.Millisecond)
 	res, err := release.Run(context.Background(), release.Options{
 		RepoDir: c.repo, Revision: "HEAD", To: c.up.Repo("fleet/apps-bundles"),
-		Config: &release.Config{ExtraImages: []string{c.up.Repo("src/web:1")}}, RemoteOptions: []transfer.RemoteOption{anon},
+		Config: &release.Config{ExtraImages: []string{c.up.Repo("src/web:1")}}, RemoteOptions: []registryclient.Option{anon},
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -68,7 +68,7 @@ func (c *cloud) release() (sha, file string) {
 	file = filepath.Join(c.t.TempDir(), "update.tar")
 	if _, err := sneakernet.Export(context.Background(), sneakernet.ExportOptions{
 		Bundle: c.up.Repo("fleet/apps-bundles") + ":" + res.Revision, GitDir: c.repo, Output: file,
-		RemoteOptions: []transfer.RemoteOption{anon},
+		RemoteOptions: []registryclient.Option{anon},
 	}); err != nil {
 		c.t.Fatal(err)
 	}

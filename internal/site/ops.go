@@ -8,9 +8,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 // PassResult and Status are sync's, re-exported for callers of the site
@@ -66,6 +66,6 @@ func (s *Site) Import(ctx context.Context, o sneakernet.ImportOptions) (*sneaker
 	o.GitDir = ""
 	o.Mirror, o.Sync = s.Mirror, s.Sync
 	o.Registry = "edge.ballast.invalid"
-	o.RemoteOptions = []transfer.RemoteOption{transfer.WithInsecure(true), transfer.WithTransport(s.Registry.Transport()), transfer.WithKeychain(authn.NewMultiKeychain())}
+	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(s.Registry.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain())}
 	return sneakernet.Import(ctx, o)
 }

@@ -28,6 +28,9 @@ import (
 	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -43,9 +46,9 @@ type ExportOptions struct {
 	GitDir    string // repository whose refs are bundled; "" for none
 	Output    string // the tar file to write
 	Since     string // SHA whose bundle (and git objects) the site has
-	Platforms bundle.Platforms
+	Platforms oci.Platforms
 
-	RemoteOptions []transfer.RemoteOption
+	RemoteOptions []registryclient.Option
 	EngineOptions []transfer.Option
 	Log           *slog.Logger
 }
@@ -91,7 +94,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Output == "" {
 		return nil, inputErr(errors.New("no output file given"))
 	}
-	src, err := transfer.NewRemote(repo, o.RemoteOptions...)
+	src, err := registryclient.New(repo, o.RemoteOptions...)
 	if err != nil {
 		return nil, inputErr(err)
 	}
@@ -110,7 +113,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("base revision: %w", err)
 		}
-		err = bundle.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n bundle.Node) error {
+		err = oci.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n oci.Node) error {
 			if n.Raw == nil {
 				have[n.Descriptor.Digest] = true
 			}
@@ -126,7 +129,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	lay, err := transfer.NewLayout(filepath.Join(work, exportfile.LayoutPrefix))
+	lay, err := layout.New(filepath.Join(work, exportfile.LayoutPrefix))
 	if err != nil {
 		return nil, err
 	}

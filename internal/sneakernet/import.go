@@ -12,10 +12,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -41,7 +43,7 @@ type ImportOptions struct {
 	// tags (old tips are kept). The default is false.
 	Force bool
 
-	RemoteOptions []transfer.RemoteOption
+	RemoteOptions []registryclient.Option
 	EngineOptions []transfer.Option
 	Log           *slog.Logger
 }
@@ -85,7 +87,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	}
 	defer ex.Close()
 	m := ex.Manifest
-	lay := transfer.TarLayout(ex.Archive, exportfile.LayoutPrefix)
+	lay := layout.Tar(ex.Archive, exportfile.LayoutPrefix)
 	repoURL := o.RepoURL
 	if repoURL == "" {
 		repoURL = ex.Bundle.Source
@@ -97,7 +99,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	platforms, _ := bundle.ParsePlatforms(strings.Join(m.Platforms, ","))
+	platforms, _ := oci.ParsePlatforms(strings.Join(m.Platforms, ","))
 	res := &ImportResult{Revision: m.Revision, BundleRepository: bundleRepo, Bundle: m.Bundle, Images: len(ex.Bundle.Images)}
 
 	// Git pre-flight: the bundle's prerequisites must be in the mirror.
@@ -122,8 +124,8 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		}
 	}
 
-	remote := func(repo string) (*transfer.Remote, error) {
-		return transfer.NewRemote(o.Registry+"/"+repo, o.RemoteOptions...)
+	remote := func(repo string) (*registryclient.Remote, error) {
+		return registryclient.New(o.Registry+"/"+repo, o.RemoteOptions...)
 	}
 	var jobs []transfer.Job
 	for _, im := range ex.Bundle.Images {
@@ -175,7 +177,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 
 // land copies the images, then the bundle index, to a registry reached
 // over HTTP (a running edge registry).
-func land(ctx context.Context, eng *transfer.Engine, lay *transfer.Layout, jobs []transfer.Job, bdst *transfer.Remote, root v1.Descriptor, rev string, platforms bundle.Platforms) (transfer.Stats, error) {
+func land(ctx context.Context, eng *transfer.Engine, lay *layout.Layout, jobs []transfer.Job, bdst *registryclient.Remote, root v1.Descriptor, rev string, platforms oci.Platforms) (transfer.Stats, error) {
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
 		return st, fmt.Errorf("load images: %w", err)
@@ -196,12 +198,12 @@ func land(ctx context.Context, eng *transfer.Engine, lay *transfer.Layout, jobs 
 
 // landWithSync lands the file's bundle through the edge's syncer, by the
 // same rules and the same code as a sync pass.
-func landWithSync(ctx context.Context, sy *syncer.Syncer, repoURL string, lay *transfer.Layout, ex *exportfile.Verified, bundleRepo string, eng *transfer.Engine, platforms bundle.Platforms) (transfer.Stats, error) {
+func landWithSync(ctx context.Context, sy *syncer.Syncer, repoURL string, lay *layout.Layout, ex *exportfile.Verified, bundleRepo string, eng *transfer.Engine, platforms oci.Platforms) (transfer.Stats, error) {
 	raw, err := lay.FetchManifest(ctx, ex.Root)
 	if err != nil {
 		return transfer.Stats{}, inputErr(fmt.Errorf("bundle index: %w", err))
 	}
-	if err := bundle.VerifyBytes(raw, ex.Root); err != nil {
+	if err := oci.VerifyBytes(raw, ex.Root); err != nil {
 		return transfer.Stats{}, inputErr(fmt.Errorf("bundle index: %w", err))
 	}
 	st, err := sy.LandImport(ctx, repoURL, syncer.Landing{Src: lay, BundleRepo: bundleRepo, Bundle: ex.Bundle,
@@ -214,9 +216,9 @@ func landWithSync(ctx context.Context, sy *syncer.Syncer, repoURL string, lay *t
 
 // preflight walks the images in the file and checks that each blob is in
 // the file or already at its target.
-func preflight(ctx context.Context, lay *transfer.Layout, jobs []transfer.Job) error {
+func preflight(ctx context.Context, lay *layout.Layout, jobs []transfer.Job) error {
 	for _, j := range jobs {
-		err := bundle.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n bundle.Node) error {
+		err := oci.Walk(ctx, sourceFetcher{lay}, j.Root, j.Platforms, func(n oci.Node) error {
 			if n.Raw != nil {
 				return nil
 			}

@@ -20,14 +20,14 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
-var anon = transfer.WithKeychain(authn.NewMultiKeychain())
+var anon = registryclient.WithKeychain(authn.NewMultiKeychain())
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
@@ -75,7 +75,7 @@ func bundleRev(t *testing.T, w *world, extra ...string) string {
 	git(t, w.repo, "commit", "-q", "--allow-empty", "-m", "rev")
 	res, err := release.Run(context.Background(), release.Options{
 		RepoDir: w.repo, Revision: "HEAD", To: w.up.Repo(w.bundles),
-		Config: &release.Config{ExtraImages: extra}, RemoteOptions: []transfer.RemoteOption{anon},
+		Config: &release.Config{ExtraImages: extra}, RemoteOptions: []registryclient.Option{anon},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func (w *world) export(t *testing.T, sha, since string) (string, *sneakernet.Exp
 	out := filepath.Join(t.TempDir(), "site-update.tar")
 	res, err := sneakernet.Export(context.Background(), sneakernet.ExportOptions{
 		Bundle: w.up.Repo(w.bundles) + ":" + sha, GitDir: w.repo, Output: out, Since: since,
-		RemoteOptions: []transfer.RemoteOption{anon},
+		RemoteOptions: []registryclient.Option{anon},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,16 +113,16 @@ func (w *world) export(t *testing.T, sha, since string) (string, *sneakernet.Exp
 func (w *world) importFile(file string) (*sneakernet.ImportResult, error) {
 	return sneakernet.Import(context.Background(), sneakernet.ImportOptions{
 		File: file, Registry: w.edge.Addr, GitDir: w.edgeGit,
-		RemoteOptions: []transfer.RemoteOption{transfer.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password})},
+		RemoteOptions: []registryclient.Option{registryclient.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password})},
 	})
 }
 
 // complete checks the edge has the revision's bundle, in the edge layout.
 func (w *world) complete(t *testing.T, sha string) *bundle.Report {
 	t.Helper()
-	p := transfer.NewRegistryPresence(w.edge.Addr, transfer.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password}))
+	p := registryclient.NewPresence(w.edge.Addr, registryclient.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password}))
 	br, _ := imageref.BundleRepository("https://git.example.com/fleet/apps.git")
-	r, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, sha, nil)
+	r, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: br, ImageRepo: imageref.Ref.EdgeRepository, CheckTags: true}, sha, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,13 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/testutil/toxiproxy"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 var (
@@ -89,7 +90,7 @@ platforms: [linux/amd64]
 		t.Fatal(err)
 	}
 	bundleRepo, _ := imageref.BundleRepository(git.URL("fleet/apps"))
-	plats, _ := bundle.ParsePlatforms("linux/amd64")
+	plats, _ := oci.ParsePlatforms("linux/amd64")
 
 	// checkInvariant opens the data dir as the next process would.
 	checkInvariant := func(i int) bool {
@@ -102,8 +103,8 @@ platforms: [linux/amd64]
 			t.Fatalf("kill %d: registry does not open after SIGKILL: %v", i, err)
 		}
 		defer reg.Close()
-		p := transfer.NewRegistryPresence("edge.invalid", transfer.WithInsecure(true), transfer.WithTransport(reg.Transport()))
-		rep, err := bundle.CheckComplete(context.Background(), p, bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }}, rev, plats)
+		p := registryclient.NewPresence("edge.invalid", registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()))
+		rep, err := bundle.CheckComplete(context.Background(), p, bundle.Placement{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }}, rev, plats)
 		if err != nil {
 			t.Fatalf("kill %d: check: %v", i, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -62,7 +63,7 @@ type Landing struct {
 	Engine *transfer.Engine
 	// Platforms limits the images' platforms; nil uses the edge's
 	// selection. An export file made for some platforms lands those.
-	Platforms bundle.Platforms
+	Platforms oci.Platforms
 	claims    *claims
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -125,7 +127,7 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 }
 
 // localBundle reads and parses the local bundle index tagged tag.
-func (s *Syncer) localBundle(ctx context.Context, r *transfer.Remote, tag string) (*bundle.Bundle, v1.Descriptor, error) {
+func (s *Syncer) localBundle(ctx context.Context, r *registryclient.Remote, tag string) (*bundle.Bundle, v1.Descriptor, error) {
 	d, err := r.ResolveTag(ctx, tag)
 	if err != nil {
 		return nil, v1.Descriptor{}, err
@@ -134,7 +136,7 @@ func (s *Syncer) localBundle(ctx context.Context, r *transfer.Remote, tag string
 	if err != nil {
 		return nil, d, err
 	}
-	if err := bundle.VerifyBytes(raw, d); err != nil {
+	if err := oci.VerifyBytes(raw, d); err != nil {
 		return nil, d, nil // damaged: delete it, reach nothing
 	}
 	b, err := bundle.Parse(raw)
@@ -159,7 +161,7 @@ func (s *Syncer) reach(ctx context.Context, b *bundle.Bundle, set map[manifestKe
 				return nil
 			}
 			set[k] = true
-			if !bundle.IsIndex(d.MediaType) {
+			if !oci.IsIndex(d.MediaType) {
 				return nil
 			}
 			raw, err := r.FetchManifest(ctx, d)
@@ -171,7 +173,7 @@ func (s *Syncer) reach(ctx context.Context, b *bundle.Bundle, set map[manifestKe
 			}
 			// Every child, selected platform or not: an unselected child
 			// that is present was put there by someone and goes with it.
-			ms, _, err := bundle.Children(raw, d.MediaType, nil)
+			ms, _, err := oci.Children(raw, d.MediaType, nil)
 			if err != nil {
 				return nil
 			}

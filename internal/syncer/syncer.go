@@ -27,6 +27,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -100,9 +102,9 @@ type Options struct {
 type Syncer struct {
 	o         Options
 	log       *slog.Logger
-	platforms bundle.Platforms
+	platforms oci.Platforms
 	engine    *transfer.Engine
-	presence  *transfer.RegistryPresence
+	presence  *registryclient.Presence
 	status    *tracker
 	metrics   *metrics
 	// passMu serializes passes; it is held through blob downloads.
@@ -137,7 +139,7 @@ func New(o Options) (*Syncer, error) {
 		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
 		o.UpstreamTransport = t
 	}
-	plats, err := bundle.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
+	plats, err := oci.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
 	if err != nil {
 		return nil, fmt.Errorf("platforms: %w", err)
 	}
@@ -163,8 +165,8 @@ func New(o Options) (*Syncer, error) {
 		return nil, err
 	}
 	s.engine = eng
-	s.presence = transfer.NewRegistryPresence(localHost, transfer.WithInsecure(true), transfer.WithTransport(o.Local.Transport()),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+	s.presence = registryclient.NewPresence(localHost, registryclient.WithInsecure(true), registryclient.WithTransport(o.Local.Transport()),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, r := range o.Config.Repositories {
 		if r.Bundles == "" {
 			continue
@@ -189,7 +191,7 @@ func (s *Syncer) Status() Status {
 }
 
 // Platforms is the edge's platform selection (empty: all).
-func (s *Syncer) Platforms() bundle.Platforms { return s.platforms }
+func (s *Syncer) Platforms() oci.Platforms { return s.platforms }
 
 // PassResult summarizes one pass.
 type PassResult struct {
@@ -387,11 +389,11 @@ func short(sha string) string {
 
 // upstream returns the bundles repository as a copy source, with the
 // credentials and transport the edge config gives its registry.
-func (s *Syncer) upstream(repo string) (*transfer.Remote, error) {
+func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 	host, _, _ := strings.Cut(repo, "/")
-	opts := []transfer.RemoteOption{transfer.WithTransport(s.o.UpstreamTransport), transfer.WithIdleTimeout(30 * time.Second)}
+	opts := []registryclient.Option{registryclient.WithTransport(s.o.UpstreamTransport), registryclient.WithIdleTimeout(30 * time.Second)}
 	if u, ok := s.o.Config.UpstreamRegistries[host]; ok {
-		opts = append(opts, transfer.WithInsecure(u.Insecure))
+		opts = append(opts, registryclient.WithInsecure(u.Insecure))
 		if u.UsernameFile != "" {
 			user, err := readSecret(u.UsernameFile)
 			if err != nil {
@@ -401,10 +403,10 @@ func (s *Syncer) upstream(repo string) (*transfer.Remote, error) {
 			if err != nil {
 				return nil, err
 			}
-			opts = append(opts, transfer.WithAuth(&authn.Basic{Username: user, Password: pass}))
+			opts = append(opts, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 		}
 	}
-	return transfer.NewRemote(repo, opts...)
+	return registryclient.New(repo, opts...)
 }
 
 func readSecret(p string) (string, error) {
@@ -415,14 +417,14 @@ func readSecret(p string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func (s *Syncer) local(repo string) (*transfer.Remote, error) {
-	return transfer.NewRemote(localHost+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(s.o.Local.Transport()),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+func (s *Syncer) local(repo string) (*registryclient.Remote, error) {
+	return registryclient.New(localHost+"/"+repo, registryclient.WithInsecure(true), registryclient.WithTransport(s.o.Local.Transport()),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 }
 
 // layout is where a bundle's parts live in the edge registry.
-func layout(bundleRepo string, tags bool) bundle.Layout {
-	return bundle.Layout{
+func layout(bundleRepo string, tags bool) bundle.Placement {
+	return bundle.Placement{
 		BundleRepo: bundleRepo,
 		ImageRepo:  func(r imageref.Ref) string { return r.EdgeRepository() },
 		CheckTags:  tags,
@@ -461,7 +463,7 @@ func (s *Syncer) notify(id string) {
 }
 
 // syncRevision makes revision sha's bundle complete locally.
-func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *transfer.Remote, sha string, cl *claims) (string, error) {
+func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *registryclient.Remote, sha string, cl *claims) (string, error) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
@@ -510,7 +512,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *tr
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("read bundle index %s:%s: %w", up, sha, err)
 	}
-	if err := bundle.VerifyBytes(raw, root); err != nil {
+	if err := oci.VerifyBytes(raw, root); err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
@@ -584,7 +586,7 @@ func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[st
 }
 
 type tagWrite struct {
-	dst *transfer.Remote
+	dst *registryclient.Remote
 	d   v1.Descriptor
 	tag string
 }
@@ -595,7 +597,7 @@ func (s *Syncer) writeTag(ctx context.Context, tw tagWrite) error {
 	if err != nil {
 		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
 	}
-	if err := bundle.VerifyBytes(raw, tw.d); err != nil {
+	if err := oci.VerifyBytes(raw, tw.d); err != nil {
 		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
 	}
 	if err := tw.dst.WriteManifest(ctx, tw.d, raw, tw.tag); err != nil {

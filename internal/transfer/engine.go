@@ -16,7 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 // Job is one root (a manifest or index, e.g. an image or a bundle index) to
@@ -28,7 +29,7 @@ type Job struct {
 	// Tags are set on Root in Dst after everything below it is written.
 	Tags []string
 	// Platforms selects the children of indexes; empty keeps all.
-	Platforms bundle.Platforms
+	Platforms oci.Platforms
 	// RootOnly copies only the root manifest; the caller has placed what
 	// it references (e.g. a bundle index whose images live elsewhere).
 	RootOnly bool
@@ -85,7 +86,7 @@ type Engine struct {
 	// placed remembers where this engine wrote or found each blob, so a
 	// later Copy to another repository of the same registry mounts it.
 	mu     sync.Mutex
-	placed map[v1.Hash][]Location
+	placed map[v1.Hash][]oci.Location
 }
 
 type options struct {
@@ -179,7 +180,7 @@ func New(opts ...Option) (*Engine, error) {
 			return nil, err
 		}
 	}
-	return &Engine{o: o, placed: map[v1.Hash][]Location{}}, nil
+	return &Engine{o: o, placed: map[v1.Hash][]oci.Location{}}, nil
 }
 
 // Resolve resolves a tag or digest at src through the retry layer.
@@ -290,7 +291,7 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 // jobWalk is what walking one job found.
 type jobWalk struct {
 	present bool
-	nodes   []bundle.Node
+	nodes   []oci.Node
 	missing map[v1.Hash]bool // dry runs: blobs the target lacks
 }
 
@@ -302,7 +303,7 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 		if j.Src == nil || j.Dst == nil {
 			return nil, fmt.Errorf("job %d: source and target are required", i)
 		}
-		if err := bundle.CheckDigest(j.Root.Digest); err != nil {
+		if err := oci.CheckDigest(j.Root.Digest); err != nil {
 			return nil, fmt.Errorf("job %d: root: %w", i, err)
 		}
 	}
@@ -322,7 +323,7 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 					return nil
 				}
 			}
-			collect := func(n bundle.Node) error {
+			collect := func(n oci.Node) error {
 				r.nodes = append(r.nodes, n)
 				return nil
 			}
@@ -331,9 +332,9 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 				if err != nil {
 					return err
 				}
-				return collect(bundle.Node{Descriptor: j.Root, Raw: raw})
+				return collect(oci.Node{Descriptor: j.Root, Raw: raw})
 			}
-			if err := bundle.Walk(gctx, retryFetcher{e, j.Src}, j.Root, j.Platforms, collect); err != nil {
+			if err := oci.Walk(gctx, retryFetcher{e, j.Src}, j.Root, j.Platforms, collect); err != nil {
 				return err
 			}
 			if !dry {
@@ -486,7 +487,7 @@ func (e *Engine) fetchManifest(ctx context.Context, src Source, d v1.Descriptor)
 		if err != nil {
 			return false, err
 		}
-		if err := bundle.VerifyBytes(raw, d); err != nil {
+		if err := oci.VerifyBytes(raw, d); err != nil {
 			mismatches++
 			err = fmt.Errorf("%w: %w", ErrDigestMismatch, err)
 			if mismatches >= 2 {
@@ -617,7 +618,7 @@ func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target) (bool, 
 		}
 	}
 	e.mu.Lock()
-	written := append([]Location(nil), e.placed[bt.d.Digest]...)
+	written := append([]oci.Location(nil), e.placed[bt.d.Digest]...)
 	e.mu.Unlock()
 	for _, l := range written {
 		if l.Registry == here.Registry && l.Repository != here.Repository {
@@ -681,7 +682,7 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 }
 
 func isDigestRefused(err error) bool {
-	var he *HTTPError
+	var he *registryclient.HTTPError
 	return errors.As(err, &he) && he.Status == 400 && strings.Contains(he.Body, "DIGEST_INVALID")
 }
 

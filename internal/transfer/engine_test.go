@@ -19,14 +19,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/testutil/toxiproxy"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
-var anon = transfer.WithKeychain(authn.NewMultiKeychain())
+var anon = registryclient.WithKeychain(authn.NewMultiKeychain())
 
 // pushIndex pushes idx to repo:tag and returns its descriptor.
 func pushIndex(t testing.TB, repo, tag string, idx v1.ImageIndex, opts ...remote.Option) v1.Descriptor {
@@ -45,9 +47,9 @@ func pushIndex(t testing.TB, repo, tag string, idx v1.ImageIndex, opts ...remote
 	return *d
 }
 
-func newRemote(t testing.TB, repo string, opts ...transfer.RemoteOption) *transfer.Remote {
+func newRemote(t testing.TB, repo string, opts ...registryclient.Option) *registryclient.Remote {
 	t.Helper()
-	r, err := transfer.NewRemote(repo, append([]transfer.RemoteOption{transfer.WithInsecure(true), anon}, opts...)...)
+	r, err := registryclient.New(repo, append([]registryclient.Option{registryclient.WithInsecure(true), anon}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +67,9 @@ func newEngine(t testing.TB, opts ...transfer.Option) *transfer.Engine {
 
 // checkIndexAt reads idx back from repo and compares every manifest,
 // platform and blob.
-func checkIndexAt(t *testing.T, repo string, want v1.ImageIndex, platforms bundle.Platforms) {
+func checkIndexAt(t *testing.T, repo string, want v1.ImageIndex, platforms oci.Platforms) {
 	t.Helper()
-	src := newRemote(t, repo, transfer.WithKeychain(authn.DefaultKeychain))
+	src := newRemote(t, repo, registryclient.WithKeychain(authn.DefaultKeychain))
 	wd, _ := want.Digest()
 	wm, _ := want.IndexManifest()
 	raw, err := src.FetchManifest(context.Background(), v1.Descriptor{Digest: wd})
@@ -122,7 +124,7 @@ func TestCopyRegistryToRegistry(t *testing.T) {
 	root := pushIndex(t, up.Repo("src/app"), "v1", idx)
 	ctx := context.Background()
 
-	downAuth := transfer.WithAuth(&authn.Basic{Username: down.User, Password: down.Password})
+	downAuth := registryclient.WithAuth(&authn.Basic{Username: down.User, Password: down.Password})
 	var events atomic.Int64
 	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithProgress(func(transfer.Event) { events.Add(1) }))
 	job := transfer.Job{Src: newRemote(t, up.Repo("src/app")), Dst: newRemote(t, down.Repo("bundles/app"), downAuth), Root: root, Tags: []string{"v1"}}
@@ -181,11 +183,11 @@ func TestCopyToLayoutPlatformsAndBack(t *testing.T) {
 	root := pushIndex(t, up.Repo("a"), "v1", idx)
 	ctx := context.Background()
 	dir := t.TempDir()
-	lay, err := transfer.NewLayout(dir)
+	lay, err := layout.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	arm, _ := bundle.ParsePlatforms("linux/arm64")
+	arm, _ := oci.ParsePlatforms("linux/arm64")
 	e := newEngine(t)
 	if _, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: lay, Root: root, Tags: []string{"v1"}, Platforms: arm}); err != nil {
 		t.Fatal(err)
@@ -200,7 +202,7 @@ func TestCopyToLayoutPlatformsAndBack(t *testing.T) {
 	}
 	// Layout → registry: the full index needs its children there
 	// (Distribution checks), so copy all platforms from a full layout.
-	full, _ := transfer.NewLayout(t.TempDir())
+	full, _ := layout.New(t.TempDir())
 	if _, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: full, Root: root, Tags: []string{"v1"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +214,50 @@ func TestCopyToLayoutPlatformsAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkIndexAt(t, up.Repo("b"), idx, nil)
+}
+
+// TestCopyPlatformsNormalized: an index whose arm64 entry has no variant (as
+// buildx writes it) and a selection of linux/arm64/v8 (as Docker Hub labels
+// it) are one platform; a selection the index has nothing for fails the
+// copy, naming what it has, instead of copying an index with no children.
+func TestCopyPlatformsNormalized(t *testing.T) {
+	up := regserver.Start(t, regserver.Options{})
+	idx := testimage.Index(t, []string{"linux/amd64", "linux/arm64"}, 1, 16<<10)
+	root := pushIndex(t, up.Repo("a"), "v1", idx)
+	ctx := context.Background()
+	im, _ := idx.IndexManifest()
+	for _, m := range im.Manifests {
+		if m.Platform.Variant != "" {
+			t.Fatalf("test image has variant %q: the case needs none", m.Platform.Variant)
+		}
+	}
+	e := newEngine(t)
+
+	v8, _ := oci.ParsePlatforms("linux/arm64/v8")
+	lay, _ := layout.New(t.TempDir())
+	st, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: lay, Root: root, Tags: []string{"v1"}, Platforms: v8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range im.Manifests {
+		ok, _ := lay.ManifestExists(ctx, m)
+		if ok != (m.Platform.Architecture == "arm64") {
+			t.Fatalf("%s present=%v after a linux/arm64/v8 copy", m.Platform, ok)
+		}
+	}
+	if st.BlobsCopied != 2 { // arm64's config and layer
+		t.Fatalf("copied %d blobs, want 2", st.BlobsCopied)
+	}
+
+	riscv, _ := oci.ParsePlatforms("linux/riscv64")
+	empty, _ := layout.New(t.TempDir())
+	_, err = e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: empty, Root: root, Tags: []string{"v1"}, Platforms: riscv})
+	if !errors.Is(err, oci.ErrNoPlatform) || !strings.Contains(err.Error(), "it has linux/amd64, linux/arm64") {
+		t.Fatalf("copy for a platform the index lacks: %v, want ErrNoPlatform naming linux/amd64, linux/arm64", err)
+	}
+	if _, err := empty.ResolveTag(ctx, "v1"); !errors.Is(err, oci.ErrNotFound) {
+		t.Fatalf("root written although nothing was selected: %v", err)
+	}
 }
 
 // corruptSource flips a byte of every blob it serves.
@@ -241,7 +287,7 @@ func TestDigestMismatchIsRefused(t *testing.T) {
 	ctx := context.Background()
 	for name, dst := range map[string]transfer.Target{
 		"registry": newRemote(t, up.Repo("other")),
-		"layout":   must(transfer.NewLayout(t.TempDir())),
+		"layout":   must(layout.New(t.TempDir())),
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := &corruptSource{Source: newRemote(t, up.Repo("a"))}
@@ -319,8 +365,8 @@ func TestResumeOverCuttingLink(t *testing.T) {
 	proxy.CutEvery(3 << 20)
 
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
-	src := newRemote(t, proxy.Addr+"/big", transfer.WithTransport(ct))
-	dst := must(transfer.NewLayout(t.TempDir()))
+	src := newRemote(t, proxy.Addr+"/big", registryclient.WithTransport(ct))
+	dst := must(layout.New(t.TempDir()))
 	var maxDone, total atomic.Int64
 	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithConcurrency(2), transfer.WithProgress(func(ev transfer.Event) {
 		if ev.Kind == transfer.Retrying || ev.Kind == transfer.ManifestDone {
@@ -369,7 +415,7 @@ func bundleSize(t testing.TB, idx v1.ImageIndex) int64 {
 	return n
 }
 
-func verifyLayout(t *testing.T, lay *transfer.Layout, idx v1.ImageIndex) {
+func verifyLayout(t *testing.T, lay *layout.Layout, idx v1.ImageIndex) {
 	t.Helper()
 	ctx := context.Background()
 	im, _ := idx.IndexManifest()
@@ -398,9 +444,9 @@ func TestResumeAfterRestart(t *testing.T) {
 	idx := testimage.Index(t, []string{"linux/amd64"}, 1, 24<<20)
 	root := pushIndex(t, up.Repo("big"), "v1", idx)
 	staging := t.TempDir()
-	dst := must(transfer.NewLayout(t.TempDir()))
+	dst := must(layout.New(t.TempDir()))
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
-	src := newRemote(t, up.Repo("big"), transfer.WithTransport(ct))
+	src := newRemote(t, up.Repo("big"), registryclient.WithTransport(ct))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e1 := newEngine(t, transfer.WithStagingDir(staging), transfer.WithBandwidth(16<<20), transfer.WithProgress(func(ev transfer.Event) {
@@ -440,8 +486,8 @@ func TestStalledLinkIsRetried(t *testing.T) {
 	root := pushIndex(t, up.Repo("big"), "v1", idx)
 	proxy := toxiproxy.Start(t, up.Addr)
 	ct := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
-	src := newRemote(t, proxy.Addr+"/big", transfer.WithTransport(ct), transfer.WithIdleTimeout(300*time.Millisecond))
-	dst := must(transfer.NewLayout(t.TempDir()))
+	src := newRemote(t, proxy.Addr+"/big", registryclient.WithTransport(ct), registryclient.WithIdleTimeout(300*time.Millisecond))
+	dst := must(layout.New(t.TempDir()))
 	var once atomic.Bool
 	stalled := make(chan struct{})
 	e := newEngine(t, transfer.WithStagingDir(t.TempDir()), transfer.WithBandwidth(32<<20),

@@ -14,7 +14,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -33,7 +35,7 @@ func killHelper() int {
 	if err != nil {
 		return 3
 	}
-	src, err := transfer.NewRemote(os.Getenv("SRC_REPO"), transfer.WithInsecure(true), anon)
+	src, err := registryclient.New(os.Getenv("SRC_REPO"), registryclient.WithInsecure(true), anon)
 	if err != nil {
 		return 3
 	}
@@ -41,7 +43,7 @@ func killHelper() int {
 	if err != nil {
 		return 4
 	}
-	lay, err := transfer.NewLayout(os.Getenv("DST_DIR"))
+	lay, err := layout.New(os.Getenv("DST_DIR"))
 	if err != nil {
 		return 5
 	}
@@ -74,7 +76,7 @@ func TestKillNine(t *testing.T) {
 	exe, _ := os.Executable()
 	ctx := context.Background()
 	check := func() bool {
-		lay, err := transfer.NewLayout(dst)
+		lay, err := layout.New(dst)
 		if err != nil {
 			t.Fatalf("layout unreadable after kill: %v", err)
 		}
@@ -85,7 +87,7 @@ func TestKillNine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = bundle.Walk(ctx, layoutFetcher{lay}, d, nil, func(n bundle.Node) error {
+		err = oci.Walk(ctx, layoutFetcher{lay}, d, nil, func(n oci.Node) error {
 			rc, err := lay.OpenBlob(ctx, n.Descriptor, 0)
 			if err != nil {
 				return err
@@ -165,7 +167,7 @@ func TestKillNine(t *testing.T) {
 	t.Fatalf("not finished after %d kills", kills)
 }
 
-type layoutFetcher struct{ l *transfer.Layout }
+type layoutFetcher struct{ l *layout.Layout }
 
 func (f layoutFetcher) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	return f.l.FetchManifest(ctx, d)

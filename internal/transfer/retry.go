@@ -5,37 +5,30 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
-// Permanent marks err as not worth retrying.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-type permanentError struct{ err error }
-
-func (p *permanentError) Error() string { return p.err.Error() }
-func (p *permanentError) Unwrap() error { return p.err }
+// Permanent marks err as not worth retrying: it is oci.Permanent.
+func Permanent(err error) error { return oci.Permanent(err) }
 
 // IsPermanent reports whether retrying err cannot help: it was marked
-// Permanent, the context ended, or a registry answered with a client error
-// other than 408 (timeout) and 429 (too many requests).
+// Permanent, an index has nothing for the selected platforms
+// (oci.ErrNoPlatform), the context ended, or a registry answered with a
+// client error other than 408 (timeout) and 429 (too many requests).
 func IsPermanent(err error) bool {
-	var p *permanentError
-	if errors.As(err, &p) {
+	if oci.IsPermanent(err) || errors.Is(err, oci.ErrNoPlatform) {
 		return true
 	}
-	if errors.Is(err, ErrStalled) {
+	if errors.Is(err, registryclient.ErrStalled) {
 		// A stall cancels the request's own context: not the caller's.
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	var he *HTTPError
+	var he *registryclient.HTTPError
 	if errors.As(err, &he) {
 		return he.Status >= 400 && he.Status < 500 && he.Status != 408 && he.Status != 429
 	}

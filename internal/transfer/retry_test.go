@@ -7,6 +7,9 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 func TestIsPermanent(t *testing.T) {
@@ -15,16 +18,17 @@ func TestIsPermanent(t *testing.T) {
 		want bool
 	}{
 		{io.ErrUnexpectedEOF, false},
-		{&HTTPError{Status: 500}, false},
-		{&HTTPError{Status: 503}, false},
-		{&HTTPError{Status: 429}, false},
-		{&HTTPError{Status: 408}, false},
-		{&HTTPError{Status: 401}, true},
-		{fmt.Errorf("x: %w", &HTTPError{Status: 404}), true},
+		{&registryclient.HTTPError{Status: 500}, false},
+		{&registryclient.HTTPError{Status: 503}, false},
+		{&registryclient.HTTPError{Status: 429}, false},
+		{&registryclient.HTTPError{Status: 408}, false},
+		{&registryclient.HTTPError{Status: 401}, true},
+		{fmt.Errorf("x: %w", &registryclient.HTTPError{Status: 404}), true},
 		{Permanent(errors.New("x")), true},
 		{context.Canceled, true},
-		{fmt.Errorf("%w: %w", ErrStalled, context.Canceled), false},
+		{fmt.Errorf("%w: %w", registryclient.ErrStalled, context.Canceled), false},
 		{ErrDigestMismatch, false},
+		{fmt.Errorf("manifest x: %w", oci.ErrNoPlatform), true},
 	} {
 		if got := IsPermanent(tc.err); got != tc.want {
 			t.Errorf("IsPermanent(%v) = %v, want %v", tc.err, got, tc.want)
@@ -57,7 +61,7 @@ func TestRetryBudgetResetsOnProgress(t *testing.T) {
 	calls = 0
 	err = p.do(context.Background(), nil, func(context.Context) (bool, error) {
 		calls++
-		return false, &HTTPError{Status: 403}
+		return false, &registryclient.HTTPError{Status: 403}
 	})
 	if err == nil || calls != 1 {
 		t.Fatalf("permanent: %d calls", calls)

@@ -5,25 +5,29 @@
 // every byte against its digest as it streams, resumes interrupted blobs from
 // a staging directory with HTTP Range requests, retries in one place, and
 // writes children before parents so a root manifest is the commit point.
+//
+// It depends on the generic OCI layer only (internal/oci and its
+// registryclient for error classes), never on the bundle format: the ends it
+// copies between are a registry repository (oci/registryclient), an OCI image
+// layout (oci/layout) or a manifest held in memory (ManifestSource).
 package transfer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
-// ErrNotFound is wrapped by ends for absent content. It is the same error
-// bundle.Presence implementations return.
-var ErrNotFound = bundle.ErrNotFound
+// ErrNotFound is wrapped by ends for absent content: it is oci.ErrNotFound,
+// named here for the engine's callers.
+var ErrNotFound = oci.ErrNotFound
 
-// ErrDigestMismatch is wrapped when content does not hash to its digest.
-var ErrDigestMismatch = errors.New("digest mismatch")
+// ErrDigestMismatch is wrapped when content does not hash to its digest: it
+// is oci.ErrDigestMismatch.
+var ErrDigestMismatch = oci.ErrDigestMismatch
 
 // Source is where content is read from. Content it returns is not trusted:
 // the engine checks every manifest and blob against its descriptor.
@@ -39,8 +43,9 @@ type Source interface {
 	OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error)
 }
 
-// ErrNoRange is returned by a Source that cannot start a blob at an offset.
-var ErrNoRange = errors.New("source cannot read from an offset")
+// ErrNoRange is returned by a Source that cannot start a blob at an offset:
+// it is oci.ErrNoRange.
+var ErrNoRange = oci.ErrNoRange
 
 // Target is where content is written.
 type Target interface {
@@ -59,15 +64,9 @@ type Target interface {
 	WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error
 }
 
-// Location names a repository in a registry, for cross-repository mounts.
-type Location struct {
-	Registry   string // host[:port] as dialled
-	Repository string
-}
-
 // Located is implemented by ends that live in a registry.
 type Located interface {
-	Location() Location
+	Location() oci.Location
 }
 
 // Mounter is implemented by targets that can link a blob from another
@@ -78,21 +77,3 @@ type Mounter interface {
 	// registry declined (the blob must then be copied).
 	MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error)
 }
-
-// HTTPError is a registry answer that was not what the protocol expects.
-type HTTPError struct {
-	Method string
-	URL    string
-	Status int
-	Body   string
-}
-
-func (e *HTTPError) Error() string {
-	s := fmt.Sprintf("%s %s: HTTP %d", e.Method, e.URL, e.Status)
-	if e.Body != "" {
-		s += ": " + e.Body
-	}
-	return s
-}
-
-func errorsIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/verify"
 )
 
@@ -33,11 +33,11 @@ func BenchmarkVerify100Images(b *testing.B) {
 	}
 	ctx := context.Background()
 	br, _ := imageref.BundleRepository(s.url)
-	layout := bundle.Layout{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
+	layout := bundle.Placement{BundleRepo: br, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
 	const rounds = 5
 	var base time.Duration
 	for i := 0; i < rounds; i++ {
-		p := transfer.NewRegistryPresence(s.registry, transfer.WithInsecure(true), transfer.WithKeychain(authn.NewMultiKeychain()))
+		p := registryclient.NewPresence(s.registry, registryclient.WithInsecure(true), registryclient.WithKeychain(authn.NewMultiKeychain()))
 		start := time.Now()
 		rep, err := bundle.CheckComplete(ctx, p, layout, rev, nil)
 		if err != nil || !rep.Complete() {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 type key struct{ repo, ref string }
@@ -23,7 +24,7 @@ type result struct {
 
 // errPending stands for a lookup recorded for later; it makes the first
 // walk count the item missing, which the second walk corrects.
-var errPending = fmt.Errorf("pending: %w", bundle.ErrNotFound)
+var errPending = fmt.Errorf("pending: %w", oci.ErrNotFound)
 
 // cachingPresence answers bundle.Presence from a cache. While recording,
 // manifests are fetched for real (the walk needs them) and blob and tag
@@ -82,7 +83,7 @@ func (c *cachingPresence) Tag(ctx context.Context, repo, tag string) (v1.Hash, e
 	// The bundle index's tag decides what the walk reads: look it up now.
 	if repo == c.bundleRepo {
 		h, err := c.real.Tag(ctx, repo, tag)
-		if err != nil && !errors.Is(err, bundle.ErrNotFound) {
+		if err != nil && !errors.Is(err, oci.ErrNotFound) {
 			return h, err
 		}
 		c.mu.Lock()
@@ -123,7 +124,7 @@ func (c *cachingPresence) resolve(ctx context.Context, n int) error {
 				return err
 			}
 			size, err := c.real.BlobSize(gctx, k.repo, h)
-			if err != nil && !errors.Is(err, bundle.ErrNotFound) {
+			if err != nil && !errors.Is(err, oci.ErrNotFound) {
 				return err
 			}
 			c.mu.Lock()
@@ -135,7 +136,7 @@ func (c *cachingPresence) resolve(ctx context.Context, n int) error {
 	for _, k := range tagKeys {
 		g.Go(func() error {
 			h, err := c.real.Tag(gctx, k.repo, k.ref)
-			if err != nil && !errors.Is(err, bundle.ErrNotFound) {
+			if err != nil && !errors.Is(err, oci.ErrNotFound) {
 				return err
 			}
 			c.mu.Lock()
@@ -150,16 +151,16 @@ func (c *cachingPresence) resolve(ctx context.Context, n int) error {
 // record walks the bundle of revision the way CheckComplete will, images in
 // parallel, fetching manifests into the cache and noting every blob and tag
 // lookup. What it cannot read is left for the real check to report.
-func (c *cachingPresence) record(ctx context.Context, bundleRepo, revision string, sel bundle.Platforms, n int) error {
+func (c *cachingPresence) record(ctx context.Context, bundleRepo, revision string, sel oci.Platforms, n int) error {
 	dig, err := c.Tag(ctx, bundleRepo, revision)
-	if errors.Is(err, bundle.ErrNotFound) {
+	if errors.Is(err, oci.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	raw, err := c.Manifest(ctx, bundleRepo, dig)
-	if errors.Is(err, bundle.ErrNotFound) {
+	if errors.Is(err, oci.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -174,7 +175,7 @@ func (c *cachingPresence) record(ctx context.Context, bundleRepo, revision strin
 	for _, im := range b.Images {
 		repo := im.Ref.EdgeRepository()
 		g.Go(func() error {
-			err := bundle.Walk(gctx, repoFetcher{c, repo}, im.Descriptor, sel, func(nd bundle.Node) error {
+			err := oci.Walk(gctx, repoFetcher{c, repo}, im.Descriptor, sel, func(nd oci.Node) error {
 				if nd.Raw == nil {
 					c.mu.Lock()
 					if _, ok := c.blobs[key{repo, nd.Descriptor.Digest.String()}]; !ok {
@@ -184,7 +185,7 @@ func (c *cachingPresence) record(ctx context.Context, bundleRepo, revision strin
 				}
 				return nil
 			})
-			if err != nil && !errors.Is(err, bundle.ErrNotFound) && ctx.Err() == nil && isTransportError(err) {
+			if err != nil && !errors.Is(err, oci.ErrNotFound) && ctx.Err() == nil && isTransportError(err) {
 				return err
 			}
 			if im.Ref.Tag != "" {

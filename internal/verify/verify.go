@@ -25,7 +25,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
-	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 // Options say what to verify and where the edge is.
@@ -143,7 +144,7 @@ func (v *verifier) run(ctx context.Context) *Result {
 		return res
 	}
 	res.Platforms = plats
-	sel, err := bundle.ParsePlatforms(strings.Join(plats, ","))
+	sel, err := oci.ParsePlatforms(strings.Join(plats, ","))
 	if err != nil {
 		res.Reason = "edge platforms: " + err.Error()
 		return res
@@ -381,15 +382,15 @@ func truncate(s string, n int) string {
 // (it needs them to go on) and records every blob and tag lookup; those are
 // then done at once over one connection pool; a second walk answers from
 // what was fetched.
-func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Report, error) {
+func (v *verifier) check(ctx context.Context, sel oci.Platforms) (*bundle.Report, error) {
 	bundleRepo, err := imageref.BundleRepository(v.o.RepoURL)
 	if err != nil {
 		return nil, err
 	}
-	real := transfer.NewRegistryPresence(v.o.Registry, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport),
-		transfer.WithKeychain(authn.NewMultiKeychain()))
+	real := registryclient.NewPresence(v.o.Registry, registryclient.WithInsecure(true), registryclient.WithTransport(v.o.Transport),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	c := &cachingPresence{real: real, bundleRepo: bundleRepo, recording: true, blobs: map[key]result{}, tags: map[key]result{}, manifests: map[key][]byte{}}
-	l := bundle.Layout{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
+	l := bundle.Placement{BundleRepo: bundleRepo, ImageRepo: func(r imageref.Ref) string { return r.EdgeRepository() }, CheckTags: true}
 	if err := c.record(ctx, bundleRepo, v.o.Revision, sel, v.o.Concurrency); err != nil {
 		return nil, err
 	}
@@ -401,18 +402,18 @@ func (v *verifier) check(ctx context.Context, sel bundle.Platforms) (*bundle.Rep
 }
 
 // deep re-hashes every blob the bundle reaches.
-func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel bundle.Platforms) error {
+func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel oci.Platforms) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(v.o.Concurrency)
 	var mu sync.Mutex
 	for _, im := range rep.Bundle.Images {
 		repo := im.Ref.EdgeRepository()
-		src, err := transfer.NewRemote(v.o.Registry+"/"+repo, transfer.WithInsecure(true), transfer.WithTransport(v.o.Transport), transfer.WithKeychain(authn.NewMultiKeychain()))
+		src, err := registryclient.New(v.o.Registry+"/"+repo, registryclient.WithInsecure(true), registryclient.WithTransport(v.o.Transport), registryclient.WithKeychain(authn.NewMultiKeychain()))
 		if err != nil {
 			return err
 		}
 		var blobs []v1.Descriptor
-		err = bundle.Walk(ctx, src, im.Descriptor, sel, func(n bundle.Node) error {
+		err = oci.Walk(ctx, src, im.Descriptor, sel, func(n oci.Node) error {
 			if n.Raw == nil {
 				blobs = append(blobs, n.Descriptor)
 			}

@@ -1,4 +1,11 @@
-package transfer
+// Package registryclient is a small client of the OCI distribution API for
+// one repository at a time: resolve tags, fetch and put manifests, stream
+// blobs (with HTTP Range from an offset, and an idle timeout), check
+// presence with HEAD, upload and mount blobs. It does no retries (the copy
+// engine, transfer, retries in one place) and knows no bundle format. A
+// *Remote is a transfer.Source and transfer.Target (and Mounter): "implements
+// Source" below means transfer's interfaces.
+package registryclient
 
 import (
 	"bytes"
@@ -19,21 +26,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 )
 
 // Remote is one repository in a registry speaking the OCI distribution API.
-// It is both a Source and a Target (and a Mounter). Requests are made
-// directly (no retries here: the engine retries).
+// It is both a transfer.Source and a transfer.Target (and a Mounter).
+// Requests are made directly (no retries here: the engine retries). Absent
+// content is an error wrapping oci.ErrNotFound.
 type Remote struct {
 	repo name.Repository
-	o    remoteOptions
+	o    options
 
 	mu  sync.Mutex
 	rts map[string]http.RoundTripper // by scope set
 }
 
-type remoteOptions struct {
+type options struct {
 	idle      time.Duration
 	insecure  bool
 	keychain  authn.Keychain
@@ -41,19 +49,19 @@ type remoteOptions struct {
 	transport http.RoundTripper
 }
 
-// RemoteOption configures a Remote.
-type RemoteOption func(*remoteOptions) error
+// Option configures a Remote.
+type Option func(*options) error
 
 // WithInsecure talks plain HTTP to the registry. The default is HTTPS.
-func WithInsecure(b bool) RemoteOption {
-	return func(o *remoteOptions) error { o.insecure = b; return nil }
+func WithInsecure(b bool) Option {
+	return func(o *options) error { o.insecure = b; return nil }
 }
 
 // WithIdleTimeout aborts a blob download (or its response headers) when
 // nothing arrives for d, so a stalled link becomes a retry instead of a
 // hang. The default value is 60s.
-func WithIdleTimeout(d time.Duration) RemoteOption {
-	return func(o *remoteOptions) error {
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o *options) error {
 		if d <= 0 {
 			return fmt.Errorf("idle timeout %v: must be positive", d)
 		}
@@ -68,25 +76,25 @@ var ErrStalled = errors.New("download stalled")
 
 // WithKeychain resolves credentials. The default is authn.DefaultKeychain
 // (the docker config: ~/.docker/config.json, $DOCKER_CONFIG).
-func WithKeychain(k authn.Keychain) RemoteOption {
-	return func(o *remoteOptions) error { o.keychain = k; return nil }
+func WithKeychain(k authn.Keychain) Option {
+	return func(o *options) error { o.keychain = k; return nil }
 }
 
 // WithAuth uses fixed credentials instead of a keychain.
-func WithAuth(a authn.Authenticator) RemoteOption {
-	return func(o *remoteOptions) error { o.auth = a; return nil }
+func WithAuth(a authn.Authenticator) Option {
+	return func(o *options) error { o.auth = a; return nil }
 }
 
 // WithTransport sets the HTTP transport underneath (tests count bytes with
 // it). The default is a clone of http.DefaultTransport.
-func WithTransport(t http.RoundTripper) RemoteOption {
-	return func(o *remoteOptions) error { o.transport = t; return nil }
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) error { o.transport = t; return nil }
 }
 
-// NewRemote returns the repository ref ("host[:port]/path"). It does not
-// touch the network.
-func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
-	o := remoteOptions{idle: 60 * time.Second}
+// New returns the repository ref ("host[:port]/path"). It does not touch
+// the network.
+func New(ref string, opts ...Option) (*Remote, error) {
+	o := options{idle: 60 * time.Second}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -114,8 +122,8 @@ func NewRemote(ref string, opts ...RemoteOption) (*Remote, error) {
 }
 
 // Location implements Located.
-func (r *Remote) Location() Location {
-	return Location{Registry: r.repo.RegistryStr(), Repository: r.repo.RepositoryStr()}
+func (r *Remote) Location() oci.Location {
+	return oci.Location{Registry: r.repo.RegistryStr(), Repository: r.repo.RepositoryStr()}
 }
 
 // String is registry/repository.
@@ -186,7 +194,7 @@ func httpError(req *http.Request, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	he := &HTTPError{Method: req.Method, URL: req.URL.Redacted(), Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%w: %w", ErrNotFound, he)
+		return fmt.Errorf("%w: %w", oci.ErrNotFound, he)
 	}
 	return he
 }
@@ -240,12 +248,12 @@ func (r *Remote) getManifest(ctx context.Context, ref string) ([]byte, types.Med
 		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, bundle.MaxManifestSize+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
 	}
-	if len(raw) > bundle.MaxManifestSize {
-		return nil, "", Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, bundle.MaxManifestSize))
+	if len(raw) > oci.MaxManifestSize {
+		return nil, "", oci.Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, oci.MaxManifestSize))
 	}
 	return raw, types.MediaType(mediaType(resp.Header.Get("Content-Type"))), nil
 }
@@ -344,7 +352,7 @@ func (r *Remote) exists(ctx context.Context, kind string, d v1.Descriptor) (bool
 }
 
 func isNotFound(err error) bool {
-	return errorsIsNotFound(err)
+	return errors.Is(err, oci.ErrNotFound)
 }
 
 // ResolveTag implements Target.
@@ -433,7 +441,23 @@ func (r *Remote) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte,
 	}
 	resp.Body.Close()
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.Digest.String() {
-		return Permanent(fmt.Errorf("put manifest %s:%s: registry stored it as %s, want %s", r.repo, ref, got, d.Digest))
+		return oci.Permanent(fmt.Errorf("put manifest %s:%s: registry stored it as %s, want %s", r.repo, ref, got, d.Digest))
 	}
 	return nil
+}
+
+// HTTPError is a registry answer that was not what the protocol expects.
+type HTTPError struct {
+	Method string
+	URL    string
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("%s %s: HTTP %d", e.Method, e.URL, e.Status)
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
 }

@@ -1,10 +1,14 @@
-package transfer
+// Package layout reads and writes OCI image layouts
+// (https://github.com/opencontainers/image-spec/blob/main/image-layout.md): a
+// directory (read and write) or a tar of one (read only, in place). A
+// *Layout is a transfer.Source and transfer.Target; tags are index.json
+// entries annotated with org.opencontainers.image.ref.name. Writes are
+// crash-safe (temp file, fsync, rename, fsync the directory).
+package layout
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
@@ -28,8 +32,9 @@ const AnnotationRefName = "org.opencontainers.image.ref.name"
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-// Layout is an OCI image layout: a directory (Source and Target) or, read
-// only, a tar of one (TarLayout). Tags are index.json entries annotated with
+// Layout is an OCI image layout: a directory (transfer.Source and
+// transfer.Target) or, read only, a tar of one (Tar). Absent content is an
+// error wrapping oci.ErrNotFound. Tags are index.json entries annotated with
 // org.opencontainers.image.ref.name.
 type Layout struct {
 	files layoutFiles
@@ -47,7 +52,7 @@ type dirFiles string
 func (d dirFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
 	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(name)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+		return nil, 0, nil, fmt.Errorf("%s: %w", name, oci.ErrNotFound)
 	}
 	if err != nil {
 		return nil, 0, nil, err
@@ -60,9 +65,9 @@ func (d dirFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
 	return f, fi.Size(), f, nil
 }
 
-// NewLayout opens the OCI layout in dir, creating an empty one if dir does
-// not exist or is empty.
-func NewLayout(dir string) (*Layout, error) {
+// New opens the OCI layout in dir, creating an empty one (oci-layout,
+// index.json, blobs/sha256) if dir does not exist or is empty.
+func New(dir string) (*Layout, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
@@ -89,7 +94,7 @@ func (l *Layout) index() (*v1.IndexManifest, error) {
 		return nil, fmt.Errorf("oci layout index.json: %w", err)
 	}
 	defer c.Close()
-	if n > bundle.MaxManifestSize {
+	if n > oci.MaxManifestSize {
 		return nil, fmt.Errorf("oci layout index.json: %d bytes is too large", n)
 	}
 	raw, err := io.ReadAll(io.NewSectionReader(r, 0, n))
@@ -101,7 +106,7 @@ func (l *Layout) index() (*v1.IndexManifest, error) {
 		return nil, fmt.Errorf("oci layout index.json: %w", err)
 	}
 	for i, d := range idx.Manifests {
-		if err := bundle.CheckDigest(d.Digest); err != nil {
+		if err := oci.CheckDigest(d.Digest); err != nil {
 			return nil, fmt.Errorf("oci layout index.json manifests[%d]: %w", i, err)
 		}
 	}
@@ -117,10 +122,10 @@ func (l *Layout) Tags() ([]v1.Descriptor, error) {
 	return idx.Manifests, nil
 }
 
-// Resolve implements Source: a tag from index.json, or a digest.
+// Resolve implements transfer.Source: a tag from index.json, or a digest.
 func (l *Layout) Resolve(ctx context.Context, ref string) (v1.Descriptor, error) {
 	if h, err := v1.NewHash(ref); err == nil {
-		raw, err := l.readBlob(h, bundle.MaxManifestSize)
+		raw, err := l.readBlob(h, oci.MaxManifestSize)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -133,7 +138,7 @@ func (l *Layout) Resolve(ctx context.Context, ref string) (v1.Descriptor, error)
 	return l.ResolveTag(ctx, ref)
 }
 
-// ResolveTag implements Target.
+// ResolveTag implements transfer.Target.
 func (l *Layout) ResolveTag(_ context.Context, tag string) (v1.Descriptor, error) {
 	idx, err := l.index()
 	if err != nil {
@@ -144,11 +149,11 @@ func (l *Layout) ResolveTag(_ context.Context, tag string) (v1.Descriptor, error
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("tag %q: %w", tag, ErrNotFound)
+	return v1.Descriptor{}, fmt.Errorf("tag %q: %w", tag, oci.ErrNotFound)
 }
 
 func (l *Layout) readBlob(h v1.Hash, limit int64) ([]byte, error) {
-	if err := bundle.CheckDigest(h); err != nil {
+	if err := oci.CheckDigest(h); err != nil {
 		return nil, err
 	}
 	r, n, c, err := l.files.open(blobPath(h))
@@ -162,14 +167,14 @@ func (l *Layout) readBlob(h v1.Hash, limit int64) ([]byte, error) {
 	return io.ReadAll(io.NewSectionReader(r, 0, n))
 }
 
-// FetchManifest implements Source.
+// FetchManifest implements transfer.Source.
 func (l *Layout) FetchManifest(_ context.Context, d v1.Descriptor) ([]byte, error) {
-	return l.readBlob(d.Digest, bundle.MaxManifestSize)
+	return l.readBlob(d.Digest, oci.MaxManifestSize)
 }
 
-// OpenBlob implements Source.
+// OpenBlob implements transfer.Source.
 func (l *Layout) OpenBlob(_ context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
-	if err := bundle.CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return nil, err
 	}
 	r, n, c, err := l.files.open(blobPath(d.Digest))
@@ -186,13 +191,13 @@ func (l *Layout) OpenBlob(_ context.Context, d v1.Descriptor, offset int64) (io.
 	}{io.NewSectionReader(r, offset, n-offset), c}, nil
 }
 
-// BlobExists implements Target.
+// BlobExists implements transfer.Target.
 func (l *Layout) BlobExists(_ context.Context, d v1.Descriptor) (bool, error) {
-	if err := bundle.CheckDigest(d.Digest); err != nil {
+	if err := oci.CheckDigest(d.Digest); err != nil {
 		return false, err
 	}
 	_, n, c, err := l.files.open(blobPath(d.Digest))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, oci.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -202,47 +207,39 @@ func (l *Layout) BlobExists(_ context.Context, d v1.Descriptor) (bool, error) {
 	return n == d.Size, nil
 }
 
-// ManifestExists implements Target.
+// ManifestExists implements transfer.Target.
 func (l *Layout) ManifestExists(ctx context.Context, d v1.Descriptor) (bool, error) {
 	return l.BlobExists(ctx, d)
 }
 
-// WriteBlob implements Target: temp file in the blob directory, hashed as
-// it is written (a second check beside the engine's), fsync, rename, fsync
-// the directory.
+// WriteBlob implements transfer.Target: temp file in the blob directory,
+// verified as it is written (oci.VerifyReader, a second check beside the
+// engine's), fsync, rename, fsync the directory.
 func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) error {
 	if l.dir == "" {
-		return Permanent(errors.New("oci layout is read-only"))
+		return oci.Permanent(errors.New("oci layout is read-only"))
 	}
-	if err := bundle.CheckDigest(d.Digest); err != nil {
-		return Permanent(err)
+	if err := oci.CheckDigest(d.Digest); err != nil {
+		return oci.Permanent(err)
 	}
 	dir := filepath.Join(l.dir, "blobs", d.Digest.Algorithm)
 	tmp, err := os.CreateTemp(dir, ".tmp-"+d.Digest.Hex+"-*")
 	if err != nil {
-		return Permanent(fmt.Errorf("oci layout: %w", err))
+		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx, r})
-	if err != nil {
-		return err
-	}
-	if n != d.Size {
-		return fmt.Errorf("blob %s: wrote %d bytes, want %d", d.Digest, n, d.Size)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex {
-		return fmt.Errorf("blob %s: written bytes hash to sha256:%s: %w", d.Digest, got, ErrDigestMismatch)
+	if _, err := io.Copy(tmp, oci.VerifyReader(&ctxReader{ctx, r}, d)); err != nil {
+		return fmt.Errorf("oci layout: blob %s: %w", d.Digest, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return Permanent(fmt.Errorf("oci layout: %w", err))
+		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
 	}
 	if err := tmp.Close(); err != nil {
-		return Permanent(fmt.Errorf("oci layout: %w", err))
+		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, d.Digest.Hex)); err != nil {
-		return Permanent(fmt.Errorf("oci layout: %w", err))
+		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
 	}
 	return syncDir(dir)
 }
@@ -260,7 +257,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// WriteManifest implements Target. A tag replaces index.json's entry of the
+// WriteManifest implements transfer.Target. A tag replaces index.json's entry of the
 // same name; index.json is rewritten atomically.
 func (l *Layout) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte, tag string) error {
 	if ok, err := l.BlobExists(ctx, d); err != nil {
@@ -297,9 +294,9 @@ func (l *Layout) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte,
 	return writeFileAtomic(filepath.Join(l.dir, "index.json"), out)
 }
 
-// TarLayout returns the read-only OCI layout stored under prefix ("" for
-// the archive root) of a tar archive, read in place.
-func TarLayout(a *ocitar.Archive, prefix string) *Layout {
+// Tar returns the read-only OCI layout stored under prefix ("" for the
+// archive root) of a tar archive, read in place.
+func Tar(a *ocitar.Archive, prefix string) *Layout {
 	return &Layout{files: tarFiles{a, prefix}}
 }
 
@@ -311,7 +308,7 @@ type tarFiles struct {
 func (t tarFiles) open(name string) (io.ReaderAt, int64, io.Closer, error) {
 	r, err := t.a.File(path.Join(t.prefix, name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+		return nil, 0, nil, fmt.Errorf("%s: %w", name, oci.ErrNotFound)
 	}
 	if err != nil {
 		return nil, 0, nil, err

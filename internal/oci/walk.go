@@ -1,82 +1,19 @@
-package bundle
+package oci
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Platforms is a platform selection; empty selects every platform.
-type Platforms []v1.Platform
-
-// ParsePlatforms parses "linux/amd64,linux/arm64/v8". An empty string
-// selects every platform.
-func ParsePlatforms(s string) (Platforms, error) {
-	var ps Platforms
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		p, err := ParsePlatform(f)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
-}
-
-// ParsePlatform parses one "os/arch[/variant]" platform.
-func ParsePlatform(s string) (v1.Platform, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 {
-		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch or os/arch/variant", s)
-	}
-	for _, p := range parts {
-		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != "" {
-			return v1.Platform{}, fmt.Errorf("platform %q: bad component %q", s, p)
-		}
-	}
-	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
-}
-
-// Match reports whether a child of an index with platform p is selected. A
-// child without a platform is kept: nothing says it is not needed.
-func (ps Platforms) Match(p *v1.Platform) bool {
-	if len(ps) == 0 || p == nil {
-		return true
-	}
-	for _, want := range ps {
-		if p.Satisfies(want) {
-			return true
-		}
-	}
-	return false
-}
-
-// String is the comma-separated form ParsePlatforms reads.
-func (ps Platforms) String() string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
 // Children parses one manifest or index (raw, of media type mt) and returns
 // what it references directly: child manifests (of an index, filtered by
-// sel) and blobs (config and layers of a manifest). Subjects are not
+// sel) and blobs (config and layers of a manifest). An index that has image
+// entries of which sel selects none is an error wrapping ErrNoPlatform
+// that names the platforms it has. Subjects are not
 // followed, and non-distributable layers (with URLs or a foreign media type)
 // are left out: registries do not hold them.
 func Children(raw []byte, mt types.MediaType, sel Platforms) (manifests, blobs []v1.Descriptor, err error) {
@@ -89,6 +26,7 @@ func Children(raw []byte, mt types.MediaType, sel Platforms) (manifests, blobs [
 		if err := json.Unmarshal(raw, &idx); err != nil {
 			return nil, nil, fmt.Errorf("parse index: %w", err)
 		}
+		var candidates []v1.Descriptor
 		for i, d := range idx.Manifests {
 			if !IsIndex(d.MediaType) && !IsManifest(d.MediaType) {
 				// Artifacts that are neither (rare) are copied as blobs
@@ -101,9 +39,13 @@ func Children(raw []byte, mt types.MediaType, sel Platforms) (manifests, blobs [
 			if d.Size <= 0 || d.Size > MaxManifestSize {
 				return nil, nil, fmt.Errorf("index manifests[%d]: size %d out of range", i, d.Size)
 			}
+			candidates = append(candidates, d)
 			if sel.Match(d.Platform) {
 				manifests = append(manifests, d)
 			}
+		}
+		if len(manifests) == 0 && len(candidates) > 0 {
+			return nil, nil, noPlatformError(raw, sel, candidates)
 		}
 		return manifests, nil, nil
 	case IsManifest(mt):
@@ -179,17 +121,4 @@ func walk(ctx context.Context, f ManifestFetcher, d v1.Descriptor, parent *v1.De
 		}
 	}
 	return visit(Node{Descriptor: d, Raw: raw, Parent: parent})
-}
-
-// VerifyBytes checks that raw has the digest and size of d.
-func VerifyBytes(raw []byte, d v1.Descriptor) error {
-	if int64(len(raw)) != d.Size {
-		return fmt.Errorf("manifest %s: %d bytes, descriptor says %d", d.Digest, len(raw), d.Size)
-	}
-	sum := sha256.Sum256(raw)
-	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	if h != d.Digest {
-		return fmt.Errorf("manifest %s: content has digest %s", d.Digest, h)
-	}
-	return nil
 }
