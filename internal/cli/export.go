@@ -97,7 +97,10 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			o.File = args[0]
 			o.Log = e.log
-			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
+			// Mount without from: ballast's edge registry links blobs it
+			// holds anywhere; another registry opens the upload session
+			// the blob's upload then uses (no extra round trip).
+			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure), registryclient.WithMountAnywhere(true)}
 			if credsFile != "" {
 				raw, err := os.ReadFile(credsFile)
 				if err != nil {

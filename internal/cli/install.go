@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/install"
@@ -20,6 +21,7 @@ func newInstallCmd(e *env) *cobra.Command {
 		o               install.Options
 		apps            []string
 		airgapDir       string
+		tokenFile       string
 	)
 	c := &cobra.Command{
 		Use:   "install --config FILE [--output-dir DIR]",
@@ -28,7 +30,13 @@ func newInstallCmd(e *env) *cobra.Command {
 the edge daemon (Namespace, ServiceAccount, ConfigMap, Deployment, Services),
 Argo CD repository Secrets pointing at the mirror, the PreSync gate Job and
 its RBAC, an example Application with unlimited retries, and the node's k3s
-registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
+registries.yaml, config.yaml fragment and containerd hosts.toml files.
+
+The daemon's API token (state-changing API routes need it) goes into a
+Secret for the daemon and one per app namespace that the hook Job mounts.
+It is new on every run unless --api-token-file names an existing one (e.g.
+the daemon's <dataDir>/api-token); files holding it are written mode 0600:
+apply them, don't commit them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfgPath == "" {
@@ -48,6 +56,11 @@ registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
 					return exitcode.Invalid(err)
 				}
 				o.Apps = append(o.Apps, app)
+			}
+			if tokenFile != "" {
+				if o.APIToken, err = apiauth.ReadFile(tokenFile); err != nil {
+					return exitcode.Invalid(err)
+				}
 			}
 			files, err := install.Render(cfg, raw, o)
 			if err != nil {
@@ -72,7 +85,11 @@ registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 					return err
 				}
-				if err := os.WriteFile(p, f.Content, 0o644); err != nil {
+				perm := os.FileMode(0o644)
+				if f.Sensitive {
+					perm = 0o600
+				}
+				if err := writeFileMode(p, f.Content, perm); err != nil {
 					return err
 				}
 				e.log.Info("wrote", "file", p)
@@ -90,8 +107,18 @@ registries.yaml, config.yaml fragment and containerd hosts.toml files.`,
 	f.StringVar(&o.StorageSize, "storage-size", "20Gi", "size of the PersistentVolumeClaim with --storage pvc")
 	f.StringVar(&o.NodeRegistry, "node-registry", "", "host:port at which containerd on the node reaches the edge registry (default 127.0.0.1:<registry port>)")
 	f.StringVar(&airgapDir, "airgap-images", "", "also write ballast's own image as a tarball into this directory, for k3s's agent/images/ auto-import")
+	f.StringVar(&tokenFile, "api-token-file", "", "use the API token in this file instead of generating a new one")
 	f.StringArrayVar(&apps, "app", nil, "an Application the gate protects: name=N,repo=URL[,namespace=NS][,path=P] (repeatable; default one per repository)")
 	return c
+}
+
+// writeFileMode writes data to p with exactly mode perm, also when p
+// exists with a wider one.
+func writeFileMode(p string, data []byte, perm os.FileMode) error {
+	if err := os.WriteFile(p, data, perm); err != nil {
+		return err
+	}
+	return os.Chmod(p, perm)
 }
 
 // imageTag is the tag of ballast's own image for this build.

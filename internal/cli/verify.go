@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/argocd"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/verify"
@@ -21,6 +23,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 		output            string
 		timeout, appWait  time.Duration
 		noReport          bool
+		tokenFile         string
 	)
 	c := &cobra.Command{
 		Use:   "verify --repo URL (--revision SHA | --argocd-app NAME) --mirror URL --registry HOST:PORT",
@@ -34,7 +37,11 @@ anything is deployed. An unreachable mirror or registry is exit 1.
 
 --activate (the hook passes it) re-points tags that another revision moved
 (a rollback) and records the revision as deployed, so retention keeps it.
---argocd-app reads the revision of the running sync from the Application.`,
+--argocd-app reads the revision of the running sync from the Application.
+
+--activate and the report to the daemon's status page change state on the
+daemon: they send its API token, read from --api-token-file or else from
+$BALLAST_API_TOKEN (the hook Job that install generates mounts it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -59,6 +66,11 @@ anything is deployed. An unreachable mirror or registry is exit 1.
 				e.log.Info("revision from Application", "app", appNamespace+"/"+app, "revision", rev)
 				o.Revision = rev
 			}
+			tok, err := apiToken(tokenFile)
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			o.Token = tok
 			o.Revision = strings.ToLower(o.Revision)
 			o.Report = !noReport
 			ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -90,10 +102,28 @@ anything is deployed. An unreachable mirror or registry is exit 1.
 	f.StringVar(&o.Registry, "registry", "", "edge registry host:port (plain HTTP)")
 	f.BoolVar(&o.Activate, "activate", false, "re-point moved tags to this revision and record it as deployed")
 	f.BoolVar(&o.Deep, "deep", false, "re-hash every blob instead of trusting the digests verified at sync")
+	f.StringVar(&tokenFile, "api-token-file", "", "file holding the edge daemon's API token (default: $"+apiauth.EnvToken+")")
 	f.BoolVar(&noReport, "no-report", false, "do not send the result to the edge daemon's status page")
 	f.DurationVar(&timeout, "timeout", 20*time.Second, "give up (not ready) after this long")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c
+}
+
+// apiToken reads the daemon's API token from file, or else from the
+// environment; neither gives a zero token (the daemon then refuses
+// --activate with a message saying so).
+func apiToken(file string) (apiauth.Token, error) {
+	if file != "" {
+		return apiauth.ReadFile(file)
+	}
+	if v, ok := os.LookupEnv(apiauth.EnvToken); ok && v != "" {
+		t, err := apiauth.Parse([]byte(v))
+		if err != nil {
+			return apiauth.Token{}, fmt.Errorf("$%s: %w", apiauth.EnvToken, err)
+		}
+		return t, nil
+	}
+	return apiauth.Token{}, nil
 }
 
 func printVerify(e *env, r *verify.Result) {

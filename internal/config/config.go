@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/redact"
 )
 
 // Defaults applied by Parse to fields left empty.
@@ -38,6 +40,23 @@ type Config struct {
 	UpstreamRegistries map[string]UpstreamRegistry `json:"upstreamRegistries,omitempty"`
 	Platforms          []string                    `json:"platforms,omitempty"`
 	Link               Link                        `json:"link"`
+	API                API                         `json:"api,omitempty"`
+}
+
+// API configures who may change state through the daemon's HTTP API.
+type API struct {
+	// TokenFile holds the bearer token that state-changing API routes
+	// (activate, verification reports) require: one line, 32 to 512
+	// printable ASCII characters. Empty means <dataDir>/api-token,
+	// generated at first start (mode 0600).
+	TokenFile string `json:"tokenFile,omitempty"`
+	// AllowedHosts are extra host names (no port) that state-changing
+	// requests may carry in their Host header, besides IP literals,
+	// "localhost", single-label names and Kubernetes service names
+	// (*.svc, *.svc.cluster.local). Anything else is refused, so a web page
+	// served from a name the attacker controls (DNS rebinding) cannot
+	// drive the API.
+	AllowedHosts []string `json:"allowedHosts,omitempty"`
 }
 
 // Listen holds the listener addresses.
@@ -163,6 +182,7 @@ func (c *Config) resolvePaths(base string) {
 	}
 	abs(&c.DataDir)
 	abs(&c.Registry.WriteCredentialsFile)
+	abs(&c.API.TokenFile)
 	for i := range c.Repositories {
 		if cr := c.Repositories[i].Credentials; cr != nil {
 			abs(&cr.UsernameFile)
@@ -238,6 +258,11 @@ func (c *Config) Validate() error {
 			bad("platforms: %v", err)
 		}
 	}
+	for _, h := range c.API.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/@ ") || strings.IndexFunc(h, isControl) >= 0 {
+			bad("api.allowedHosts: %q is not a host name (no port)", h)
+		}
+	}
 	if c.Link.MaxBandwidth < 0 {
 		bad("link.maxBandwidth: %d is negative", c.Link.MaxBandwidth)
 	}
@@ -245,36 +270,69 @@ func (c *Config) Validate() error {
 }
 
 // ValidateGitURL checks that u is an http(s) or ssh git URL without
-// credentials or option-like text, and returns its repository id.
+// credentials, control characters or option-like text, and returns its
+// repository id. A password is refused in every scheme, a user name in
+// http(s) (it may be a token); an ssh user name alone ("ssh://git@host/…")
+// names an account and is allowed. Errors never quote a credential.
 func ValidateGitURL(u string) (string, error) {
 	if u == "" {
 		return "", errors.New("required")
 	}
-	if strings.HasPrefix(u, "-") || strings.ContainsAny(u, " \t\r\n") {
-		return "", fmt.Errorf("%q: not a URL", u)
+	if i := strings.IndexFunc(u, isControl); i >= 0 {
+		return "", fmt.Errorf("%q: control character or invalid UTF-8 (%U) at byte %d", redact.Text(u), []rune(u[i:])[0], i)
+	}
+	if strings.HasPrefix(u, "-") || strings.ContainsAny(u, " ") {
+		return "", fmt.Errorf("%q: not a URL", redact.Text(u))
+	}
+	if at, ok := userinfoPassword(u); ok {
+		return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact.Mask+u[at:])
 	}
 	p, err := url.Parse(u)
 	if err != nil {
-		return "", fmt.Errorf("%q: %w", u, err)
+		return "", fmt.Errorf("%q: not a URL: %s", redact.Text(u), redact.Text(err.Error()))
+	}
+	if p.User != nil {
+		if _, has := p.User.Password(); has || p.Scheme != "ssh" {
+			return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact.Text(u))
+		}
 	}
 	switch p.Scheme {
 	case "http", "https", "ssh":
 	default:
-		return "", fmt.Errorf("%q: scheme %q not allowed (http, https or ssh)", u, p.Scheme)
+		return "", fmt.Errorf("%q: scheme %q not allowed (http, https or ssh)", redact.Text(u), p.Scheme)
 	}
-	if p.User != nil && p.Scheme != "ssh" {
-		return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact(p))
+	if p.RawQuery != "" || p.Fragment != "" || p.ForceQuery {
+		return "", fmt.Errorf("%q: query and fragment not allowed", redact.Text(u))
 	}
-	if p.RawQuery != "" || p.Fragment != "" {
-		return "", fmt.Errorf("%q: query and fragment not allowed", u)
+	id, err := imageref.RepoID(u)
+	if err != nil {
+		return "", errors.New(redact.Text(err.Error()))
 	}
-	return imageref.RepoID(u)
+	return id, nil
 }
 
-func redact(p *url.URL) string {
-	q := *p
-	q.User = nil
-	return q.String()
+// isControl reports a C0 or C1 control character or DEL: never part of a
+// URL, and a way to forge log lines or page text.
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError }
+
+// userinfoPassword finds "user:password@" before the host of a URL of any
+// scheme, or of an scp-like "user:password@host:path", textually (url.Parse
+// may refuse the URL before its User is known), and returns the index of
+// its '@'.
+func userinfoPassword(u string) (int, bool) {
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + 3
+	}
+	rest := u[start:]
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 || !strings.Contains(rest[:at], ":") {
+		return 0, false
+	}
+	return start + at, true
 }
 
 // validateRepository checks a "registry[:port]/path" repository name, with
@@ -300,6 +358,14 @@ func (c *Config) Repository(id string) (*Repository, bool) {
 		}
 	}
 	return nil, false
+}
+
+// APITokenFile returns the path of the file holding the API token.
+func (c *Config) APITokenFile() string {
+	if c.API.TokenFile != "" {
+		return c.API.TokenFile
+	}
+	return filepath.Join(c.DataDir, "api-token")
 }
 
 // CredentialsFile returns the registry write credentials file path.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,19 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nrepositories: [{url: 'ext::sh -c x'}]", "repositories[0].url"},
 		{"dataDir: /d\nrepositories: [{url: '-uhttp://x/y'}]", "not a URL"},
 		{"dataDir: /d\nrepositories: [{url: 'https://u:secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'ssh://git:secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'ssh://:secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'http://tok_secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'git://u:secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'ftp://u:secret@h/a'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'u:secret@h:a/b.git'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: 'https://u:secret@h/%zz'}]", "credential files"},
+		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\x07b\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\u0085b\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\x7f\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\tb\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\nb\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a?'}]", "query"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a'}, {url: 'https://H/a.git'}]", "listed twice"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', pollInterval: 10}]", "duration"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', pollInterval: 1ms}]", "below 1s"},
@@ -106,6 +120,48 @@ func TestLoadResolvesRelativePaths(t *testing.T) {
 	if c.DataDir != filepath.Join(dir, "data") || c.Repositories[0].Credentials.PasswordFile != filepath.Join(dir, "p") {
 		t.Fatalf("paths not resolved: %+v", c)
 	}
+}
+
+// TestSSHUserAllowed: an ssh user name alone is an account, not a secret.
+func TestSSHUserAllowed(t *testing.T) {
+	if _, err := Parse([]byte("dataDir: /d\nrepositories: [{url: 'ssh://git@h:22/a/b.git'}]")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzValidateGitURL: an accepted URL has no password, no http(s) user, no
+// control character; a refused one's error never quotes a password.
+func FuzzValidateGitURL(f *testing.F) {
+	for _, s := range []string{"https://h/a.git", "ssh://git@h/a", "ssh://u:pw@h/a", "https://u:pw@h/%zz", "https://h/a\x00", "u:pw@h:a", "http://h:1/a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		_, err := ValidateGitURL(u)
+		if err != nil {
+			if at := strings.LastIndex(u, "@"); at > 0 {
+				if i := strings.Index(u, "://"); i >= 0 && i < at {
+					info := u[i+3 : at]
+					if _, pw, ok := strings.Cut(info, ":"); ok && len(pw) >= 4 && !strings.ContainsAny(info, "/?# ") &&
+						strings.IndexFunc(info, isControl) < 0 && strings.Contains(err.Error(), pw) && !strings.Contains(u[:i+3]+u[at:], pw) {
+						t.Fatalf("error for %q quotes the password: %v", u, err)
+					}
+				}
+			}
+			return
+		}
+		if strings.IndexFunc(u, isControl) >= 0 {
+			t.Fatalf("accepted a control character: %q", u)
+		}
+		p, perr := url.Parse(u)
+		if perr != nil {
+			t.Fatalf("accepted %q that url.Parse refuses: %v", u, perr)
+		}
+		if p.User != nil {
+			if _, has := p.User.Password(); has || p.Scheme != "ssh" {
+				t.Fatalf("accepted credentials in %q", u)
+			}
+		}
+	})
 }
 
 func FuzzParse(f *testing.F) {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ballast-dev/ballast/examples"
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/edge"
@@ -134,6 +135,8 @@ type story struct {
 	// the daemon's graceful shutdown waits for connections that never
 	// sent a request.
 	client *http.Client
+	// token is the daemon's API token, which verify --activate sends.
+	token apiauth.Token
 }
 
 // Run tells the story and returns its figures. Every failing step is an
@@ -487,6 +490,9 @@ platforms: [%s]
 		return errors.New("edge daemon: not listening after " + s.o.StepTimeout.String())
 	}
 	s.edgeHTTP, s.edgeReg = d.Addr("http").String(), d.Addr("registry").String()
+	if s.token, err = apiauth.ReadFile(cfg.APITokenFile()); err != nil {
+		return fmt.Errorf("edge daemon: %w", err)
+	}
 	rs, err := d.Mirror.Repo(s.repoURL)
 	if err != nil {
 		return fmt.Errorf("edge mirror: %w", err)
@@ -521,6 +527,7 @@ func (s *story) verifyOptions(sha string, activate, report bool) verify.Options 
 		Registry:   s.edgeReg,
 		Activate:   activate,
 		Report:     report,
+		Token:      s.token,
 		HTTPClient: s.client,
 		Transport:  s.client.Transport,
 	}

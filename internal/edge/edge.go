@@ -67,6 +67,7 @@ type Daemon struct {
 	verifs verifications
 	disk   diskCache
 	gate   *gate
+	api    *apiGuard // nil: every state-changing API request is refused
 
 	services  []Service
 	routes    []route
@@ -133,7 +134,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	})
 	d.listeners = append(d.listeners, listener{name: "http", addr: cfg.Listen.HTTP})
-	d.addRegistryAndSync()
+	if err := d.addRegistryAndSync(); err != nil {
+		return nil, err
+	}
 	if d.gate.enabled() {
 		d.gate.sync = d.Sync
 		d.AddService(Service{Name: "gate", Run: d.gate.run})
@@ -201,16 +204,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		lns = append(lns, ln)
 		srv := &http.Server{
-			Handler:           accessLog(d.log, recoverer(d.log, l.h)),
+			// Uploads to the registry are large: their bodies may not stall
+			// for longer than registryBodyIdle between two reads.
+			Handler:           accessLog(d.log, recoverer(d.log, bodyDeadline(l.h, registryBodyIdle, true))),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 		}
 		if l.h == nil {
 			// No ReadTimeout: net/http cancels a request's context when the
-			// read deadline passes, which would kill long clones. Handlers
-			// bound their own body reads (the mirror does).
-			srv.Handler = accessLog(d.log, recoverer(d.log, d.router()))
+			// read deadline passes, which would kill long clones. Instead
+			// every request body must arrive within bodyTimeout, and the
+			// deadline is lifted once it has (handlers may shorten it).
+			srv.Handler = accessLog(d.log, recoverer(d.log, bodyDeadline(d.router(), bodyTimeout, false)))
 		}
 		servers = append(servers, srv)
 		d.mu.Lock()
@@ -279,6 +285,17 @@ func (d *Daemon) router() http.Handler {
 		case "/metrics":
 			metrics.ServeHTTP(w, r)
 			return
+		}
+		if strings.HasPrefix(p, "/api/") && !safeMethod(r.Method) {
+			// Every state-changing API route, present and future, needs
+			// the credential: see apiGuard.
+			if d.api == nil {
+				http.Error(w, "state-changing API routes are disabled", http.StatusForbidden)
+				return
+			}
+			if !d.api.allow(w, r) {
+				return
+			}
 		}
 		for _, rt := range d.routes {
 			if strings.HasPrefix(p, rt.prefix) {

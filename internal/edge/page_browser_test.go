@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
@@ -109,8 +110,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 
 	// Verify results posted now appear without a reload.
-	postVerification(t, base, edge.Verification{Repo: git.URL("fleet/apps"), Revision: rev, Allowed: true, Reason: "all 2 images at the edge"})
-	postVerification(t, base, edge.Verification{Repo: git.URL("fleet/apps"), Revision: strings.Repeat("e", 40), Allowed: false, Reason: "bundle incomplete: 3 blobs missing"})
+	postVerification(t, base, cfg.APITokenFile(), edge.Verification{Repo: git.URL("fleet/apps"), Revision: rev, Allowed: true, Reason: "all 2 images at the edge"})
+	postVerification(t, base, cfg.APITokenFile(), edge.Verification{Repo: git.URL("fleet/apps"), Revision: strings.Repeat("e", 40), Allowed: false, Reason: "bundle incomplete: 3 blobs missing"})
 	waitFor(t, tab, "verify results", fmt.Sprintf(`%[1]s.includes("all 2 images at the edge") && %[1]s.includes("bundle incomplete: 3 blobs missing")`, sectionText(appsID)))
 	text = evaluate[string](t, tab, sectionText(appsID))
 	for _, want := range []string{"allowed", "blocked", "eeeeeee"} {
@@ -174,10 +175,17 @@ func waitFor(t *testing.T, tab *browser.Tab, what, cond string) {
 	}
 }
 
-func postVerification(t *testing.T, base string, v edge.Verification) {
+func postVerification(t *testing.T, base, tokenFile string, v edge.Verification) {
 	t.Helper()
 	body, _ := json.Marshal(v)
-	resp, err := http.Post(base+"/api/v1/verifications", "application/json", bytes.NewReader(body))
+	tok, err := apiauth.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/verifications", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	tok.SetHeader(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

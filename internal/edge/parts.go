@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,7 +20,7 @@ import (
 
 // addRegistryAndSync joins the edge registry (its own listener) and the
 // sync loop of the site to the daemon, with their API routes.
-func (d *Daemon) addRegistryAndSync() {
+func (d *Daemon) addRegistryAndSync() error {
 	reg, sy := d.Registry, d.Sync
 	d.AddListener("registry", d.cfg.Listen.Registry, kickOnBundleWrite(reg.Handler(), sy.Kick))
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
@@ -39,12 +38,18 @@ func (d *Daemon) addRegistryAndSync() {
 		<-ctx.Done()
 		return d.site.Close()
 	}})
+	var err error
+	if d.api, err = newAPIGuard(d.cfg, d.log); err != nil {
+		d.site.Close()
+		return err
+	}
 	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
 	d.AddRoute("/api/v1/sync", http.HandlerFunc(d.serveSync))
 	d.AddRoute("/api/v1/status", http.HandlerFunc(d.serveStatus))
 	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
 	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
 	d.AddRoute("/api/v1/verifications", http.HandlerFunc(d.serveVerifications))
+	return nil
 }
 
 // writable checks that dir accepts a new file.
@@ -111,12 +116,12 @@ func (d *Daemon) serveActivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ActivateRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "bad request body: " + err.Error()})
+	if code, err := decodeJSON(r, &req); err != nil {
+		writeJSON(w, code, ActivateResponse{Error: err.Error()})
 		return
 	}
+	// The body is in: the (long) activation must not be cut by a deadline.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if _, ok := d.cfg.Repository(repoIDOf(req.Repo)); !ok || !bundle.IsRevision(req.Revision) {
 		writeJSON(w, http.StatusBadRequest, ActivateResponse{Error: "unknown repository or bad revision"})
 		return
@@ -177,14 +182,16 @@ func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Verifications())
 	case http.MethodPost:
 		var v Verification
-		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil || !bundle.IsRevision(v.Revision) || len(v.Reason) > 4096 {
-			http.Error(w, "bad verification", http.StatusBadRequest)
+		if code, err := decodeJSON(r, &v); err != nil {
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		if !bundle.IsRevision(v.Revision) || len(v.Reason) > 4096 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad verification: want repo, a full revision SHA, allowed and a reason under 4096 bytes"})
 			return
 		}
 		if _, ok := d.cfg.Repository(repoIDOf(v.Repo)); !ok {
-			http.Error(w, "unknown repository", http.StatusBadRequest)
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown repository"})
 			return
 		}
 		v.At = time.Now().UTC()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/redact"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
 )
@@ -91,9 +92,16 @@ func (d *Daemon) Status() Status {
 			v.Tracked = tracked(cfg.Track, m, bySync[m.ID])
 		}
 		if s, ok := bySync[m.ID]; ok {
-			v.Revisions = s.Revisions
-			v.SyncError = s.LastError
+			v.Revisions = make([]syncer.RevisionStatus, len(s.Revisions))
+			for i, rv := range s.Revisions {
+				rv.Error = redact.Text(rv.Error)
+				v.Revisions[i] = rv
+			}
+			v.SyncError = redact.Text(s.LastError)
 		}
+		// Anonymous clients read this: no credential, whatever an error
+		// message quotes (the mirror redacts its own fields too).
+		v.URL, v.LastError = redact.Text(v.URL), redact.Text(v.LastError)
 		st.Repos = append(st.Repos, v)
 	}
 	return st

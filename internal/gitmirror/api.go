@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/redact"
 )
 
 // RepoStatus is the state of one mirrored repository.
@@ -54,11 +56,11 @@ func (r *repo) status() RepoStatus {
 	defer r.mu.Unlock()
 	s := RepoStatus{
 		ID:                  r.id,
-		URL:                 r.up.URL,
+		URL:                 redact.Text(r.up.URL), // shown to anonymous clients: never a credential
 		MirrorPath:          "/git/" + r.id + ".git",
 		Ready:               r.isReady(),
 		Head:                r.head,
-		LastError:           r.lastErr,
+		LastError:           redact.Text(r.lastErr),
 		ConsecutiveFailures: r.failures,
 		Refs:                append([]Ref{}, r.refs...),
 	}
@@ -82,7 +84,7 @@ func (r *repo) status() RepoStatus {
 		sort.Slice(s.Advertised, func(i, j int) bool { return s.Advertised[i].Name < s.Advertised[j].Name })
 	}
 	if s.LastError == "" && r.broken != nil {
-		s.LastError = "local copy failed its check: " + r.broken.Error()
+		s.LastError = "local copy failed its check: " + redact.Text(r.broken.Error())
 	}
 	return s
 }

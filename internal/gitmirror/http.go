@@ -9,6 +9,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -74,20 +76,27 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	// Read the request before anything else so an oversized or corrupt body
-	// is refused without starting git.
-	var body []byte
+	// is refused without starting git, and before taking a serving slot so
+	// a client trickling its request holds no slot. Bodies of real fetches
+	// are KiB and stay in memory; larger ones spill to disk, so stalled
+	// clients cost memory in KiB each, whatever they send.
+	var body io.Reader
 	if svc == svcUploadPack {
 		// A client trickling its request must not hold a connection for
 		// ever; the deadline is lifted again for the (long) response.
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-		var status int
-		body, status, err = m.readBody(req)
+		b, status, err := m.readBody(req)
 		_ = rc.SetReadDeadline(time.Time{})
 		if err != nil {
+			if status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "10")
+			}
 			httpError(w, status, err.Error())
 			return
 		}
+		defer b.Close()
+		body = b
 	}
 	if err := m.waitReady(req.Context(), r); err != nil {
 		w.Header().Set("Retry-After", "30")
@@ -129,7 +138,7 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 		}
 	} else {
 		h.Set("Content-Type", "application/x-git-upload-pack-result")
-		stdin = bytes.NewReader(body)
+		stdin = body
 	}
 	if req.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
@@ -157,12 +166,42 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 	m.log.Debug("git mirror: served", "repo", r.id, "service", args[0], "bytes", out.n, "duration", time.Since(start))
 }
 
+// memBodyLimit is the largest upload-pack request body held in memory;
+// larger ones are spooled to an unlinked file under the mirror's root.
+const memBodyLimit = 64 << 10
+
+// requestBody is a read upload-pack request: in memory, or an unlinked
+// spool file that Close releases with its slot.
+type requestBody struct {
+	io.Reader
+	f       *os.File
+	release func()
+}
+
+func (b *requestBody) Close() error {
+	if b.f == nil {
+		return nil
+	}
+	err := b.f.Close()
+	b.release()
+	return err
+}
+
 // readBody reads an upload-pack request body, gunzipping it if needed, up
-// to MaxRequestBody bytes after decompression.
-func (m *Mirror) readBody(req *http.Request) ([]byte, int, error) {
+// to MaxRequestBody bytes after decompression: the first memBodyLimit bytes
+// in memory, the rest (rare: a long negotiation) into a spool file. At most
+// MaxReadingRequests bodies are received at once, MaxSpooledRequests of them
+// spooled (503 beyond).
+func (m *Mirror) readBody(req *http.Request) (*requestBody, int, error) {
 	limit := m.opts.MaxRequestBody
 	if req.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+	}
+	select {
+	case m.readers <- struct{}{}:
+		defer func() { <-m.readers }()
+	default:
+		return nil, http.StatusServiceUnavailable, errors.New("mirror busy: too many requests being received")
 	}
 	var src io.Reader = http.MaxBytesReader(nil, req.Body, limit+1)
 	switch enc := req.Header.Get("Content-Encoding"); enc {
@@ -177,15 +216,77 @@ func (m *Mirror) readBody(req *http.Request) ([]byte, int, error) {
 	default:
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("content encoding %q not supported", trim(enc))
 	}
-	b, err := io.ReadAll(io.LimitReader(src, limit+1))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe) || int64(len(b)) > limit:
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
-	case err != nil:
+	src = io.LimitReader(src, limit+1)
+	readErr := func(err error) (*requestBody, int, error) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+		}
 		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
 	}
-	return b, 0, nil
+	var head bytes.Buffer
+	n, err := head.ReadFrom(io.LimitReader(src, min(memBodyLimit, limit)+1))
+	if err != nil {
+		return readErr(err)
+	}
+	if n <= memBodyLimit && n <= limit {
+		return &requestBody{Reader: bytes.NewReader(head.Bytes())}, 0, nil
+	}
+	if n > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit)
+	}
+	select {
+	case m.spools <- struct{}{}:
+	default:
+		return nil, http.StatusServiceUnavailable, errors.New("mirror busy: too many large requests being received")
+	}
+	release := func() { <-m.spools }
+	f, err := m.spoolFile()
+	if err != nil {
+		release()
+		m.log.Warn("git mirror: cannot spool a request body", "err", err)
+		return nil, http.StatusInternalServerError, errors.New("cannot store the request body")
+	}
+	fail := func(code int, err error) (*requestBody, int, error) {
+		f.Close()
+		release()
+		return nil, code, err
+	}
+	if _, err := head.WriteTo(f); err != nil {
+		return fail(http.StatusInternalServerError, errors.New("cannot store the request body"))
+	}
+	total, err := io.Copy(f, src)
+	total += n
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe) || total > limit:
+		return fail(http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", limit))
+	case err != nil:
+		_, code, rerr := readErr(err)
+		return fail(code, rerr)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fail(http.StatusInternalServerError, errors.New("cannot store the request body"))
+	}
+	return &requestBody{Reader: f, f: f, release: release}, 0, nil
+}
+
+// spoolFile creates an unlinked temp file under the mirror's root: nothing
+// is left behind by a crash.
+func (m *Mirror) spoolFile() (*os.File, error) {
+	dir := filepath.Join(m.root, ".tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "body-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // pktLine frames s as a git pkt-line: four hex digits of total length, then s.

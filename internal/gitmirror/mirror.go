@@ -33,6 +33,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/redact"
 )
 
 // Upstream is one repository to mirror.
@@ -83,6 +84,16 @@ type Options struct {
 	// MaxRequestBody bounds a (decompressed) upload-pack request. The
 	// default value is 10 MiB, as git http-backend.
 	MaxRequestBody int64
+	// MaxSpooledRequests bounds the upload-pack request bodies over 64 KiB
+	// being received at once (each spooled to disk, up to MaxRequestBody);
+	// further ones get 503. The default value is 2×MaxConcurrentRequests.
+	MaxSpooledRequests int
+	// MaxReadingRequests bounds the upload-pack request bodies being
+	// received at once, whatever their size (each holds up to 64 KiB of
+	// memory); further ones get 503. Real bodies arrive in milliseconds,
+	// so only stalled clients fill it. The default value is
+	// 4×MaxConcurrentRequests.
+	MaxReadingRequests int
 }
 
 // Mirror is the set of mirrored repositories.
@@ -94,6 +105,8 @@ type Mirror struct {
 	byKey   map[string]*repo // lowercased id → repo
 	metrics *metrics
 	sem     chan struct{} // serving concurrency
+	spools  chan struct{} // large request bodies being received
+	readers chan struct{} // request bodies being received
 	started chan struct{}
 
 	openOnce sync.Once
@@ -138,6 +151,12 @@ func New(opts Options) (*Mirror, error) {
 	if opts.MaxRequestBody <= 0 {
 		opts.MaxRequestBody = 10 << 20
 	}
+	if opts.MaxSpooledRequests <= 0 {
+		opts.MaxSpooledRequests = 2 * opts.MaxConcurrentRequests
+	}
+	if opts.MaxReadingRequests <= 0 {
+		opts.MaxReadingRequests = 4 * opts.MaxConcurrentRequests
+	}
 	root, err := filepath.Abs(datadir.Of(opts.DataDir).Git())
 	if err != nil {
 		return nil, fmt.Errorf("gitmirror: %w", err)
@@ -148,6 +167,8 @@ func New(opts Options) (*Mirror, error) {
 		root:    root,
 		byKey:   map[string]*repo{},
 		sem:     make(chan struct{}, opts.MaxConcurrentRequests),
+		spools:  make(chan struct{}, opts.MaxSpooledRequests),
+		readers: make(chan struct{}, opts.MaxReadingRequests),
 		started: make(chan struct{}),
 		subs:    map[*subscriber]struct{}{},
 	}
@@ -218,7 +239,10 @@ func validateUpstreamURL(u string) error {
 	default:
 		return fmt.Errorf("upstream URL %q: scheme %q not allowed", u, scheme)
 	}
-	if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") && scheme != "ssh" {
+	if strings.ContainsFunc(u, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("upstream URL %q: control character", redact.Text(u))
+	}
+	if at := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/")], "@"); at >= 0 && (scheme != "ssh" || strings.Contains(rest[:at], ":")) {
 		return fmt.Errorf("upstream URL for %s: credentials belong in files, not the URL", scheme)
 	}
 	return nil

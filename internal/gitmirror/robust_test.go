@@ -261,13 +261,21 @@ func TestUpstreamURLsRefused(t *testing.T) {
 		"-uhttp://x/y.git",
 		"--upload-pack=touch /tmp/pwned",
 		"http://user:pass@example.com/x.git",
+		"http://token@example.com/x.git",
+		"ssh://git:pass@example.com/x.git",
+		"ssh://example.com/x\x1b[2J.git",
 		"ftp://example.com/x.git",
 		"http://example.com/a.git/b",
 		"http://.locks/x.git",
 	} {
 		if _, err := gitmirror.New(gitmirror.Options{DataDir: t.TempDir(), Upstreams: []gitmirror.Upstream{{URL: u}}}); err == nil {
 			t.Errorf("upstream %q accepted", u)
+		} else if strings.Contains(err.Error(), "pass") {
+			t.Errorf("refusal of %q quotes the password: %v", u, err)
 		}
+	}
+	if _, err := gitmirror.New(gitmirror.Options{DataDir: t.TempDir(), Upstreams: []gitmirror.Upstream{{URL: "ssh://git@example.com/x.git"}}}); err != nil {
+		t.Errorf("ssh user name alone refused: %v", err)
 	}
 	gitserver.RequireGit(t)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
 )
@@ -49,6 +50,12 @@ type Options struct {
 	// K3sDataDir is where k3s keeps its state. The default value is
 	// "/var/lib/rancher/k3s".
 	K3sDataDir string
+	// APIToken is the daemon's API token, which state-changing API routes
+	// (the gate's --activate and reports) require. It goes into a Secret
+	// the daemon reads and one the hook Job mounts in each app namespace.
+	// The default is a new random token: re-rendering then rotates it
+	// (apply every file again).
+	APIToken apiauth.Token
 }
 
 // App is one Argo CD Application protected by the gate.
@@ -63,6 +70,9 @@ type App struct {
 type File struct {
 	Path    string // relative path, e.g. "kubernetes/edge.yaml"
 	Content []byte
+	// Sensitive files hold a credential (the API token Secrets): write
+	// them readable by their owner only, and keep them out of git.
+	Sensitive bool
 }
 
 // Labels every object carries.
@@ -74,6 +84,21 @@ const (
 	hostDataDir   = "/var/lib/ballast"
 	containerData = "/var/lib/ballast"
 	configMount   = "/etc/ballast"
+	// apiTokenSecret is the Secret holding the API token (key "token"), in
+	// the daemon's namespace and in each app namespace for the hook.
+	apiTokenSecret = "ballast-api-token"
+	// daemonTokenMount and hookTokenMount are where it is mounted.
+	daemonTokenMount = "/etc/ballast-api"
+	hookTokenMount   = "/var/run/ballast/api"
+)
+
+// memoryLimit is the daemon's memory limit; goMemLimit, its GOMEMLIMIT,
+// leaves 1/8 of it for what the Go runtime does not count (git processes
+// are children with their own memory, but in the same cgroup: the soft
+// limit makes Go collect garbage harder before the kernel kills the pod).
+var (
+	memoryLimit = resource.MustParse("512Mi")
+	goMemLimit  = strconv.FormatInt(memoryLimit.Value()/8*7/(1<<20), 10) + "MiB"
 )
 
 func (o *Options) defaults(c *config.Config) error {
@@ -104,6 +129,13 @@ func (o *Options) defaults(c *config.Config) error {
 	}
 	if o.K3sDataDir == "" {
 		o.K3sDataDir = "/var/lib/rancher/k3s"
+	}
+	if o.APIToken.IsZero() {
+		t, err := apiauth.Generate()
+		if err != nil {
+			return err
+		}
+		o.APIToken = t
 	}
 	if o.NodeRegistry == "" {
 		o.NodeRegistry = "127.0.0.1:" + port(c.Listen.Registry)
@@ -172,7 +204,13 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		files = append(files, File{Path: p, Content: b})
+		sensitive := false
+		for _, o := range objs {
+			if s, ok := o.(*corev1.Secret); ok && s.Name == apiTokenSecret {
+				sensitive = true
+			}
+		}
+		files = append(files, File{Path: p, Content: b, Sensitive: sensitive})
 		return nil
 	}
 	if err := add("kubernetes/edge.yaml", o.edgeObjects(c, edgeCfg)...); err != nil {
@@ -213,14 +251,21 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 	return files, nil
 }
 
-// inClusterConfig rewrites dataDir to the mounted volume and drops nothing
-// else: the operator's comments are lost, keys and values are kept.
+// inClusterConfig rewrites dataDir to the mounted volume and api.tokenFile
+// to the mounted token Secret, and drops nothing else: the operator's
+// comments are lost, keys and values are kept.
 func inClusterConfig(raw []byte) (string, error) {
 	var m map[string]any
 	if err := yaml.Unmarshal(raw, &m); err != nil {
 		return "", fmt.Errorf("edge config: %w", err)
 	}
 	m["dataDir"] = containerData
+	api, _ := m["api"].(map[string]any)
+	if api == nil {
+		api = map[string]any{}
+	}
+	api["tokenFile"] = daemonTokenMount + "/token"
+	m["api"] = api
 	b, err := yaml.Marshal(m)
 	if err != nil {
 		return "", err
@@ -253,6 +298,7 @@ func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
 		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta(edgeName, o.Namespace)},
 		&corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: meta(edgeName, o.Namespace),
 			Data: map[string]string{"edge.yaml": edgeCfg}},
+		o.tokenSecret(o.Namespace),
 	)
 	if o.Storage == "pvc" {
 		objs = append(objs, &corev1.PersistentVolumeClaim{
@@ -298,18 +344,20 @@ func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
 						},
 						ReadinessProbe: probe("/readyz"),
 						LivenessProbe:  probe("/healthz"),
+						Env:            []corev1.EnvVar{{Name: "GOMEMLIMIT", Value: goMemLimit}},
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("50m")},
-							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: memoryLimit},
 						},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "data", MountPath: containerData},
 							{Name: "config", MountPath: configMount, ReadOnly: true},
+							{Name: "api-token", MountPath: daemonTokenMount, ReadOnly: true},
 						},
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &nonRoot},
 					}},
 					Volumes: []corev1.Volume{volume, {Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-						LocalObjectReference: corev1.LocalObjectReference{Name: edgeName}}}}},
+						LocalObjectReference: corev1.LocalObjectReference{Name: edgeName}}}}, tokenVolume()},
 				},
 			},
 		},
@@ -372,7 +420,8 @@ func (o *Options) verifyRBAC() []any {
 			continue
 		}
 		namespaces[a.Namespace] = true
-		objs = append(objs, &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta(verifyName, a.Namespace)})
+		objs = append(objs, &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta(verifyName, a.Namespace)},
+			o.tokenSecret(a.Namespace))
 		subjects = append(subjects, rbacv1.Subject{Kind: "ServiceAccount", Name: verifyName, Namespace: a.Namespace})
 	}
 	objs = append(objs, &rbacv1.RoleBinding{
@@ -393,7 +442,24 @@ var HookAnnotations = map[string]string{
 func (o *Options) verifyArgs(c *config.Config, a App, revisionArgs ...string) []string {
 	args := []string{"verify", "--repo", a.RepoURL}
 	args = append(args, revisionArgs...)
-	return append(args, "--mirror", o.mirrorBase(c), "--registry", o.clusterRegistry(c), "--activate")
+	return append(args, "--mirror", o.mirrorBase(c), "--registry", o.clusterRegistry(c), "--activate",
+		"--api-token-file", hookTokenMount+"/token")
+}
+
+// tokenSecret is the API token Secret in namespace ns.
+func (o *Options) tokenSecret(ns string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta(apiTokenSecret, ns),
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"token": o.APIToken.Secret()},
+	}
+}
+
+// tokenVolume mounts the API token Secret (Kubernetes' default file mode:
+// the image's user, whoever it is, must read it).
+func tokenVolume() corev1.Volume {
+	return corev1.Volume{Name: "api-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: apiTokenSecret}}}
 }
 
 func (o *Options) hookJob(c *config.Config, a App) *batchv1.Job {
@@ -425,7 +491,9 @@ func (o *Options) job(c *config.Config, a App, args []string) *batchv1.Job {
 						Image:           o.Image,
 						ImagePullPolicy: corev1.PullIfNotPresent,
 						Args:            args,
+						VolumeMounts:    []corev1.VolumeMount{{Name: "api-token", MountPath: hookTokenMount, ReadOnly: true}},
 					}},
+					Volumes: []corev1.Volume{tokenVolume()},
 				},
 			},
 		},

@@ -3,6 +3,9 @@ package install
 import (
 	"bytes"
 	"fmt"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 )
 
@@ -282,4 +286,103 @@ func TestRenderErrors(t *testing.T) {
 			t.Errorf("Render(%+v) = %v, want error containing %q", tc.o, err, tc.want)
 		}
 	}
+}
+
+// TestAPITokenProvisioned: the daemon and every hook Job get the same API
+// token from Secrets (decoded strictly): the daemon's config names the
+// mounted file, the hook mounts it and passes --api-token-file, and the
+// files holding it are marked sensitive. The Deployment's GOMEMLIMIT sits
+// below its memory limit.
+func TestAPITokenProvisioned(t *testing.T) {
+	tok, err := apiauth.Parse([]byte(strings.Repeat("t", 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := config.Parse([]byte(edgeConfig))
+	o := Options{Image: "x:1", APIToken: tok, Apps: []App{
+		{Name: "a", Namespace: "shop", RepoURL: "https://github.com/fleet/apps.git"},
+		{Name: "b", Namespace: "infra", RepoURL: "http://git.example.com:3000/ops/infra.git"},
+	}}
+	rendered, err := Render(c, []byte(edgeConfig), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range rendered {
+		files[f.Path] = f.Content
+		holds := bytes.Contains(f.Content, []byte(tok.Secret()))
+		if holds != f.Sensitive {
+			t.Errorf("%s: holds the token %v, marked sensitive %v", f.Path, holds, f.Sensitive)
+		}
+	}
+	secretIn := func(objs []any, ns string) *corev1.Secret {
+		for _, o := range objs {
+			if s := o.(*corev1.Secret); s.Name == apiTokenSecret && s.Namespace == ns {
+				return s
+			}
+		}
+		return nil
+	}
+	edge := decodeStrict(t, "edge", files["kubernetes/edge.yaml"])
+	if s := secretIn(edge["Secret"], "ballast"); s == nil || s.StringData["token"] != tok.Secret() {
+		t.Fatalf("daemon token Secret: %+v", s)
+	}
+	dep := edge["Deployment"][0].(*appsv1.Deployment)
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	cm := edge["ConfigMap"][0].(*corev1.ConfigMap)
+	cfg, err := config.Parse([]byte(cm.Data["edge.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mounts(t, dep.Spec.Template.Spec, ctr, cfg.APITokenFile()) {
+		t.Errorf("daemon config reads the token from %s, which the Deployment does not mount from %s", cfg.APITokenFile(), apiTokenSecret)
+	}
+	var gml string
+	for _, e := range ctr.Env {
+		if e.Name == "GOMEMLIMIT" {
+			gml = e.Value
+		}
+	}
+	limit := ctr.Resources.Limits.Memory().Value()
+	mib, err := strconv.ParseInt(strings.TrimSuffix(gml, "MiB"), 10, 64)
+	if err != nil || !strings.HasSuffix(gml, "MiB") || mib<<20 >= limit || mib<<20 < limit*3/4 {
+		t.Errorf("GOMEMLIMIT %q with a memory limit of %d bytes: want MiB between 3/4 of the limit and the limit", gml, limit)
+	}
+
+	rbac := decodeStrict(t, "rbac", files["argocd/verify-rbac.yaml"])
+	for _, job := range decodeStrict(t, "hook", files["argocd/presync-hook.yaml"])["Job"] {
+		j := job.(*batchv1.Job)
+		if s := secretIn(rbac["Secret"], j.Namespace); s == nil || s.StringData["token"] != tok.Secret() {
+			t.Errorf("no token Secret in the hook's namespace %s", j.Namespace)
+		}
+		spec := j.Spec.Template.Spec
+		args := spec.Containers[0].Args
+		i := slices.Index(args, "--api-token-file")
+		if i < 0 || i+1 >= len(args) {
+			t.Fatalf("hook %s/%s does not pass --api-token-file: %q", j.Namespace, j.Name, args)
+		}
+		if !mounts(t, spec, spec.Containers[0], args[i+1]) {
+			t.Errorf("hook %s passes %s, which it does not mount from %s", j.Namespace, args[i+1], apiTokenSecret)
+		}
+	}
+	if tpl := string(files["argocd/presync-hook-helm.tpl"]); !strings.Contains(tpl, "secretName: "+apiTokenSecret) || !strings.Contains(tpl, "--api-token-file") {
+		t.Errorf("helm hook does not mount the token:\n%s", tpl)
+	}
+}
+
+// mounts reports whether file is key "token" of the API token Secret as
+// mounted into ctr.
+func mounts(t *testing.T, pod corev1.PodSpec, ctr corev1.Container, file string) bool {
+	t.Helper()
+	for _, m := range ctr.VolumeMounts {
+		if path.Join(m.MountPath, "token") != file {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == apiTokenSecret {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -25,8 +25,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 
 	"github.com/ballast-dev/ballast/internal/datadir"
@@ -113,7 +115,10 @@ func New(ctx context.Context, opts Options) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{app: app, creds: creds, root: root, log: log, gate: &writeGate{}}
-	r.handler = authenticate(creds, r.gate.guard(nsRouter{next: app}))
+	link := &linkAnywhere{next: app, open: func(ctx context.Context) (distribution.Namespace, error) {
+		return storage.NewRegistry(ctx, r.newDriver())
+	}}
+	r.handler = authenticate(creds, r.gate.guard(nsRouter{next: link}))
 	return r, nil
 }
 

@@ -66,6 +66,9 @@ func (s *Site) Import(ctx context.Context, o sneakernet.ImportOptions) (*sneaker
 	o.GitDir = ""
 	o.Mirror, o.Sync = s.Mirror, s.Sync
 	o.Registry = "edge.ballast.invalid"
-	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(s.Registry.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain())}
+	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(s.Registry.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain()),
+		// The edge registry links blobs it already holds: an import moves
+		// only what the site lacks.
+		registryclient.WithMountAnywhere(true)}
 	return sneakernet.Import(ctx, o)
 }

@@ -229,6 +229,15 @@ func preflight(ctx context.Context, lay *layout.Layout, jobs []transfer.Job) err
 			if err != nil {
 				return &registryError{err}
 			}
+			if l, isLinker := j.Dst.(transfer.Linker); !ok && isLinker {
+				// Held under another repository of the edge registry
+				// (an incremental export leaves out what the site has):
+				// link it. A link moves no bytes and is valid whether
+				// or not the import finishes.
+				if ok, err = l.LinkBlob(ctx, n.Descriptor); err != nil {
+					return &registryError{err}
+				}
+			}
 			if !ok {
 				return inputErr(fmt.Errorf("blob %s is neither in the file nor in the edge registry (an incremental export made for another base revision?)", n.Descriptor.Digest))
 			}

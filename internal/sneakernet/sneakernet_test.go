@@ -113,7 +113,10 @@ func (w *world) export(t *testing.T, sha, since string) (string, *sneakernet.Exp
 func (w *world) importFile(file string) (*sneakernet.ImportResult, error) {
 	return sneakernet.Import(context.Background(), sneakernet.ImportOptions{
 		File: file, Registry: w.edge.Addr, GitDir: w.edgeGit,
-		RemoteOptions: []registryclient.Option{registryclient.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password})},
+		// As the CLI does: Debian's docker-registry (Distribution 2.8)
+		// answers a mount without from with an upload session, which the
+		// upload then uses.
+		RemoteOptions: []registryclient.Option{registryclient.WithAuth(&authn.Basic{Username: w.edge.User, Password: w.edge.Password}), registryclient.WithMountAnywhere(true)},
 	})
 }
 

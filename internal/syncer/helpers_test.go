@@ -92,6 +92,7 @@ type site struct {
 	mirror  *gitmirror.Mirror
 	reg     *registry.Registry
 	sync    *syncer.Syncer
+	opts    syncer.Options
 	repoID  string
 	bundles string // upstream bundles repository name, without registry
 }
@@ -144,8 +145,19 @@ func newSite(t testing.TB, mutate func(*config.Config), opts ...func(*syncer.Opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.sync = sy
+	s.sync, s.opts = sy, o
 	return s
+}
+
+// restart replaces the Syncer with a new one on the same data dir, mirror
+// and registry, as a new process would have: nothing remembered in memory.
+func (s *site) restart() {
+	s.t.Helper()
+	sy, err := syncer.New(s.opts)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.sync = sy
 }
 
 // commit adds a commit upstream and makes the mirror fetch it.

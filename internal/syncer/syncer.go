@@ -418,8 +418,10 @@ func readSecret(p string) (string, error) {
 }
 
 func (s *Syncer) local(repo string) (*registryclient.Remote, error) {
+	// WithMountAnywhere: the edge registry links a blob it holds under any
+	// repository, so only blobs missing on site cross the link.
 	return registryclient.New(localHost+"/"+repo, registryclient.WithInsecure(true), registryclient.WithTransport(s.o.Local.Transport()),
-		registryclient.WithKeychain(authn.NewMultiKeychain()))
+		registryclient.WithKeychain(authn.NewMultiKeychain()), registryclient.WithMountAnywhere(true))
 }
 
 // layout is where a bundle's parts live in the edge registry.

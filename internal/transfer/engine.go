@@ -560,6 +560,12 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
 			continue
 		}
+		if e.tryLink(ctx, bt, dst) {
+			e.place(bt.d.Digest, dst)
+			st.skip(bt.d.Size, true)
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			continue
+		}
 		if ok, err := e.tryMount(ctx, bt, dst); err != nil {
 			return err
 		} else if ok {
@@ -603,6 +609,26 @@ func (e *Engine) place(h v1.Hash, dst Target) {
 	if len(e.placed[h]) < 8 {
 		e.placed[h] = append(e.placed[h], loc)
 	}
+}
+
+// tryLink asks a Linker target to link a blob its registry already holds.
+// A failure is not an error: the blob is then mounted or copied.
+func (e *Engine) tryLink(ctx context.Context, bt *blobTask, dst Target) bool {
+	l, ok := dst.(Linker)
+	if !ok {
+		return false
+	}
+	var linked bool
+	err := e.retryDo(ctx, "link blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		var err error
+		linked, err = l.LinkBlob(ctx, bt.d)
+		return false, err
+	})
+	if err != nil {
+		e.o.log.Debug("link failed", "digest", bt.d.Digest.String(), "err", err)
+		return false
+	}
+	return linked
 }
 
 func (e *Engine) tryMount(ctx context.Context, bt *blobTask, dst Target) (bool, error) {
@@ -689,13 +715,16 @@ func isDigestRefused(err error) bool {
 func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg *stage, st *statsCounter) error {
 	var parts []io.Reader
 	var up *upstreamReader
+	if !stg.complete && stg.off == bt.d.Size {
+		// Every byte is staged (an empty blob, or a tail hashed from disk
+		// after a restart): the digest decides. A mismatch has dropped the
+		// stage; the retry starts from byte 0.
+		if err := stg.finish(); err != nil {
+			return err
+		}
+	}
 	if p := stg.prefix(); p != nil {
 		parts = append(parts, p)
-	}
-	if !stg.complete && bt.d.Size == 0 {
-		if err := stg.finish(); err != nil {
-			return Permanent(err)
-		}
 	}
 	if !stg.complete {
 		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)

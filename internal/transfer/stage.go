@@ -22,7 +22,8 @@ import (
 // download continues where it stopped, even after a restart. On disk it is
 // <staging>/sha256-<hex>/{data,state}: data holds the bytes, state records how
 // many of them are hashed and durable, with the marshalled sha256 state so a
-// resume does not re-read the prefix to hash it. Without a staging directory
+// resume does not re-read the prefix to hash it; bytes past that state
+// are hashed from disk at open, so every byte received counts. Without a staging directory
 // the stage lives only for one attempt.
 type stage struct {
 	dir      string // "" when not persistent
@@ -33,6 +34,7 @@ type stage struct {
 	complete bool      // off == size and the digest matched
 	sinceCk  int64     // bytes since the last checkpoint
 	lastCk   time.Time // when the last checkpoint was taken
+	rehashed int64     // bytes past the saved state hashed from disk at open
 }
 
 // stageState is the state file; it is written atomically after data is
@@ -69,15 +71,47 @@ func openStage(root string, d v1.Descriptor) (*stage, error) {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
 	st.f = f
-	// Anything that does not add up is redone from zero, never trusted.
+	// A state that does not add up is not trusted: hash from byte 0.
 	if err := st.restore(); err != nil {
 		st.off, st.complete, st.h = 0, false, sha256.New()
+	}
+	// Bytes past the saved hash state were received but not yet
+	// checkpointed (a crash, or a cut between checkpoints): hash them from
+	// disk rather than fetch them again. Never past the blob's size. A
+	// torn tail (zeros or garbage after a power loss) is caught by the
+	// digest check at the end, which drops the stage and starts over.
+	if err := st.rehashTail(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging: %w", err)
 	}
 	if err := f.Truncate(st.off); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("staging: %w", err)
 	}
 	return st, nil
+}
+
+// rehashTail extends off over the bytes the data file holds past it, up to
+// the blob's size, hashing them from disk.
+func (st *stage) rehashTail() error {
+	if st.complete {
+		return nil
+	}
+	fi, err := st.f.Stat()
+	if err != nil {
+		return err
+	}
+	end := min(fi.Size(), st.d.Size)
+	if end <= st.off {
+		return nil
+	}
+	n, err := io.Copy(st.h, io.NewSectionReader(st.f, st.off, end-st.off))
+	st.off += n
+	st.rehashed = n
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 func (st *stage) restore() error {
@@ -95,6 +129,9 @@ func (st *stage) restore() error {
 	fi, err := st.f.Stat()
 	if err != nil || fi.Size() < s.Offset {
 		return fmt.Errorf("data shorter than state")
+	}
+	if s.Complete && fi.Size() != s.Size {
+		return fmt.Errorf("complete state, data of %d bytes", fi.Size())
 	}
 	h := sha256.New()
 	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.Hash); err != nil {
@@ -159,7 +196,7 @@ func (st *stage) checkpoint() error {
 
 // reset drops everything received (after a digest mismatch).
 func (st *stage) reset() {
-	st.off, st.complete, st.h, st.sinceCk = 0, false, sha256.New(), 0
+	st.off, st.complete, st.h, st.sinceCk, st.rehashed = 0, false, sha256.New(), 0, 0
 	if st.f != nil {
 		_ = st.f.Truncate(0)
 		_ = os.Remove(filepath.Join(st.dir, "state"))

@@ -77,3 +77,14 @@ type Mounter interface {
 	// registry declined (the blob must then be copied).
 	MountBlob(ctx context.Context, d v1.Descriptor, from string) (bool, error)
 }
+
+// Linker is implemented by targets whose registry can link a blob it
+// already holds under any of its repositories into the target's
+// repository, without the blob's bytes moving (the edge registry can: its
+// blobs are stored once, repositories only link them). The engine asks
+// before fetching a blob, so a blob on site never crosses the link again.
+type Linker interface {
+	// LinkBlob links blob d into the target's repository if the registry
+	// holds it; false means it does not (the blob must be copied).
+	LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error)
+}

@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -46,6 +47,9 @@ type Options struct {
 	// Report sends the outcome to the daemon for its status page. Failures
 	// to report are ignored.
 	Report bool
+	// Token is the daemon's API token, sent as a bearer token with
+	// Activate and Report (the daemon refuses both without it).
+	Token apiauth.Token
 	// HTTPClient for the mirror API; the default has a 5 s timeout.
 	HTTPClient *http.Client
 	// Transport for registry requests; the default is one pooled transport
@@ -342,6 +346,7 @@ func (v *verifier) activate(ctx context.Context) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	v.o.Token.SetHeader(req)
 	client := *v.o.HTTPClient
 	client.Timeout = 35 * time.Second
 	resp, err := client.Do(req)
@@ -365,6 +370,7 @@ func (v *verifier) report(ctx context.Context, res *Result) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
+	v.o.Token.SetHeader(req)
 	if resp, err := v.o.HTTPClient.Do(req); err == nil {
 		resp.Body.Close()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/edge"
@@ -117,7 +118,11 @@ func (s *edgeSite) waitSynced(sha string) {
 
 func (s *edgeSite) verify(sha string, mutate ...func(*verify.Options)) *verify.Result {
 	s.t.Helper()
-	o := verify.Options{RepoURL: s.url, Revision: sha, MirrorURL: s.mirror, Registry: s.registry, Report: true}
+	tok, err := apiauth.ReadFile(s.cfg.APITokenFile())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	o := verify.Options{RepoURL: s.url, Revision: sha, MirrorURL: s.mirror, Registry: s.registry, Report: true, Token: tok}
 	for _, f := range mutate {
 		f(&o)
 	}
@@ -170,6 +175,16 @@ func TestVerify(t *testing.T) {
 	r := s.verify(rev1)
 	if r.Ready || !strings.Contains(r.Reason, "--activate") || r.Missing[0].What != "tag" {
 		t.Fatalf("rollback without --activate: %+v", r)
+	}
+	// Without the daemon's API token nobody moves the tags back.
+	for name, tok := range map[string]string{"no token": "", "wrong token": strings.Repeat("f", 64)} {
+		r := s.verify(rev1, func(o *verify.Options) {
+			o.Activate = true
+			o.Token, _ = apiauth.Parse([]byte(tok))
+		})
+		if r.Ready || r.Activated || !strings.Contains(r.Reason, "401") {
+			t.Fatalf("rollback with --activate and %s: %+v", name, r)
+		}
 	}
 	if r := s.verify(rev1, func(o *verify.Options) { o.Activate = true }); !r.Ready || !r.Activated {
 		t.Fatalf("rollback with --activate: %+v", r)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -112,6 +113,12 @@ func (s *stack) startEdge(gate bool) {
 	s.edgeHTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.edgeReg = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	edgeYAML := filepath.Join(s.dir, "edge.yaml")
+	tokenFile := filepath.Join(s.dir, "api-token")
+	tok, err := apiauth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tokenFile, tok.Secret()+"\n")
 	writeFile(t, edgeYAML, fmt.Sprintf(`dataDir: %q
 listen: {http: %q, registry: %q}
 repositories:
@@ -123,9 +130,13 @@ repositories:
 upstreamRegistries:
   %q: {insecure: true}
 platforms: [linux/amd64]
-`, filepath.Join(s.dir, "edge"), s.edgeHTTP, s.edgeReg, s.upstream, s.link.Addr+"/fleet/apps-bundles", gate, s.link.Addr))
+api: {tokenFile: %q}
+`, filepath.Join(s.dir, "edge"), s.edgeHTTP, s.edgeReg, s.upstream, s.link.Addr+"/fleet/apps-bundles", gate, s.link.Addr, tokenFile))
 
-	s.ballastRun("install", "--config", edgeYAML, "--output-dir", filepath.Join(s.dir, "install"), "--image", s.reg.Addr+"/"+hookImage)
+	// The daemon and the hook Job share one API token: install puts the
+	// daemon's into the Secret the hook mounts.
+	s.ballastRun("install", "--config", edgeYAML, "--output-dir", filepath.Join(s.dir, "install"), "--image", s.reg.Addr+"/"+hookImage,
+		"--api-token-file", tokenFile)
 	s.hookYAML, s.appYAML = s.generated("presync-hook.yaml"), s.generated("application-example.yaml")
 
 	edge := startProc(t, s.logs, "ballast-edge", s.ballast, []string{"HOME=" + s.dir}, "edge", "--config", edgeYAML)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +98,41 @@ func (r *jobRunner) loop(ctx context.Context) {
 	}
 }
 
+// mountSecrets does what the kubelet does for the container's Secret
+// volumes: it writes each Secret's keys as files into a directory of its
+// own, and returns the container's args with each mount path replaced by
+// that directory (the args name files under the mount, e.g.
+// --api-token-file).
+func (r *jobRunner) mountSecrets(ctx context.Context, j *batchv1.Job) ([]string, error) {
+	spec := j.Spec.Template.Spec
+	args := slices.Clone(spec.Containers[0].Args)
+	for _, m := range spec.Containers[0].VolumeMounts {
+		i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 || spec.Volumes[i].Secret == nil {
+			return nil, fmt.Errorf("volume %s: only Secret volumes are supported", m.Name)
+		}
+		sec, err := r.kube.CoreV1().Secrets(j.Namespace).Get(ctx, spec.Volumes[i].Secret.SecretName, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("mount Secret %s/%s: %w", j.Namespace, spec.Volumes[i].Secret.SecretName, err)
+		}
+		dir, err := os.MkdirTemp("", "secret-"+m.Name+"-")
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range sec.Data {
+			if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+				return nil, err
+			}
+		}
+		for a := range args {
+			if rest, ok := strings.CutPrefix(args[a], m.MountPath+"/"); ok {
+				args[a] = filepath.Join(dir, rest)
+			}
+		}
+	}
+	return args, nil
+}
+
 // finalize removes the foregroundDeletion finalizer once it is the last one.
 func (r *jobRunner) finalize(ctx context.Context, j *batchv1.Job) {
 	if !slices.Equal(j.Finalizers, []string{metav1.FinalizerDeleteDependents}) {
@@ -120,11 +157,18 @@ func (r *jobRunner) run(ctx context.Context, j *batchv1.Job) {
 	start := metav1.Now()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, r.ballast, cs[0].Args...)
+	args, err := r.mountSecrets(cctx, j)
+	if err != nil {
+		// As the kubelet would: a Secret volume that cannot be mounted
+		// keeps the pod from starting; the Job then fails.
+		fmt.Fprintf(r.log, "job %s: %v\n", j.Name, err)
+		args = []string{"--mount-failed"}
+	}
+	cmd := exec.CommandContext(cctx, r.ballast, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "KUBECONFIG=" + r.kubeconfig, "HOME=" + os.TempDir()}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err = cmd.Run()
 	ok := err == nil
 	fmt.Fprintf(r.log, "%s: job %s (uid %s) ok=%v err=%v\n%s\n", time.Now().Format(time.RFC3339Nano), j.Name, j.UID, ok, err, out.String())
 	r.mu.Lock()

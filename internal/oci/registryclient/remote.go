@@ -39,6 +39,9 @@ type Remote struct {
 
 	mu  sync.Mutex
 	rts map[string]http.RoundTripper // by scope set
+	// sessions are upload sessions a LinkBlob left open (the registry did
+	// not hold the blob); WriteBlob of that blob uses them.
+	sessions map[v1.Hash]string
 }
 
 type options struct {
@@ -47,6 +50,7 @@ type options struct {
 	keychain  authn.Keychain
 	auth      authn.Authenticator
 	transport http.RoundTripper
+	linkAny   bool
 }
 
 // Option configures a Remote.
@@ -85,6 +89,16 @@ func WithAuth(a authn.Authenticator) Option {
 	return func(o *options) error { o.auth = a; return nil }
 }
 
+// WithMountAnywhere says the registry links a blob it holds under any
+// repository when asked to mount it without naming a source repository
+// (POST …/blobs/uploads/?mount=<digest>, no from), as the OCI distribution
+// spec allows and ballast's edge registry does. The Remote then implements
+// transfer.Linker with that request. The default value is false: elsewhere the
+// request would only cost a round trip per blob.
+func WithMountAnywhere(b bool) Option {
+	return func(o *options) error { o.linkAny = b; return nil }
+}
+
 // WithTransport sets the HTTP transport underneath (tests count bytes with
 // it). The default is a clone of http.DefaultTransport.
 func WithTransport(t http.RoundTripper) Option {
@@ -118,7 +132,7 @@ func New(ref string, opts ...Option) (*Remote, error) {
 	if o.keychain == nil {
 		o.keychain = authn.DefaultKeychain
 	}
-	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}}, nil
+	return &Remote{repo: repo, o: o, rts: map[string]http.RoundTripper{}, sessions: map[v1.Hash]string{}}, nil
 }
 
 // Location implements Located.
@@ -264,12 +278,25 @@ func (r *Remote) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, er
 	return raw, err
 }
 
-// OpenBlob implements Source, with a Range request past offset 0. A
-// registry that ignores Range (200) has the prefix discarded here.
+// OpenBlob implements Source. Past offset 0 it asks for the closed range
+// "bytes=offset-(size-1)" (some registries refuse an open-ended one) and
+// accepts these answers:
+//
+//   - 206 whose Content-Range starts at or before offset, ends at or after
+//     it and gives the blob's size as total: the overlap is skipped;
+//   - 200 with the whole blob: the first offset bytes are skipped.
+//
+// Anything else from a resume (416, a 206 starting after offset, a missing
+// or malformed Content-Range, a wrong total) is an error wrapping
+// oci.ErrNoRange: the caller starts the blob again from byte 0, so no answer
+// can wedge a blob.
 func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (rc io.ReadCloser, err error) {
+	if offset < 0 || offset > d.Size || (offset == d.Size && d.Size > 0) {
+		return nil, fmt.Errorf("blob %s: offset %d of %d bytes: %w", d.Digest, offset, d.Size, oci.ErrNoRange)
+	}
 	req, _ := http.NewRequest(http.MethodGet, r.url("blobs", d.Digest.String()), nil)
 	if offset > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(d.Size-1, 10))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	idle := time.AfterFunc(r.o.idle, func() { cancel(ErrStalled) })
@@ -284,23 +311,85 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (r
 		if context.Cause(ctx) == ErrStalled {
 			err = ErrStalled
 		}
+		var he *HTTPError
+		if offset > 0 && errors.As(err, &he) && he.Status == http.StatusRequestedRangeNotSatisfiable {
+			err = fmt.Errorf("%w: %w", oci.ErrNoRange, err)
+		}
 		return nil, fmt.Errorf("blob %s@%s: %w", r.repo, d.Digest, err)
 	}
 	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: idle, d: r.o.idle}
-	if offset > 0 {
-		if resp.StatusCode == http.StatusPartialContent {
-			cr := resp.Header.Get("Content-Range")
-			if !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(offset, 10)+"-") {
-				resp.Body.Close()
-				return nil, fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", d.Digest, offset, cr)
-			}
-		} else if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+	skip := offset
+	if resp.StatusCode == http.StatusPartialContent {
+		cr := resp.Header.Get("Content-Range")
+		start, end, total, perr := ParseContentRange(cr)
+		switch {
+		case perr != nil:
+			err = perr
+		case total != d.Size:
+			err = fmt.Errorf("range %q: total is not the blob's %d bytes", cr, d.Size)
+		case start > offset || end < offset:
+			err = fmt.Errorf("range %q does not hold byte %d", cr, offset)
+		}
+		if err != nil {
 			resp.Body.Close()
-			return nil, fmt.Errorf("blob %s: skipping to %d: %w", d.Digest, offset, err)
+			return nil, fmt.Errorf("blob %s: resume at %d: %w: %w", d.Digest, offset, oci.ErrNoRange, err)
+		}
+		skip = offset - start
+		resp.Body = &limitedBody{r: io.LimitReader(resp.Body, end-start+1), c: resp.Body}
+	}
+	if skip > 0 {
+		if _, err := io.CopyN(io.Discard, resp.Body, skip); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("blob %s: skipping %d bytes to %d: %w", d.Digest, skip, offset, err)
 		}
 	}
 	return resp.Body, nil
 }
+
+// ParseContentRange parses a 206 answer's "bytes first-last/total" (RFC
+// 9110 §14.4). An unknown total ("*"), first > last, last >= total, or any
+// other shape is an error.
+func ParseContentRange(s string) (first, last, total int64, err error) {
+	bad := func() (int64, int64, int64, error) {
+		return 0, 0, 0, fmt.Errorf("malformed Content-Range %q", s)
+	}
+	rest, ok := strings.CutPrefix(s, "bytes ")
+	if !ok {
+		return bad()
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return bad()
+	}
+	f, l, ok := strings.Cut(rng, "-")
+	if !ok {
+		return bad()
+	}
+	num := func(x string) (int64, bool) {
+		if x == "" || len(x) > 18 || strings.TrimLeft(x, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(x, 10, 64)
+		return n, err == nil
+	}
+	var ok1, ok2, ok3 bool
+	first, ok1 = num(f)
+	last, ok2 = num(l)
+	total, ok3 = num(tot)
+	if !ok1 || !ok2 || !ok3 || first > last || last >= total {
+		return bad()
+	}
+	return first, last, total, nil
+}
+
+// limitedBody reads at most the bytes a 206 announced.
+type limitedBody struct {
+	r io.Reader
+	c io.Closer
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *limitedBody) Close() error               { return b.c.Close() }
 
 // idleBody restarts the idle timer on every read.
 type idleBody struct {
@@ -399,12 +488,52 @@ func (r *Remote) MountBlob(ctx context.Context, d v1.Descriptor, from string) (b
 	return mounted, err
 }
 
+// LinkBlob implements transfer.Linker when the Remote was made WithMountAnywhere;
+// otherwise it reports false without a request. An upload session the
+// registry opened instead of mounting is kept for WriteBlob of that blob.
+func (r *Remote) LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
+	if !r.o.linkAny {
+		return false, nil
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/?%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(),
+		url.Values{"mount": {d.Digest.String()}}.Encode())
+	req, _ := http.NewRequest(http.MethodPost, u, nil)
+	resp, err := r.do(ctx, true, req, http.StatusCreated, http.StatusAccepted)
+	if err != nil {
+		return false, fmt.Errorf("link blob %s into %s: %w", d.Digest, r.repo, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return true, nil
+	}
+	// Not held: the registry opened an upload session instead, which the
+	// blob's upload (WriteBlob, next) uses rather than leave it dangling.
+	if loc, err := resp.Location(); err == nil {
+		r.mu.Lock()
+		r.sessions[d.Digest] = loc.String()
+		r.mu.Unlock()
+	}
+	return false, nil
+}
+
+// session returns (and forgets) an upload session LinkBlob left for d.
+func (r *Remote) session(d v1.Hash) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	loc := r.sessions[d]
+	delete(r.sessions, d)
+	return loc
+}
+
 // WriteBlob implements Target with a monolithic upload: POST a session,
 // then PUT the body with its digest; the registry checks the digest too.
 func (r *Remote) WriteBlob(ctx context.Context, d v1.Descriptor, body io.Reader) error {
-	loc, _, err := r.startUpload(ctx, d, "")
-	if err != nil {
-		return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+	loc := r.session(d.Digest)
+	if loc == "" {
+		var err error
+		if loc, _, err = r.startUpload(ctx, d, ""); err != nil {
+			return fmt.Errorf("upload blob %s to %s: %w", d.Digest, r.repo, err)
+		}
 	}
 	u, err := url.Parse(loc)
 	if err != nil {

@@ -1,0 +1,127 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Cross-repository mounts without "from". Distribution stores every blob
+// once and gives each repository only a link to it, but it mounts a blob
+// into a repository only when the client names a repository that already
+// links it (?mount=<digest>&from=<repo>). The OCI distribution spec lets a
+// registry mount when "from" is absent too, if it holds the blob anywhere.
+// The edge registry does: POST /v2/<name>/blobs/uploads/?mount=<digest>
+// without from links the blob into <name> when its data is in storage
+// (whichever repository brought it, even one since deleted, as long as
+// garbage collection has not removed the data) and answers 201, so sync and
+// import never fetch a blob the site already holds. Otherwise the request
+// goes on to Distribution, which opens an upload session (202) as usual.
+//
+// Mounts are writes: they pass the write credentials and the read-only
+// switch first, so a garbage collection never sweeps a blob while it is
+// being linked.
+
+// linkAnywhere serves mount-without-from requests in front of next.
+type linkAnywhere struct {
+	next http.Handler
+	open func(ctx context.Context) (distribution.Namespace, error)
+
+	once sync.Once
+	ns   distribution.Namespace
+	err  error
+}
+
+func (l *linkAnywhere) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	mount := q.Get("mount")
+	if r.Method != http.MethodPost || mount == "" || q.Get("from") != "" {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	name, route, ok := splitRepoPath(r.URL.Path)
+	if !ok || (route != "blobs/uploads/" && route != "blobs/uploads") {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	dgst, err := digest.Parse(mount)
+	if err != nil {
+		l.next.ServeHTTP(w, r) // Distribution answers a bad digest
+		return
+	}
+	desc, linked, err := l.link(r.Context(), name, dgst)
+	if err != nil || !linked {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Location", fmt.Sprintf("/v2/%s/blobs/%s", name, desc.Digest))
+	w.Header().Set("Content-Length", "0")
+	w.Header().Set("Docker-Content-Digest", desc.Digest.String())
+	w.WriteHeader(http.StatusCreated)
+}
+
+// link links blob dgst into repository name if the storage holds its data.
+func (l *linkAnywhere) link(ctx context.Context, name string, dgst digest.Digest) (v1.Descriptor, bool, error) {
+	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
+	if l.err != nil {
+		return v1.Descriptor{}, false, l.err
+	}
+	stat, err := l.ns.BlobStatter().Stat(ctx, dgst)
+	if errors.Is(err, distribution.ErrBlobUnknown) {
+		return v1.Descriptor{}, false, nil
+	}
+	if err != nil {
+		return v1.Descriptor{}, false, err
+	}
+	named, err := reference.WithName(name)
+	if err != nil {
+		return v1.Descriptor{}, false, err
+	}
+	canonical, err := reference.WithDigest(named, dgst)
+	if err != nil {
+		return v1.Descriptor{}, false, err
+	}
+	repo, err := l.ns.Repository(ctx, named)
+	if err != nil {
+		return v1.Descriptor{}, false, err
+	}
+	_, err = repo.Blobs(ctx).Create(ctx, mountStat(canonical, stat))
+	var mounted distribution.ErrBlobMounted
+	if errors.As(err, &mounted) {
+		return mounted.Descriptor, true, nil
+	}
+	if err == nil {
+		return v1.Descriptor{}, false, errors.New("registry: mount opened an upload session")
+	}
+	return v1.Descriptor{}, false, err
+}
+
+// mountStat is a create option that links a blob whose descriptor is
+// already known (Distribution then skips looking it up in a source
+// repository).
+func mountStat(ref reference.Canonical, stat v1.Descriptor) distribution.BlobCreateOption {
+	return mountOption{ref: ref, stat: stat}
+}
+
+type mountOption struct {
+	ref  reference.Canonical
+	stat v1.Descriptor
+}
+
+func (o mountOption) Apply(v any) error {
+	opts, ok := v.(*distribution.CreateOptions)
+	if !ok {
+		return fmt.Errorf("unexpected options type: %T", v)
+	}
+	opts.Mount.ShouldMount = true
+	opts.Mount.From = o.ref
+	opts.Mount.Stat = &o.stat
+	return nil
+}

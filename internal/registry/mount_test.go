@@ -1,0 +1,100 @@
+package registry_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/testutil/edgeregistry"
+)
+
+// TestMountWithoutFrom: a mount request that names no source repository
+// links a blob the registry holds under any repository, and only then.
+func TestMountWithoutFrom(t *testing.T) {
+	s := edgeregistry.Start(t, edgeregistry.Options{})
+	ctx := context.Background()
+	api := randomImage(t, 2)
+	push(t, s, "registry.example.com/team/api:1", api)
+	ls, _ := api.Layers()
+	base, _ := ls[0].Digest()
+	baseSize, _ := ls[0].Size()
+
+	// An image whose manifest is deleted and collected: its blobs are gone.
+	gone := randomImage(t, 1)
+	gd := push(t, s, "registry.example.com/team/gone:1", gone)
+	gls, _ := gone.Layers()
+	goneLayer, _ := gls[0].Digest()
+	if r := do(t, "DELETE", s.URL+"/v2/registry.example.com/team/gone/manifests/"+gd.String(), nil, "auth", creds(s)); r.status != 202 {
+		t.Fatalf("delete manifest: %d %s", r.status, r.body)
+	}
+	if err := s.GarbageCollect(ctx, registry.GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	mount := func(repo string, h v1.Hash, extra url.Values, hdr ...string) result {
+		q := url.Values{"mount": {h.String()}}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return do(t, "POST", s.URL+"/v2/"+repo+"/blobs/uploads/?"+q.Encode(), nil, hdr...)
+	}
+	head := func(repo string, h v1.Hash) int {
+		return do(t, "HEAD", s.URL+"/v2/"+repo+"/blobs/"+h.String(), nil).status
+	}
+	unknown := mustHash(t, "never pushed")
+
+	tests := []struct {
+		name   string
+		repo   string
+		blob   v1.Hash
+		extra  url.Values
+		hdr    []string
+		status int
+		linked bool
+	}{
+		{"held under another repository", "registry.example.com/team/worker", base, nil, []string{"auth", creds(s)}, 201, true},
+		{"already in the repository", "registry.example.com/team/api", base, nil, []string{"auth", creds(s)}, 201, true},
+		{"never held: an upload session instead", "registry.example.com/team/new", unknown, nil, []string{"auth", creds(s)}, 202, false},
+		{"garbage-collected: an upload session instead", "registry.example.com/team/again", goneLayer, nil, []string{"auth", creds(s)}, 202, false},
+		{"anonymous: refused", "registry.example.com/team/anon", base, nil, nil, 401, false},
+		{"with from: Distribution's own mount", "registry.example.com/team/from", base, url.Values{"from": {"registry.example.com/team/api"}}, []string{"auth", creds(s)}, 201, true},
+		{"with from that lacks it: an upload session", "registry.example.com/team/from2", base, url.Values{"from": {"registry.example.com/team/none"}}, []string{"auth", creds(s)}, 202, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mount(tc.repo, tc.blob, tc.extra, tc.hdr...)
+			if r.status != tc.status {
+				t.Fatalf("mount: %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if tc.status == 201 && r.header.Get("Docker-Content-Digest") != tc.blob.String() {
+				t.Fatalf("Docker-Content-Digest %q", r.header.Get("Docker-Content-Digest"))
+			}
+			want := 404
+			if tc.linked {
+				want = 200
+			}
+			if got := head(tc.repo, tc.blob); got != want {
+				t.Fatalf("HEAD after mount: %d, want %d", got, want)
+			}
+		})
+	}
+	// The linked blob reads back whole in its new repository.
+	r := do(t, "GET", s.URL+"/v2/registry.example.com/team/worker/blobs/"+base.String(), nil)
+	if r.status != 200 || int64(len(r.body)) != baseSize {
+		t.Fatalf("GET linked blob: %d, %d bytes, want %d", r.status, len(r.body), baseSize)
+	}
+
+	// While read-only (a garbage collection), a mount is a write: refused.
+	if err := s.SetReadOnly(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := mount("registry.example.com/team/ro", base, nil, "auth", creds(s)); r.status != 503 {
+		t.Fatalf("mount while read-only: %d %s", r.status, r.body)
+	}
+	if err := s.SetReadOnly(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+}
