@@ -365,7 +365,7 @@ func (c *Config) APITokenFile() string {
 	if c.API.TokenFile != "" {
 		return c.API.TokenFile
 	}
-	return filepath.Join(c.DataDir, "api-token")
+	return datadir.Of(c.DataDir).APIToken()
 }
 
 // CredentialsFile returns the registry write credentials file path.

@@ -37,3 +37,7 @@ func (l Layout) SyncLock() string { return filepath.Join(l.Root, "sync.lock") }
 // RegistryCredentials is the default registry write credentials file
 // (one line user:password, 0600), generated when absent.
 func (l Layout) RegistryCredentials() string { return filepath.Join(l.Root, "registry-credentials") }
+
+// APIToken is the default credential file of the daemon's state-changing
+// API routes, generated when absent.
+func (l Layout) APIToken() string { return filepath.Join(l.Root, "api-token") }
