@@ -24,8 +24,9 @@ connections cut every few MB). It narrates on stdout: the mirror fetch, the
 resumed transfers, the gate (ballast verify) turning from NOT READY to READY,
 a second revision of which only the changed layer crosses the link, and, with
 the link cut, the mirror and registry serving on and an offline rollback
-passing the gate. Logs (warnings and up, unless --log-level says otherwise)
-go to stderr.
+passing the gate. The parts' logs go to demo.log in the working directory
+(kept with --dir); only errors reach stderr, unless --log-level is given, which
+sends logs of that level and up to stderr instead.
 
 It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 --keep the edge and its status page stay up until Ctrl-C.`,
@@ -33,11 +34,15 @@ It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := e.log
 			if !cmd.Flags().Changed("log-level") {
-				l, err := logging.New(e.stderr, e.logFormat, "warn")
+				// The narration says what happened: raw log lines on
+				// stderr would interleave with it. Errors only there; the
+				// rest goes to demo.log in the working directory.
+				l, err := logging.New(e.stderr, e.logFormat, "error")
 				if err != nil {
 					return exitcode.Invalid(err)
 				}
 				log = demo.QuietLogs(l)
+				o.LogFile = true
 			}
 			// A closed stdout (`ballast demo | head`) must stop the story
 			// with a cleanup, not kill the process with SIGPIPE and
@@ -52,6 +57,6 @@ It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 		},
 	}
 	c.Flags().BoolVar(&o.Keep, "keep", false, "keep the edge daemon and its status page up after the story, until Ctrl-C")
-	c.Flags().StringVar(&o.Dir, "dir", "", "working directory, kept afterwards (default: a temporary directory, removed)")
+	pathVar(c.Flags(), &o.Dir, "dir", "", "working directory, kept afterwards (default: a temporary directory, removed)")
 	return c
 }

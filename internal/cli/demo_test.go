@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,8 +83,13 @@ func TestDemoBinary(t *testing.T) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	if strings.Contains(stderr.String(), "level=ERROR") {
-		t.Errorf("errors logged on stderr")
+	// The narration tells what happened: no raw log line (text or JSON
+	// handler) may interleave with it, on either stream.
+	rawLog := regexp.MustCompile(`(?m)(^time=|\blevel=(DEBUG|INFO|WARN|ERROR)\b|"level":|"msg":)`)
+	for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+		if m := rawLog.FindString(out); m != "" {
+			t.Errorf("raw log line on %s (%q)", name, m)
+		}
 	}
 }
 

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"net"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/doctor"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 )
 
 func newDoctorCmd(e *env) *cobra.Command {
@@ -61,8 +61,8 @@ func newDoctorCmd(e *env) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfgPath, "config", "", "edge config file (for the data dir and listen ports)")
-	f.StringVar(&o.K3sConfigDir, "k3s-config-dir", "/etc/rancher/k3s", "directory of k3s's registries.yaml and config.yaml")
+	pathVar(f, &cfgPath, "config", "", "edge config file (for the data dir and listen ports)")
+	pathVar(f, &o.K3sConfigDir, "k3s-config-dir", "/etc/rancher/k3s", "directory of k3s's registries.yaml and config.yaml")
 	f.StringVar(&o.EdgeURL, "edge", "", "edge daemon HTTP base URL (default from --config, else http://127.0.0.1:8080)")
 	f.StringVar(&o.Registry, "registry", "", "edge registry host:port as containerd reaches it (default from --config, else 127.0.0.1:5000)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
@@ -71,12 +71,9 @@ func newDoctorCmd(e *env) *cobra.Command {
 
 // loopback turns a listen address such as ":8080" into one to dial.
 func loopback(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
+	ep, err := k3sconfig.NodeEndpoint(listen)
 	if err != nil {
 		return listen
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return ep
 }

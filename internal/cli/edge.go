@@ -43,6 +43,6 @@ It stops cleanly on SIGTERM or SIGINT.`,
 			return exitcode.Fail(err)
 		},
 	}
-	c.Flags().StringVar(&configPath, "config", "", "edge config file (YAML)")
+	pathVar(c.Flags(), &configPath, "config", "", "edge config file (YAML)")
 	return c
 }

@@ -62,8 +62,8 @@ bundle and git objects lacks.`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.Bundle, "bundle", "", "bundle to export, REGISTRY/REPO:SHA")
-	f.StringVar(&o.GitDir, "git", "", "git repository whose branches and tags go into the file")
-	f.StringVar(&o.Output, "output", "", "file to write")
+	pathVar(f, &o.GitDir, "git", "", "git repository whose branches and tags go into the file")
+	pathVar(f, &o.Output, "output", "", "file to write")
 	f.StringVar(&o.Since, "since", "", "revision whose bundle and git objects the site already has")
 	f.StringVar(&platform, "platform", "", "only these platforms, e.g. linux/arm64 (default all)")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for the registry")
@@ -95,7 +95,11 @@ would (the edge daemon must not be running: they share the sync lock); with
 			if output != "text" && output != "json" {
 				return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", output))
 			}
-			o.File = args[0]
+			file, err := absPath(args[0])
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			o.File = file
 			o.Log = e.log
 			// Mount without from: ballast's edge registry links blobs it
 			// holds anywhere; another registry opens the upload session
@@ -114,7 +118,6 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
 			var res *sneakernet.ImportResult
-			var err error
 			if cfgPath != "" {
 				if o.Registry != "" || o.GitDir != "" {
 					return exitcode.Invalid(errors.New("--config and --registry/--git-dir exclude each other"))
@@ -144,10 +147,10 @@ would (the edge daemon must not be running: they share the sync lock); with
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfgPath, "config", "", "edge config: import into its data dir (registry and git mirror) directly")
+	pathVar(f, &cfgPath, "config", "", "edge config: import into its data dir (registry and git mirror) directly")
 	f.StringVar(&o.Registry, "registry", "", "edge registry HOST:PORT")
-	f.StringVar(&credsFile, "credentials-file", "", "file with one line user:password for writes (default: docker config)")
-	f.StringVar(&o.GitDir, "git-dir", "", "bare repository of the edge mirror to load git objects into")
+	pathVar(f, &credsFile, "credentials-file", "", "file with one line user:password for writes (default: docker config)")
+	pathVar(f, &o.GitDir, "git-dir", "", "bare repository of the edge mirror to load git objects into")
 	f.StringVar(&o.RepoURL, "repo-url", "", "upstream git URL (default: the bundle's source annotation)")
 	f.BoolVar(&o.Force, "force", false, "let the file move mirror branches backwards and re-point git tags (old tips are kept)")
 	f.BoolVar(&insecure, "insecure", true, "use plain HTTP for the edge registry")

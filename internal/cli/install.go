@@ -98,16 +98,16 @@ apply them, don't commit them.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfgPath, "config", "", "edge config file")
-	f.StringVar(&outDir, "output-dir", "", "write files under this directory instead of printing them")
+	pathVar(f, &cfgPath, "config", "", "edge config file")
+	pathVar(f, &outDir, "output-dir", "", "write files under this directory instead of printing them")
 	f.StringVar(&o.Namespace, "namespace", "ballast", "namespace of the edge daemon")
 	f.StringVar(&o.ArgoCDNamespace, "argocd-namespace", "argocd", "namespace of Argo CD")
 	f.StringVar(&o.Image, "image", "ghcr.io/ballast-dev/ballast:"+imageTag(), "ballast's own image")
 	f.StringVar(&o.Storage, "storage", "hostPath", "data volume: hostPath (/var/lib/ballast on the node) or pvc")
 	f.StringVar(&o.StorageSize, "storage-size", "20Gi", "size of the PersistentVolumeClaim with --storage pvc")
 	f.StringVar(&o.NodeRegistry, "node-registry", "", "host:port at which containerd on the node reaches the edge registry (default 127.0.0.1:<registry port>)")
-	f.StringVar(&airgapDir, "airgap-images", "", "also write ballast's own image as a tarball into this directory, for k3s's agent/images/ auto-import")
-	f.StringVar(&tokenFile, "api-token-file", "", "use the API token in this file instead of generating a new one")
+	pathVar(f, &airgapDir, "airgap-images", "", "also write ballast's own image as a tarball into this directory, for k3s's agent/images/ auto-import")
+	pathVar(f, &tokenFile, "api-token-file", "", "use the API token in this file instead of generating a new one")
 	f.StringArrayVar(&apps, "app", nil, "an Application the gate protects: name=N,repo=URL[,namespace=NS][,path=P] (repeatable; default one per repository)")
 	return c
 }

@@ -80,7 +80,7 @@ from running beside the edge daemon, which syncs by itself.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&configPath, "config", "", "edge config file (YAML)")
+	pathVar(c.Flags(), &configPath, "config", "", "edge config file (YAML)")
 	c.Flags().BoolVar(&once, "once", false, "run one pass and exit")
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c

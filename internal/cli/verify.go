@@ -133,6 +133,9 @@ func printVerify(e *env, r *verify.Result) {
 		state = "NOT READY"
 	}
 	fmt.Fprintf(w, "%s  %s@%s\n", state, r.Repo, r.Revision)
+	if r.Requested != "" {
+		fmt.Fprintf(w, "  %s is an annotated tag object: peeled to commit %s\n", r.Requested, r.Revision)
+	}
 	fmt.Fprintf(w, "  commit in mirror: %v\n", r.CommitPresent)
 	if r.CommitPresent {
 		fmt.Fprintf(w, "  bundle: present=%v images=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Blobs, r.Bytes)

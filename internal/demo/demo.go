@@ -48,9 +48,13 @@ var DefaultLink = LinkOptions{Latency: 150 * time.Millisecond, Bandwidth: 6 << 2
 type Options struct {
 	// Out receives the story, for people. Required.
 	Out io.Writer
-	// Log receives the parts' logs (the CLI passes warn and above).
-	// The default discards them.
+	// Log receives the parts' logs (the CLI passes errors only, so that
+	// raw log lines never interleave with the story). The default
+	// discards them.
 	Log *slog.Logger
+	// LogFile also writes the parts' logs, info and up, to demo.log in the
+	// working directory (kept with Dir), and the story says where.
+	LogFile bool
 	// Dir is the working directory (cloud and edge data); it is kept
 	// afterwards. The default is a temporary directory, removed at the end.
 	Dir string
@@ -110,9 +114,10 @@ apps:
 // story is one run of the demo: everything it started, so cleanup can stop
 // it in order.
 type story struct {
-	o   Options
-	n   *narrator
-	dir string
+	o       Options
+	n       *narrator
+	dir     string
+	logFile *os.File // demo.log, with Options.LogFile
 
 	cloud    *cloudRegistry
 	gitSrv   *gitServer
@@ -196,6 +201,19 @@ func (s *story) tell(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.n.say("demo", "ballast demo: the whole flow on this machine, no internet; working in %s", s.dir)
+	if s.o.LogFile {
+		f, err := os.OpenFile(filepath.Join(s.dir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("log file: %w", err)
+		}
+		s.logFile = f
+		s.o.Log = slog.New(slog.NewMultiHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}), s.o.Log.Handler()))
+		where := f.Name()
+		if s.o.Dir == "" {
+			where += " (removed at the end; keep it with --dir)"
+		}
+		s.n.say("demo", "logs of the parts: %s", where)
+	}
 
 	s.n.title("The cloud: an upstream git repository and registry, and CI")
 	rev1, err := s.buildCloud(ctx)
@@ -783,6 +801,11 @@ func (s *story) cleanup() error {
 	if s.cloud != nil {
 		if err := s.cloud.stop(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if s.logFile != nil {
+		if err := s.logFile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("log file: %w", err))
 		}
 	}
 	if s.dir != "" && s.o.Dir == "" {

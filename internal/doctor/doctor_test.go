@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/install"
 	"github.com/ballast-dev/ballast/internal/k3sconfig"
 	"github.com/ballast-dev/ballast/internal/testutil/edged"
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 )
 
 func write(t *testing.T, p string, b []byte) {
@@ -77,11 +78,11 @@ func TestDoctor(t *testing.T) {
 	})
 	t.Run("data dir on tmpfs", func(t *testing.T) {
 		if _, err := os.Stat("/dev/shm"); err != nil {
-			t.Skip("SKIPPED LOUDLY: no /dev/shm tmpfs on this machine")
+			realtest.Missing(t, "a /dev/shm tmpfs", "")
 		}
 		dir, err := os.MkdirTemp("/dev/shm", "ballast-doctor-")
 		if err != nil {
-			t.Skip("SKIPPED LOUDLY: cannot write /dev/shm: ", err)
+			realtest.Missing(t, "a writable /dev/shm tmpfs: "+err.Error(), "")
 		}
 		defer os.RemoveAll(dir)
 		o := opts

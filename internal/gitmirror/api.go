@@ -128,6 +128,88 @@ func (m *Mirror) HasCommit(ctx context.Context, idOrURL, sha string) (bool, erro
 	return strings.TrimSpace(string(out)) == "commit", nil
 }
 
+// Object is what a full object name names in a mirrored repository.
+type Object struct {
+	Object string `json:"object"` // the name asked for, lowercased
+	Type   string `json:"type"`   // "commit", "tag", "tree" or "blob"
+	// Tags lists the annotated tag objects peeled on the way, outermost
+	// first (Object itself when it is a tag); empty for anything else.
+	Tags []string `json:"tags,omitempty"`
+	// Target and TargetType are what the tags peel to (for a commit: the
+	// commit itself).
+	Target     string `json:"target"`
+	TargetType string `json:"targetType"`
+}
+
+// maxTagDepth bounds how many annotated tags Resolve peels (git itself
+// gives up far later; a chain this long is an attack, not a release).
+const maxTagDepth = 32
+
+// Resolve looks sha (full hex) up in the repository and peels annotated
+// tags, however nested, to what they point at. found is false when the
+// repository does not hold the object (or was never fetched).
+func (m *Mirror) Resolve(ctx context.Context, idOrURL, sha string) (obj Object, found bool, err error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return Object{}, false, err
+	}
+	sha = strings.ToLower(sha)
+	if !isHex(sha) {
+		return Object{}, false, fmt.Errorf("object %q: want a full hex object name", trim(sha))
+	}
+	if !r.isReady() {
+		return Object{}, false, nil
+	}
+	obj = Object{Object: sha}
+	cur := sha
+	for depth := 0; ; depth++ {
+		out, err := r.git(ctx, "cat-file", "-t", cur)
+		if err != nil {
+			if exitCode(err) > 0 && ctx.Err() == nil {
+				if depth == 0 {
+					return Object{}, false, nil
+				}
+				return Object{}, false, fmt.Errorf("tag %s points at %s, which is missing", obj.Tags[len(obj.Tags)-1], cur)
+			}
+			return Object{}, false, err
+		}
+		typ := strings.TrimSpace(string(out))
+		if depth == 0 {
+			obj.Type = typ
+		}
+		if typ != "tag" {
+			obj.Target, obj.TargetType = cur, typ
+			return obj, true, nil
+		}
+		if depth == maxTagDepth {
+			return Object{}, false, fmt.Errorf("tag %s: more than %d nested tags", sha, maxTagDepth)
+		}
+		obj.Tags = append(obj.Tags, cur)
+		body, err := r.git(ctx, "cat-file", "tag", cur)
+		if err != nil {
+			return Object{}, false, fmt.Errorf("read tag %s: %w", cur, err)
+		}
+		next, err := tagTarget(body)
+		if err != nil {
+			return Object{}, false, fmt.Errorf("tag %s: %w", cur, err)
+		}
+		cur = next
+	}
+}
+
+// tagTarget reads the "object <sha>" header of a tag object.
+func tagTarget(body []byte) (string, error) {
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" {
+			break // end of the headers
+		}
+		if v, ok := strings.CutPrefix(line, "object "); ok && isHex(v) {
+			return v, nil
+		}
+	}
+	return "", errors.New("no object header")
+}
+
 // FirstParents returns sha and up to n earlier revisions along its
 // first-parent history, newest first: the tip and the rollback targets
 // that keepRevisions asks to keep ready.
@@ -158,6 +240,7 @@ func (m *Mirror) FirstParents(ctx context.Context, idOrURL, sha string, n int) (
 //	GET /api/v1/repos                                   every repository's status
 //	GET /api/v1/repos/<host>/<path>                     one repository's status
 //	GET /api/v1/repos/<host>/<path>/commits/<sha>       200 if present, 404 if not
+//	GET /api/v1/repos/<host>/<path>/objects/<sha>       200 with an Object (tags peeled), 404 if absent
 func (m *Mirror) APIHandler() http.Handler { return http.HandlerFunc(m.serveAPI) }
 
 func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
@@ -166,7 +249,7 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	id, sha, err := parseAPIPath(req.URL.Path)
+	id, sha, objects, err := parseAPIPath(req.URL.Path)
 	switch {
 	case errors.Is(err, errNotAPIPath):
 		apiError(w, http.StatusNotFound, "not found")
@@ -187,6 +270,21 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 		writeAPIJSON(w, http.StatusOK, r.status())
 		return
 	}
+	if objects {
+		obj, found, err := m.Resolve(req.Context(), id, sha)
+		switch {
+		case err != nil:
+			apiError(w, http.StatusInternalServerError, "object lookup failed: "+err.Error())
+			m.log.Warn("git mirror: object lookup failed", "repo", r.id, "sha", sha, "err", err)
+		case !found && !r.isReady():
+			apiError(w, http.StatusNotFound, "object not present: repository not mirrored yet")
+		case !found:
+			apiError(w, http.StatusNotFound, "object not present in the mirror")
+		default:
+			writeAPIJSON(w, http.StatusOK, obj)
+		}
+		return
+	}
 	ok, err := m.HasCommit(req.Context(), id, sha)
 	switch {
 	case err != nil:
@@ -203,32 +301,36 @@ func (m *Mirror) serveAPI(w http.ResponseWriter, req *http.Request) {
 
 var errNotAPIPath = errors.New("not an API path")
 
-// parseAPIPath splits "/api/v1/repos[/<host>/<path>[/commits/<sha>]]". An
-// empty id means the list; an empty sha means one repository's status. The
-// sha is returned lowercased and checked to be a full object name.
-func parseAPIPath(p string) (id, sha string, err error) {
+// parseAPIPath splits "/api/v1/repos[/<host>/<path>[/commits|objects/<sha>]]".
+// An empty id means the list; an empty sha means one repository's status;
+// objects tells the two object routes apart. The sha is returned lowercased
+// and checked to be a full object name.
+func parseAPIPath(p string) (id, sha string, objects bool, err error) {
 	rest, ok := strings.CutPrefix(p, "/api/v1/repos")
 	switch {
 	case !ok || (rest != "" && rest[0] != '/'):
-		return "", "", errNotAPIPath
+		return "", "", false, errNotAPIPath
 	case rest == "" || rest == "/":
-		return "", "", nil
+		return "", "", false, nil
 	}
 	rest = rest[1:]
 	repoPath, sha, isCommit := cutLast(rest, "/commits/")
 	if !isCommit {
+		repoPath, sha, objects = cutLast(rest, "/objects/")
+	}
+	if !isCommit && !objects {
 		repoPath = rest
 	}
 	if id, err = cleanRepoPath(repoPath); err != nil {
-		return "", "", errBadRepo
+		return "", "", false, errBadRepo
 	}
-	if isCommit {
+	if isCommit || objects {
 		sha = strings.ToLower(sha)
 		if !isHex(sha) {
-			return "", "", errors.New("commit: want a full 40- or 64-character hex object name")
+			return "", "", false, errors.New("object: want a full 40- or 64-character hex object name")
 		}
 	}
-	return id, sha, nil
+	return id, sha, objects, nil
 }
 
 func cutLast(s, sep string) (before, after string, found bool) {

@@ -154,8 +154,7 @@ func (r *repo) publishBranches(ctx context.Context, dir string) error {
 			}
 		}
 	}
-	sort.Strings(lines)
-	if err := updateRefs(ctx, dir, lines); err != nil {
+	if err := applyRefLines(ctx, dir, lines); err != nil {
 		return fmt.Errorf("publish branches: %w", err)
 	}
 	if dir == r.dir {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // gitEnv is the environment every git child runs with. It is built from
@@ -120,7 +121,7 @@ func (g gitCmd) run(ctx context.Context) ([]byte, error) {
 		if msg == "" {
 			return out.Bytes(), fmt.Errorf("git %s: %w", verb(g.args), err)
 		}
-		return out.Bytes(), &gitError{verb: verb(g.args), msg: lastLines(msg, 3), err: err}
+		return out.Bytes(), &gitError{verb: verb(g.args), msg: errorText(msg), err: err}
 	}
 	return out.Bytes(), nil
 }
@@ -159,26 +160,106 @@ func verb(args []string) string {
 	return "?"
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// maxErrText bounds the stderr text kept in an error (and so in the
+// repository status): a few lines of git's messages fit whole.
+const maxErrText = 1500
+
+// errorText turns git's stderr into one line of text: its messages joined
+// by "; " (wrapped lines of one message by a space), whole when it fits in maxErrText bytes, else cut on a word (or at
+// least a rune) boundary and marked with an ellipsis. Never cut mid-rune
+// or mid-word, so a stored error reads as what git said.
+func errorText(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			// A new message starts with its kind; anything else
+			// continues the sentence git wrapped.
+			if startsMessage(l) {
+				b.WriteString("; ")
+			} else {
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString(l)
 	}
-	return strings.Join(lines, "; ")
+	return cutText(b.String(), maxErrText)
 }
 
-// limitedBuffer keeps the last max bytes written to it.
+func startsMessage(l string) bool {
+	for _, p := range []string{"error:", "fatal:", "warning:", "hint:", "remote:", "!", "…"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// cutText returns s when it has at most max bytes, else its longest prefix
+// that ends before a space (or, with no space in reach, on a rune
+// boundary), of at most max bytes with the ellipsis, followed by "…".
+// Invalid UTF-8 is replaced first, so the result is always valid.
+func cutText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	const ell = "…"
+	limit := max - len(ell)
+	if limit < 0 {
+		limit = 0
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if s[cut] != ' ' { // not already at the end of a word
+		if sp := strings.LastIndexByte(s[:cut], ' '); sp > limit/2 {
+			cut = sp
+		}
+	}
+	return strings.TrimRight(s[:cut], " ;,") + ell
+}
+
+// limitedBuffer keeps the first max and the last max bytes written to it,
+// with a line "…" between them when it dropped some: git's first error
+// line and its last both stay readable.
 type limitedBuffer struct {
-	buf []byte
-	max int
+	head    []byte
+	tail    []byte
+	dropped bool
+	max     int
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	if len(l.buf) > l.max {
-		l.buf = l.buf[len(l.buf)-l.max:]
+	n := len(p)
+	if room := l.max - len(l.head); room > 0 {
+		k := min(room, len(p))
+		l.head = append(l.head, p[:k]...)
+		p = p[k:]
 	}
-	return len(p), nil
+	l.tail = append(l.tail, p...)
+	if len(l.tail) > l.max {
+		l.tail = l.tail[len(l.tail)-l.max:]
+		l.dropped = true
+	}
+	return n, nil
 }
 
-func (l *limitedBuffer) String() string { return string(l.buf) }
+func (l *limitedBuffer) String() string {
+	if !l.dropped {
+		return string(l.head) + string(l.tail)
+	}
+	tail := l.tail
+	// Start the tail at a line boundary: a partial first line says nothing.
+	if i := bytes.IndexByte(tail, '\n'); i >= 0 {
+		tail = tail[i+1:]
+	}
+	head := l.head
+	if i := bytes.LastIndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	return string(head) + "\n…\n" + string(tail)
+}

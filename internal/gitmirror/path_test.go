@@ -152,8 +152,8 @@ func TestBackoff(t *testing.T) {
 func TestParseAPIPath(t *testing.T) {
 	sha := strings.Repeat("ab", 20)
 	for _, tc := range []struct {
-		path, id, sha string
-		bad, notAPI   bool
+		path, id, sha        string
+		bad, notAPI, objects bool
 	}{
 		{path: "/api/v1/repos"},
 		{path: "/api/v1/repos/"},
@@ -161,6 +161,8 @@ func TestParseAPIPath(t *testing.T) {
 		{path: "/api/v1/repos/github.com/fleet/apps.git", id: "github.com/fleet/apps"},
 		{path: "/api/v1/repos/h:3000/a/b/commits/" + sha, id: "h:3000/a/b", sha: sha},
 		{path: "/api/v1/repos/h/commits/x/commits/" + strings.ToUpper(sha), id: "h/commits/x", sha: sha},
+		{path: "/api/v1/repos/h:3000/a/b/objects/" + sha, id: "h:3000/a/b", sha: sha, objects: true},
+		{path: "/api/v1/repos/h/a/objects/" + sha[:7], bad: true},
 		{path: "/api/v1/repos/h/a/commits/main", bad: true},
 		{path: "/api/v1/repos/h/a/commits/", bad: true},
 		{path: "/api/v1/repos/../etc", bad: true},
@@ -168,7 +170,7 @@ func TestParseAPIPath(t *testing.T) {
 		{path: "/api/v1/reposx", notAPI: true},
 		{path: "/api/v2/repos", notAPI: true},
 	} {
-		id, gotSHA, err := parseAPIPath(tc.path)
+		id, gotSHA, objects, err := parseAPIPath(tc.path)
 		switch {
 		case tc.notAPI:
 			if err != errNotAPIPath {
@@ -178,8 +180,8 @@ func TestParseAPIPath(t *testing.T) {
 			if err == nil || err == errNotAPIPath {
 				t.Errorf("%s: err %v, want bad request", tc.path, err)
 			}
-		case err != nil || id != tc.id || gotSHA != tc.sha:
-			t.Errorf("%s: %q %q %v, want %q %q", tc.path, id, gotSHA, err, tc.id, tc.sha)
+		case err != nil || id != tc.id || gotSHA != tc.sha || objects != tc.objects:
+			t.Errorf("%s: %q %q %v %v, want %q %q %v", tc.path, id, gotSHA, objects, err, tc.id, tc.sha, tc.objects)
 		}
 	}
 }
@@ -188,7 +190,7 @@ func FuzzParseAPIPath(f *testing.F) {
 	f.Add("/api/v1/repos/github.com/fleet/apps/commits/" + strings.Repeat("a", 40))
 	f.Add("/api/v1/repos/../x")
 	f.Fuzz(func(t *testing.T, p string) {
-		id, sha, err := parseAPIPath(p)
+		id, sha, _, err := parseAPIPath(p)
 		if err != nil {
 			return
 		}

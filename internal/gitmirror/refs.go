@@ -141,12 +141,9 @@ func branchNames(refs map[string]string) string {
 	return strings.Join(names, "\n")
 }
 
-func trim(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
-}
+// trim bounds outside text quoted in an error message (120 bytes, cut on a
+// rune boundary).
+func trim(s string) string { return cutText(s, 120) }
 
 // chooseHead is the upstream's HEAD target, or, when the upstream did not
 // say (old servers, detached HEAD), main, master or the first branch, so

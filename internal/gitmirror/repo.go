@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,18 +204,156 @@ func localRefs(ctx context.Context, dir string) ([]Ref, error) {
 	return parseForEachRef(out)
 }
 
-// fetch runs one atomic, pruning fetch of branches and tags into dir.
+// refIncoming is where a fetch lands before the mirrored refs are moved.
+// It is emptied before every fetch, so it never holds a ref that conflicts
+// with one the upstream has now (upstream refs cannot conflict among
+// themselves). Hidden from clients like all of refs/ballast.
+const refIncoming = "refs/ballast/incoming/"
+
+// fetch brings the upstream's branches and tags into dir. A fetch straight
+// into refs/heads/ fails, every time, when the upstream renamed a ref into
+// a file/directory conflict with a local one ("release" deleted, "release/2024"
+// pushed, or the reverse): git cannot create refs/heads/release/2024 while
+// refs/heads/release exists, and --atomic then drops every other update
+// too. So the fetch lands in refIncoming, which has no old refs to conflict
+// with, and the mirrored refs are then moved to match it (applyRefLines).
 func (r *repo) fetch(ctx context.Context, dir string) error {
 	env, err := r.remoteEnv()
 	if err != nil {
 		return err
 	}
-	args := []string{"--git-dir=" + dir, "fetch", "--quiet", "--prune", "--atomic",
+	if err := clearNamespace(ctx, dir, refIncoming); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	args := []string{"--git-dir=" + dir, "fetch", "--quiet", "--atomic",
 		"--no-write-fetch-head", "--no-show-forced-updates", "--no-auto-maintenance", "--no-tags",
-		"--", r.up.URL}
-	args = append(args, r.refSpecs()...)
-	_, err = gitCmd{args: args, env: env, started: r.m.testHookFetchStarted}.run(ctx)
-	return err
+		"--", r.up.URL,
+		"+refs/heads/*:" + refIncoming + "heads/*", "+refs/tags/*:" + refIncoming + "tags/*"}
+	if _, err := (gitCmd{args: args, env: env, started: r.m.testHookFetchStarted}).run(ctx); err != nil {
+		return err
+	}
+	incoming, err := listRefs(ctx, dir, refIncoming)
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	headsTo := "refs/heads/"
+	if r.isGated() {
+		headsTo = refUpstreamHeads
+	}
+	want := map[string]string{}
+	for name, obj := range incoming {
+		rest := strings.TrimPrefix(name, refIncoming)
+		switch {
+		case strings.HasPrefix(rest, "heads/"):
+			want[headsTo+strings.TrimPrefix(rest, "heads/")] = obj
+		case strings.HasPrefix(rest, "tags/"):
+			want["refs/tags/"+strings.TrimPrefix(rest, "tags/")] = obj
+		}
+	}
+	have := map[string]string{}
+	for _, ns := range []string{headsTo, "refs/tags/"} {
+		m, err := listRefs(ctx, dir, ns)
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		for k, v := range m {
+			have[k] = v
+		}
+	}
+	var lines []string
+	for name, obj := range want {
+		if have[name] != obj {
+			lines = append(lines, "update "+name+" "+obj)
+		}
+	}
+	for name, obj := range have {
+		if _, ok := want[name]; !ok {
+			lines = append(lines, "delete "+name+" "+obj)
+		}
+	}
+	if err := applyRefLines(ctx, dir, lines); err != nil {
+		return fmt.Errorf("fetch: move fetched refs into place: %w", err)
+	}
+	if err := clearNamespace(ctx, dir, refIncoming); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return nil
+}
+
+// listRefs returns the refs under prefix of the repository at dir:
+// name → object.
+func listRefs(ctx context.Context, dir, prefix string) (map[string]string, error) {
+	out, err := gitIn(ctx, dir, "for-each-ref", "--format=%(objectname) %(refname)", prefix)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		obj, name, ok := strings.Cut(line, " ")
+		if !ok || !isHex(obj) {
+			return nil, fmt.Errorf("for-each-ref: malformed line %q", trim(line))
+		}
+		refs[name] = obj
+	}
+	return refs, nil
+}
+
+// clearNamespace deletes every ref under prefix in one transaction.
+func clearNamespace(ctx context.Context, dir, prefix string) error {
+	refs, err := listRefs(ctx, dir, prefix)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for name, obj := range refs {
+		lines = append(lines, "delete "+name+" "+obj)
+	}
+	sort.Strings(lines)
+	return updateRefs(ctx, dir, lines)
+}
+
+// applyRefLines applies "update NAME NEW" and "delete NAME OLD" lines. Git
+// cannot delete refs/heads/a and create refs/heads/a/b (or the reverse) in
+// one transaction, so deletes that conflict with a name being written go
+// first, in a transaction of their own; everything else follows in a
+// second one. A crash between the two leaves those refs deleted, which the
+// next fetch finishes (old tips are kept by then: see keepMoving).
+func applyRefLines(ctx context.Context, dir string, lines []string) error {
+	var written []string
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] != "delete" {
+			written = append(written, f[1])
+		}
+	}
+	var first, rest []string
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "delete" && conflictsWithAny(f[1], written) {
+			first = append(first, l)
+			continue
+		}
+		rest = append(rest, l)
+	}
+	sort.Strings(first)
+	sort.Strings(rest)
+	if err := updateRefs(ctx, dir, first); err != nil {
+		return err
+	}
+	return updateRefs(ctx, dir, rest)
+}
+
+// conflictsWithAny reports whether ref name is a directory of one of names
+// or one of them is a directory of it: the two cannot exist together.
+func conflictsWithAny(name string, names []string) bool {
+	for _, n := range names {
+		if strings.HasPrefix(n, name+"/") || strings.HasPrefix(name, n+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // setHead points HEAD at the upstream's default branch.

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,10 +11,7 @@ import (
 // may use this package, so it must not pull in Helm, Kustomize or the
 // Kubernetes client libraries.
 func TestEdgeSafeDependencies(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("SKIPPED LOUDLY: the go tool is not on PATH, cannot list dependencies")
-	}
+	goBin := realtest.LookPath(t, "go", "the go tool lists the dependencies")
 	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

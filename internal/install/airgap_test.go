@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -37,9 +38,7 @@ func staticBallast(t *testing.T) string {
 // image importer does, unpacks it and runs ballast and git inside it with
 // chroot: the image must be self-sufficient.
 func TestAirgapImageRuns(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git CLI not installed: .ci/run installs it")
-	}
+	realtest.LookPath(t, "git", "apt-get install git; .ci/run installs it")
 	out := filepath.Join(t.TempDir(), "ballast.tar")
 	ref := "ghcr.io/ballast-dev/ballast:test"
 	if err := WriteAirgapImage(ImageSpec{Ref: ref, Binary: staticBallast(t)}, out); err != nil {
@@ -59,9 +58,7 @@ func TestAirgapImageRuns(t *testing.T) {
 	}
 	root := t.TempDir()
 	unpack(t, img, root)
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED LOUDLY: running the unpacked image needs chroot, which needs root (CI runs as root)")
-	}
+	realtest.Root(t, "running the unpacked image needs chroot")
 	// A container runtime provides /dev; the chroot needs /dev/null at least.
 	if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,10 @@ package install
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net"
 	"path"
 	"sort"
 	"strconv"
@@ -19,11 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 )
 
 // Options says where and how ballast runs in the cluster.
@@ -56,11 +61,15 @@ type Options struct {
 	// The default is a new random token: re-rendering then rotates it
 	// (apply every file again).
 	APIToken apiauth.Token
+
+	// Set by defaults: the listen ports and each app's hook Job name.
+	httpPort, regPort int
+	hookNames         []string
 }
 
 // App is one Argo CD Application protected by the gate.
 type App struct {
-	Name      string // Application name
+	Name      string // Application name, a DNS-1123 label
 	Namespace string // destination namespace, where the hook Job runs
 	RepoURL   string // upstream git URL as in the edge config
 	Path      string // path inside the repository
@@ -108,6 +117,11 @@ func (o *Options) defaults(c *config.Config) error {
 	if o.ArgoCDNamespace == "" {
 		o.ArgoCDNamespace = "argocd"
 	}
+	for _, ns := range []struct{ what, name string }{{"namespace", o.Namespace}, {"Argo CD namespace", o.ArgoCDNamespace}} {
+		if errs := validation.IsDNS1123Label(ns.name); len(errs) > 0 {
+			return fmt.Errorf("%s %q: %s", ns.what, ns.name, strings.Join(errs, "; "))
+		}
+	}
 	if o.Image == "" {
 		return fmt.Errorf("image: required")
 	}
@@ -124,8 +138,12 @@ func (o *Options) defaults(c *config.Config) error {
 	if o.StorageSize == "" {
 		o.StorageSize = "20Gi"
 	}
-	if _, err := resource.ParseQuantity(o.StorageSize); err != nil {
+	q, err := resource.ParseQuantity(o.StorageSize)
+	if err != nil {
 		return fmt.Errorf("storage size %q: %w", o.StorageSize, err)
+	}
+	if q.Sign() <= 0 {
+		return fmt.Errorf("storage size %q: must be positive", o.StorageSize)
 	}
 	if o.K3sDataDir == "" {
 		o.K3sDataDir = "/var/lib/rancher/k3s"
@@ -137,18 +155,45 @@ func (o *Options) defaults(c *config.Config) error {
 		}
 		o.APIToken = t
 	}
-	if o.NodeRegistry == "" {
-		o.NodeRegistry = "127.0.0.1:" + port(c.Listen.Registry)
+	if !path.IsAbs(o.K3sDataDir) || strings.ContainsAny(o.K3sDataDir, "\n\r\x00") {
+		return fmt.Errorf("k3s data dir %q: want an absolute path", o.K3sDataDir)
 	}
-	if len(o.Apps) == 0 {
-		for _, r := range c.Repositories {
-			o.Apps = append(o.Apps, App{Name: path.Base(strings.TrimSuffix(strings.TrimRight(r.URL, "/"), ".git")), Namespace: "default", RepoURL: r.URL, Path: "."})
+	if o.httpPort, err = listenPort("listen.http", c.Listen.HTTP); err != nil {
+		return err
+	}
+	if o.regPort, err = listenPort("listen.registry", c.Listen.Registry); err != nil {
+		return err
+	}
+	if o.NodeRegistry == "" {
+		// containerd on the node dials what the daemon bound (it runs
+		// with hostNetwork): a wildcard means loopback, an address itself.
+		if o.NodeRegistry, err = k3sconfig.NodeEndpoint(c.Listen.Registry); err != nil {
+			return fmt.Errorf("listen.registry: %w", err)
 		}
 	}
+	if _, err := k3sconfig.EndpointURL(o.NodeRegistry); err != nil {
+		return err
+	}
+	if len(o.Apps) == 0 {
+		o.Apps = defaultApps(c)
+	}
+	seen := map[string]bool{}
 	for i, a := range o.Apps {
 		if a.Name == "" || a.Namespace == "" || a.RepoURL == "" {
 			return fmt.Errorf("app %d: name, namespace and repository are required", i)
 		}
+		// Argo CD also writes the name into a label value: a DNS-1123
+		// label, not just a subdomain.
+		if errs := validation.IsDNS1123Label(a.Name); len(errs) > 0 {
+			return fmt.Errorf("app %q: name: %s", a.Name, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsDNS1123Label(a.Namespace); len(errs) > 0 {
+			return fmt.Errorf("app %s: namespace %q: %s", a.Name, a.Namespace, strings.Join(errs, "; "))
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("app %s: listed twice", a.Name)
+		}
+		seen[a.Name] = true
 		if _, ok := c.Repository(mustRepoID(a.RepoURL)); !ok {
 			return fmt.Errorf("app %s: repository %s is not in the edge config", a.Name, a.RepoURL)
 		}
@@ -156,7 +201,60 @@ func (o *Options) defaults(c *config.Config) error {
 			o.Apps[i].Path = "."
 		}
 	}
+	o.hookNames = hookJobNames(o.Apps)
 	return nil
+}
+
+// listenPort is the TCP port of a listen address, which Kubernetes needs as
+// a number (1–65535): ":0" (any free port, for tests) cannot be installed.
+func listenPort(key, addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", key, addr, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%s %q: install needs a fixed port number (1-65535)", key, addr)
+	}
+	return n, nil
+}
+
+// defaultApps is one Application per repository, named after the
+// repository's last path component made a DNS-1123 label; repositories
+// that map to the same name get a suffix from their id.
+func defaultApps(c *config.Config) []App {
+	var apps []App
+	count := map[string]int{}
+	for _, r := range c.Repositories {
+		n := dnsLabel(path.Base(strings.TrimSuffix(strings.TrimRight(r.URL, "/"), ".git")), mustRepoID(r.URL), 63)
+		count[n]++
+		apps = append(apps, App{Name: n, Namespace: "default", RepoURL: r.URL, Path: "."})
+	}
+	for i, a := range apps {
+		if count[a.Name] > 1 {
+			apps[i].Name = withHash(a.Name, mustRepoID(a.RepoURL), 63)
+		}
+	}
+	return apps
+}
+
+// hookJobNames names each app's PreSync Job: "ballast-verify" where the
+// app is alone in its namespace, else suffixed with the app name, so two
+// apps deployed to one namespace never overwrite each other's gate. Job
+// names become a label value on their pods: at most 63 characters.
+func hookJobNames(apps []App) []string {
+	per := map[string]int{}
+	for _, a := range apps {
+		per[a.Namespace]++
+	}
+	names := make([]string, len(apps))
+	for i, a := range apps {
+		names[i] = verifyName
+		if per[a.Namespace] > 1 {
+			names[i] = dnsLabel(verifyName+"-"+a.Name, a.Namespace+"/"+a.Name, 63)
+		}
+	}
+	return names
 }
 
 func mustRepoID(u string) string {
@@ -164,18 +262,47 @@ func mustRepoID(u string) string {
 	return id
 }
 
-func port(addr string) string {
-	i := strings.LastIndex(addr, ":")
-	return addr[i+1:]
+// dnsLabel makes s a DNS-1123 label of at most max characters: lowercase
+// letters, digits and inner '-'. When characters had to be dropped for
+// length, or nothing was left, a hash of key keeps the name distinct.
+func dnsLabel(s, key string, max int) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if out == "" || len(out) > max {
+		return withHash(out, key, max)
+	}
+	return out
+}
+
+// withHash appends "-" and 8 hex digits of key's SHA-256 to s, cutting s so
+// that the whole stays within max characters and a valid label.
+func withHash(s, key string, max int) string {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:4])
+	if keep := max - len(h) - 1; len(s) > keep {
+		s = s[:keep]
+	}
+	s = strings.Trim(s, "-")
+	if s == "" {
+		s = "x"
+	}
+	return s + "-" + h
 }
 
 // MirrorBase is the in-cluster URL of the edge daemon's HTTP listener.
 func (o *Options) mirrorBase(c *config.Config) string {
-	return fmt.Sprintf("http://%s.%s.svc:%s", edgeName, o.Namespace, port(c.Listen.HTTP))
+	return fmt.Sprintf("http://%s.%s.svc:%d", edgeName, o.Namespace, o.httpPort)
 }
 
 func (o *Options) clusterRegistry(c *config.Config) string {
-	return fmt.Sprintf("%s-registry.%s.svc:%s", edgeName, o.Namespace, port(c.Listen.Registry))
+	return fmt.Sprintf("%s-registry.%s.svc:%d", edgeName, o.Namespace, o.regPort)
 }
 
 // MirrorURL returns the URL at which Argo CD reaches the mirror of repoURL.
@@ -227,8 +354,8 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 		return nil, err
 	}
 	var hooks, apps []any
-	for _, a := range o.Apps {
-		hooks = append(hooks, o.hookJob(c, a))
+	for i, a := range o.Apps {
+		hooks = append(hooks, o.hookJob(c, i))
 		app, err := o.application(c, a)
 		if err != nil {
 			return nil, err
@@ -282,8 +409,7 @@ func meta(name, ns string) metav1.ObjectMeta {
 }
 
 func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
-	httpPort, _ := strconv.Atoi(port(c.Listen.HTTP))
-	regPort, _ := strconv.Atoi(port(c.Listen.Registry))
+	httpPort, regPort := o.httpPort, o.regPort
 	selector := map[string]string{"app.kubernetes.io/name": "ballast", "app.kubernetes.io/component": "edge"}
 	podLabels := map[string]string{"app.kubernetes.io/part-of": "ballast"}
 	for k, v := range selector {
@@ -373,13 +499,23 @@ func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
 
 func (o *Options) repositorySecrets(c *config.Config) ([]any, error) {
 	var out []any
+	names := map[string]int{}
+	for _, r := range c.Repositories {
+		names[secretName(mustRepoID(r.URL))]++
+	}
 	for _, r := range c.Repositories {
 		u, err := MirrorURL(o.mirrorBase(c), r.URL)
 		if err != nil {
 			return nil, err
 		}
 		id := mustRepoID(r.URL)
-		m := meta("ballast-repo-"+dnsName(id), o.ArgoCDNamespace)
+		name := secretName(id)
+		if names[name] > 1 {
+			// Two repositories whose ids differ only in what a DNS name
+			// cannot hold ("a_b" and "a-b"): keep both.
+			name = withHash(name, id, 63)
+		}
+		m := meta(name, o.ArgoCDNamespace)
 		m.Labels["argocd.argoproj.io/secret-type"] = "repository"
 		out = append(out, &corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
@@ -390,21 +526,11 @@ func (o *Options) repositorySecrets(c *config.Config) ([]any, error) {
 	return out, nil
 }
 
-// dnsName turns a repository id into a DNS-1123 label fragment.
-func dnsName(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
-			b.WriteByte('-')
-		}
-	}
-	out := strings.Trim(b.String(), "-")
-	if len(out) > 50 {
-		out = strings.Trim(out[len(out)-50:], "-")
-	}
-	return out
+// secretName is the repository Secret's name for a repository id: a
+// DNS-1123 label (a subdomain would do; a label also fits label values) of
+// at most 63 characters.
+func secretName(id string) string {
+	return dnsLabel("ballast-repo-"+id, id, 63)
 }
 
 func (o *Options) verifyRBAC() []any {
@@ -462,14 +588,15 @@ func tokenVolume() corev1.Volume {
 	return corev1.Volume{Name: "api-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: apiTokenSecret}}}
 }
 
-func (o *Options) hookJob(c *config.Config, a App) *batchv1.Job {
-	return o.job(c, a, o.verifyArgs(c, a, "--argocd-app", a.Name, "--argocd-namespace", o.ArgoCDNamespace))
+func (o *Options) hookJob(c *config.Config, i int) *batchv1.Job {
+	a := o.Apps[i]
+	return o.job(o.hookNames[i], a, o.verifyArgs(c, a, "--argocd-app", a.Name, "--argocd-namespace", o.ArgoCDNamespace))
 }
 
-func (o *Options) job(c *config.Config, a App, args []string) *batchv1.Job {
+func (o *Options) job(name string, a App, args []string) *batchv1.Job {
 	zero := int32(0)
 	deadline := int64(300)
-	m := meta(verifyName, a.Namespace)
+	m := meta(name, a.Namespace)
 	m.Annotations = map[string]string{}
 	for k, v := range HookAnnotations {
 		m.Annotations[k] = v
@@ -554,7 +681,7 @@ Argo CD substitutes $ARGOCD_APP_REVISION in Helm parameters (not in values).
 {{- if .Values.ballast.revision }}
 `)
 	a := o.Apps[0]
-	j := o.job(c, a, o.verifyArgs(c, a, "--revision", "REVISION"))
+	j := o.job(o.hookNames[0], a, o.verifyArgs(c, a, "--revision", "REVISION"))
 	j.Namespace = ""
 	raw, _ := yamlStream(j)
 	s := strings.Replace(string(raw), "- REVISION", "- {{ .Values.ballast.revision | quote }}", 1)

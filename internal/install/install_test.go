@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +58,7 @@ func render(t *testing.T, o Options) map[string][]byte {
 func decodeStrict(t *testing.T, name string, b []byte) map[string][]any {
 	t.Helper()
 	out := map[string][]any{}
-	for i, doc := range bytes.Split(b, []byte("---\n")) {
+	for i, doc := range splitDocs(b) {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
@@ -96,6 +97,19 @@ func decodeStrict(t *testing.T, name string, b []byte) map[string][]any {
 			t.Fatalf("%s doc %d (%s): strict decode: %v\n%s", name, i, tm.Kind, err, doc)
 		}
 		out[tm.Kind] = append(out[tm.Kind], obj)
+	}
+	return out
+}
+
+// docSep is a YAML document separator: "---" alone on its line, never a
+// value that merely ends in "---".
+var docSep = regexp.MustCompile(`(?m)^---\n`)
+
+// splitDocs splits a YAML stream into its documents.
+func splitDocs(b []byte) [][]byte {
+	var out [][]byte
+	for _, d := range docSep.Split(string(b), -1) {
+		out = append(out, []byte(d))
 	}
 	return out
 }

@@ -45,6 +45,34 @@ func EndpointURL(registryHostPort string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
+// NodeEndpoint returns the host:port at which a process on the edge node
+// reaches a listener bound to listen (the edge config's listen.registry):
+// a wildcard (":5000", "0.0.0.0:5000", "[::]:5000") is reached on
+// 127.0.0.1; a given address or name (127.0.0.2:5000, [::1]:5000,
+// localhost:5000) is reached on itself. install writes it into
+// registries.yaml and doctor expects it there: one rule for both. Errors:
+// not host:port, a port that is not 1–65535, an IPv6 zone.
+func NodeEndpoint(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("%q: want host:port: %w", listen, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: want a port number 1-65535", listen)
+	}
+	if strings.Contains(host, "%") {
+		return "", fmt.Errorf("%q: an IPv6 zone cannot be written into registries.yaml; bind a global or loopback address", listen)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	ep := net.JoinHostPort(host, port)
+	if _, err := EndpointURL(ep); err != nil {
+		return "", err
+	}
+	return ep, nil
+}
+
 // HostsDir is the directory name under containerd's hosts dir
 // (certs.d) that configures upstream: "docker.io", "127.0.0.1:5001", or
 // "_default" for AllRegistries.

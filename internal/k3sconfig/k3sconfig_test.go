@@ -77,3 +77,50 @@ func TestRegistriesYAML(t *testing.T) {
 		t.Fatal("no error for a registry without port")
 	}
 }
+
+func TestNodeEndpoint(t *testing.T) {
+	for _, tc := range []struct{ listen, want, err string }{
+		{":5000", "127.0.0.1:5000", ""},
+		{"0.0.0.0:5000", "127.0.0.1:5000", ""},
+		{"[::]:5000", "127.0.0.1:5000", ""},
+		{"127.0.0.2:5000", "127.0.0.2:5000", ""},
+		{"[::1]:5000", "[::1]:5000", ""},
+		{"192.168.1.10:5000", "192.168.1.10:5000", ""},
+		{"localhost:5000", "localhost:5000", ""},
+		{":0", "", "port number"},
+		{":http", "", "port number"},
+		{"5000", "", "host:port"},
+		{"[fe80::1%eth0]:5000", "", "zone"},
+		{"bad_host:5000", "", "bad host"},
+	} {
+		got, err := NodeEndpoint(tc.listen)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("NodeEndpoint(%q) = %q, %v; want an error saying %q", tc.listen, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("NodeEndpoint(%q) = %q, %v; want %q", tc.listen, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzNodeEndpoint(f *testing.F) {
+	f.Add(":5000")
+	f.Add("[::1]:5000")
+	f.Add("127.0.0.2:5000")
+	f.Fuzz(func(t *testing.T, listen string) {
+		ep, err := NodeEndpoint(listen)
+		if err != nil {
+			return
+		}
+		// Whatever it accepts, registries.yaml and hosts.toml accept too.
+		if _, err := EndpointURL(ep); err != nil {
+			t.Fatalf("NodeEndpoint(%q) = %q, which EndpointURL refuses: %v", listen, ep, err)
+		}
+		if _, err := RegistriesYAML(ep); err != nil {
+			t.Fatalf("NodeEndpoint(%q) = %q, which RegistriesYAML refuses: %v", listen, ep, err)
+		}
+	})
+}

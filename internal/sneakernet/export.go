@@ -94,6 +94,17 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Output == "" {
 		return nil, inputErr(errors.New("no output file given"))
 	}
+	// git runs in GitDir: a relative work dir or output would be taken
+	// relative to it. Pin both to the caller's working directory.
+	for _, p := range []*string{&o.Output, &o.GitDir} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, inputErr(err)
+			}
+			*p = abs
+		}
+	}
 	src, err := registryclient.New(repo, o.RemoteOptions...)
 	if err != nil {
 		return nil, inputErr(err)

@@ -115,6 +115,7 @@ type Syncer struct {
 	// waits for one tag write, not for the pass.
 	stateMu sync.Mutex
 	kick    chan struct{}
+	staging string // partial blobs (transfer's staging directory)
 	current struct {
 		sync.Mutex
 		repo, sha string
@@ -147,6 +148,7 @@ func New(o Options) (*Syncer, error) {
 	s.metrics = newMetrics(o.Metrics)
 	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
 	staging := datadir.Of(o.Config.DataDir).Staging()
+	s.staging = staging
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return nil, fmt.Errorf("sync staging dir: %w", err)
 	}
@@ -240,6 +242,15 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 	err := errors.Join(errs...)
 	if err == nil && ctx.Err() == nil {
 		s.metrics.lastSuccess.SetToCurrentTime()
+	}
+	if err == nil && ctx.Err() == nil && res.Done() {
+		// Every wanted revision is complete: what is still staged belongs
+		// to nothing wanted (a revision no longer tracked or kept, a blob
+		// that reached the site another way, a bundle gone upstream).
+		// Nothing else removes it; the pass lock keeps every copy out.
+		if perr := transfer.PruneStaging(s.staging, 0); perr != nil {
+			s.log.Warn("clear staging", "dir", s.staging, "err", perr)
+		}
 	}
 	return res, err
 }

@@ -688,12 +688,14 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 		}
 		defer st.setInflight(bt.d.Digest, stg.off)
 		if !errors.Is(err, ErrDigestMismatch) && isDigestRefused(err) {
-			// The target hashed what we sent and disagreed: the staged
-			// bytes are suspect. Start over once.
-			stg.reset()
 			err = fmt.Errorf("%w: %w", ErrDigestMismatch, err)
 		}
 		if errors.Is(err, ErrDigestMismatch) {
+			// Whoever found it (the stage's own check, which has dropped
+			// its bytes already, or a target that hashed what we sent: a
+			// registry's DIGEST_INVALID, a layout's own check), the
+			// staged bytes are suspect. Start over once.
+			stg.reset()
 			mismatches++
 			if mismatches >= 2 {
 				return false, Permanent(fmt.Errorf("blob %s: digest mismatch twice, giving up: %w", bt.d.Digest, err))

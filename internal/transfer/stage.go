@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -63,12 +64,22 @@ func openStage(root string, d v1.Descriptor) (*stage, error) {
 		return st, nil
 	}
 	st.dir = filepath.Join(root, d.Digest.Algorithm+"-"+d.Digest.Hex)
-	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(st.dir, "data"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openStageData(st.dir)
 	if err != nil {
-		return nil, fmt.Errorf("staging: %w", err)
+		// Not a stage this code wrote (a symlink, a directory or a
+		// special file where a plain file belongs): never read, truncate
+		// or write through it, and do not let it wedge the blob either.
+		// Drop it (RemoveAll unlinks a symlink, not what it points to)
+		// and start afresh.
+		if rerr := os.RemoveAll(st.dir); rerr != nil {
+			return nil, fmt.Errorf("staging: %w (removing it: %w)", err, rerr)
+		}
+		if f, err = openStageData(st.dir); err != nil {
+			return nil, fmt.Errorf("staging: %w", err)
+		}
 	}
 	st.f = f
 	// A state that does not add up is not trusted: hash from byte 0.
@@ -89,6 +100,55 @@ func openStage(root string, d v1.Descriptor) (*stage, error) {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
 	return st, nil
+}
+
+// openStageData opens (creating them) the stage directory dir and its data
+// file, refusing anything but a real directory holding a plain file:
+// nothing planted there may make the stage read or write a file elsewhere.
+func openStageData(dir string) (*os.File, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if fi, err := os.Lstat(dir); err != nil {
+		return nil, err
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory (%s)", dir, fi.Mode().Type())
+	}
+	name := filepath.Join(dir, "data")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !plainFile(fi) {
+		err = fmt.Errorf("%s: not a plain file (%s)", name, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// plainFile reports whether fi is a regular file. (A hard link cannot
+// be planted to a file the planter does not own where the kernel protects
+// hard links, and link counts are not reliable on every file system.)
+func plainFile(fi fs.FileInfo) bool { return fi.Mode().IsRegular() }
+
+// readStateFile reads the small state file without following a symlink or
+// blocking on a special file planted in its place.
+func readStateFile(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !plainFile(fi) {
+		return nil, fmt.Errorf("%s: not a plain file", name)
+	}
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }
 
 // rehashTail extends off over the bytes the data file holds past it, up to
@@ -115,7 +175,7 @@ func (st *stage) rehashTail() error {
 }
 
 func (st *stage) restore() error {
-	raw, err := os.ReadFile(filepath.Join(st.dir, "state"))
+	raw, err := readStateFile(filepath.Join(st.dir, "state"))
 	if err != nil {
 		return err
 	}

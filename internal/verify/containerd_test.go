@@ -42,7 +42,12 @@ func TestContainerdPullsWhatSyncBrought(t *testing.T) {
 		t.Fatalf("gate: %+v", r)
 	}
 
-	files, err := install.Render(s.cfg, []byte("dataDir: /x\n"), install.Options{Image: "ghcr.io/ballast-dev/ballast:test", NodeRegistry: s.registry})
+	// Install for the daemon as it is bound (the test config asks for any
+	// free port, which install refuses: it has to write real ports).
+	bound := *s.cfg
+	bound.Listen.HTTP = strings.TrimPrefix(s.mirror, "http://")
+	bound.Listen.Registry = s.registry
+	files, err := install.Render(&bound, []byte("dataDir: /x\n"), install.Options{Image: "ghcr.io/ballast-dev/ballast:test"})
 	if err != nil {
 		t.Fatal(err)
 	}

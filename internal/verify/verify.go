@@ -59,9 +59,14 @@ type Options struct {
 
 // Result is the gate's answer.
 type Result struct {
-	Ready         bool             `json:"ready"`
-	Repo          string           `json:"repo"`
-	Revision      string           `json:"revision"`
+	Ready    bool   `json:"ready"`
+	Repo     string `json:"repo"`
+	Revision string `json:"revision"`
+	// Requested is the revision asked for when it was an annotated tag
+	// object that the gate peeled to the commit Revision; PeeledTags lists
+	// the tag objects peeled, outermost first.
+	Requested     string           `json:"requestedRevision,omitempty"`
+	PeeledTags    []string         `json:"peeledTags,omitempty"`
 	Reason        string           `json:"reason,omitempty"`
 	CommitPresent bool             `json:"commitPresent"`
 	BundlePresent bool             `json:"bundlePresent"`
@@ -86,8 +91,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--repo: %w", err)
 	}
-	if !bundle.IsRevision(o.Revision) {
-		return nil, fmt.Errorf("--revision %q: want a full 40-hex commit SHA", o.Revision)
+	if err := checkRevision(o.Revision); err != nil {
+		return nil, err
 	}
 	if o.MirrorURL == "" || o.Registry == "" {
 		return nil, errors.New("--mirror and --registry are required")
@@ -130,16 +135,26 @@ type verifier struct {
 func (v *verifier) run(ctx context.Context) *Result {
 	res := &Result{Repo: v.o.RepoURL, Revision: v.o.Revision, Platforms: []string{}}
 	// 1. The commit, in the mirror.
-	present, err := v.hasCommit(ctx)
+	obj, found, err := v.resolve(ctx)
 	if err != nil {
 		res.Reason = "git mirror unreachable: " + err.Error()
 		return res
 	}
-	res.CommitPresent = present
-	if !present {
+	if !found {
 		res.Reason = fmt.Sprintf("commit %s is not in the git mirror", short(v.o.Revision))
 		return res
 	}
+	if reason := notACommit(obj); reason != "" {
+		res.Reason = reason
+		return res
+	}
+	if len(obj.Tags) > 0 {
+		// An annotated tag's SHA: its bundle is the commit's.
+		res.Requested, res.PeeledTags = v.o.Revision, obj.Tags
+		res.Revision = obj.Target
+		v.o.Revision = obj.Target
+	}
+	res.CommitPresent = true
 	// 2. The edge's platform selection, so completeness is judged as sync
 	// judges it.
 	plats, err := v.platforms(ctx)
@@ -271,19 +286,74 @@ func (v *verifier) get(ctx context.Context, path string, into any) (int, error) 
 	return resp.StatusCode, nil
 }
 
-func (v *verifier) hasCommit(ctx context.Context) (bool, error) {
-	code, err := v.get(ctx, "/api/v1/repos/"+v.id+"/commits/"+v.o.Revision, nil)
+// object is the mirror's answer about an object name (gitmirror.Object).
+type object struct {
+	Object     string   `json:"object"`
+	Type       string   `json:"type"`
+	Tags       []string `json:"tags"`
+	Target     string   `json:"target"`
+	TargetType string   `json:"targetType"`
+}
+
+// resolve asks the mirror what the revision names, annotated tags peeled.
+func (v *verifier) resolve(ctx context.Context) (object, bool, error) {
+	var obj object
+	code, err := v.get(ctx, "/api/v1/repos/"+v.id+"/objects/"+v.o.Revision, &obj)
 	if err != nil {
-		return false, err
+		return object{}, false, err
 	}
 	switch code {
 	case http.StatusOK:
-		return true, nil
+		if obj.Type == "" || obj.TargetType == "" || (obj.TargetType == "commit" && !bundle.IsRevision(obj.Target)) {
+			return object{}, false, fmt.Errorf("object lookup: malformed answer %+v", obj)
+		}
+		return obj, true, nil
 	case http.StatusNotFound:
-		return false, nil
+		return object{}, false, nil
 	default:
-		return false, fmt.Errorf("commit lookup answered HTTP %d", code)
+		return object{}, false, fmt.Errorf("object lookup answered HTTP %d", code)
 	}
+}
+
+// notACommit says why an object that is present cannot be deployed, or ""
+// when it is a commit or tags that peel to one.
+func notACommit(o object) string {
+	switch {
+	case o.TargetType == "commit":
+		return ""
+	case len(o.Tags) > 0:
+		return fmt.Sprintf("revision %s is an annotated tag object that points at a %s (%s), not a commit", short(o.Object), o.TargetType, short(o.Target))
+	default:
+		return fmt.Sprintf("revision %s is a %s in the git mirror, not a commit", short(o.Object), o.Type)
+	}
+}
+
+// checkRevision accepts a full 40-hex SHA and says what else it got.
+func checkRevision(rev string) error {
+	switch {
+	case bundle.IsRevision(rev):
+		return nil
+	case isHex(rev) && len(rev) < 40:
+		return fmt.Errorf("--revision %q: a short SHA; give the full 40-hex commit SHA (git rev-parse %s)", rev, rev)
+	case isHex(rev) && strings.ToLower(rev) != rev && bundle.IsRevision(strings.ToLower(rev)):
+		return fmt.Errorf("--revision %q: give the SHA in lowercase", rev)
+	case isHex(rev):
+		return fmt.Errorf("--revision %q: %d hex digits; want a full 40-hex commit SHA", rev, len(rev))
+	default:
+		return fmt.Errorf("--revision %q: want a full 40-hex commit SHA, not a branch or tag name", rev)
+	}
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *verifier) platforms(ctx context.Context) ([]string, error) {

@@ -287,9 +287,10 @@ func (r *Remote) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, er
 //   - 200 with the whole blob: the first offset bytes are skipped.
 //
 // Anything else from a resume (416, a 206 starting after offset, a missing
-// or malformed Content-Range, a wrong total) is an error wrapping
-// oci.ErrNoRange: the caller starts the blob again from byte 0, so no answer
-// can wedge a blob.
+// or malformed Content-Range, a wrong total, a 200 whose Content-Length is
+// not the blob's size, an answer that ends cleanly before offset) is an
+// error wrapping oci.ErrNoRange: the caller starts the blob again from byte
+// 0, so no answer can wedge a blob.
 func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (rc io.ReadCloser, err error) {
 	if offset < 0 || offset > d.Size || (offset == d.Size && d.Size > 0) {
 		return nil, fmt.Errorf("blob %s: offset %d of %d bytes: %w", d.Digest, offset, d.Size, oci.ErrNoRange)
@@ -318,6 +319,13 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (r
 		return nil, fmt.Errorf("blob %s@%s: %w", r.repo, d.Digest, err)
 	}
 	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: idle, d: r.o.idle}
+	if offset > 0 && resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+		// A 200 is the whole representation: of another size, it is not
+		// the blob (an error page, a truncated entity). Refuse the resume
+		// so the blob starts over, rather than fail the same way forever.
+		resp.Body.Close()
+		return nil, fmt.Errorf("blob %s: resume at %d: %w: answered 200 with %d bytes, not the blob's %d", d.Digest, offset, oci.ErrNoRange, resp.ContentLength, d.Size)
+	}
 	skip := offset
 	if resp.StatusCode == http.StatusPartialContent {
 		cr := resp.Header.Get("Content-Range")
@@ -340,6 +348,12 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (r
 	if skip > 0 {
 		if _, err := io.CopyN(io.Discard, resp.Body, skip); err != nil {
 			resp.Body.Close()
+			if err == io.EOF {
+				// The answer ended cleanly before the offset (a cut is
+				// io.ErrUnexpectedEOF): it does not hold the bytes to
+				// resume from, and would not next time either.
+				err = fmt.Errorf("%w: the answer ended before byte %d", oci.ErrNoRange, offset)
+			}
 			return nil, fmt.Errorf("blob %s: skipping %d bytes to %d: %w", d.Digest, skip, offset, err)
 		}
 	}

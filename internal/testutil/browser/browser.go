@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"github.com/chromedp/chromedp"
 )
 
@@ -20,8 +21,8 @@ import (
 // test, not hang it.
 const startTimeout = 60 * time.Second
 
-// Require returns the path of chromium, or skips the test loudly when it
-// is not installed (CI installs it: .ci/run).
+// Require returns the path of chromium. Without it the test skips, loudly,
+// or fails where real components are required (realtest: CI).
 func Require(tb testing.TB) string {
 	tb.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -29,7 +30,7 @@ func Require(tb testing.TB) string {
 			return p
 		}
 	}
-	tb.Skip("SKIPPING: chromium is not installed (apt-get install chromium); the status page's browser test did not run")
+	realtest.Missing(tb, "chromium", "apt-get install chromium; the status page's browser test did not run")
 	return ""
 }
 

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,16 +33,9 @@ type Containerd struct {
 // Start starts containerd and stops it when the test ends.
 func Start(t testing.TB) *Containerd {
 	t.Helper()
-	bin, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Skip("SKIPPED LOUDLY: containerd binary not found (apt-get install containerd; .ci/run installs it)")
-	}
-	if _, err := exec.LookPath("ctr"); err != nil {
-		t.Skip("SKIPPED LOUDLY: ctr binary not found (apt-get install containerd; .ci/run installs it)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED LOUDLY: containerd needs root; CI runs the tests as root")
-	}
+	bin := realtest.LookPath(t, "containerd", "apt-get install containerd; .ci/run installs it")
+	realtest.LookPath(t, "ctr", "apt-get install containerd; .ci/run installs it")
+	realtest.Root(t, "containerd needs root")
 	// A short base dir: unix socket paths are limited to ~108 bytes.
 	dir, err := os.MkdirTemp("", "ctrd-")
 	if err != nil {

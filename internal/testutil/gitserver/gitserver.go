@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"io"
 	"log"
 	"net"
@@ -39,15 +40,11 @@ type Server struct {
 	bytesOut atomic.Int64
 }
 
-// RequireGit skips the test, loudly, when the git CLI is not installed.
-// CI installs it (.ci/run), so CI never skips.
+// RequireGit returns the git CLI's path. Without it the test skips, loudly,
+// or fails where real components are required (realtest: CI).
 func RequireGit(tb testing.TB) string {
 	tb.Helper()
-	p, err := exec.LookPath("git")
-	if err != nil {
-		tb.Skip("SKIPPING: the git CLI is not installed (apt-get install git); these tests need real git on both sides")
-	}
-	return p
+	return realtest.LookPath(tb, "git", "apt-get install git; these tests need real git on both sides")
 }
 
 // New starts a server on a free loopback port. It stops at test cleanup.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/testutil/realtest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -38,13 +39,11 @@ type Options struct {
 }
 
 // Start runs a registry with storage in a temp dir; it is stopped when the
-// test ends. The test is skipped, loudly, if the binary is missing (CI
-// installs it, so CI never skips).
+// test ends. Without the binary the test skips, loudly, or fails where real
+// components are required (realtest: CI).
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	if _, err := exec.LookPath(Binary); err != nil {
-		t.Skipf("SKIPPING: %s not installed (apt-get install docker-registry); .ci/run installs it", Binary)
-	}
+	realtest.LookPath(t, Binary, "apt-get install docker-registry; .ci/run installs it")
 	s := &Server{t: t, dir: t.TempDir()}
 	s.Addr = freeAddr(t)
 	auth := ""
