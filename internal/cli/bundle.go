@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/release"
@@ -50,7 +51,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 				}
 				o.Config = cfg
 			}
-			o.Lister = renderedImages(e)
+			o.Lister = discover.Lister(e.log)
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))

@@ -50,7 +50,6 @@ It needs the git CLI, takes about 20 seconds and leaves nothing behind; with
 			signal.Ignore(syscall.SIGPIPE)
 			o.Out = e.stdout
 			o.Log = log
-			o.Lister = renderedImages(e) // the lister `ballast bundle` uses
 			if _, err := demo.Run(cmd.Context(), o); err != nil {
 				return exitcode.Fail(err)
 			}

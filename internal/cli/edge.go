@@ -15,10 +15,12 @@ func newEdgeCmd(e *env) *cobra.Command {
 	var configPath string
 	c := &cobra.Command{
 		Use:   "edge --config FILE",
-		Short: "Run the edge daemon: git mirror, API, metrics (registry and sync as they land)",
+		Short: "Run the edge daemon: git mirror, edge registry, sync, status page, API, metrics",
 		Long: `Run the edge daemon next to Argo CD. It serves every configured repository at
 http://<listen.http>/git/<host>/<path>.git, fetching from the upstream when the
-link allows, and a JSON API at /api/v1/, /metrics, /healthz and /readyz.
+link allows; the edge registry on listen.registry, which k3s pulls from; sync,
+which brings each wanted revision's bundle over the link; and the status page
+at /, a JSON API at /api/v1/, /metrics, /healthz and /readyz.
 It stops cleanly on SIGTERM or SIGINT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

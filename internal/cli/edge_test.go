@@ -62,7 +62,7 @@ func TestEdgeStopsOnSIGTERM(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cfg := filepath.Join(t.TempDir(), "edge.yaml")
-	if err := os.WriteFile(cfg, []byte("dataDir: data\nlisten: {http: \""+addr+"\", registry: \"127.0.0.1:1\"}\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("dataDir: data\nlisten: {http: \""+addr+"\", registry: \"127.0.0.1:0\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "edge", "--config", cfg, "--log-format", "json")

@@ -6,21 +6,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/config"
-	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
-	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
-	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
-	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
 )
@@ -121,24 +117,29 @@ would (the edge daemon must not be running: they share the sync lock); with
 				o.RemoteOptions = append(o.RemoteOptions, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 			}
 			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
+			var res *sneakernet.ImportResult
 			if cfgPath != "" {
 				if o.Registry != "" || o.GitDir != "" {
 					return exitcode.Invalid(errors.New("--config and --registry/--git-dir exclude each other"))
 				}
-				done, err := importTargets(cmd.Context(), e, cfgPath, &o)
-				if err != nil {
+				if res, err = importIntoSite(cmd.Context(), e, cfgPath, o); err != nil {
 					return err
 				}
-				defer done()
 			} else if o.Registry == "" {
 				return exitcode.Invalid(errors.New("give --config edge.yaml, or --registry HOST:PORT"))
+			} else {
+				res, err = sneakernet.Import(cmd.Context(), o)
 			}
-			res, err := sneakernet.Import(cmd.Context(), o)
 			if err != nil {
 				return classify(err, sneakernet.ErrInput)
 			}
 			if output == "json" {
 				return writeJSON(e.stdout, res)
+			}
+			if res.GitRefs != nil {
+				for _, r := range res.GitRefs.Refused {
+					fmt.Fprintf(e.stderr, "git: %s stays at %s (the file has %s, not a descendant; --force moves it)\n", r.Name, r.Old, r.New)
+				}
 			}
 			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s:%s (%s)\nimages:   %d\ngit:      %v\nbytes:    %s written\n",
 				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Git, units.Bytes(res.Stats.BytesWritten))
@@ -151,6 +152,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 	pathVar(f, &credsFile, "credentials-file", "", "file with one line user:password for writes (default: docker config)")
 	pathVar(f, &o.GitDir, "git-dir", "", "bare repository of the edge mirror to load git objects into")
 	f.StringVar(&o.RepoURL, "repo-url", "", "upstream git URL (default: the bundle's source annotation)")
+	f.BoolVar(&o.Force, "force", false, "let the file move mirror branches backwards and re-point git tags (old tips are kept)")
 	f.BoolVar(&insecure, "insecure", true, "use plain HTTP for the edge registry")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c
@@ -165,52 +167,34 @@ func classify(err, input error) error {
 	return exitcode.Fail(err)
 }
 
-// importTargets points an import at the edge data dir of the config at
-// cfgPath: the edge registry in process and the mirror's bare repository,
-// under the sync lock. done releases them.
-func importTargets(ctx context.Context, e *env, cfgPath string, o *sneakernet.ImportOptions) (done func(), err error) {
+// importIntoSite opens the edge data dir of the config at cfgPath (under
+// its lock) and imports the file there, as sync would have brought it.
+// Its errors carry their exit codes.
+func importIntoSite(ctx context.Context, e *env, cfgPath string, o sneakernet.ImportOptions) (*sneakernet.ImportResult, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, exitcode.Invalid(err)
 	}
-	if o.RepoURL == "" {
-		if len(cfg.Repositories) != 1 {
-			return nil, exitcode.Invalid(errors.New("--repo-url: the config has several repositories; say which one the file is for"))
+	if o.RepoURL != "" {
+		if _, ok := cfg.Repository(repoIDOfURL(o.RepoURL)); !ok {
+			return nil, exitcode.Invalid(fmt.Errorf("--repo-url %s is not in the edge config", o.RepoURL))
 		}
-		o.RepoURL = cfg.Repositories[0].URL
+	} else if len(cfg.Repositories) != 1 {
+		return nil, exitcode.Invalid(errors.New("--repo-url: the config has several repositories; say which one the file is for"))
 	}
-	if _, ok := cfg.Repository(repoIDOfURL(o.RepoURL)); !ok {
-		return nil, exitcode.Invalid(fmt.Errorf("--repo-url %s is not in the edge config", o.RepoURL))
-	}
-	unlock, err := syncer.LockWait(ctx, cfg.DataDir, 5*time.Second)
+	s, err := site.Open(ctx, cfg, site.Options{Logger: e.log})
 	if err != nil {
 		return nil, exitcode.Fail(err)
 	}
-	reg, err := registry.New(ctx, registry.Options{DataDir: cfg.DataDir, CredentialsFile: cfg.CredentialsFile(), Logger: e.log})
-	if err != nil {
-		unlock()
-		return nil, exitcode.Fail(err)
-	}
-	done = func() { reg.Close(); unlock() }
-	// The mirror must be opened as the daemon opens it (gated branches
-	// included), or opening it would rewrite what it serves.
-	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: edge.MirrorUpstreams(cfg), Logger: e.log})
-	if err == nil {
-		err = m.Open(ctx)
-	}
-	if err == nil {
-		o.GitDir, err = m.EnsureRepo(ctx, o.RepoURL)
+	defer s.Close()
+	res, err := s.Import(ctx, o)
+	if errors.Is(err, site.ErrUnknownRepo) {
+		return nil, exitcode.Invalid(err)
 	}
 	if err != nil {
-		done()
-		return nil, exitcode.Fail(err)
+		return nil, classify(err, sneakernet.ErrInput)
 	}
-	o.Registry = "edge.ballast.invalid"
-	// The edge registry links blobs it already holds (WithMountAnywhere):
-	// an import moves only what the site lacks.
-	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(reg.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain()),
-		registryclient.WithMountAnywhere(true)}
-	return done, nil
+	return res, nil
 }
 
 func repoIDOfURL(u string) string {

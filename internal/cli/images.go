@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/render"
@@ -129,7 +130,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		return exitcode.Invalid(errors.New("--values, --set, --set-string, --release-name, --namespace, --kube-version and --api-versions apply to Helm charts, and no PATH is a chart"))
 	}
 	for _, file := range f.apps {
-		appSources, err := applicationSources(e, file, f.repoRoot, envVars)
+		appSources, err := discover.ApplicationSources(e.log, file, f.repoRoot, envVars)
 		if err != nil {
 			return exitcode.Invalid(err)
 		}
@@ -139,24 +140,13 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		sources = append(sources, appSources...)
 	}
 
-	var set images.Set
 	ctx := cmd.Context()
-	for _, src := range sources {
-		objs, err := render.Render(ctx, src)
-		if err != nil {
-			if ctx.Err() != nil {
-				return exitcode.Fail(ctx.Err())
-			}
-			return exitcode.Invalid(err)
+	set, err := discover.Images(ctx, e.log, sources)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitcode.Fail(ctx.Err())
 		}
-		for _, o := range objs {
-			occ, err := images.Extract(o)
-			if err != nil {
-				return exitcode.Invalid(err)
-			}
-			set.AddAll(occ)
-		}
-		e.log.Debug("rendered", "path", src.Path, "objects", len(objs))
+		return exitcode.Invalid(err)
 	}
 	for _, file := range f.extra {
 		data, err := os.ReadFile(file)
@@ -173,37 +163,6 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		e.log.Warn("no container images found")
 	}
 	return writeImages(e, set, f.output)
-}
-
-// applicationSources loads the Applications in file and turns them into
-// render sources.
-func applicationSources(e *env, file, repoRoot string, envVars map[string]string) ([]render.Source, error) {
-	apps, err := render.LoadApplications(file)
-	if err != nil {
-		return nil, err
-	}
-	root := repoRoot
-	if root == "" {
-		if root, err = render.FindRepoRoot(file); err != nil {
-			return nil, err
-		}
-	}
-	var out []render.Source
-	for _, app := range apps {
-		srcs, missing, err := app.RenderSources(render.AppOptions{RepoRoot: root, Env: envVars})
-		if err != nil {
-			return nil, err
-		}
-		if len(missing) > 0 {
-			e.log.Warn("build variables are not set and substitute as empty; pass them with --env",
-				"app", app.Name, "variables", strings.Join(missing, ","))
-		}
-		for i := range srcs {
-			srcs[i].Log = e.log
-		}
-		out = append(out, srcs...)
-	}
-	return out, nil
 }
 
 func parseEnv(kvs []string) (map[string]string, error) {

@@ -1,19 +1,14 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/config"
-	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
-	"github.com/ballast-dev/ballast/internal/gitmirror"
-	"github.com/ballast-dev/ballast/internal/registry"
-	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/site"
 )
 
 func newSyncCmd(e *env) *cobra.Command {
@@ -46,48 +41,20 @@ from running beside the edge daemon, which syncs by itself.`,
 				return exitcode.Invalid(err)
 			}
 			ctx := cmd.Context()
-			unlock, err := syncer.LockWait(ctx, cfg.DataDir, 5*time.Second)
+			s, err := site.Open(ctx, cfg, site.Options{Logger: e.log})
 			if err != nil {
 				return exitcode.Fail(err)
 			}
-			defer unlock()
-			m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: edge.MirrorUpstreams(cfg), Logger: e.log})
-			if err != nil {
-				return exitcode.Invalid(err)
+			defer s.Close()
+			res, st, passErr := s.SyncOnce(ctx)
+			if ctx.Err() != nil {
+				return exitcode.Fail(ctx.Err())
 			}
-			if err := m.Open(ctx); err != nil {
-				return exitcode.Fail(err)
-			}
-			for _, r := range cfg.Repositories {
-				// Offline is normal: sync then works from the local copy.
-				if err := m.Poll(ctx, r.URL); err != nil {
-					if ctx.Err() != nil {
-						return exitcode.Fail(ctx.Err())
-					}
-					e.log.Warn("git fetch failed; using the mirror's local copy", "repo", r.URL, "err", err)
-				}
-			}
-			reg, err := registry.New(ctx, registry.Options{DataDir: cfg.DataDir, CredentialsFile: cfg.CredentialsFile(), Logger: e.log})
-			if err != nil {
-				return exitcode.Fail(err)
-			}
-			defer reg.Close()
-			deployed, err := syncer.OpenDeployed(cfg.DataDir)
-			if err != nil {
-				return exitcode.Fail(err)
-			}
-			s, err := syncer.New(syncer.Options{Config: cfg, Mirror: m, Local: reg, Deployed: deployed, Logger: e.log,
-				Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) })})
-			if err != nil {
-				return exitcode.Invalid(err)
-			}
-			res, passErr := s.Pass(ctx)
-			st := s.Status()
 			if output == "json" {
 				if err := writeJSON(e.stdout, struct {
-					Result syncer.PassResult `json:"result"`
-					Done   bool              `json:"done"`
-					Status syncer.Status     `json:"status"`
+					Result site.PassResult `json:"result"`
+					Done   bool            `json:"done"`
+					Status site.Status     `json:"status"`
 				}{res, res.Done() && passErr == nil, st}); err != nil {
 					return err
 				}

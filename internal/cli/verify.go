@@ -141,7 +141,7 @@ func printVerify(e *env, r *verify.Result) {
 		fmt.Fprintf(w, "  bundle: present=%v images=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Blobs, r.Bytes)
 	}
 	if r.Activated {
-		fmt.Fprintln(w, "  tags re-pointed to this revision (activated)")
+		fmt.Fprintln(w, "  activated: recorded as deployed, tags point at this revision")
 	}
 	for i, m := range r.Missing {
 		if i == 10 {

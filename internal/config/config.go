@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/redact"
@@ -364,7 +365,7 @@ func (c *Config) APITokenFile() string {
 	if c.API.TokenFile != "" {
 		return c.API.TokenFile
 	}
-	return filepath.Join(c.DataDir, "api-token")
+	return datadir.Of(c.DataDir).APIToken()
 }
 
 // CredentialsFile returns the registry write credentials file path.
@@ -372,5 +373,5 @@ func (c *Config) CredentialsFile() string {
 	if c.Registry.WriteCredentialsFile != "" {
 		return c.Registry.WriteCredentialsFile
 	}
-	return filepath.Join(c.DataDir, "registry-credentials")
+	return datadir.Of(c.DataDir).RegistryCredentials()
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/ballast-dev/ballast/examples"
 	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
@@ -59,7 +60,8 @@ type Options struct {
 	Dir string
 	// Keep serves on after the story until ctx ends.
 	Keep bool
-	// Lister finds the images of an app, as `ballast bundle` does. Required.
+	// Lister finds the images of an app. The default is discover.Lister,
+	// the one `ballast bundle` uses.
 	Lister release.ImageLister
 	// Examples is the example app repository. The default is the one
 	// embedded in the binary.
@@ -150,11 +152,14 @@ type story struct {
 // error that says which step; everything started is stopped before Run
 // returns.
 func Run(ctx context.Context, o Options) (res *Result, err error) {
-	if o.Out == nil || o.Lister == nil {
-		return nil, errors.New("demo: Out and Lister are required")
+	if o.Out == nil {
+		return nil, errors.New("demo: Out is required")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Lister == nil {
+		o.Lister = discover.Lister(o.Log)
 	}
 	if o.Examples == nil {
 		o.Examples = examples.FS

@@ -1,5 +1,5 @@
-// Package edge composes the `ballast edge` daemon: the git mirror, and as
-// they land the registry and sync, behind one HTTP listener (git smart
+// Package edge composes the `ballast edge` daemon: the parts of the edge
+// site (internal/site: git mirror, registry, sync) behind one HTTP listener (git smart
 // HTTP, status page at /, JSON API, /metrics, /healthz, /readyz) plus any
 // extra listeners.
 // Everything starts together and stops together.
@@ -32,6 +32,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/syncer"
 )
 
@@ -61,6 +62,7 @@ type Daemon struct {
 	// Sync brings bundles aboard; Deployed remembers activated revisions.
 	Sync     *syncer.Syncer
 	Deployed *syncer.DeployedStore
+	site     *site.Site
 
 	verifs verifications
 	disk   diskCache
@@ -92,8 +94,10 @@ type readyCheck struct {
 	f    func(ctx context.Context) error
 }
 
-// New builds the daemon for cfg: the git mirror with its API on the http
-// listener. It does no I/O; Run does.
+// New builds the daemon for cfg: it opens the edge site (site.Open: the
+// mirror, the registry, which creates its storage and credentials, the
+// deployed store and the syncer) and joins their services and routes.
+// Listeners are bound and loops started by Run.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,11 +111,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		started: make(chan struct{}),
 		addrs:   map[string]net.Addr{},
 	}
-	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: MirrorUpstreams(cfg), Logger: log, Metrics: reg})
+	// The sync loop takes the data dir's lock for its lifetime and the
+	// mirror opens itself in Run: the site is opened as the daemon's.
+	st, err := site.Open(context.Background(), cfg, site.Options{Daemon: true, Logger: log, Metrics: reg,
+		Notify: func(repoID string) { d.gate.mark(repoID) }})
 	if err != nil {
 		return nil, err
 	}
-	d.Mirror = m
+	d.site = st
+	m := st.Mirror
+	d.Mirror, d.Registry, d.Deployed, d.Sync = st.Mirror, st.Registry, st.Deployed, st.Sync
 	d.gate = newGate(cfg, m, log)
 	d.AddService(Service{Name: "git-mirror", Run: m.Run})
 	d.AddRoute("/git/", m.GitHandler())
@@ -125,7 +134,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	})
 	d.listeners = append(d.listeners, listener{name: "http", addr: cfg.Listen.HTTP})
-	if err := d.addRegistryAndSync(context.Background()); err != nil {
+	if err := d.addRegistryAndSync(); err != nil {
 		return nil, err
 	}
 	if d.gate.enabled() {
@@ -143,22 +152,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		})
 	}
 	return d, nil
-}
-
-// MirrorUpstreams is the git mirror's view of cfg's repositories. Every
-// process that opens the mirror's data (the daemon, sync --once) must use
-// it: a mirror opened without a repository's gated branches would move
-// them back to the upstream tips.
-func MirrorUpstreams(cfg *config.Config) []gitmirror.Upstream {
-	var ups []gitmirror.Upstream
-	for _, r := range cfg.Repositories {
-		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: gatedBranches(r)}
-		if r.Credentials != nil {
-			u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
-		}
-		ups = append(ups, u)
-	}
-	return ups
 }
 
 // AddService adds a long-running part. Call before Run.

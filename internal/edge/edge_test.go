@@ -23,7 +23,7 @@ func TestDaemonServesMirrorAPIAndMetrics(t *testing.T) {
 	sha := r.CommitN("main", 2)
 	cfg, err := config.Parse([]byte(`
 dataDir: ` + t.TempDir() + `
-listen: {http: "127.0.0.1:0", registry: "127.0.0.1:1"}
+listen: {http: "127.0.0.1:0", registry: "127.0.0.1:0"}
 repositories:
   - url: ` + up.URL("fleet/apps") + `
     pollInterval: 1h

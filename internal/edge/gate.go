@@ -5,31 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/syncer"
 )
 
 // gatedBranches are the branches of r that the mirror advertises only once
 // ready: its tracked branches, when gate is on. Tracked tags are not gated
 // (a tag is not expected to move).
-func gatedBranches(r config.Repository) []string {
-	if !r.Gate {
-		return nil
-	}
-	var out []string
-	for _, t := range r.Track {
-		if strings.HasPrefix(t, "refs/heads/") {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+func gatedBranches(r config.Repository) []string { return site.GatedBranches(r) }
 
 // gate keeps each gated branch advertised at the newest revision of its
 // upstream first-parent history (as deep as sync keeps revisions) whose

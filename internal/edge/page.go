@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/units"
 )
 
 // The status page is rendered on the server only: its script refreshes by
@@ -124,18 +125,8 @@ func shortSHA(s string) string {
 	return s
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes is the one byte formatter of the CLI and the demo.
+var humanBytes = units.Bytes
 
 // humanDuration prints whole seconds as "1h 2m", "2m 5s" or "40s".
 func humanDuration(sec float64) string {

@@ -8,46 +8,21 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
-	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
 )
 
 // addRegistryAndSync joins the edge registry (its own listener) and the
-// sync loop to the daemon, with their API routes.
-func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
-	reg, err := registry.New(ctx, registry.Options{DataDir: d.cfg.DataDir, CredentialsFile: d.cfg.CredentialsFile(), Logger: d.log})
-	if err != nil {
-		return err
-	}
-	d.Registry = reg
-	deployed, err := syncer.OpenDeployed(d.cfg.DataDir)
-	if err != nil {
-		reg.Close()
-		return err
-	}
-	d.Deployed = deployed
-	sy, err := syncer.New(syncer.Options{
-		Config:    d.cfg,
-		Mirror:    d.Mirror,
-		Local:     reg,
-		Deployed:  deployed,
-		Logger:    d.log,
-		Metrics:   d.Metrics,
-		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
-		Notify:    d.gate.mark,
-	})
-	if err != nil {
-		reg.Close()
-		return err
-	}
-	d.Sync = sy
-	d.AddListener("registry", d.cfg.Listen.Registry, reg.Handler())
+// sync loop of the site to the daemon, with their API routes.
+func (d *Daemon) addRegistryAndSync() error {
+	reg, sy := d.Registry, d.Sync
+	d.AddListener("registry", d.cfg.Listen.Registry, kickOnBundleWrite(reg.Handler(), sy.Kick))
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
 		// The first pass reads the mirror's refs: before the mirror has
 		// recovered its repositories it would find none, and with the
@@ -61,10 +36,11 @@ func (d *Daemon) addRegistryAndSync(ctx context.Context) error {
 	}})
 	d.AddService(Service{Name: "registry", Run: func(ctx context.Context) error {
 		<-ctx.Done()
-		return reg.Close()
+		return d.site.Close()
 	}})
+	var err error
 	if d.api, err = newAPIGuard(d.cfg, d.log); err != nil {
-		reg.Close()
+		d.site.Close()
 		return err
 	}
 	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
@@ -246,4 +222,29 @@ func repoIDOf(u string) string {
 		return ""
 	}
 	return id
+}
+
+// importSettle is how long after a bundle index written from outside sync
+// looks once more: an import loads the git objects right after the index,
+// and the first pass may have read the mirror's refs before them.
+const importSettle = 3 * time.Second
+
+// kickOnBundleWrite passes requests to h and kicks sync after a manifest
+// was written into the bundles namespace from outside (an `import
+// --registry` into the running edge): a pass at once and one more after
+// importSettle, so status, retention and the readiness gate see the
+// imported revision without waiting for the sync interval.
+func kickOnBundleWrite(h http.Handler, kick func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.HasPrefix(r.URL.Path, "/v2/ballast/bundles/") || !strings.Contains(r.URL.Path, "/manifests/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusCreated {
+			kick()
+			time.AfterFunc(importSettle, kick)
+		}
+	})
 }

@@ -70,7 +70,12 @@ func validateGatedRef(name string) error {
 // sorted by name. For a gated repository the branches are read from the
 // hidden namespace, not from what is served.
 func (r *repo) upstreamRefs(ctx context.Context, dir string) ([]Ref, error) {
-	if !r.isGated() {
+	return upstreamRefsIn(ctx, dir, r.isGated())
+}
+
+// upstreamRefsIn is upstreamRefs for a repository known by path only.
+func upstreamRefsIn(ctx context.Context, dir string, gated bool) ([]Ref, error) {
+	if !gated {
 		return localRefs(ctx, dir)
 	}
 	out, err := gitIn(ctx, dir, "for-each-ref", forEachRefFormat, refUpstreamHeads, "refs/tags/")

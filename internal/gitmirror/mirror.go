@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/redact"
 )
@@ -156,7 +157,7 @@ func New(opts Options) (*Mirror, error) {
 	if opts.MaxReadingRequests <= 0 {
 		opts.MaxReadingRequests = 4 * opts.MaxConcurrentRequests
 	}
-	root, err := filepath.Abs(filepath.Join(opts.DataDir, "git"))
+	root, err := filepath.Abs(datadir.Of(opts.DataDir).Git())
 	if err != nil {
 		return nil, fmt.Errorf("gitmirror: %w", err)
 	}

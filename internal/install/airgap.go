@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // ImageSpec says what goes into ballast's own image.
@@ -70,7 +72,7 @@ func WriteAirgapImage(spec ImageSpec, out string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, out)
+	return atomicfile.Rename(tmp, out)
 }
 
 func syncFile(p string) error {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // DefaultUsername is the user name written into generated credentials files.
@@ -113,82 +115,21 @@ func LoadOrCreateCredentials(path string) (c Credentials, created bool, err erro
 	return c, true, nil
 }
 
-// createFileOnce writes data to path unless path already exists, crash-safely:
-// the data goes to a temp file in the same directory, is fsynced, and is then
-// hard-linked to path (link fails if path exists, unlike rename), and the
-// directory is fsynced. A crash leaves either no file or the whole file (plus
-// at worst a stray temp file). It reports false if path already existed.
+// createFileOnce writes data to path unless path already exists,
+// crash-safely (atomicfile.CreateOnce), creating the directory first. It
+// reports false if path already existed.
 func createFileOnce(path string, data []byte, perm os.FileMode) (bool, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, err
 	}
-	tmp, err := writeTemp(dir, filepath.Base(path), data, perm)
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, syncDir(dir)
+	return atomicfile.CreateOnce(path, data, perm)
 }
 
-// writeFileAtomic replaces path with data: temp file, fsync, rename, fsync dir.
+// writeFileAtomic replaces path with data (atomicfile.WriteFile), creating
+// the directory first.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(dir, filepath.Base(path), data, perm)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeTemp(dir, base string, data []byte, perm os.FileMode) (string, error) {
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(name)
-		return "", err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, perm)
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+
+	"github.com/ballast-dev/ballast/internal/datadir"
 )
 
 // DefaultCatalogMaxEntries is the page size limit of /v2/_catalog unless
@@ -70,7 +72,7 @@ type Registry struct {
 }
 
 // StorageDir returns where the registry of a data dir keeps its content.
-func StorageDir(dataDir string) string { return filepath.Join(dataDir, "registry") }
+func StorageDir(dataDir string) string { return datadir.Of(dataDir).Registry() }
 
 // New opens (creating if needed) the registry stored under opts.DataDir and
 // loads or generates its write credentials. Close releases it.

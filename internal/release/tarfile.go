@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
 
@@ -31,5 +32,5 @@ func WriteLayoutTar(dir, out string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), out)
+	return atomicfile.Rename(f.Name(), out)
 }

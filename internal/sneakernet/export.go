@@ -25,6 +25,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -88,10 +89,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, inputErr(err)
 	}
 	if o.Since != "" && !exportfile.ShaRE.MatchString(o.Since) {
-		return nil, inputErr(fmt.Errorf("--since %q: want a full 40-hex commit SHA", o.Since))
+		return nil, inputErr(fmt.Errorf("base revision %q: want a full 40-hex commit SHA", o.Since))
 	}
 	if o.Output == "" {
-		return nil, inputErr(errors.New("--output is required"))
+		return nil, inputErr(errors.New("no output file given"))
 	}
 	// git runs in GitDir: a relative work dir or output would be taken
 	// relative to it. Pin both to the caller's working directory.
@@ -121,7 +122,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Since != "" {
 		sroot, _, err := readBundle(ctx, eng, src, o.Since)
 		if err != nil {
-			return nil, fmt.Errorf("--since: %w", err)
+			return nil, fmt.Errorf("base revision: %w", err)
 		}
 		err = oci.Walk(ctx, sourceFetcher{src}, sroot, o.Platforms, func(n oci.Node) error {
 			if n.Raw == nil {
@@ -130,7 +131,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("--since bundle: %w", err)
+			return nil, fmt.Errorf("bundle of the base revision: %w", err)
 		}
 	}
 
@@ -247,7 +248,7 @@ func gitBundle(ctx context.Context, dir, sha, since, out string) (bool, error) {
 	args := []string{"bundle", "create", "--quiet", out, "--branches", "--tags"}
 	if since != "" {
 		if err := run(ctx, dir, "cat-file", "-e", since+"^{commit}"); err != nil {
-			return false, inputErr(fmt.Errorf("git %s does not have --since %s: %w", dir, since, err))
+			return false, inputErr(fmt.Errorf("git %s does not have the base revision %s: %w", dir, since, err))
 		}
 		args = append(args, "^"+since)
 	}
@@ -318,7 +319,7 @@ func writeExportTar(work string, manifest []byte, out string) (int64, error) {
 	if err := f.Close(); err != nil {
 		return 0, err
 	}
-	if err := os.Rename(f.Name(), out); err != nil {
+	if err := atomicfile.Rename(f.Name(), out); err != nil {
 		return 0, err
 	}
 	return fi.Size(), nil

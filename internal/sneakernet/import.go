@@ -7,16 +7,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ballast-dev/ballast/internal/exportfile"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/layout"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
+	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
@@ -28,6 +31,17 @@ type ImportOptions struct {
 	// RepoURL names the upstream git repository (for the edge bundle
 	// repository); default: the bundle's org.opencontainers.image.source.
 	RepoURL string
+	// Mirror, when set, loads the git objects (instead of GitDir): the
+	// mirror's refs, keep rules and git environment, and its subscribers
+	// see the change.
+	Mirror *gitmirror.Mirror
+	// Sync, when set, lands the bundle by sync's rules (images, then tags
+	// by the claim rules, then the index) in the edge registry it owns;
+	// Registry and RemoteOptions then only serve the pre-flight checks.
+	Sync *syncer.Syncer
+	// Force lets the file move mirror branches backwards and re-point git
+	// tags (old tips are kept). The default is false.
+	Force bool
 
 	RemoteOptions []registryclient.Option
 	EngineOptions []transfer.Option
@@ -36,12 +50,14 @@ type ImportOptions struct {
 
 // ImportResult summarizes an import.
 type ImportResult struct {
-	Revision         string         `json:"revision"`
-	BundleRepository string         `json:"bundleRepository"`
-	Bundle           string         `json:"bundle"`
-	Images           int            `json:"images"`
-	Git              bool           `json:"git"`
-	Stats            transfer.Stats `json:"stats"`
+	Revision         string `json:"revision"`
+	BundleRepository string `json:"bundleRepository"`
+	Bundle           string `json:"bundle"`
+	Images           int    `json:"images"`
+	Git              bool   `json:"git"`
+	// GitRefs says which mirror refs the file moved or was refused.
+	GitRefs *gitmirror.LoadResult `json:"gitRefs,omitempty"`
+	Stats   transfer.Stats        `json:"stats"`
 }
 
 // OpenExport opens and fully verifies an export file (exportfile.Verify);
@@ -63,7 +79,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Registry == "" {
-		return nil, inputErr(errors.New("--registry is required"))
+		return nil, inputErr(errors.New("no edge registry to import into"))
 	}
 	ex, err := OpenExport(o.File)
 	if err != nil {
@@ -77,7 +93,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		repoURL = ex.Bundle.Source
 	}
 	if repoURL == "" {
-		return nil, inputErr(errors.New("the bundle records no git source: give --repo-url"))
+		return nil, inputErr(errors.New("the bundle records no git source: the repository URL must be given"))
 	}
 	bundleRepo, err := imageref.BundleRepository(repoURL)
 	if err != nil {
@@ -88,7 +104,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 
 	// Git pre-flight: the bundle's prerequisites must be in the mirror.
 	var gitFile string
-	if m.HasGit && o.GitDir != "" {
+	if m.HasGit && (o.Mirror != nil || o.GitDir != "") {
 		tmp, err := os.MkdirTemp("", "ballast-import-")
 		if err != nil {
 			return nil, err
@@ -98,8 +114,13 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		if err := extractFile(ex.Archive, exportfile.GitBundle, gitFile); err != nil {
 			return nil, err
 		}
-		if err := run(ctx, o.GitDir, "bundle", "verify", "--quiet", gitFile); err != nil {
-			return nil, inputErr(fmt.Errorf("git bundle does not apply to %s (wrong --since?): %w", o.GitDir, err))
+		if o.Mirror != nil {
+			err = o.Mirror.CheckBundle(ctx, repoURL, gitFile)
+		} else {
+			err = gitmirror.CheckBundleIn(ctx, o.GitDir, gitFile)
+		}
+		if err != nil {
+			return nil, inputErr(err)
 		}
 	}
 
@@ -131,36 +152,66 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Sync != nil {
+		res.Stats, err = landWithSync(ctx, o.Sync, repoURL, lay, ex, bundleRepo, eng, platforms)
+	} else {
+		res.Stats, err = land(ctx, eng, lay, jobs, bdst, ex.Root, m.Revision, platforms)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if gitFile != "" {
+		var lr *gitmirror.LoadResult
+		if o.Mirror != nil {
+			lr, err = o.Mirror.LoadBundle(ctx, repoURL, gitFile, gitmirror.LoadOptions{Force: o.Force})
+		} else {
+			lr, err = gitmirror.LoadBundleInto(ctx, o.GitDir, gitFile, gitmirror.LoadOptions{Force: o.Force})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load git objects: %w", err)
+		}
+		res.Git, res.GitRefs = true, lr
+	}
+	return res, nil
+}
+
+// land copies the images, then the bundle index, to a registry reached
+// over HTTP (a running edge registry).
+func land(ctx context.Context, eng *transfer.Engine, lay *layout.Layout, jobs []transfer.Job, bdst *registryclient.Remote, root v1.Descriptor, rev string, platforms oci.Platforms) (transfer.Stats, error) {
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
-		return nil, fmt.Errorf("load images: %w", err)
+		return st, fmt.Errorf("load images: %w", err)
 	}
 	// The bundle index last; its children are linked into the bundle
 	// repository too (mounted), as registries that validate indexes need.
-	st2, err := eng.Copy(ctx, transfer.Job{Src: lay, Dst: bdst, Root: ex.Root, Tags: []string{m.Revision}, Platforms: platforms})
+	st2, err := eng.Copy(ctx, transfer.Job{Src: lay, Dst: bdst, Root: root, Tags: []string{rev}, Platforms: platforms})
 	if err != nil {
-		return nil, fmt.Errorf("write bundle index: %w", err)
+		return st, fmt.Errorf("write bundle index: %w", err)
 	}
 	st.BytesRead += st2.BytesRead
 	st.BytesWritten += st2.BytesWritten
 	st.BlobsCopied += st2.BlobsCopied
 	st.BlobsMounted += st2.BlobsMounted
 	st.ManifestsWritten += st2.ManifestsWritten
-	res.Stats = st
-	if gitFile != "" {
-		// A gated mirror repository (docs/mirror.md) keeps upstream branches
-		// under a hidden namespace and serves refs/heads/ only once ready:
-		// the daemon moves them when it sees the bundle complete.
-		heads := "+refs/heads/*:refs/heads/*"
-		if isGatedMirror(ctx, o.GitDir) {
-			heads = "+refs/heads/*:refs/ballast/upstream/heads/*"
-		}
-		if err := run(ctx, o.GitDir, "fetch", "--quiet", "--atomic", gitFile, heads, "+refs/tags/*:refs/tags/*"); err != nil {
-			return nil, fmt.Errorf("load git objects: %w", err)
-		}
-		res.Git = true
+	return st, nil
+}
+
+// landWithSync lands the file's bundle through the edge's syncer, by the
+// same rules and the same code as a sync pass.
+func landWithSync(ctx context.Context, sy *syncer.Syncer, repoURL string, lay *layout.Layout, ex *exportfile.Verified, bundleRepo string, eng *transfer.Engine, platforms oci.Platforms) (transfer.Stats, error) {
+	raw, err := lay.FetchManifest(ctx, ex.Root)
+	if err != nil {
+		return transfer.Stats{}, inputErr(fmt.Errorf("bundle index: %w", err))
 	}
-	return res, nil
+	if err := oci.VerifyBytes(raw, ex.Root); err != nil {
+		return transfer.Stats{}, inputErr(fmt.Errorf("bundle index: %w", err))
+	}
+	st, err := sy.LandImport(ctx, repoURL, syncer.Landing{Src: lay, BundleRepo: bundleRepo, Bundle: ex.Bundle,
+		Root: ex.Root, Raw: raw, Engine: eng, Platforms: platforms})
+	if err != nil {
+		return st, fmt.Errorf("land bundle: %w", err)
+	}
+	return st, nil
 }
 
 // preflight walks the images in the file and checks that each blob is in
@@ -188,7 +239,7 @@ func preflight(ctx context.Context, lay *layout.Layout, jobs []transfer.Job) err
 				}
 			}
 			if !ok {
-				return inputErr(fmt.Errorf("blob %s is neither in the file nor in the edge registry (incremental export for another --since?)", n.Descriptor.Digest))
+				return inputErr(fmt.Errorf("blob %s is neither in the file nor in the edge registry (an incremental export made for another base revision?)", n.Descriptor.Digest))
 			}
 			return nil
 		})
@@ -224,11 +275,4 @@ func extractFile(a *ocitar.Archive, name, out string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// isGatedMirror reports whether the bare repository at dir is a gated
-// repository of the edge mirror (gitmirror records it as ballast.gated).
-func isGatedMirror(ctx context.Context, dir string) bool {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", "--get", "ballast.gated").Output()
-	return err == nil && strings.TrimSpace(string(out)) == "true"
 }

@@ -16,12 +16,15 @@ var ErrIncomplete = errors.New("bundle is not complete")
 // Activate prepares revision sha of repoURL for deployment: when every
 // manifest and blob of its bundle is local, it points each image tag at this
 // revision's digest (a rollback moves tags back) and records the revision as
-// deployed, so retention keeps it and later passes leave its tags alone. It
-// runs between passes. The returned report is the check after the tags
+// deployed, so retention keeps it and later passes leave its tags alone.
+// It records the revision even when no tag had to move (the usual first
+// deployment). It takes only the short state lock: a pass downloading
+// blobs does not delay it. The returned report is the check after the tags
 // moved.
 func (s *Syncer) Activate(ctx context.Context, repoURL, sha string, store *DeployedStore) (*bundle.Report, error) {
-	s.passMu.Lock()
-	defer s.passMu.Unlock()
+	// The short lock only: an activation never waits for a download.
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	id, err := imageref.RepoID(repoURL)
 	if err != nil {
 		return nil, err

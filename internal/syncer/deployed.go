@@ -8,6 +8,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
+	"github.com/ballast-dev/ballast/internal/datadir"
 )
 
 // maxDeployed bounds the revisions remembered per repository: the newest
@@ -35,7 +38,7 @@ type deployedRepo struct {
 
 // OpenDeployed loads the store of dataDir; a missing file is an empty store.
 func OpenDeployed(dataDir string) (*DeployedStore, error) {
-	s := &DeployedStore{path: filepath.Join(dataDir, "state", "deployed.json"), data: deployedFile{Repos: map[string]*deployedRepo{}}}
+	s := &DeployedStore{path: datadir.Of(dataDir).Deployed(), data: deployedFile{Repos: map[string]*deployedRepo{}}}
 	b, err := os.ReadFile(s.path)
 	if os.IsNotExist(err) {
 		return s, nil
@@ -111,37 +114,11 @@ func (s *DeployedStore) Record(repoID, sha string) error {
 	return writeAtomic(s.path, b)
 }
 
-// writeAtomic writes b to path by temp file, fsync, rename and directory
-// fsync, so a crash leaves the old or the new content.
+// writeAtomic replaces path with b so that a crash leaves the old or the
+// new content (atomicfile.WriteFile), creating the directory first.
 func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, b, 0o600)
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 )
 
@@ -29,7 +29,7 @@ func Lock(dataDir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, err
 	}
-	p := filepath.Join(dataDir, "sync.lock")
+	p := datadir.Of(dataDir).SyncLock()
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("sync lock: %w", err)
@@ -101,11 +101,24 @@ func (s *Syncer) Run(ctx context.Context, changes <-chan gitmirror.RefsChanged) 
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-s.kick:
+			t.Stop()
 		case _, ok := <-changes:
 			t.Stop()
 			if !ok {
 				changes = nil
 			}
 		}
+	}
+}
+
+// Kick asks the running loop (Run) for a pass now, as after a mirror
+// change: something outside sync wrote to the site (an import into the
+// running edge registry). It never blocks; kicks while a pass runs fold
+// into one more pass.
+func (s *Syncer) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }

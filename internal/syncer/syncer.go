@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -107,16 +107,24 @@ type Syncer struct {
 	presence  *registryclient.Presence
 	status    *tracker
 	metrics   *metrics
-	passMu    sync.Mutex
-	staging   string // partial blobs (transfer's staging directory)
-	current   struct {
+	// passMu serializes passes; it is held through blob downloads.
+	passMu sync.Mutex
+	// stateMu is the short lock on what the edge serves: tag writes,
+	// bundle index writes, retention and activation. It is never held
+	// across a download, so an activation (a rollback) during a long sync
+	// waits for one tag write, not for the pass.
+	stateMu sync.Mutex
+	kick    chan struct{}
+	staging string // partial blobs (transfer's staging directory)
+	current struct {
 		sync.Mutex
 		repo, sha string
 		started   time.Time
 	}
 }
 
-// New builds a Syncer. It does no I/O.
+// New builds a Syncer. It creates the staging dir under the data dir
+// (datadir.Layout.Staging) and starts nothing: Run or Pass do the work.
 func New(o Options) (*Syncer, error) {
 	if o.Config == nil || o.Mirror == nil || o.Local == nil {
 		return nil, errors.New("syncer: Config, Mirror and Local are required")
@@ -136,10 +144,10 @@ func New(o Options) (*Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platforms: %w", err)
 	}
-	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker()}
+	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker(), kick: make(chan struct{}, 1)}
 	s.metrics = newMetrics(o.Metrics)
 	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
-	staging := filepath.Join(o.Config.DataDir, "sync", "staging")
+	staging := datadir.Of(o.Config.DataDir).Staging()
 	s.staging = staging
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return nil, fmt.Errorf("sync staging dir: %w", err)
@@ -345,23 +353,19 @@ func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassRe
 	// back (verify --activate does, for the revision being deployed). The
 	// deployed revision claims its tags first, so a restarting pod of the
 	// running version never pulls a newer image that was not deployed.
-	claimed := map[string]bool{}
+	cl := &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}}
 	var errs []error
-	if s.o.Deployed != nil {
-		if cur := s.o.Deployed.Current(id); cur != "" {
-			rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), cur, s.platforms)
-			if err == nil && rep.Complete() {
-				if err := s.claimTags(ctx, rep.Bundle, claimed); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
+	s.stateMu.Lock()
+	err = s.claimDeployed(ctx, cl)
+	s.stateMu.Unlock()
+	if err != nil {
+		errs = append(errs, err)
 	}
 	for _, w := range wanted {
 		if ctx.Err() != nil {
 			break
 		}
-		st, err := s.syncRevision(ctx, id, bundleRepo, up, w.sha, claimed)
+		st, err := s.syncRevision(ctx, id, bundleRepo, up, w.sha, cl)
 		switch {
 		case err != nil:
 			res.Failed++
@@ -373,7 +377,9 @@ func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassRe
 		}
 	}
 	if !s.o.DisableRetention && ctx.Err() == nil {
+		s.stateMu.Lock()
 		n, err := s.retain(ctx, r.URL, id, bundleRepo, wanted)
+		s.stateMu.Unlock()
 		res.Deleted += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("retention of %s: %w", id, err))
@@ -470,14 +476,20 @@ func (s *Syncer) notify(id string) {
 }
 
 // syncRevision makes revision sha's bundle complete locally.
-func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *registryclient.Remote, sha string, claimed map[string]bool) (string, error) {
+func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *registryclient.Remote, sha string, cl *claims) (string, error) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("check local bundle: %w", err)
 	}
 	if rep.Complete() {
-		if err := s.claimTags(ctx, rep.Bundle, claimed); err != nil {
+		s.stateMu.Lock()
+		err := s.claimDeployed(ctx, cl)
+		if err == nil {
+			err = s.claimTags(ctx, rep.Bundle, cl.keys)
+		}
+		s.stateMu.Unlock()
+		if err != nil {
 			return StateFailed, err
 		}
 		was := ""
@@ -539,42 +551,12 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 	})
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 
-	jobs := make([]transfer.Job, 0, len(b.Images))
-	var tagJobs []tagWrite
-	for _, im := range b.Images {
-		dst, err := s.local(im.Ref.EdgeRepository())
-		if err != nil {
-			return StateFailed, err
-		}
-		jobs = append(jobs, transfer.Job{Src: up, Dst: dst, Root: im.Descriptor, Platforms: s.platforms})
-		if im.Ref.Tag != "" && !claimed[im.Ref.EdgeRepository()+":"+im.Ref.Tag] {
-			tagJobs = append(tagJobs, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag})
-		}
-	}
 	s.beginRevision(id, sha)
-	st, err := s.engine.Copy(ctx, jobs...)
+	st, err := s.Land(ctx, Landing{Src: up, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, claims: cl})
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
-		return StateFailed, fmt.Errorf("copy images: %w", err)
-	}
-	// Tags, then the bundle index: the commit point.
-	for _, tw := range tagJobs {
-		if err := s.writeTag(ctx, tw); err != nil {
-			s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
-			return StateFailed, err
-		}
-	}
-	bdst, err := s.local(bundleRepo)
-	if err != nil {
-		return StateFailed, err
-	}
-	if _, err := s.engine.Copy(ctx, transfer.Job{Src: transfer.ManifestSource(raw, root), Dst: bdst, Root: root, Tags: []string{sha}, RootOnly: true}); err != nil {
-		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
-		return StateFailed, fmt.Errorf("write bundle index: %w", err)
-	}
-	if err := s.claimTags(ctx, b, claimed); err != nil {
 		return StateFailed, err
 	}
 	s.status.update(id, sha, func(r *RevisionStatus) {

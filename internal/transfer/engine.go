@@ -746,8 +746,8 @@ func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg 
 	if err := dst.WriteBlob(ctx, bt.d, vr); err != nil {
 		// Report the source's failure (a cut link, a bad digest) rather
 		// than the target's view of an aborted upload.
-		if up != nil && up.err != nil {
-			return up.err
+		if uerr := up.firstErr(); uerr != nil {
+			return uerr
 		}
 		return err
 	}
@@ -768,15 +768,32 @@ type upstreamReader struct {
 	st  *statsCounter
 	d   v1.Descriptor
 	ev  int64
-	err error // the first error returned
+	// err is the first error returned. An in-process target may still be
+	// reading when WriteBlob has returned (a cancelled upload): mu guards it.
+	mu  sync.Mutex
+	err error
 }
 
 func (u *upstreamReader) Read(p []byte) (int, error) {
 	n, err := u.read(p)
-	if err != nil && err != io.EOF && u.err == nil {
-		u.err = err
+	if err != nil && err != io.EOF {
+		u.mu.Lock()
+		if u.err == nil {
+			u.err = err
+		}
+		u.mu.Unlock()
 	}
 	return n, err
+}
+
+// firstErr is the first error Read returned; nil for a nil reader.
+func (u *upstreamReader) firstErr() error {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
 }
 
 func (u *upstreamReader) read(p []byte) (int, error) {

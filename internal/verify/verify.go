@@ -175,7 +175,11 @@ func (v *verifier) run(ctx context.Context) *Result {
 		return res
 	}
 	v.fill(res, rep)
-	if v.o.Activate && res.BundlePresent && onlyTags(rep.Missing) {
+	// Every ready activation is recorded, whether or not a tag has to move:
+	// the first deployment of a revision usually finds its tags in place
+	// (sync set them), and an unrecorded deployment is one retention may
+	// delete once a newer revision arrives.
+	if v.o.Activate && res.BundlePresent && (len(rep.Missing) == 0 || onlyTags(rep.Missing)) {
 		if err := v.activate(ctx); err != nil {
 			res.Reason = "activate: " + err.Error()
 			return res

@@ -1,0 +1,159 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// claims are the image tags ("edge-repo:tag") that revisions of one
+// repository have taken in the edge registry during one pass (or one
+// import): a tag taken by the deployed revision or a newer one is not
+// moved by an older one.
+type claims struct {
+	id, bundleRepo string
+	// deployed is the deployed revision whose tags were claimed last; an
+	// activation between two landings changes it.
+	deployed string
+	keys     map[string]bool
+}
+
+// claimDeployed lets the revision deployed now claim its tags first (it
+// may have changed since the pass started: activation does not wait for
+// passes). The caller holds stateMu.
+func (s *Syncer) claimDeployed(ctx context.Context, cl *claims) error {
+	if s.o.Deployed == nil {
+		return nil
+	}
+	cur := s.o.Deployed.Current(cl.id)
+	if cur == "" || cur == cl.deployed {
+		return nil
+	}
+	rep, err := bundle.CheckComplete(ctx, s.presence, layout(cl.bundleRepo, false), cur, s.platforms)
+	if err != nil || !rep.Complete() {
+		return nil // not complete: it claims nothing it could serve
+	}
+	cl.deployed = cur
+	return s.claimTags(ctx, rep.Bundle, cl.keys)
+}
+
+// Landing is one bundle to land in the edge registry.
+type Landing struct {
+	// Src holds the images' manifests and blobs (an upstream registry, an
+	// OCI image layout of an export file).
+	Src transfer.Source
+	// BundleRepo is the edge repository of the bundle index
+	// (imageref.BundleRepository).
+	BundleRepo string
+	Bundle     *bundle.Bundle
+	// Root and Raw are the bundle index's descriptor and bytes, already
+	// verified against each other.
+	Root v1.Descriptor
+	Raw  []byte
+	// Engine copies the images; nil uses the syncer's own (staging dir,
+	// link bandwidth limit, retries).
+	Engine *transfer.Engine
+	// Platforms limits the images' platforms; nil uses the edge's
+	// selection. An export file made for some platforms lands those.
+	Platforms oci.Platforms
+	claims    *claims
+}
+
+// Land writes one bundle to the edge in the only order that keeps
+// "complete" honest: every image (manifests and blobs, only what is
+// missing), then the image tags by the claim rules (the deployed revision
+// and newer ones keep theirs), then the bundle index, the commit point.
+// The copy runs without the state lock; tags and index take it briefly.
+// It is used by sync passes and by import.
+func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
+	eng := l.Engine
+	if eng == nil {
+		eng = s.engine
+	}
+	plats := l.Platforms
+	if plats == nil {
+		plats = s.platforms
+	}
+	jobs := make([]transfer.Job, 0, len(l.Bundle.Images))
+	for _, im := range l.Bundle.Images {
+		dst, err := s.local(im.Ref.EdgeRepository())
+		if err != nil {
+			return transfer.Stats{}, err
+		}
+		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats})
+	}
+	st, err := eng.Copy(ctx, jobs...)
+	if err != nil {
+		return st, fmt.Errorf("copy images: %w", err)
+	}
+	bdst, err := s.local(l.BundleRepo)
+	if err != nil {
+		return st, err
+	}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if err := s.claimDeployed(ctx, l.claims); err != nil {
+		return st, err
+	}
+	// Tags, then the bundle index: the commit point.
+	if err := s.claimTags(ctx, l.Bundle, l.claims.keys); err != nil {
+		return st, err
+	}
+	if _, err := s.engine.Copy(ctx, transfer.Job{Src: transfer.ManifestSource(l.Raw, l.Root), Dst: bdst, Root: l.Root, Tags: []string{l.Bundle.Revision}, RootOnly: true}); err != nil {
+		return st, fmt.Errorf("write bundle index: %w", err)
+	}
+	return st, nil
+}
+
+// LandImport lands a bundle brought by other means than the link (an
+// export file) for repository repoURL by sync's claim rules, so an older
+// file never moves tags backwards: the deployed revision claims its tags
+// first, then every complete wanted revision newer than the landed one
+// (nearer a tracked tip when the landed revision is wanted; built later
+// by its bundle's creation time when it is not, as when its git objects
+// are loaded after its images). The caller must hold the data dir's lock.
+func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (transfer.Stats, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	id, err := imageref.RepoID(repoURL)
+	if err != nil {
+		return transfer.Stats{}, err
+	}
+	cl := &claims{id: id, bundleRepo: l.BundleRepo, keys: map[string]bool{}}
+	l.claims = cl
+	if r, ok := s.o.Config.Repository(id); ok && r.Bundles != "" {
+		wanted, err := s.wanted(ctx, r)
+		if err != nil && !errors.Is(err, gitmirror.ErrNotReady) {
+			return transfer.Stats{}, fmt.Errorf("wanted revisions of %s: %w", id, err)
+		}
+		isWanted := false
+		for _, w := range wanted {
+			isWanted = isWanted || w.sha == l.Bundle.Revision
+		}
+		s.stateMu.Lock()
+		err = s.claimDeployed(ctx, cl)
+		for _, w := range wanted {
+			if err != nil || w.sha == l.Bundle.Revision {
+				break
+			}
+			rep, cerr := bundle.CheckComplete(ctx, s.presence, layout(l.BundleRepo, false), w.sha, s.platforms)
+			if cerr != nil || !rep.Complete() || (!isWanted && !rep.Bundle.Created.After(l.Bundle.Created)) {
+				continue
+			}
+			err = s.claimTags(ctx, rep.Bundle, cl.keys)
+		}
+		s.stateMu.Unlock()
+		if err != nil {
+			return transfer.Stats{}, err
+		}
+	}
+	return s.Land(ctx, l)
+}
