@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -163,8 +164,8 @@ type cloudRegistry struct {
 	done   chan error
 }
 
-func startCloudRegistry(ctx context.Context, dataDir string) (*cloudRegistry, error) {
-	reg, err := registry.New(ctx, registry.Options{DataDir: dataDir, CredentialsFile: filepath.Join(dataDir, "registry-credentials")})
+func startCloudRegistry(ctx context.Context, dataDir string, log *slog.Logger) (*cloudRegistry, error) {
+	reg, err := registry.New(ctx, registry.Options{DataDir: dataDir, CredentialsFile: filepath.Join(dataDir, "registry-credentials"), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("upstream registry: %w", err)
 	}

@@ -118,6 +118,10 @@ type story struct {
 	n       *narrator
 	dir     string
 	logFile *os.File // demo.log, with Options.LogFile
+	// cloudLog takes the cloud registry's logs: demo.log only when there
+	// is one (what goes wrong upstream is the narration's to tell, and
+	// the run's error if it matters), else Options.Log.
+	cloudLog *slog.Logger
 
 	cloud    *cloudRegistry
 	gitSrv   *gitServer
@@ -207,7 +211,9 @@ func (s *story) tell(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("log file: %w", err)
 		}
 		s.logFile = f
-		s.o.Log = slog.New(slog.NewMultiHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}), s.o.Log.Handler()))
+		fileLog := slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})
+		s.cloudLog = slog.New(fileLog)
+		s.o.Log = slog.New(slog.NewMultiHandler(fileLog, s.o.Log.Handler()))
 		where := f.Name()
 		if s.o.Dir == "" {
 			where += " (removed at the end; keep it with --dir)"
@@ -320,7 +326,11 @@ func (s *story) makeDir() error {
 // example apps as revision 1.
 func (s *story) buildCloud(ctx context.Context) (string, error) {
 	var err error
-	if s.cloud, err = startCloudRegistry(ctx, filepath.Join(s.dir, "cloud", "registry")); err != nil {
+	log := s.cloudLog
+	if log == nil {
+		log = s.o.Log
+	}
+	if s.cloud, err = startCloudRegistry(ctx, filepath.Join(s.dir, "cloud", "registry"), log.With("side", "cloud")); err != nil {
 		return "", err
 	}
 	root := filepath.Join(s.dir, "cloud", "git")

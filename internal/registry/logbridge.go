@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,13 +16,24 @@ import (
 // Distribution logs through logrus' process-wide standard logger (its
 // internal dcontext package takes its default from there), so the bridge is
 // process-wide too: logrus writes nothing itself and a hook hands every entry
-// to the slog logger of the most recently started Registry.
+// to a slog logger. An entry made for a request carries the "instance.id"
+// of the request's context, which each Registry sets to an id of its own
+// (withInstance), so it reaches the logger of the Registry that served the
+// request, also when one process runs two (the demo's cloud and edge).
+// Entries made without a request (a few storage-layer messages, the upload
+// purger) go to the most recently started Registry.
 var (
 	bridgeOnce   sync.Once
 	bridgeTarget atomic.Pointer[slog.Logger]
+	bridgeByID   sync.Map // instance id → *slog.Logger
 )
 
-func routeLogrus(l *slog.Logger) {
+// instanceKey is the context key Distribution reads the instance id under
+// (dcontext's "instance.id"); its logger adds it to every entry.
+const instanceKey = "instance.id"
+
+func routeLogrus(id string, l *slog.Logger) {
+	bridgeByID.Store(id, l)
 	bridgeTarget.Store(l)
 	bridgeOnce.Do(func() {
 		std := logrus.StandardLogger()
@@ -31,12 +43,47 @@ func routeLogrus(l *slog.Logger) {
 	})
 }
 
+// unrouteLogrus forgets the logger of a closed Registry.
+func unrouteLogrus(id string) { bridgeByID.Delete(id) }
+
+// withInstance gives every request the Registry's instance id, so what
+// Distribution logs for it reaches that Registry's logger.
+func withInstance(id string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(instanceContext{r.Context(), id}))
+	})
+}
+
+// instanceContext answers Distribution's string key, which
+// context.WithValue is not meant for.
+type instanceContext struct {
+	context.Context
+	id string
+}
+
+func (c instanceContext) Value(key any) any {
+	if k, ok := key.(string); ok && k == instanceKey {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// bridgeLogger is the logger of the Registry an entry came from.
+func bridgeLogger(e *logrus.Entry) *slog.Logger {
+	if id, ok := e.Data[instanceKey].(string); ok {
+		if l, ok := bridgeByID.Load(id); ok {
+			return l.(*slog.Logger)
+		}
+	}
+	return bridgeTarget.Load()
+}
+
 type slogHook struct{}
 
 func (slogHook) Levels() []logrus.Level { return logrus.AllLevels }
 
 func (slogHook) Fire(e *logrus.Entry) error {
-	l := bridgeTarget.Load()
+	l := bridgeLogger(e)
 	if l == nil {
 		return nil
 	}

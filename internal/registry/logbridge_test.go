@@ -101,3 +101,45 @@ func TestAbortedUploadIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsOfTwoRegistries: with two registries in one process (the demo's
+// cloud and edge), what Distribution logs for a request reaches the logger
+// of the registry that served it, not that of the one started last.
+func TestLogsOfTwoRegistries(t *testing.T) {
+	var first, second lockedBuffer
+	open := func(buf *lockedBuffer) *registry.Registry {
+		dir := t.TempDir()
+		log := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		r, err := registry.New(context.Background(), registry.Options{DataDir: dir, CredentialsFile: filepath.Join(dir, "c"), Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	a := open(&first)
+	b := open(&second)
+	for _, r := range []*registry.Registry{a, b} {
+		rec := httptest.NewRecorder()
+		name := "first"
+		if r == b {
+			name = "second"
+		}
+		r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v2/"+name+"/manifests/x", nil))
+		if rec.Code != 404 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	for _, c := range []struct {
+		buf        *lockedBuffer
+		own, other string
+	}{{&first, "vars.name=first", "vars.name=second"}, {&second, "vars.name=second", "vars.name=first"}} {
+		out := c.buf.String()
+		if !strings.Contains(out, c.own) {
+			t.Errorf("the request's log did not reach its registry's logger:\n%s", out)
+		}
+		if strings.Contains(out, c.other) {
+			t.Errorf("the other registry's request was logged here:\n%s", out)
+		}
+	}
+}

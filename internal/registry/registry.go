@@ -64,6 +64,7 @@ type Registry struct {
 	creds   Credentials
 	root    string
 	log     *slog.Logger
+	id      string // routes Distribution's logs of this registry's requests to log
 	gate    *writeGate
 
 	gcMu      sync.Mutex // one garbage collection at a time
@@ -109,16 +110,20 @@ func New(ctx context.Context, opts Options) (*Registry, error) {
 		return nil, err
 	}
 
-	routeLogrus(log)
+	id, err := newInstanceID()
+	if err != nil {
+		return nil, err
+	}
+	routeLogrus(id, log)
 	app, err := newApp(ctx, distributionConfig(root, secret, maxEntries))
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{app: app, creds: creds, root: root, log: log, gate: &writeGate{}}
+	r := &Registry{app: app, creds: creds, root: root, log: log, gate: &writeGate{}, id: id}
 	link := &linkAnywhere{next: app, open: func(ctx context.Context) (distribution.Namespace, error) {
 		return storage.NewRegistry(ctx, r.newDriver())
 	}}
-	r.handler = authenticate(creds, r.gate.guard(nsRouter{next: link}))
+	r.handler = withInstance(id, authenticate(creds, r.gate.guard(nsRouter{next: link})))
 	return r, nil
 }
 
@@ -167,6 +172,15 @@ func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handler
 		}
 	}()
 	return handlers.NewApp(ctx, cfg), nil
+}
+
+// newInstanceID names one Registry in Distribution's logs ("instance.id").
+func newInstanceID() (string, error) {
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("registry instance id: %w", err)
+	}
+	return fmt.Sprintf("ballast-%x", raw[:]), nil
 }
 
 func loadOrCreateSecret(path string) (string, error) {
@@ -232,7 +246,10 @@ func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
 // must not be used afterwards.
 func (r *Registry) Close() error {
 	var err error
-	r.closeOnce.Do(func() { err = r.app.Shutdown() })
+	r.closeOnce.Do(func() {
+		err = r.app.Shutdown()
+		unrouteLogrus(r.id)
+	})
 	return err
 }
 

@@ -91,12 +91,22 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 
 // pipeResponseWriter hands the status and headers over once and streams the
 // body through a pipe, so a blob is never buffered whole.
+//
+// The status and headers are handed over at the first body byte, a Flush or
+// the handler's return, never at WriteHeader alone: a listener sends nothing
+// either until then, and clients rely on it. Distribution closes an upload
+// once more after a PATCH handler has set 202 (it stores the hash state
+// again); a response handed over at WriteHeader let the client's next
+// request on that upload (the PUT) race that write, and the PUT failed
+// (Distribution: "unable to parse offset from upload state path",
+// "directory not empty").
 type pipeResponseWriter struct {
 	header http.Header
 	sent   http.Header
 	pw     *io.PipeWriter
 	head   bool
 
+	wrote bool // WriteHeader called; used by the handler's goroutine only
 	once  sync.Once
 	ready chan struct{}
 	code  int
@@ -105,27 +115,44 @@ type pipeResponseWriter struct {
 
 func (w *pipeResponseWriter) Header() http.Header { return w.header }
 
+// WriteHeader records the status and a copy of the headers; later calls and
+// later header changes are ignored, as net/http does.
 func (w *pipeResponseWriter) WriteHeader(code int) {
-	w.once.Do(func() {
-		w.code = code
-		w.sent = w.header.Clone()
-		close(w.ready)
-	})
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	w.code = code
+	w.sent = w.header.Clone()
+}
+
+// release hands the status and headers to RoundTrip.
+func (w *pipeResponseWriter) release() {
+	w.once.Do(func() { close(w.ready) })
 }
 
 func (w *pipeResponseWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
+	if len(b) == 0 {
+		return 0, nil
+	}
+	w.release()
 	if w.head {
 		return len(b), nil
 	}
 	return w.pw.Write(b)
 }
 
-// Flush is a no-op: every Write reaches the reader directly.
-func (w *pipeResponseWriter) Flush() {}
+// Flush hands the status and headers over; every Write reaches the reader
+// directly.
+func (w *pipeResponseWriter) Flush() {
+	w.WriteHeader(http.StatusOK)
+	w.release()
+}
 
 func (w *pipeResponseWriter) finish() {
 	w.WriteHeader(http.StatusOK)
+	w.release()
 	w.pw.Close()
 }
 
