@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // EnvToken is the environment variable `ballast verify` reads the token
@@ -136,43 +138,11 @@ func (t Token) SetHeader(r *http.Request) {
 	}
 }
 
+// createFileOnce writes path unless it exists (atomicfile.CreateOnce),
+// creating the directory first.
 func createFileOnce(path string, data []byte, perm os.FileMode) (bool, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return false, fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return true, nil
+	return atomicfile.CreateOnce(path, data, perm)
 }

@@ -28,7 +28,7 @@ func TestLoadOrCreate(t *testing.T) {
 	if strings.Contains(a.String(), a.Secret()) {
 		t.Fatal("String shows the secret")
 	}
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".api-token.tmp-*"))
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".tmp-.api-token-*"))
 	if len(left) != 0 {
 		t.Fatalf("temp files left: %v", left)
 	}

@@ -1,7 +1,9 @@
 // Package atomicfile replaces files so that a crash at any point leaves
 // the old content or the new, never a mix or nothing: write a temp file in
 // the same directory, fsync it, rename it over the target, fsync the
-// directory (restic's local backend does the same).
+// directory (restic's local backend does the same). Temp files are named
+// ".tmp-<name>-*", the prefix that archive writers (ocitar.WriteTree, the
+// sneakernet export) skip, so one left by a crash is never shipped.
 package atomicfile
 
 import (
@@ -16,7 +18,7 @@ import (
 // umask). The directory must exist. Errors name path.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -45,7 +47,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // nothing, when path already existed. The directory must exist.
 func CreateOnce(path string, data []byte, perm os.FileMode) (bool, error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return false, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -72,6 +74,9 @@ func CreateOnce(path string, data []byte, perm os.FileMode) (bool, error) {
 	}
 	return true, SyncDir(dir)
 }
+
+// tempPattern is the os.CreateTemp pattern of the temp file for path.
+func tempPattern(path string) string { return ".tmp-" + filepath.Base(path) + "-*" }
 
 // Rename moves the complete, fsynced file tmp over path and fsyncs the
 // directory of path, so the rename itself survives a power cut. tmp and

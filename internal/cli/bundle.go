@@ -13,8 +13,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
+	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/release"
-	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -54,7 +54,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			o.Lister = discover.Lister(e.log)
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
-			o.EngineOptions = append(o.EngineOptions, transfer.WithConcurrency(concurrency), transfer.WithProgress(progressLogger(e)))
+			o.Concurrency, o.Progress = concurrency, progressLogger(e)
 			res, err := release.Run(cmd.Context(), o)
 			if errors.Is(err, release.ErrInput) {
 				return exitcode.Invalid(err)
@@ -98,13 +98,10 @@ func splitComma(ss []string) []string {
 }
 
 // progressLogger logs copy progress as plain lines, at most every 2 s.
-func progressLogger(e *env) func(transfer.Event) {
+func progressLogger(e *env) progress.Func {
 	var mu sync.Mutex
 	last := time.Now()
-	return func(ev transfer.Event) {
-		if ev.Kind == transfer.Retrying {
-			return // the engine logs retries itself
-		}
+	return func(ev progress.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if ev.Total == 0 || (time.Since(last) < 2*time.Second && ev.Done != ev.Total) {

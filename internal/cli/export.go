@@ -17,7 +17,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/sneakernet"
-	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -47,7 +46,7 @@ bundle and git objects lacks.`,
 			o.Platforms = ps
 			o.Log = e.log
 			o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(insecure)}
-			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
+			o.Progress = progressLogger(e)
 			res, err := sneakernet.Export(cmd.Context(), o)
 			if err != nil {
 				return classify(err, sneakernet.ErrInput)
@@ -116,7 +115,7 @@ would (the edge daemon must not be running: they share the sync lock); with
 				}
 				o.RemoteOptions = append(o.RemoteOptions, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
 			}
-			o.EngineOptions = []transfer.Option{transfer.WithProgress(progressLogger(e))}
+			o.Progress = progressLogger(e)
 			var res *sneakernet.ImportResult
 			if cfgPath != "" {
 				if o.Registry != "" || o.GitDir != "" {

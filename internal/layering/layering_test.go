@@ -53,13 +53,21 @@ var rules = []rule{
 		name:      "the copy engine depends on the generic OCI layer only (no bundle, no policy)",
 		from:      []string{"internal/transfer/..."},
 		required:  []string{"internal/transfer"},
-		allowOnly: []string{"internal/transfer/...", "internal/oci/...", "internal/ocitar"},
+		allowOnly: []string{"internal/transfer/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile"},
 	},
 	{
 		name:      "the generic OCI layer knows no bundle format and no policy",
 		from:      []string{"internal/oci/..."},
 		required:  []string{"internal/oci", "internal/oci/registryclient", "internal/oci/layout"},
-		allowOnly: []string{"internal/oci/...", "internal/ocitar"},
+		allowOnly: []string{"internal/oci/...", "internal/ocitar", "internal/atomicfile"},
+	},
+	{
+		// Any layer may write files through atomicfile (the one crash-safe
+		// write) because it is a leaf: it knows no format and no policy.
+		name:      "atomicfile is a leaf",
+		from:      []string{"internal/atomicfile"},
+		required:  []string{"internal/atomicfile"},
+		allowOnly: []string{"internal/atomicfile"},
 	},
 	{
 		name:     "the bundle format sits on the generic OCI layer and does no I/O of its own",
@@ -102,14 +110,14 @@ var rules = []rule{
 		forbid:   []string{"internal/gitmirror/...", "internal/registry/...", "internal/syncer/..."},
 		direct:   true,
 	},
-	// ---- PENDING (issue 12 item 4, the copy engine's part) -------------
 	{
+		// Concurrency and progress reach release and sneakernet as plain
+		// fields (progress.Event), not as engine options.
 		name:     "cli imports no copy-engine internals",
 		from:     []string{"internal/cli/..."},
 		required: []string{"internal/cli"},
 		forbid:   []string{"internal/transfer/..."},
 		direct:   true,
-		pending:  "issue 12 item 4: cli still passes transfer.Option (concurrency, progress events) to bundle/export/import",
 	},
 }
 

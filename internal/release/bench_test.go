@@ -17,7 +17,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 // BenchmarkBundleVsCrane bundles 4 multi-arch images (128 MiB) from one
@@ -53,7 +52,7 @@ func BenchmarkBundleVsCrane(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		o := release.Options{RepoDir: repo, Revision: "HEAD", To: down.Repo(fmt.Sprintf("b%d/bundles", n)),
 			Config: &release.Config{ExtraImages: extra}, RemoteOptions: []registryclient.Option{anon},
-			EngineOptions: []transfer.Option{transfer.WithConcurrency(4)}}
+			Concurrency: 4}
 		start := time.Now()
 		res, err := release.Run(ctx, o)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/layout"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/ocitar"
+	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
 )
@@ -44,7 +45,7 @@ type ImportOptions struct {
 	Force bool
 
 	RemoteOptions []registryclient.Option
-	EngineOptions []transfer.Option
+	Progress      progress.Func // copy progress; nil for none
 	Log           *slog.Logger
 }
 
@@ -148,7 +149,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		return nil, err
 	}
 
-	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, o.EngineOptions...)...)
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, engineOptions(0, o.Progress)...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
@@ -504,18 +503,13 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		return StateComplete, nil
 	}
 
-	// Not complete: read the bundle index upstream.
-	var root v1.Descriptor
+	// Not complete: read the bundle index upstream, through the engine's
+	// retry layer (the only one; "not found" is permanent there).
+	root, err := s.engine.Resolve(ctx, up, sha)
 	var raw []byte
-	err = s.upstreamCall(ctx, func(ctx context.Context) error {
-		var err error
-		root, err = up.Resolve(ctx, sha)
-		if err != nil {
-			return err
-		}
-		raw, err = up.FetchManifest(ctx, root)
-		return err
-	})
+	if err == nil {
+		raw, err = s.engine.FetchManifest(ctx, up, root)
+	}
 	if errors.Is(err, transfer.ErrNotFound) {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateNoBundle, "" })
 		s.log.Debug("no bundle upstream yet", "repo", id, "revision", sha)
@@ -617,27 +611,6 @@ func (s *Syncer) writeTag(ctx context.Context, tw tagWrite) error {
 		return fmt.Errorf("tag %s:%s: %w", tw.dst, tw.tag, err)
 	}
 	return nil
-}
-
-// upstreamCall retries a small upstream request (not a blob: the engine
-// retries those) with backoff and jitter while it fails for a reason other
-// than "not found".
-func (s *Syncer) upstreamCall(ctx context.Context, f func(context.Context) error) error {
-	delay := 250 * time.Millisecond
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = f(ctx)
-		if err == nil || errors.Is(err, transfer.ErrNotFound) || transfer.IsPermanent(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay/2 + rand.N(delay)):
-		}
-		delay = min(delay*2, 10*time.Second)
-	}
-	return err
 }
 
 func (s *Syncer) beginRevision(repo, sha string) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // stage holds the bytes of one blob received so far, so an interrupted
@@ -251,7 +253,7 @@ func (st *stage) checkpoint() error {
 		return err
 	}
 	raw, _ := json.Marshal(stageState{Digest: st.d.Digest.String(), Size: st.d.Size, Offset: st.off, Hash: hs, Complete: st.complete})
-	return writeFileAtomic(filepath.Join(st.dir, "state"), raw)
+	return atomicfile.WriteFile(filepath.Join(st.dir, "state"), raw, 0o600)
 }
 
 // reset drops everything received (after a digest mismatch).
@@ -284,41 +286,6 @@ func (st *stage) remove() {
 	if st.dir != "" {
 		_ = os.RemoveAll(st.dir)
 	}
-}
-
-// writeFileAtomic writes a small file crash-safely: temp file in the same
-// directory, fsync, rename, fsync the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PruneStaging removes partial blobs in the staging directory dir that have

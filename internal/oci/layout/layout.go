@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/ocitar"
 )
@@ -73,10 +74,10 @@ func New(dir string) (*Layout, error) {
 	}
 	l := &Layout{files: dirFiles(dir), dir: dir}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), []byte(ociLayoutFile)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "oci-layout"), []byte(ociLayoutFile), 0o600); err != nil {
 			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "index.json"), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`), 0o600); err != nil {
 			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 		}
 	}
@@ -241,7 +242,7 @@ func (l *Layout) WriteBlob(ctx context.Context, d v1.Descriptor, r io.Reader) er
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, d.Digest.Hex)); err != nil {
 		return oci.Permanent(fmt.Errorf("oci layout: %w", err))
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // ctxReader stops a local copy when the context ends.
@@ -291,7 +292,7 @@ func (l *Layout) WriteManifest(ctx context.Context, d v1.Descriptor, raw []byte,
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(l.dir, "index.json"), out)
+	return atomicfile.WriteFile(filepath.Join(l.dir, "index.json"), out, 0o600)
 }
 
 // Tar returns the read-only OCI layout stored under prefix ("" for the
