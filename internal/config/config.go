@@ -308,6 +308,15 @@ func ValidateGitURL(u string) (string, error) {
 	if err != nil {
 		return "", errors.New(redact.Text(err.Error()))
 	}
+	// The id is the decoded path: "%0a" or "%5c" becomes a real newline or
+	// backslash, which the mirror refuses as a directory name and the
+	// /git/ routes would never serve.
+	if i := strings.IndexFunc(id, isControl); i >= 0 {
+		return "", fmt.Errorf("%q: percent-encoded control character or invalid UTF-8 (%U) in the path", redact.Text(u), []rune(id[i:])[0])
+	}
+	if strings.Contains(id, "\\") {
+		return "", fmt.Errorf("%q: percent-encoded backslash in the path", redact.Text(u))
+	}
 	return id, nil
 }
 
