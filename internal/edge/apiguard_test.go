@@ -26,7 +26,7 @@ func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token, *config.C
 	gitserver.RequireGit(t)
 	up := gitserver.New(t)
 	up.CreateRepo(t, "fleet/apps").CommitN("main", 1)
-	cfg, err := config.Parse([]byte("dataDir: " + t.TempDir() + "\nrepositories:\n  - url: " + up.URL("fleet/apps") + "\n    pollInterval: 1h\n"))
+	cfg, err := config.Parse([]byte("dataDir: " + t.TempDir() + "\nlisten: {http: '127.0.0.1:0', registry: '127.0.0.1:0'}\nrepositories:\n  - url: " + up.URL("fleet/apps") + "\n    pollInterval: 1h\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
