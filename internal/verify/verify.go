@@ -136,6 +136,11 @@ func (v *verifier) run(ctx context.Context) *Result {
 	res := &Result{Repo: v.o.RepoURL, Revision: v.o.Revision, Platforms: []string{}}
 	// 1. The commit, in the mirror.
 	obj, found, err := v.resolve(ctx)
+	if errors.Is(err, errRepoNotConfigured) {
+		res.Reason = fmt.Sprintf("the git mirror has no repository %s: --repo must be the upstream URL exactly as in "+
+			"the edge config's repositories[].url, not the mirror URL", v.id)
+		return res
+	}
 	if err != nil {
 		res.Reason = "git mirror unreachable: " + err.Error()
 		return res
@@ -278,6 +283,10 @@ func (v *verifier) get(ctx context.Context, path string, into any) (int, error) 
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if into != nil && resp.StatusCode == http.StatusNotFound {
+		// Best effort: a 404 may carry the mirror's {"error": …}, or not.
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(into)
+	}
 	if into != nil && resp.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(into); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
@@ -293,7 +302,12 @@ type object struct {
 	Tags       []string `json:"tags"`
 	Target     string   `json:"target"`
 	TargetType string   `json:"targetType"`
+	// Error is the mirror's reason on a 404.
+	Error string `json:"error"`
 }
+
+// errRepoNotConfigured: the mirror does not serve the repository --repo names.
+var errRepoNotConfigured = errors.New("repository not configured in the mirror")
 
 // resolve asks the mirror what the revision names, annotated tags peeled.
 func (v *verifier) resolve(ctx context.Context) (object, bool, error) {
@@ -309,6 +323,9 @@ func (v *verifier) resolve(ctx context.Context) (object, bool, error) {
 		}
 		return obj, true, nil
 	case http.StatusNotFound:
+		if obj.Error == "repository not configured" {
+			return object{}, false, errRepoNotConfigured
+		}
 		return object{}, false, nil
 	default:
 		return object{}, false, fmt.Errorf("object lookup answered HTTP %d", code)
