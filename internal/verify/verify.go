@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.MirrorURL == "" || o.Registry == "" {
 		return nil, errors.New("--mirror and --registry are required")
+	}
+	if err := checkEndpoints(o.MirrorURL, o.Registry); err != nil {
+		return nil, err
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
@@ -538,4 +542,19 @@ func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel oci.Platfor
 		}
 	}
 	return g.Wait()
+}
+
+// checkEndpoints refuses a --mirror that is not an http(s) base URL and a
+// --registry that is not host:port: bad input, not a network problem.
+func checkEndpoints(mirror, registry string) error {
+	u, err := url.Parse(mirror)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("--mirror %q: want the edge's http base URL, e.g. http://ballast-edge.ballast.svc:8080", mirror)
+	}
+	if host, port, err := net.SplitHostPort(registry); err != nil || host == "" || port == "" ||
+		strings.ContainsAny(registry, "/@?# ") {
+		return fmt.Errorf("--registry %q: want the edge registry's host:port, no scheme or path, e.g. ballast-edge-registry.ballast.svc:5000", registry)
+	}
+	return nil
 }
