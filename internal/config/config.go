@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -246,7 +248,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for host, u := range c.UpstreamRegistries {
-		if host == "" || strings.ContainsAny(host, "/ @") {
+		if !validRegistryHost(host) {
 			bad("upstreamRegistries: %q is not a registry host[:port]", host)
 		}
 		if (u.UsernameFile == "") != (u.PasswordFile == "") {
@@ -307,6 +309,15 @@ func ValidateGitURL(u string) (string, error) {
 	id, err := imageref.RepoID(u)
 	if err != nil {
 		return "", errors.New(redact.Text(err.Error()))
+	}
+	// The id is the decoded path: "%0a" or "%5c" becomes a real newline or
+	// backslash, which the mirror refuses as a directory name and the
+	// /git/ routes would never serve.
+	if i := strings.IndexFunc(id, isControl); i >= 0 {
+		return "", fmt.Errorf("%q: percent-encoded control character or invalid UTF-8 (%U) in the path", redact.Text(u), []rune(id[i:])[0])
+	}
+	if strings.Contains(id, "\\") {
+		return "", fmt.Errorf("%q: percent-encoded backslash in the path", redact.Text(u))
 	}
 	return id, nil
 }
@@ -374,4 +385,27 @@ func (c *Config) CredentialsFile() string {
 		return c.Registry.WriteCredentialsFile
 	}
 	return datadir.Of(c.DataDir).RegistryCredentials()
+}
+
+// registryHostName is a registry host name as image references spell it:
+// dot-separated labels of letters, digits and inner hyphens.
+var registryHostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+// validRegistryHost accepts "host", "host:port" and "[ipv6]:port", with a
+// port of 1 to 65535: never a control character, a path or "..", which
+// would end up in log lines and in install's certs.d directory names.
+func validRegistryHost(s string) bool {
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return false
+		}
+		if strings.HasPrefix(s, "[") {
+			return net.ParseIP(host) != nil && strings.Contains(host, ":")
+		}
+	} else if strings.Contains(s, ":") {
+		return false
+	}
+	return registryHostName.MatchString(host)
 }

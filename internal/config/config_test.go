@@ -87,6 +87,10 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\x7f\"}]", "control character"},
 		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\tb\"}]", "control character"},
 		{"dataDir: /d\nrepositories: [{url: \"https://h/a\\nb\"}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a%0ab'}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a%00/b'}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a%7f'}]", "control character"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a%5cb'}]", "backslash"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a?'}]", "query"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a'}, {url: 'https://H/a.git'}]", "listed twice"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', pollInterval: 10}]", "duration"},
@@ -94,6 +98,12 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', track: [main]}]", "full ref name"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', gate: true}]", "needs bundles"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', bundles: 'Bad Name'}]", "bundles"},
+		{"dataDir: /d\nupstreamRegistries: {\"reg\\nistry.example.com\": {}}", "upstreamRegistries"},
+		{"dataDir: /d\nupstreamRegistries: {\"a\\u0085b\": {}}", "upstreamRegistries"},
+		{"dataDir: /d\nupstreamRegistries: {'..': {}}", "upstreamRegistries"},
+		{"dataDir: /d\nupstreamRegistries: {'a\\b': {}}", "upstreamRegistries"},
+		{"dataDir: /d\nupstreamRegistries: {'r.example.com:99999': {}}", "upstreamRegistries"},
+		{"dataDir: /d\nupstreamRegistries: {'r.example.com:': {}}", "upstreamRegistries"},
 		{"dataDir: /d\nplatforms: [linux]", "os/arch"},
 		{"dataDir: /d\nlink: {maxBandwidth: -1}", "negative"},
 	} {
@@ -123,6 +133,15 @@ func TestLoadResolvesRelativePaths(t *testing.T) {
 }
 
 // TestSSHUserAllowed: an ssh user name alone is an account, not a secret.
+// TestUpstreamRegistryHostsAllowed: the host[:port] shapes a registry has.
+func TestUpstreamRegistryHostsAllowed(t *testing.T) {
+	for _, h := range []string{"registry.example.com", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "Reg-1.example.com:443", "docker.io"} {
+		if _, err := Parse([]byte("dataDir: /d\nupstreamRegistries: {'" + h + "': {insecure: true}}")); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+}
+
 func TestSSHUserAllowed(t *testing.T) {
 	if _, err := Parse([]byte("dataDir: /d\nrepositories: [{url: 'ssh://git@h:22/a/b.git'}]")); err != nil {
 		t.Fatal(err)

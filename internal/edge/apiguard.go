@@ -71,6 +71,10 @@ func (g *apiGuard) allow(w http.ResponseWriter, r *http.Request) bool {
 	refuse := func(code int, msg string) bool {
 		g.log.Warn("edge: API request refused", "method", r.Method, "path", r.URL.Path, "status", code,
 			"remote", r.RemoteAddr, "reason", msg)
+		// The body is never read: close the connection after the answer,
+		// or net/http would drain the body before answering and a client
+		// that stalls would hold the connection until the body deadline.
+		w.Header().Set("Connection", "close")
 		writeJSON(w, code, map[string]string{"error": msg})
 		return false
 	}

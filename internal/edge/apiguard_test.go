@@ -26,7 +26,7 @@ func startSecured(t *testing.T) (*edged.Daemon, string, apiauth.Token, *config.C
 	gitserver.RequireGit(t)
 	up := gitserver.New(t)
 	up.CreateRepo(t, "fleet/apps").CommitN("main", 1)
-	cfg, err := config.Parse([]byte("dataDir: " + t.TempDir() + "\nrepositories:\n  - url: " + up.URL("fleet/apps") + "\n    pollInterval: 1h\n"))
+	cfg, err := config.Parse([]byte("dataDir: " + t.TempDir() + "\nlisten: {http: '127.0.0.1:0', registry: '127.0.0.1:0'}\nrepositories:\n  - url: " + up.URL("fleet/apps") + "\n    pollInterval: 1h\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +189,42 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRefusedRequestAnsweredAtOnce: a state-changing request the guard
+// refuses before reading its body (no token, a foreign Origin, a bad Host)
+// is answered at once and its connection closed, even when the body stalls:
+// net/http would otherwise drain the unread body before answering, holding
+// the connection until the listener's body deadline.
+func TestRefusedRequestAnsweredAtOnce(t *testing.T) {
+	defer edge.SetBodyTimeouts(time.Minute, time.Minute, time.Minute)()
+	d, _, tok, _ := startSecured(t)
+	for _, tc := range []struct {
+		name, head string
+		want       int
+	}{
+		{"no token", "Host: 127.0.0.1\r\nContent-Type: application/json\r\n", http.StatusUnauthorized},
+		{"foreign origin", "Host: 127.0.0.1\r\nOrigin: http://evil.example\r\nContent-Type: application/json\r\nAuthorization: Bearer " + tok.Secret() + "\r\n", http.StatusForbidden},
+		{"text/plain", "Host: 127.0.0.1\r\nContent-Type: text/plain\r\nAuthorization: Bearer " + tok.Secret() + "\r\n", http.StatusUnsupportedMediaType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(d.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "POST /api/v1/activate HTTP/1.1\r\n"+tc.head+"Content-Length: 1000\r\n\r\n{\"repo\":"); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer within 5 s to a refused request whose body stalls: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || !resp.Close {
+				t.Errorf("status %d, close %v; want %d and the connection closed", resp.StatusCode, resp.Close, tc.want)
+			}
+		})
+	}
 }

@@ -27,8 +27,9 @@ import (
 // redirects: Argo CD's go-git client does not follow redirects.
 func (m *Mirror) GitHandler() http.Handler { return http.HandlerFunc(m.serveGit) }
 
-// bodyReadTimeout bounds reading one upload-pack request body.
-const bodyReadTimeout = time.Minute
+// bodyReadTimeout bounds reading one upload-pack request body (a variable
+// for tests).
+var bodyReadTimeout = time.Minute
 
 // gitProtocolHeader is what we pass on as GIT_PROTOCOL: colon-separated
 // key=value pairs, e.g. "version=2".
@@ -87,14 +88,19 @@ func (m *Mirror) serveGit(w http.ResponseWriter, req *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 		b, status, err := m.readBody(req)
-		_ = rc.SetReadDeadline(time.Time{})
 		if err != nil {
+			// The body was not read to its end: close the connection
+			// after the answer. Otherwise net/http drains the rest before
+			// it writes the answer, and a client that stalls (with the
+			// deadline lifted) would hold the connection for ever.
+			w.Header().Set("Connection", "close")
 			if status == http.StatusServiceUnavailable {
 				w.Header().Set("Retry-After", "10")
 			}
 			httpError(w, status, err.Error())
 			return
 		}
+		_ = rc.SetReadDeadline(time.Time{})
 		defer b.Close()
 		body = b
 	}

@@ -26,6 +26,10 @@ func authenticate(creds Credentials, next http.Handler) http.Handler {
 		u, p, ok := r.BasicAuth()
 		if !ok || !creds.matches(u, p) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ballast"`)
+			// The body is never read: close the connection after the
+			// answer, or net/http would drain the body first and a client
+			// that stalls would hold the connection until the body deadline.
+			w.Header().Set("Connection", "close")
 			msg := "authentication required to write"
 			if ok {
 				msg = "bad credentials"

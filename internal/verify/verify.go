@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.MirrorURL == "" || o.Registry == "" {
 		return nil, errors.New("--mirror and --registry are required")
 	}
+	if err := checkEndpoints(o.MirrorURL, o.Registry); err != nil {
+		return nil, err
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
 	}
@@ -136,6 +140,11 @@ func (v *verifier) run(ctx context.Context) *Result {
 	res := &Result{Repo: v.o.RepoURL, Revision: v.o.Revision, Platforms: []string{}}
 	// 1. The commit, in the mirror.
 	obj, found, err := v.resolve(ctx)
+	if errors.Is(err, errRepoNotConfigured) {
+		res.Reason = fmt.Sprintf("the git mirror has no repository %s: --repo must be the upstream URL exactly as in "+
+			"the edge config's repositories[].url, not the mirror URL", v.id)
+		return res
+	}
 	if err != nil {
 		res.Reason = "git mirror unreachable: " + err.Error()
 		return res
@@ -278,6 +287,10 @@ func (v *verifier) get(ctx context.Context, path string, into any) (int, error) 
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if into != nil && resp.StatusCode == http.StatusNotFound {
+		// Best effort: a 404 may carry the mirror's {"error": …}, or not.
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(into)
+	}
 	if into != nil && resp.StatusCode == http.StatusOK {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(into); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
@@ -293,7 +306,12 @@ type object struct {
 	Tags       []string `json:"tags"`
 	Target     string   `json:"target"`
 	TargetType string   `json:"targetType"`
+	// Error is the mirror's reason on a 404.
+	Error string `json:"error"`
 }
+
+// errRepoNotConfigured: the mirror does not serve the repository --repo names.
+var errRepoNotConfigured = errors.New("repository not configured in the mirror")
 
 // resolve asks the mirror what the revision names, annotated tags peeled.
 func (v *verifier) resolve(ctx context.Context) (object, bool, error) {
@@ -309,6 +327,9 @@ func (v *verifier) resolve(ctx context.Context) (object, bool, error) {
 		}
 		return obj, true, nil
 	case http.StatusNotFound:
+		if obj.Error == "repository not configured" {
+			return object{}, false, errRepoNotConfigured
+		}
 		return object{}, false, nil
 	default:
 		return object{}, false, fmt.Errorf("object lookup answered HTTP %d", code)
@@ -521,4 +542,19 @@ func (v *verifier) deep(ctx context.Context, rep *bundle.Report, sel oci.Platfor
 		}
 	}
 	return g.Wait()
+}
+
+// checkEndpoints refuses a --mirror that is not an http(s) base URL and a
+// --registry that is not host:port: bad input, not a network problem.
+func checkEndpoints(mirror, registry string) error {
+	u, err := url.Parse(mirror)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("--mirror %q: want the edge's http base URL, e.g. http://ballast-edge.ballast.svc:8080", mirror)
+	}
+	if host, port, err := net.SplitHostPort(registry); err != nil || host == "" || port == "" ||
+		strings.ContainsAny(registry, "/@?# ") {
+		return fmt.Errorf("--registry %q: want the edge registry's host:port, no scheme or path, e.g. ballast-edge-registry.ballast.svc:5000", registry)
+	}
+	return nil
 }

@@ -151,6 +151,13 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("%+v", r)
 		}
 	})
+	t.Run("repo not configured", func(t *testing.T) {
+		// The usual mistake: the mirror URL where the upstream URL belongs.
+		r := s.verify(rev1, func(o *verify.Options) { o.RepoURL = o.MirrorURL + "/git/example.com/other/apps.git" })
+		if r.Ready || !strings.Contains(r.Reason, "has no repository") || !strings.Contains(r.Reason, "repositories[].url") {
+			t.Fatalf("%+v", r)
+		}
+	})
 	t.Run("registry down", func(t *testing.T) {
 		r := s.verify(rev1, func(o *verify.Options) { o.Registry = closedAddr(t) })
 		if r.Ready || !strings.Contains(r.Reason, "registry unreachable") {
