@@ -97,22 +97,7 @@ func upstreamRefsIn(ctx context.Context, dir string, gated bool) ([]Ref, error) 
 
 // servedBranches lists refs/heads/ of the repository at dir: name → object.
 func servedBranches(ctx context.Context, dir string) (map[string]string, error) {
-	out, err := gitIn(ctx, dir, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/")
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if line == "" {
-			continue
-		}
-		obj, name, ok := strings.Cut(line, " ")
-		if !ok || !isHex(obj) {
-			return nil, fmt.Errorf("for-each-ref: malformed line %q", trim(line))
-		}
-		m[name] = obj
-	}
-	return m, nil
+	return listRefs(ctx, dir, "refs/heads/")
 }
 
 // publishBranches brings the served branches of a gated repository at dir

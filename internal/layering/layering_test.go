@@ -53,7 +53,7 @@ var rules = []rule{
 		name:      "the copy engine depends on the generic OCI layer only (no bundle, no policy)",
 		from:      []string{"internal/transfer/..."},
 		required:  []string{"internal/transfer"},
-		allowOnly: []string{"internal/transfer/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile"},
+		allowOnly: []string{"internal/transfer/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile", "internal/progress"},
 	},
 	{
 		name:      "the generic OCI layer knows no bundle format and no policy",

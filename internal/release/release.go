@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.Log.Info("images found", "revision", sha, "count", len(refs))
 
-	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, engineOptions(o.Concurrency, o.Progress)...)...)
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, transfer.CommandOptions(o.Concurrency, o.Progress)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -355,22 +355,4 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imag
 		return nil, inputErr(errors.New("no images found"))
 	}
 	return out, nil
-}
-
-// engineOptions turns the plain options into the copy engine's: the
-// concurrency when set (0 keeps the engine's default, 4), and progress
-// events as bytes done of total (retries are the engine's to log).
-func engineOptions(concurrency int, report progress.Func) []transfer.Option {
-	var opts []transfer.Option
-	if concurrency != 0 {
-		opts = append(opts, transfer.WithConcurrency(concurrency))
-	}
-	if report != nil {
-		opts = append(opts, transfer.WithProgress(func(ev transfer.Event) {
-			if ev.Kind != transfer.Retrying {
-				report(progress.Event{Done: ev.Done, Total: ev.Total})
-			}
-		}))
-	}
-	return opts
 }

@@ -110,7 +110,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, engineOptions(0, o.Progress)...)...)
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, transfer.CommandOptions(0, o.Progress)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -324,22 +324,4 @@ func writeExportTar(work string, manifest []byte, out string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
-}
-
-// engineOptions turns the plain options into the copy engine's: the
-// concurrency when set (0 keeps the engine's default, 4), and progress
-// events as bytes done of total (retries are the engine's to log).
-func engineOptions(concurrency int, report progress.Func) []transfer.Option {
-	var opts []transfer.Option
-	if concurrency != 0 {
-		opts = append(opts, transfer.WithConcurrency(concurrency))
-	}
-	if report != nil {
-		opts = append(opts, transfer.WithProgress(func(ev transfer.Event) {
-			if ev.Kind != transfer.Retrying {
-				report(progress.Event{Done: ev.Done, Total: ev.Total})
-			}
-		}))
-	}
-	return opts
 }

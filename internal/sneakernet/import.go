@@ -149,7 +149,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		return nil, err
 	}
 
-	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, engineOptions(0, o.Progress)...)...)
+	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, transfer.CommandOptions(0, o.Progress)...)...)
 	if err != nil {
 		return nil, err
 	}
