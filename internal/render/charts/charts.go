@@ -455,22 +455,10 @@ func CheckArchive(r io.Reader, limit int64) error {
 			return fmt.Errorf("tar: %w", err)
 		}
 		name := h.Name
-		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeDir:
-		case tar.TypeXGlobalHeader, tar.TypeXHeader:
+		if skip, err := checkEntry(h, "chart"); err != nil {
+			return err
+		} else if skip {
 			continue
-		case tar.TypeSymlink, tar.TypeLink:
-			return fmt.Errorf("%s: links are refused (-> %s)", name, h.Linkname)
-		default:
-			return fmt.Errorf("%s: entry type %q is refused", name, h.Typeflag)
-		}
-		if strings.Contains(name, "\\") || strings.HasPrefix(name, "/") || filepath.IsAbs(name) {
-			return fmt.Errorf("%s: absolute or backslashed path", name)
-		}
-		for _, part := range strings.Split(name, "/") {
-			if part == ".." {
-				return fmt.Errorf("%s: path leaves the chart", name)
-			}
 		}
 		clean := path.Clean(name)
 		first, _, _ := strings.Cut(clean, "/")
@@ -533,4 +521,30 @@ func writeFileAtomic(p string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// checkEntry applies the rules every archive entry must pass, in charts and
+// OCI sources alike: regular files and directories only (pax headers are
+// skipped: skip is true), no links, no absolute or backslashed paths, and no
+// ".." element (what names the archive in that error).
+func checkEntry(h *tar.Header, what string) (skip bool, err error) {
+	name := h.Name
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir:
+	case tar.TypeXGlobalHeader, tar.TypeXHeader:
+		return true, nil
+	case tar.TypeSymlink, tar.TypeLink:
+		return false, fmt.Errorf("%s: links are refused (-> %s)", name, h.Linkname)
+	default:
+		return false, fmt.Errorf("%s: entry type %q is refused", name, h.Typeflag)
+	}
+	if strings.Contains(name, "\\") || strings.HasPrefix(name, "/") || filepath.IsAbs(name) {
+		return false, fmt.Errorf("%s: absolute or backslashed path", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return false, fmt.Errorf("%s: path leaves the %s", name, what)
+		}
+	}
+	return false, nil
 }

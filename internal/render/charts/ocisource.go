@@ -162,22 +162,10 @@ func Extract(r io.Reader, dir string, limit int64, stripTop bool) error {
 			return fmt.Errorf("tar: %w", err)
 		}
 		name := h.Name
-		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeDir:
-		case tar.TypeXGlobalHeader, tar.TypeXHeader:
+		if skip, err := checkEntry(h, "archive"); err != nil {
+			return err
+		} else if skip {
 			continue
-		case tar.TypeSymlink, tar.TypeLink:
-			return fmt.Errorf("%s: links are refused (-> %s)", name, h.Linkname)
-		default:
-			return fmt.Errorf("%s: entry type %q is refused", name, h.Typeflag)
-		}
-		if strings.Contains(name, "\\") || strings.HasPrefix(name, "/") {
-			return fmt.Errorf("%s: absolute or backslashed path", name)
-		}
-		for _, part := range strings.Split(name, "/") {
-			if part == ".." {
-				return fmt.Errorf("%s: path leaves the archive", name)
-			}
 		}
 		rel := path.Clean(name)
 		if stripTop {
