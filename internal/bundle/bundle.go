@@ -43,10 +43,22 @@ var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 func IsRevision(s string) bool { return shaRE.MatchString(s) }
 
 // Image is one entry of a bundle: an image's manifest or index by its
-// original digest, and the reference it was found under.
+// original digest, and the reference it was found under. A Helm chart or an
+// Argo CD OCI source is an entry too: Ref is where it is stored and Chart
+// says what it is (nil for an image).
 type Image struct {
 	Ref        imageref.Ref
 	Descriptor v1.Descriptor
+	Chart      *Chart
+}
+
+// Name is how reports name the entry: its reference, or for a chart or OCI
+// source Chart.String().
+func (im Image) Name() string {
+	if im.Chart != nil {
+		return im.Chart.String()
+	}
+	return im.Ref.String()
 }
 
 // Bundle is a parsed, validated bundle index.
@@ -93,7 +105,14 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 			return nil, v1.Descriptor{}, fmt.Errorf("image %s listed twice", ref)
 		}
 		seen[ref] = true
-		d.Annotations = map[string]string{AnnotationImageRef: ref}
+		d.Annotations = map[string]string{}
+		if im.Chart != nil {
+			if err := im.Chart.check(); err != nil {
+				return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", im.Ref, err)
+			}
+			d.Annotations = im.Chart.annotations()
+		}
+		d.Annotations[AnnotationImageRef] = ref
 		d.Platform = nil
 		d.Data = nil
 		idx.Manifests = append(idx.Manifests, d)
@@ -165,7 +184,11 @@ func Parse(raw []byte) (*Bundle, error) {
 			return nil, fmt.Errorf("bundle index: manifests[%d]: image %s listed twice", i, s)
 		}
 		seen[s] = true
-		b.Images = append(b.Images, Image{Ref: ref, Descriptor: d})
+		chart, err := parseChart(d.Annotations)
+		if err != nil {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: %w", i, err)
+		}
+		b.Images = append(b.Images, Image{Ref: ref, Descriptor: d, Chart: chart})
 	}
 	return b, nil
 }

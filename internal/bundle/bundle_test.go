@@ -205,6 +205,12 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(raw)
+	chartRaw, _, err := Build(Bundle{Revision: rev, Images: []Image{{Ref: mustRef(f, "charts.example.com/stable/cert-manager:1.15.0"), Descriptor: d,
+		Chart: &Chart{RepoURL: "https://charts.example.com/stable", Name: "cert-manager", Version: "1.15.0"}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(chartRaw)
 	f.Add([]byte(`{"schemaVersion":2}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := Parse(in)
