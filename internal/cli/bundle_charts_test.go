@@ -1,17 +1,24 @@
 package cli
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/registry"
 
@@ -212,4 +219,99 @@ func dbDigest(f *bundleFixture) string {
 		}
 	}
 	return ""
+}
+
+// tgz builds a gzipped tar from entries (name → content; a "->" in the
+// content makes a symlink to what follows).
+func tgz(t *testing.T, entries [][2]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		h := &tar.Header{Name: e[0], Mode: 0o644, Size: int64(len(e[1])), Typeflag: tar.TypeReg}
+		if target, ok := strings.CutPrefix(e[1], "->"); ok {
+			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, target, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write([]byte(e[1])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Bad chart input is exit 2 naming the URL or file, and nothing at all
+// reaches the bundles repository: no image, no chart, no index.
+func TestBundleChartsBadInput(t *testing.T) {
+	f := newBundleFixture(t)
+	good := helmrepo.Serve(t, helmrepo.Chart{Name: "web", Version: "1.0.0", Image: f.reg.Repo("src/web") + ":1.0"})
+	chartYAML := "apiVersion: v2\nname: evil\nversion: 1.0.0\n"
+	files := map[string][]byte{
+		"/bad/index.yaml":      []byte("apiVersion: v1\nentries: [this is not a map\n"),
+		"/evil/index.yaml":     []byte("apiVersion: v1\nentries:\n  evil:\n    - {name: evil, version: 1.0.0, apiVersion: v2, urls: [evil-1.0.0.tgz]}\n  link:\n    - {name: link, version: 1.0.0, apiVersion: v2, urls: [link-1.0.0.tgz]}\n"),
+		"/evil/evil-1.0.0.tgz": tgz(t, [][2]string{{"evil/Chart.yaml", chartYAML}, {"evil/../../etc/cron.d/x", "boom"}}),
+		"/evil/link-1.0.0.tgz": tgz(t, [][2]string{{"link/Chart.yaml", strings.ReplaceAll(chartYAML, "evil", "link")}, {"link/templates/x.yaml", "->/etc/passwd"}}),
+	}
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(bad.Close)
+
+	for i, tt := range []struct {
+		name, source string
+		args         []string
+		want         []string
+	}{
+		{"unknown chart", "{repoURL: " + good.URL + ", chart: nope, targetRevision: 1.0.0}", nil, []string{good.URL + "/index.yaml", `"nope"`}},
+		{"unknown version", "{repoURL: " + good.URL + ", chart: web, targetRevision: 3.0.0}", nil, []string{good.URL + "/index.yaml", "3.0.0"}},
+		{"unresolvable range", "{repoURL: " + good.URL + ", chart: web, targetRevision: ~2.0}", nil, []string{good.URL + "/index.yaml", `"~2.0"`}},
+		{"malformed index", "{repoURL: " + bad.URL + "/bad, chart: web, targetRevision: 1.0.0}", nil, []string{bad.URL + "/bad/index.yaml", "malformed index"}},
+		{"archive leaving the chart", "{repoURL: " + bad.URL + "/evil, chart: evil, targetRevision: 1.0.0}", nil, []string{bad.URL + "/evil/evil-1.0.0.tgz", "path leaves the chart"}},
+		{"archive with a link", "{repoURL: " + bad.URL + "/evil, chart: link, targetRevision: 1.0.0}", nil, []string{bad.URL + "/evil/link-1.0.0.tgz", "links are refused"}},
+		{"chart over the limit", "{repoURL: " + good.URL + ", chart: web, targetRevision: 1.0.0}", []string{"--chart-max-bytes", "100"}, []string{good.URL + "/web-1.0.0.tgz", "larger than the limit of 100 bytes"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			file := fmt.Sprintf("argocd/bad%d.yaml", i)
+			bundleWriteFiles(t, f.repo, map[string]string{file: "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: bad}\nspec:\n  sources:\n    - {repoURL: https://git.example.com/x.git, path: apps/web}\n    - " + tt.source + "\n"})
+			bundleGit(t, f.repo, "add", ".")
+			bundleGit(t, f.repo, "commit", "-q", "-m", tt.name)
+			to := f.reg.Repo(fmt.Sprintf("fleet/bad%d", i))
+			out, errOut, code := runCLI(t, append([]string{"bundle", "--repo", f.repo, "--to", to, "--app", file}, tt.args...)...)
+			if code != 2 || out != "" {
+				t.Fatalf("exit %d, out %q, stderr %s; want exit 2", code, out, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %s\nwant it to name %q", errOut, w)
+				}
+			}
+			// The repository was never written: not even an image blob.
+			repo, err := name.NewRepository(to, name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tags, err := remote.List(repo); err == nil || len(tags) > 0 {
+				t.Errorf("bundles repository %s exists after bad input (tags %v)", to, tags)
+			}
+			if _, err := os.Stat(filepath.Join(f.reg.DataDir(), "docker/registry/v2/repositories", "fleet", fmt.Sprintf("bad%d", i))); err == nil {
+				t.Errorf("registry storage has fleet/bad%d: something was pushed", i)
+			}
+		})
+	}
 }
