@@ -72,7 +72,7 @@ spec:
 	// A chart in git whose dependency is not vendored: fetched, rendered
 	// and carried too.
 	bundleWriteFiles(t, f.repo, map[string]string{"argocd/stack.yaml": app,
-		"charts/app/Chart.yaml": "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - {name: web, version: 0.9.0, repository: \"" + srv.URL + "\"}\n",
+		"charts/app/Chart.yaml":  "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - {name: web, version: 0.9.0, repository: \"" + srv.URL + "\"}\n",
 		"charts/app/values.yaml": "web: {image: " + f.reg.Repo("src/web") + ":1.0}\n"})
 	bundleGit(t, f.repo, "add", ".")
 	bundleGit(t, f.repo, "commit", "-q", "-m", "charts")
