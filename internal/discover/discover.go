@@ -104,12 +104,11 @@ func Lister(o ListerOptions) release.ImageLister {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context, dir string, spec release.AppSpec) (release.Found, error) {
-		fetcher := &charts.Fetcher{Log: log}
+		fetcher := &charts.Fetcher{}
 		if o.Fetcher != nil {
-			fetcher = &charts.Fetcher{CacheDir: o.Fetcher.CacheDir, MaxChartBytes: o.Fetcher.MaxChartBytes,
-				MaxIndexBytes: o.Fetcher.MaxIndexBytes, Client: o.Fetcher.Client, Insecure: o.Fetcher.Insecure, Log: log}
+			fetcher = o.Fetcher.Fresh()
 		}
-		fetcher.KeepArchives = true
+		fetcher.Log, fetcher.KeepArchives = log, true
 		var sources []render.Source
 		if spec.Application != "" {
 			file := filepath.Join(dir, filepath.FromSlash(spec.Application))
