@@ -375,7 +375,7 @@ func TestFetchRepoAuth(t *testing.T) {
 		r2, _ := http.NewRequest(r.Method, srv.URL+strings.TrimPrefix(r.URL.Path, "/private"), nil)
 		resp, err := http.DefaultClient.Do(r2)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer resp.Body.Close()
