@@ -15,6 +15,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/render"
 	"github.com/ballast-dev/ballast/internal/render/charts"
 	"github.com/ballast-dev/ballast/internal/units"
 )
@@ -29,6 +30,7 @@ func newBundleCmd(e *env) *cobra.Command {
 		chartCache                       string
 		chartMaxBytes                    int64
 		chartAuth                        string
+		helmCommand                      string
 	)
 	c := &cobra.Command{
 		Use:   "bundle",
@@ -65,7 +67,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
-			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, Fetcher: &charts.Fetcher{
+			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, HelmCommand: helmCommand, Fetcher: &charts.Fetcher{
 				CacheDir: chartCache, MaxChartBytes: chartMaxBytes, Insecure: insecure, RepoAuth: creds}})
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
@@ -98,6 +100,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
 	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
 	chartRepoAuthVar(f, &chartAuth)
+	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	f.Int64Var(&chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "refuse a chart archive larger than this, compressed or not (bytes)")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c

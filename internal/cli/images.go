@@ -34,6 +34,7 @@ type imagesFlags struct {
 	chartCache       string
 	chartMaxBytes    int64
 	chartAuth        string
+	helmCommand      string
 }
 
 func newImagesCmd(e *env) *cobra.Command {
@@ -85,6 +86,7 @@ pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.chartCache, "chart-cache", "", "--app charts from Helm repositories and OCI registries: keep downloads in DIR and use them without network")
 	chartRepoAuthVar(fl, &f.chartAuth)
+	fl.StringVar(&f.helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	fl.Int64Var(&f.chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "--app charts: refuse a chart archive larger than this, compressed or not (bytes)")
 	return c
 }
@@ -142,7 +144,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 				ReleaseName: f.releaseName, Namespace: f.namespace,
 				KubeVersion: f.kubeVersion, APIVersions: f.apiVersions,
 			},
-			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone},
+			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone, HelmCommand: f.helmCommand},
 			Log:       e.log,
 			Charts:    fetcher, // chart dependencies that are not vendored
 		})
@@ -157,6 +159,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		}
 		for i := range appSources {
 			appSources[i].Kustomize.LoadRestrictorNone = restrictorNone
+			appSources[i].Kustomize.HelmCommand = f.helmCommand
 		}
 		sources = append(sources, appSources...)
 	}

@@ -91,6 +91,9 @@ type ListerOptions struct {
 	// directory, limits, client, insecure); its resolved list and kept
 	// archives are not shared. Nil means the defaults.
 	Fetcher *charts.Fetcher
+	// HelmCommand is the helm binary for kustomize helmCharts (default
+	// render.DefaultHelmCommand).
+	HelmCommand string
 }
 
 // Lister is the release.ImageLister of `ballast bundle` and the demo: the
@@ -126,6 +129,9 @@ func Lister(o ListerOptions) release.ImageLister {
 				return release.Found{}, fmt.Errorf("path %s leaves the repository", spec.Path)
 			}
 			sources = []render.Source{{Path: p, RepoRoot: dir, Log: log, Charts: fetcher}}
+		}
+		for i := range sources {
+			sources[i].Kustomize.HelmCommand = o.HelmCommand
 		}
 		classify := func(err error) error {
 			if ctx.Err() != nil || errors.Is(err, charts.ErrUnavailable) {
