@@ -92,6 +92,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--repo: %w", err)
 	}
+	if _, err := imageref.BundleRepository(o.RepoURL); err != nil {
+		return nil, fmt.Errorf("--repo: %w", err)
+	}
 	if err := checkRevision(o.Revision); err != nil {
 		return nil, err
 	}
