@@ -42,3 +42,15 @@ func TestRepoURLWithoutBundleName(t *testing.T) {
 		t.Errorf("relay --repo: %+v, %v; want a not-ready result (nothing listens), not an option error", r, err)
 	}
 }
+
+// TestRepoURLWithCredentials: --repo follows the edge config's URL rules; a
+// credential in it is bad input, and the error never quotes it.
+func TestRepoURLWithCredentials(t *testing.T) {
+	rev := strings.Repeat("ab", 20)
+	for _, u := range []string{"https://u:s3cret@h/a/b.git", "https://tok3n@h/a/b.git", "ssh://git:s3cret@h/a/b.git", "https://h/a/%0ab.git"} {
+		_, err := verify.Run(context.Background(), verify.Options{RepoURL: u, Revision: rev, MirrorURL: "http://127.0.0.1:1", Registry: "127.0.0.1:1"})
+		if err == nil || !strings.HasPrefix(err.Error(), "--repo: ") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "tok3n") {
+			t.Errorf("--repo %q: %v, want an option error that does not quote the credential", u, err)
+		}
+	}
+}
