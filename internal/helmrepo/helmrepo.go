@@ -179,11 +179,25 @@ func (h *Handler) serveArchive(w http.ResponseWriter, r *http.Request, f chartFi
 	if body == nil {
 		return
 	}
-	if _, err := io.Copy(w, oci.VerifyReader(body, f.layer)); err != nil {
-		// The status is sent: cut the connection so the client sees a
-		// short body, never a complete-looking wrong archive.
-		h.log.Warn("helm chart archive not served whole", "repo", f.edgeRepo, "digest", f.layer.Digest, "err", err)
-		panic(http.ErrAbortHandler)
+	// Not io.Copy: it would write the last chunk before looking at the
+	// digest verdict that comes with it. A bad archive is cut short (the
+	// status is sent: the connection is aborted), never served whole.
+	buf := make([]byte, 32<<10)
+	vr := oci.VerifyReader(body, f.layer)
+	for {
+		n, err := vr.Read(buf)
+		if err != nil && err != io.EOF {
+			h.log.Warn("helm chart archive not served whole", "repo", f.edgeRepo, "digest", f.layer.Digest, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // the client went away
+			}
+		}
+		if err == io.EOF {
+			return
+		}
 	}
 }
 
