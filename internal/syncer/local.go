@@ -77,3 +77,35 @@ func (s *Syncer) CompleteBundle(ctx context.Context, repoURL, sha string) (*bund
 	}
 	return rep.Bundle, nil
 }
+
+// maxNamedMissing bounds the entries a revision's status names.
+const maxNamedMissing = 5
+
+// entriesNotLocal names, as reports do (bundle.Image.Name), the entries of
+// b whose manifest is not in the edge registry yet: "chart cert-manager
+// 1.15.0 from https://charts.example.com/stable: not on site". An entry's
+// manifest is written after everything it reaches, so a present manifest
+// means the entry is on site. One HEAD per entry; entries that cannot be
+// checked are left out. At most maxNamedMissing names, then "… N more".
+func (s *Syncer) entriesNotLocal(ctx context.Context, b *bundle.Bundle) []string {
+	var out []string
+	n := 0
+	for _, im := range b.Images {
+		r, err := s.local(im.Ref.EdgeRepository())
+		if err != nil {
+			continue
+		}
+		ok, err := r.ManifestExists(ctx, im.Descriptor)
+		if err != nil || ok {
+			continue
+		}
+		n++
+		if len(out) < maxNamedMissing {
+			out = append(out, im.Name()+": not on site")
+		}
+	}
+	if n > len(out) {
+		out = append(out, fmt.Sprintf("… %d more", n-len(out)))
+	}
+	return out
+}

@@ -533,13 +533,17 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
 
-	var missing []string
-	for i, m := range rep.Missing {
-		if i == 5 {
-			missing = append(missing, fmt.Sprintf("… %d more", len(rep.Missing)-5))
-			break
+	missing := s.entriesNotLocal(ctx, b)
+	if len(missing) == 0 {
+		// Every entry's manifest is here: name what the check found (a
+		// blob under one, a tag) instead.
+		for i, m := range rep.Missing {
+			if i == maxNamedMissing {
+				missing = append(missing, fmt.Sprintf("… %d more", len(rep.Missing)-maxNamedMissing))
+				break
+			}
+			missing = append(missing, m.String())
 		}
-		missing = append(missing, m.String())
 	}
 	s.status.update(id, sha, func(r *RevisionStatus) {
 		r.State, r.Error, r.Missing = StateSyncing, "", missing

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ballast-dev/ballast/internal/testutil/helmrepo"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -39,4 +40,42 @@ func TestVerifyNamesMissingChart(t *testing.T) {
 		t.Fatalf("ready %v, reason %q; want not ready naming %q", r.Ready, r.Reason, want)
 	}
 	t.Logf("reason: %s", r.Reason)
+}
+
+// TestVerifyNamesChartSyncWaitsFor: when the bundle index is not on site
+// yet because a chart cannot be brought (its archive is damaged upstream,
+// so sync refuses it), the gate names the chart sync is waiting for, from
+// sync's status.
+func TestVerifyNamesChartSyncWaitsFor(t *testing.T) {
+	s := startEdge(t)
+	ch := helmrepo.PackageOCI(t, helmrepo.Chart{Name: "cert-manager", Version: "1.16.0", Image: "quay.io/jetstack/cert-manager-controller:v1.16.0"})
+	m, _ := ch.Manifest()
+	sha := s.repo.Commit("main", map[string]string{"charts": "2"})
+	helmrepo.PushBundle(t, s.up.Repo("fleet/apps-bundles"), sha, helmrepo.ChartEntry(t, "https://charts.example.com/stable", ch))
+	ld := m.Layers[0].Digest
+	p := filepath.Join(s.up.DataDir(), "docker/registry/v2/blobs/sha256", ld.Hex[:2], ld.Hex, "data")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const want = "chart cert-manager 1.16.0 from https://charts.example.com/stable: not on site"
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r := s.verify(sha)
+		if r.Ready {
+			t.Fatalf("ready with a damaged chart")
+		}
+		if strings.Contains(r.Reason, want) {
+			t.Logf("reason: %s", r.Reason)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reason %q never named %q", r.Reason, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -81,8 +81,12 @@ type Result struct {
 	SyncState     string           `json:"syncState,omitempty"`
 	SyncPercent   float64          `json:"syncPercent,omitempty"`
 	SyncETA       float64          `json:"syncEtaSeconds,omitempty"`
-	Platforms     []string         `json:"platforms"`
-	Seconds       float64          `json:"seconds"`
+	// SyncMissing names, as sync last saw them, the bundle's entries not
+	// on site yet ("chart cert-manager 1.15.0 from …: not on site"): what
+	// a bundle whose index is not here yet waits for.
+	SyncMissing []string `json:"syncMissing,omitempty"`
+	Platforms   []string `json:"platforms"`
+	Seconds     float64  `json:"seconds"`
 }
 
 // Run verifies. The error is for bad options only; everything else,
@@ -258,6 +262,12 @@ func describe(rep *bundle.Report, res *Result) string {
 				s += fmt.Sprintf(", about %s left", (time.Duration(res.SyncETA) * time.Second).Round(time.Second))
 			}
 			s += ")"
+		}
+		for i, m := range res.SyncMissing {
+			if i == maxNamed {
+				break
+			}
+			s += "; " + truncate(m, 512)
 		}
 		return s
 	}
@@ -463,11 +473,12 @@ func (v *verifier) syncProgress(ctx context.Context, res *Result) {
 		Repos []struct {
 			Repo      string `json:"repo"`
 			Revisions []struct {
-				Revision   string  `json:"revision"`
-				State      string  `json:"state"`
-				BytesDone  int64   `json:"bytesDone"`
-				BytesTotal int64   `json:"bytesTotal"`
-				ETASeconds float64 `json:"etaSeconds"`
+				Revision   string   `json:"revision"`
+				State      string   `json:"state"`
+				BytesDone  int64    `json:"bytesDone"`
+				BytesTotal int64    `json:"bytesTotal"`
+				ETASeconds float64  `json:"etaSeconds"`
+				Missing    []string `json:"missing"`
 			} `json:"revisions"`
 		} `json:"repos"`
 	}
@@ -486,6 +497,7 @@ func (v *verifier) syncProgress(ctx context.Context, res *Result) {
 					res.MissingBytes = rv.BytesTotal - rv.BytesDone
 				}
 				res.SyncETA = rv.ETASeconds
+				res.SyncMissing = rv.Missing
 			}
 		}
 	}
