@@ -1,7 +1,8 @@
 // Package edge composes the `ballast edge` daemon: the parts of the edge
 // site (internal/site: git mirror, registry, sync) behind one HTTP listener (git smart
-// HTTP, status page at /, JSON API, /metrics, /healthz, /readyz) plus any
-// extra listeners.
+// HTTP, status page at /, JSON API, /metrics, /healthz, /readyz, the Helm
+// chart repositories of the charts on site under /helm/) plus any extra
+// listeners.
 // Everything starts together and stops together.
 //
 // A new part joins in New (or from the caller, before Run) with:
