@@ -158,25 +158,23 @@ func (h *Handler) serveArchive(w http.ResponseWriter, r *http.Request, f chartFi
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	var body io.ReadCloser
-	if r.Method == http.MethodGet {
-		var err error
-		body, err = h.store.Blob(r.Context(), f.edgeRepo, f.layer)
-		if errors.Is(err, oci.ErrNotFound) {
-			http.Error(w, "chart archive not on site", http.StatusNotFound)
-			return
-		}
-		if err != nil {
-			http.Error(w, "chart archive unavailable: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		defer body.Close()
+	// HEAD opens the blob too, so it answers 404 for an archive gone from
+	// disk as GET would.
+	body, err := h.store.Blob(r.Context(), f.edgeRepo, f.layer)
+	if errors.Is(err, oci.ErrNotFound) {
+		http.Error(w, "chart archive not on site", http.StatusNotFound)
+		return
 	}
+	if err != nil {
+		http.Error(w, "chart archive unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer body.Close()
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Length", strconv.FormatInt(f.layer.Size, 10))
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Docker-Content-Digest", f.layer.Digest.String())
-	if body == nil {
+	if r.Method == http.MethodHead {
 		return
 	}
 	// Not io.Copy: it would write the last chunk before looking at the

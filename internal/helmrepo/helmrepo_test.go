@@ -186,8 +186,10 @@ func TestIndexLimitsAndChecks(t *testing.T) {
 		t.Errorf("an archive whose bytes no longer match its digest was served whole: %d %q", got.Code, got.Body)
 	}
 	delete(st.blobs, badLayer)
-	if got := get(t, h, "GET", "/helm/charts.example.com/stable/bad-1.0.0.tgz"); got.Code != 404 {
-		t.Errorf("a missing archive: %d, want 404", got.Code)
+	for _, m := range []string{"GET", "HEAD"} {
+		if got := get(t, h, m, "/helm/charts.example.com/stable/bad-1.0.0.tgz"); got.Code != 404 {
+			t.Errorf("%s of a missing archive: %d, want 404", m, got.Code)
+		}
 	}
 	if got := get(t, h, "HEAD", "/helm/charts.example.com/stable/ok-1.0.0.tgz"); got.Code != 200 || got.Header().Get("Content-Length") != "6" || got.Body.Len() != 0 {
 		t.Errorf("HEAD archive: %d %v %q", got.Code, got.Header(), got.Body)
