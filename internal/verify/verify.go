@@ -312,8 +312,10 @@ func entriesMissing(rep *bundle.Report) []string {
 		parts int
 	}
 	by := map[string]*state{}
+	roots := map[string]string{} // entry reference → its manifest's digest
 	for _, im := range rep.Bundle.Images {
 		by[im.Ref.String()] = &state{}
+		roots[im.Ref.String()] = im.Descriptor.Digest.String()
 	}
 	for _, m := range rep.Missing {
 		st := by[m.Image]
@@ -321,10 +323,8 @@ func entriesMissing(rep *bundle.Report) []string {
 			continue
 		}
 		st.parts++
-		for _, im := range rep.Bundle.Images {
-			if im.Ref.String() == m.Image && m.What == "manifest" && m.Digest == im.Descriptor.Digest.String() {
-				st.root = true
-			}
+		if m.What == "manifest" && m.Digest == roots[m.Image] {
+			st.root = true
 		}
 	}
 	var out []string
