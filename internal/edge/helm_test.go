@@ -5,6 +5,7 @@ package edge_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/edged"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
@@ -106,7 +108,7 @@ func TestHelmRepositoryEndpoint(t *testing.T) {
 	s := startChartSite(t)
 	c115, c116, web := s.chart(t, "cert-manager-1.15.0.tgz"), s.chart(t, "cert-manager-1.16.0.tgz"), s.chart(t, "web-0.1.0+g1.tgz")
 	app := testimage.Image(t, "linux/amd64", 1, 32<<10)
-	s.release(t, helmrepo.ChartEntry(t, s.helm.URL, c115), helmrepo.ChartEntry(t, s.helm.URL, web), helmrepo.Entry{Ref: "ghcr.io/org/app:v1", Image: app})
+	rev1 := s.release(t, helmrepo.ChartEntry(t, s.helm.URL, c115), helmrepo.ChartEntry(t, s.helm.URL, web), helmrepo.Entry{Ref: "ghcr.io/org/app:v1", Image: app})
 	// Revision 2 brings cert-manager 1.16.0 and a new image; the image's
 	// layer then goes missing on site, so revision 2 is not complete.
 	app2 := testimage.Image(t, "linux/amd64", 1, 32<<10)
@@ -117,6 +119,32 @@ func TestHelmRepositoryEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.helm.Close() // from here on, only the edge has the charts
+
+	// The status API lists each revision's charts apart from its images.
+	resp, err := http.Get(s.ed.URL + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st edge.Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, rv := range st.Repos[0].Revisions {
+		if rv.Revision == rev1 {
+			for _, c := range rv.Charts {
+				names = append(names, c.Name)
+			}
+			if rv.Images != 1 {
+				t.Errorf("status: revision 1 has %d images, want 1", rv.Images)
+			}
+		}
+	}
+	if want := "chart cert-manager 1.15.0 from " + s.helm.URL + ",chart web 0.1.0+g1 from " + s.helm.URL; strings.Join(names, ",") != want {
+		t.Errorf("status lists charts %q, want %q", names, want)
+	}
 
 	// helm repo add: Helm downloads and loads the index (it validates
 	// every entry).
