@@ -45,6 +45,11 @@ const (
 	// MaxIndexBytes bounds the config bytes one build holds at once, across
 	// all charts on site. Charts beyond it are left out, with a warning.
 	MaxIndexBytes = 64 << 20
+	// RecheckIncomplete is how long an index built while some bundle index
+	// on site was not complete (content damaged or deleted under it) is
+	// kept: sync may make that revision whole again without changing the
+	// index's digest, which the cache key would not see.
+	RecheckIncomplete = 30 * time.Second
 )
 
 // Revision is one bundle index present on site.
@@ -81,6 +86,7 @@ type Handler struct {
 	built *index
 	// builds counts index builds (tests check the cache with it).
 	builds int
+	now    func() time.Time
 }
 
 // New returns the endpoint for requests whose path starts with prefix
@@ -89,12 +95,16 @@ func New(store Store, prefix string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: store, prefix: prefix, log: log.With("component", "helmrepo")}
+	return &Handler{store: store, prefix: prefix, log: log.With("component", "helmrepo"), now: time.Now}
 }
 
 // index is every Helm repository on site, rendered.
 type index struct {
 	repos map[string]*repoIndex // by RepoKey
+	// incomplete is set when a listed revision was not complete: the
+	// index is then rebuilt after RecheckIncomplete.
+	incomplete bool
+	at         time.Time
 }
 
 type repoIndex struct {
@@ -219,7 +229,7 @@ func (h *Handler) index(ctx context.Context) (*index, error) {
 	key := kb.String()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.built != nil && h.key == key {
+	if h.built != nil && h.key == key && (!h.built.incomplete || h.now().Sub(h.built.at) < RecheckIncomplete) {
 		return h.built, nil
 	}
 	idx, err := h.build(ctx, revs)
@@ -251,12 +261,14 @@ func (h *Handler) build(ctx context.Context, revs []Revision) (*index, error) {
 	}
 	byKey := map[string]found{}
 	var keys []string
+	incomplete := false
 	for _, rv := range revs {
 		b, err := h.store.Bundle(ctx, rv)
 		if err != nil {
 			return nil, fmt.Errorf("bundle of %s at %s: %w", rv.RepoURL, rv.Revision, err)
 		}
 		if b == nil {
+			incomplete = true
 			continue
 		}
 		for _, im := range b.Images {
@@ -292,7 +304,12 @@ func (h *Handler) build(ctx context.Context, revs []Revision) (*index, error) {
 		v.created = f.created
 		versions = append(versions, v)
 	}
-	return render(versions)
+	idx, err := render(versions)
+	if err != nil {
+		return nil, err
+	}
+	idx.incomplete, idx.at = incomplete, h.now()
+	return idx, nil
 }
 
 // readVersion reads the chart's manifest and config blob and checks they

@@ -155,6 +155,30 @@ func TestIndexCachedPerRevisionSet(t *testing.T) {
 	if got := get(t, h, "GET", "/helm/charts.example.com/stable/cert-manager-1.16.0.tgz"); got.Code != 200 || got.Body.String() != "tgz-1.16.0" {
 		t.Fatalf("archive: %d %q", got.Code, got.Body)
 	}
+
+	// A revision whose index is on site but whose content is not (damaged,
+	// then made whole by sync under the same index digest): not listed,
+	// and looked at again once RecheckIncomplete has passed.
+	c, _ := st.addChart(t, repoURL, "cert-manager", "1.17.0", cfgJSON("cert-manager", "1.17.0", ""), []byte("tgz-1.17.0"))
+	st.addRevision(strings.Repeat("c", 40), t0.Add(2*time.Hour), c)
+	whole := st.bundles[strings.Repeat("c", 40)]
+	delete(st.bundles, whole.Revision)
+	now := time.Now()
+	h.now = func() time.Time { return now }
+	if rec := get(t, h, "GET", "/helm/charts.example.com/stable/index.yaml"); h.builds != 3 || strings.Contains(rec.Body.String(), "1.17.0") {
+		t.Fatalf("an incomplete revision's chart is listed (%d builds)", h.builds)
+	}
+	st.bundles[whole.Revision] = whole
+	if rec := get(t, h, "GET", "/helm/charts.example.com/stable/index.yaml"); h.builds != 3 || strings.Contains(rec.Body.String(), "1.17.0") {
+		t.Fatalf("rebuilt before RecheckIncomplete (%d builds)", h.builds)
+	}
+	now = now.Add(RecheckIncomplete)
+	if rec := get(t, h, "GET", "/helm/charts.example.com/stable/index.yaml"); h.builds != 4 || !strings.Contains(rec.Body.String(), "1.17.0") {
+		t.Fatalf("the revision made whole is not listed after RecheckIncomplete (%d builds)\n%s", h.builds, rec.Body)
+	}
+	if get(t, h, "GET", "/helm/charts.example.com/stable/index.yaml"); h.builds != 4 {
+		t.Fatalf("a complete set is rebuilt (%d builds)", h.builds)
+	}
 }
 
 func TestIndexLimitsAndChecks(t *testing.T) {
