@@ -140,8 +140,8 @@ would (the edge daemon must not be running: they share the sync lock); with
 					fmt.Fprintf(e.stderr, "git: %s stays at %s (the file has %s, not a descendant; --force moves it)\n", r.Name, r.Old, r.New)
 				}
 			}
-			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s:%s (%s)\nimages:   %d\ngit:      %v\nbytes:    %s written\n",
-				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Git, units.Bytes(res.Stats.BytesWritten))
+			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s:%s (%s)\nimages:   %d\ncharts:   %d\ngit:      %v\nbytes:    %s written\n",
+				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Charts, res.Git, units.Bytes(res.Stats.BytesWritten))
 			return err
 		},
 	}

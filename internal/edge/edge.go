@@ -1,7 +1,8 @@
 // Package edge composes the `ballast edge` daemon: the parts of the edge
 // site (internal/site: git mirror, registry, sync) behind one HTTP listener (git smart
-// HTTP, status page at /, JSON API, /metrics, /healthz, /readyz) plus any
-// extra listeners.
+// HTTP, status page at /, JSON API, /metrics, /healthz, /readyz, the Helm
+// chart repositories of the charts on site under /helm/) plus any extra
+// listeners.
 // Everything starts together and stops together.
 //
 // A new part joins in New (or from the caller, before Run) with:
@@ -269,6 +270,12 @@ func (d *Daemon) router() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if hasDotSegment(p) {
+			if strings.HasPrefix(p, HelmPrefix) {
+				// Helm clients treat 404 as "no such chart"; 400 reads as
+				// a broken repository.
+				http.NotFound(w, r)
+				return
+			}
 			http.Error(w, "bad path", http.StatusBadRequest)
 			return
 		}

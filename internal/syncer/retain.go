@@ -81,7 +81,7 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 		if err != nil {
 			return 0, err
 		}
-		if err := s.reach(ctx, b, kept); err != nil {
+		if err := s.reach(ctx, bundleRepo, b, kept); err != nil {
 			return 0, err
 		}
 	}
@@ -95,7 +95,7 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 		}
 		reached := map[manifestKey]bool{}
 		if b != nil {
-			if err := s.reach(ctx, b, reached); err != nil {
+			if err := s.reach(ctx, bundleRepo, b, reached); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -146,8 +146,12 @@ func (s *Syncer) localBundle(ctx context.Context, r *registryclient.Remote, tag 
 	return b, d, nil
 }
 
-// reach adds every manifest bundle b reaches in the edge registry to set.
-func (s *Syncer) reach(ctx context.Context, b *bundle.Bundle, set map[manifestKey]bool) error {
+// reach adds every manifest bundle b reaches in the edge registry to set:
+// under each entry's own repository, and the same manifests linked into the
+// bundle repository bundleRepo by Land (so an edge can be another's
+// upstream), which would otherwise keep every blob alive through garbage
+// collection.
+func (s *Syncer) reach(ctx context.Context, bundleRepo string, b *bundle.Bundle, set map[manifestKey]bool) error {
 	for _, im := range b.Images {
 		repo := im.Ref.EdgeRepository()
 		r, err := s.local(repo)
@@ -161,6 +165,7 @@ func (s *Syncer) reach(ctx context.Context, b *bundle.Bundle, set map[manifestKe
 				return nil
 			}
 			set[k] = true
+			set[manifestKey{bundleRepo, d.Digest}] = true
 			if !oci.IsIndex(d.MediaType) {
 				return nil
 			}

@@ -494,7 +494,8 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		was := ""
 		s.status.update(id, sha, func(r *RevisionStatus) {
 			was = r.State
-			r.State, r.Error, r.Missing, r.Images = StateComplete, "", nil, len(rep.Bundle.Images)
+			r.State, r.Error, r.Missing = StateComplete, "", nil
+			r.Images, r.Charts = entries(rep.Bundle)
 			r.BytesDone, r.BytesTotal, r.Rate, r.ETASeconds = rep.Bytes, rep.Bytes, 0, 0
 		})
 		if was != StateComplete {
@@ -532,16 +533,21 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
 
-	var missing []string
-	for i, m := range rep.Missing {
-		if i == 5 {
-			missing = append(missing, fmt.Sprintf("… %d more", len(rep.Missing)-5))
-			break
+	missing := s.entriesNotLocal(ctx, b)
+	if len(missing) == 0 {
+		// Every entry's manifest is here: name what the check found (a
+		// blob under one, a tag) instead.
+		for i, m := range rep.Missing {
+			if i == maxNamedMissing {
+				missing = append(missing, fmt.Sprintf("… %d more", len(rep.Missing)-maxNamedMissing))
+				break
+			}
+			missing = append(missing, m.String())
 		}
-		missing = append(missing, m.String())
 	}
 	s.status.update(id, sha, func(r *RevisionStatus) {
-		r.State, r.Error, r.Images, r.Missing = StateSyncing, "", len(b.Images), missing
+		r.State, r.Error, r.Missing = StateSyncing, "", missing
+		r.Images, r.Charts = entries(b)
 	})
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 
