@@ -44,6 +44,7 @@ const (
 // stack is everything one story runs against.
 type stack struct {
 	t       *testing.T
+	deps    deps
 	dir     string
 	logs    string
 	ballast string
@@ -69,7 +70,7 @@ type stack struct {
 func newStack(t *testing.T, gate bool) *stack {
 	d := findDeps(t)
 	gitserver.RequireGit(t)
-	s := &stack{t: t, dir: t.TempDir()}
+	s := &stack{t: t, dir: t.TempDir(), deps: d}
 	s.logs = filepath.Join(s.dir, "logs")
 	if d := os.Getenv("BALLAST_E2E_LOGS"); d != "" {
 		// Keep every component's log after the test.
@@ -245,14 +246,18 @@ func (s *stack) ready(sha string) (bool, error) {
 // appStatus is what the test reads of the Application.
 type appStatus struct {
 	Phase, Revision, Message, Sync, Target string
+	Revisions                              []string // syncResult.revisions of a multi-source Application
 	Conditions                             []string
 }
 
-func (s *stack) app() appStatus {
+func (s *stack) app() appStatus { return s.appNamed(appName) }
+
+// appNamed reads the Application name in namespace argocd.
+func (s *stack) appNamed(name string) appStatus {
 	s.t.Helper()
-	o, err := s.cluster.dyn.Resource(applicationsGVR).Namespace("argocd").Get(s.t.Context(), appName, metav1.GetOptions{})
+	o, err := s.cluster.dyn.Resource(applicationsGVR).Namespace("argocd").Get(s.t.Context(), name, metav1.GetOptions{})
 	if err != nil {
-		s.t.Fatalf("get application: %v", err)
+		s.t.Fatalf("get application %s: %v", name, err)
 	}
 	a := appStatus{
 		Phase:    str(o.Object, "status", "operationState", "phase"),
@@ -261,6 +266,7 @@ func (s *stack) app() appStatus {
 		Sync:     str(o.Object, "status", "sync", "status"),
 		Target:   str(o.Object, "spec", "source", "targetRevision"),
 	}
+	a.Revisions, _, _ = unstructured.NestedStringSlice(o.Object, "status", "operationState", "syncResult", "revisions")
 	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
