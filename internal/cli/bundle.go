@@ -15,6 +15,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/render/charts"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -25,6 +26,8 @@ func newBundleCmd(e *env) *cobra.Command {
 		insecure                         bool
 		output                           string
 		concurrency                      int
+		chartCache                       string
+		chartMaxBytes                    int64
 	)
 	c := &cobra.Command{
 		Use:   "bundle",
@@ -33,6 +36,9 @@ func newBundleCmd(e *env) *cobra.Command {
 repository root, or from --path/--app/--extra-images), resolves each to its
 digest, copies the images into the bundles repository --to (and/or an OCI
 layout), and pushes the bundle index tagged with the full commit SHA last.
+Every Helm chart and Argo CD OCI source the Applications name is resolved to
+an exact version and carried as one more entry: OCI charts and sources as
+they are, charts from HTTP Helm repositories in Helm's OCI form.
 Re-running for the same revision copies nothing. Credentials come from the
 docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 		Args: cobra.NoArgs,
@@ -51,7 +57,11 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 				}
 				o.Config = cfg
 			}
-			o.Lister = discover.Lister(e.log)
+			if chartMaxBytes <= 0 {
+				return exitcode.Invalid(fmt.Errorf("--chart-max-bytes %d: want a positive number of bytes", chartMaxBytes))
+			}
+			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, Fetcher: &charts.Fetcher{
+				CacheDir: chartCache, MaxChartBytes: chartMaxBytes, Insecure: insecure}})
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.Concurrency, o.Progress = concurrency, progressLogger(e)
@@ -81,6 +91,8 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (images, digests, sizes, what is present) without copying")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
+	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
+	f.Int64Var(&chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "refuse a chart archive larger than this, compressed or not (bytes)")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c
 }
@@ -126,6 +138,12 @@ func printBundle(w io.Writer, r *release.Result) error {
 	for _, p := range []string{r.OCILayout, r.Output} {
 		if p != "" {
 			fmt.Fprintf(&b, "written:  %s\n", p)
+		}
+	}
+	if len(r.Charts) > 0 {
+		fmt.Fprintf(&b, "charts:   %d (%s)\n", len(r.Charts), units.Bytes(r.ChartBytes))
+		for _, c := range r.Charts {
+			fmt.Fprintf(&b, "  %s@%s\n", c.Ref, c.Digest)
 		}
 	}
 	fmt.Fprintf(&b, "images:   %d\n", len(r.Images))

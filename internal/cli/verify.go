@@ -138,7 +138,7 @@ func printVerify(e *env, r *verify.Result) {
 	}
 	fmt.Fprintf(w, "  commit in mirror: %v\n", r.CommitPresent)
 	if r.CommitPresent {
-		fmt.Fprintf(w, "  bundle: present=%v images=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Blobs, r.Bytes)
+		fmt.Fprintf(w, "  bundle: present=%v images=%d charts=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Charts, r.Blobs, r.Bytes)
 	}
 	if r.Activated {
 		fmt.Fprintln(w, "  activated: recorded as deployed, tags point at this revision")

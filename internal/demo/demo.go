@@ -159,7 +159,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Lister == nil {
-		o.Lister = discover.Lister(o.Log)
+		o.Lister = discover.Lister(discover.ListerOptions{Log: o.Log})
 	}
 	if o.Examples == nil {
 		o.Examples = examples.FS
@@ -396,7 +396,7 @@ func (s *story) imagesOf(ctx context.Context, sha string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("images of %s: %w", app, err)
 		}
-		for _, r := range rs {
+		for _, r := range rs.Images {
 			refs = append(refs, r.String())
 		}
 	}

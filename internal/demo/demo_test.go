@@ -26,7 +26,12 @@ import (
 // plainLister lists the images of plain YAML manifests (an Application's
 // first source path, or a directory, recursively): enough for the demo's
 // apps without pulling the renderers into this test.
-func plainLister(_ context.Context, dir string, spec release.AppSpec) ([]imageref.Ref, error) {
+func plainLister(ctx context.Context, dir string, spec release.AppSpec) (release.Found, error) {
+	refs, err := plainRefs(ctx, dir, spec)
+	return release.Found{Images: refs}, err
+}
+
+func plainRefs(_ context.Context, dir string, spec release.AppSpec) ([]imageref.Ref, error) {
 	p := spec.Path
 	if spec.Application != "" {
 		raw, err := os.ReadFile(filepath.Join(dir, spec.Application))
@@ -222,8 +227,8 @@ func TestDemoFailingStep(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	var out bytes.Buffer
 	o := shortOptions(&out)
-	o.Lister = func(context.Context, string, release.AppSpec) ([]imageref.Ref, error) {
-		return nil, errors.New("renderer exploded")
+	o.Lister = func(context.Context, string, release.AppSpec) (release.Found, error) {
+		return release.Found{}, errors.New("renderer exploded")
 	}
 	_, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "list the images of") || !strings.Contains(err.Error(), "renderer exploded") {

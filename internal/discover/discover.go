@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/release"
@@ -83,52 +84,157 @@ func ApplicationSources(log *slog.Logger, file, repoRoot string, env map[string]
 	return out, nil
 }
 
+// ListerOptions configure Lister.
+type ListerOptions struct {
+	Log *slog.Logger
+	// Fetcher is the template of the chart fetcher each app gets (cache
+	// directory, limits, client, insecure); its resolved list and kept
+	// archives are not shared. Nil means the defaults.
+	Fetcher *charts.Fetcher
+}
+
 // Lister is the release.ImageLister of `ballast bundle` and the demo: the
-// app spec's Application file or path, rendered in the checkout dir.
-// Charts named by Applications are fetched each time (no cache; recording
-// them in the bundle is the next step of issue 13). A broken manifest or
-// chart is release.ErrInput (exit 2); an unreachable chart repository is
-// not.
-func Lister(log *slog.Logger) release.ImageLister {
+// app spec's Application file or path, rendered in the checkout dir. The
+// charts and OCI sources the app was rendered from come back as bundle
+// entries (ChartEntries). A broken manifest or chart is release.ErrInput
+// (exit 2); an unreachable chart repository is not.
+func Lister(o ListerOptions) release.ImageLister {
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, dir string, spec release.AppSpec) ([]imageref.Ref, error) {
+	return func(ctx context.Context, dir string, spec release.AppSpec) (release.Found, error) {
+		fetcher := &charts.Fetcher{Log: log}
+		if o.Fetcher != nil {
+			fetcher = &charts.Fetcher{CacheDir: o.Fetcher.CacheDir, MaxChartBytes: o.Fetcher.MaxChartBytes,
+				MaxIndexBytes: o.Fetcher.MaxIndexBytes, Client: o.Fetcher.Client, Insecure: o.Fetcher.Insecure, Log: log}
+		}
+		fetcher.KeepArchives = true
 		var sources []render.Source
 		if spec.Application != "" {
 			file := filepath.Join(dir, filepath.FromSlash(spec.Application))
 			if !within(dir, file) {
-				return nil, fmt.Errorf("application %s leaves the repository", spec.Application)
+				return release.Found{}, fmt.Errorf("application %s leaves the repository", spec.Application)
 			}
-			srcs, err := ApplicationSources(log, file, dir, map[string]string{}, &charts.Fetcher{Log: log})
+			srcs, err := ApplicationSources(log, file, dir, map[string]string{}, fetcher)
 			if err != nil {
-				return nil, err
+				return release.Found{}, err
 			}
 			sources = srcs
 		} else {
 			p := filepath.Join(dir, filepath.FromSlash(spec.Path))
 			if !within(dir, p) {
-				return nil, fmt.Errorf("path %s leaves the repository", spec.Path)
+				return release.Found{}, fmt.Errorf("path %s leaves the repository", spec.Path)
 			}
-			sources = []render.Source{{Path: p, RepoRoot: dir, Log: log}}
+			sources = []render.Source{{Path: p, RepoRoot: dir, Log: log, Charts: fetcher}}
+		}
+		classify := func(err error) error {
+			if ctx.Err() != nil || errors.Is(err, charts.ErrUnavailable) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", release.ErrInput, err)
 		}
 		set, err := Images(ctx, nil, sources)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, charts.ErrUnavailable) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", release.ErrInput, err)
+			return release.Found{}, classify(err)
 		}
-		var out []imageref.Ref
+		var found release.Found
 		for _, s := range set.Refs() {
 			r, err := imageref.Parse(s)
 			if err != nil {
-				return nil, err
+				return release.Found{}, err
 			}
-			out = append(out, r)
+			found.Images = append(found.Images, r)
 		}
-		return out, nil
+		if found.Charts, err = ChartEntries(fetcher); err != nil {
+			return release.Found{}, classify(err)
+		}
+		return found, nil
 	}
+}
+
+// ChartEntries turns every chart and OCI source f resolved into a bundle
+// entry (docs/charts.md): an OCI chart or source is copied by its manifest
+// digest (by tag when it came from the cache, checked against the archive
+// that was rendered); a chart from an HTTP Helm repository is converted to
+// Helm's OCI form from the archive f kept (f.KeepArchives must be set).
+func ChartEntries(f *charts.Fetcher) ([]release.Chart, error) {
+	var out []release.Chart
+	for _, r := range f.Resolved() {
+		c, err := chartEntry(f, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func chartEntry(f *charts.Fetcher, r charts.Resolved) (release.Chart, error) {
+	repoURL := strings.TrimSuffix(r.RepoURL, "/")
+	info := bundle.Chart{RepoURL: repoURL, Name: r.Chart, Version: r.Version}
+	what := info.String()
+	if r.IsSource() {
+		repo := strings.TrimSuffix(strings.TrimPrefix(repoURL, "oci://"), "/")
+		s := repo + ":" + r.Version
+		if strings.HasPrefix(r.Version, "sha256:") {
+			s = repo + "@" + r.Version
+		}
+		ref, err := storageRef(s, what)
+		if err != nil {
+			return release.Chart{}, err
+		}
+		return release.Chart{Info: info, Ref: ref, ArtifactType: r.ArtifactType,
+			Repository: ref.Name(), Reference: r.Manifest}, nil
+	}
+	tag, err := bundle.ChartTag(r.Version)
+	if err != nil {
+		return release.Chart{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if (charts.Ref{RepoURL: r.RepoURL}).IsOCI() {
+		repo := strings.TrimSuffix(strings.TrimPrefix(repoURL, "oci://"), "/") + "/" + r.Chart
+		ref, err := storageRef(repo+":"+tag, what)
+		if err != nil {
+			return release.Chart{}, err
+		}
+		c := release.Chart{Info: info, Ref: ref, ArtifactType: bundle.HelmConfigMediaType,
+			Repository: ref.Name(), Reference: r.Manifest, LayerDigest: r.Digest}
+		if c.Reference == "" {
+			c.Reference = tag // from the cache: the tag, checked against the archive
+		}
+		return c, nil
+	}
+	ref, err := bundle.HelmRepoChartRef(repoURL, r.Chart, r.Version)
+	if err != nil {
+		return release.Chart{}, fmt.Errorf("%s: %w", what, err)
+	}
+	data, ok := f.Archive(r)
+	if !ok {
+		return release.Chart{}, fmt.Errorf("%s: the chart archive was not kept", what)
+	}
+	limit := f.MaxChartBytes
+	if limit <= 0 {
+		limit = charts.DefaultMaxChartBytes
+	}
+	form, err := charts.ToOCI(data, limit)
+	if err != nil {
+		return release.Chart{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return release.Chart{Info: info, Ref: ref, ArtifactType: bundle.HelmConfigMediaType,
+		Content: &release.Content{Manifest: form.Manifest, Blobs: [][]byte{form.Config, form.Layer}}}, nil
+}
+
+// storageRef parses where an OCI chart or source is stored; it must be
+// fully qualified as written.
+func storageRef(s, what string) (imageref.Ref, error) {
+	ref, err := imageref.Parse(s)
+	if err != nil {
+		return imageref.Ref{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if ref.String() != s {
+		return imageref.Ref{}, fmt.Errorf("%s: %q is not a fully qualified reference (it would be stored as %q)", what, s, ref.String())
+	}
+	return ref, nil
 }
 
 // within reports whether p is dir or below it.

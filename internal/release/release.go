@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,9 @@ import (
 )
 
 // ImageLister returns the images one app needs, rendered from the checkout
-// of the revision in dir. The renderer lives outside this package.
-type ImageLister func(ctx context.Context, dir string, spec AppSpec) ([]imageref.Ref, error)
+// of the revision in dir, and the charts and OCI sources it was rendered
+// from. The renderer lives outside this package.
+type ImageLister func(ctx context.Context, dir string, spec AppSpec) (Found, error)
 
 // Options for Run.
 type Options struct {
@@ -62,18 +64,22 @@ type ImageResult struct {
 
 // Result is the summary of a bundle run.
 type Result struct {
-	Revision     string          `json:"revision"`
-	Source       string          `json:"source,omitempty"`
-	BundleDigest string          `json:"bundleDigest"`
-	Bundle       string          `json:"bundle,omitempty"` // To:revision
-	OCILayout    string          `json:"ociLayout,omitempty"`
-	Output       string          `json:"output,omitempty"`
-	DryRun       bool            `json:"dryRun,omitempty"`
-	Images       []ImageResult   `json:"images"`
-	BytesNew     int64           `json:"bytesNew"`
-	BytesReused  int64           `json:"bytesReused"`
-	Stats        *transfer.Stats `json:"stats,omitempty"`
-	Plan         *PlanSummary    `json:"plan,omitempty"`
+	Revision     string        `json:"revision"`
+	Source       string        `json:"source,omitempty"`
+	BundleDigest string        `json:"bundleDigest"`
+	Bundle       string        `json:"bundle,omitempty"` // To:revision
+	OCILayout    string        `json:"ociLayout,omitempty"`
+	Output       string        `json:"output,omitempty"`
+	DryRun       bool          `json:"dryRun,omitempty"`
+	Images       []ImageResult `json:"images"`
+	Charts       []ChartResult `json:"charts,omitempty"`
+	// ChartBytes is what the charts and OCI sources add to the bundle:
+	// their manifest and blob bytes.
+	ChartBytes  int64           `json:"chartBytes,omitempty"`
+	BytesNew    int64           `json:"bytesNew"`
+	BytesReused int64           `json:"bytesReused"`
+	Stats       *transfer.Stats `json:"stats,omitempty"`
+	Plan        *PlanSummary    `json:"plan,omitempty"`
 }
 
 // PlanSummary is what a dry run found.
@@ -142,11 +148,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	platforms, _ := oci.ParsePlatforms(strings.Join(cfg.Platforms, ","))
 
-	refs, err := listImages(ctx, o, dir, cfg)
+	refs, chartList, err := listImages(ctx, o, dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	o.Log.Info("images found", "revision", sha, "count", len(refs))
+	o.Log.Info("images found", "revision", sha, "count", len(refs), "charts", len(chartList))
 
 	eng, err := transfer.New(append([]transfer.Option{transfer.WithLogger(o.Log)}, transfer.CommandOptions(o.Concurrency, o.Progress)...)...)
 	if err != nil {
@@ -179,15 +185,37 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil
 		})
 	}
+	newSource := func(repo string) (transfer.Source, error) { return registryclient.New(repo, o.RemoteOptions...) }
+	chartImages := make([]bundle.Image, len(chartList))
+	chartSrcs := make([]transfer.Source, len(chartList))
+	chartSizes := make([]int64, len(chartList))
+	for i, c := range chartList {
+		g.Go(func() error {
+			im, src, n, err := resolveChart(gctx, eng, c, newSource)
+			chartImages[i], chartSrcs[i], chartSizes[i] = im, src, n
+			return err
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	for i, im := range chartImages {
+		images = append(images, im)
+		srcs = append(srcs, chartSrcs[i])
+		res.Charts = append(res.Charts, ChartResult{Ref: im.Ref.String(), Repo: im.Chart.RepoURL, Chart: im.Chart.Name,
+			Version: im.Chart.Version, Digest: im.Descriptor.Digest.String(), Bytes: chartSizes[i]})
+		res.ChartBytes += chartSizes[i]
+	}
+	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
 	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
 	if err != nil {
 		return nil, err
 	}
 	res.BundleDigest = idxDesc.Digest.String()
 	for _, im := range images {
+		if im.Chart != nil {
+			continue
+		}
 		res.Images = append(res.Images, ImageResult{Ref: im.Ref.String(), Digest: im.Descriptor.Digest.String(), MediaType: string(im.Descriptor.MediaType)})
 	}
 	sort.Slice(res.Images, func(i, j int) bool { return res.Images[i].Ref < res.Images[j].Ref })
@@ -323,7 +351,10 @@ func addStats(t *transfer.Stats, s transfer.Stats) {
 // sourceRepo is the repository to pull an image from.
 func sourceRepo(r imageref.Ref) string { return r.Name() }
 
-func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imageref.Ref, error) {
+// listImages renders every app and returns the images and the charts of
+// all of them, each once. A chart found twice under one reference must be
+// the same chart.
+func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imageref.Ref, []Chart, error) {
 	seen := map[string]bool{}
 	var out []imageref.Ref
 	add := func(r imageref.Ref) {
@@ -332,27 +363,42 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imag
 			out = append(out, r)
 		}
 	}
+	chartSeen := map[string]Chart{}
+	var chartList []Chart
 	for _, app := range cfg.Apps {
 		if o.Lister == nil {
-			return nil, errors.New("no image lister configured")
+			return nil, nil, errors.New("no image lister configured")
 		}
-		refs, err := o.Lister(ctx, dir, app)
+		found, err := o.Lister(ctx, dir, app)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", app, err)
+			return nil, nil, fmt.Errorf("%s: %w", app, err)
 		}
-		for _, r := range refs {
+		for _, r := range found.Images {
 			add(r)
+		}
+		for _, c := range found.Charts {
+			key := c.Ref.String()
+			if have, ok := chartSeen[key]; ok {
+				if have.Info != c.Info || have.Reference != c.Reference || have.Repository != c.Repository ||
+					have.LayerDigest != c.LayerDigest || (have.Content == nil) != (c.Content == nil) ||
+					(c.Content != nil && !bytes.Equal(have.Content.Manifest, c.Content.Manifest)) {
+					return nil, nil, inputErr(fmt.Errorf("%s: %w: %s and %s", key, errChartConflict, have.Info, c.Info))
+				}
+				continue
+			}
+			chartSeen[key] = c
+			chartList = append(chartList, c)
 		}
 	}
 	for _, s := range cfg.ExtraImages {
 		r, err := imageref.Parse(s)
 		if err != nil {
-			return nil, inputErr(err)
+			return nil, nil, inputErr(err)
 		}
 		add(r)
 	}
-	if len(out) == 0 {
-		return nil, inputErr(errors.New("no images found"))
+	if len(out) == 0 && len(chartList) == 0 {
+		return nil, nil, inputErr(errors.New("no images found"))
 	}
-	return out, nil
+	return out, chartList, nil
 }

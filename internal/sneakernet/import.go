@@ -54,7 +54,8 @@ type ImportResult struct {
 	Revision         string `json:"revision"`
 	BundleRepository string `json:"bundleRepository"`
 	Bundle           string `json:"bundle"`
-	Images           int    `json:"images"`
+	Images           int    `json:"images"`           // image entries of the bundle
+	Charts           int    `json:"charts,omitempty"` // Helm chart and OCI source entries
 	Git              bool   `json:"git"`
 	// GitRefs says which mirror refs the file moved or was refused.
 	GitRefs *gitmirror.LoadResult `json:"gitRefs,omitempty"`
@@ -101,7 +102,14 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		return nil, inputErr(err)
 	}
 	platforms, _ := oci.ParsePlatforms(strings.Join(m.Platforms, ","))
-	res := &ImportResult{Revision: m.Revision, BundleRepository: bundleRepo, Bundle: m.Bundle, Images: len(ex.Bundle.Images)}
+	res := &ImportResult{Revision: m.Revision, BundleRepository: bundleRepo, Bundle: m.Bundle}
+	for _, im := range ex.Bundle.Images {
+		if im.Chart != nil {
+			res.Charts++
+		} else {
+			res.Images++
+		}
+	}
 
 	// Git pre-flight: the bundle's prerequisites must be in the mirror.
 	var gitFile string

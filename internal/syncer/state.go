@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
 )
 
 // Revision states, as the API and status page show them.
@@ -17,18 +19,43 @@ const (
 
 // RevisionStatus is what sync knows about one wanted revision.
 type RevisionStatus struct {
-	Revision   string    `json:"revision"`
-	Refs       []string  `json:"refs,omitempty"` // tracked refs whose tip or history it is
-	Tip        bool      `json:"tip"`            // the tip of a tracked ref
-	State      string    `json:"state"`
-	Images     int       `json:"images,omitempty"`
-	BytesDone  int64     `json:"bytesDone"`
-	BytesTotal int64     `json:"bytesTotal"`
-	Rate       float64   `json:"rate,omitempty"`       // bytes/s over the link, while syncing
-	ETASeconds float64   `json:"etaSeconds,omitempty"` // while syncing
-	Error      string    `json:"error,omitempty"`
-	Missing    []string  `json:"missing,omitempty"` // a few of what is not yet local
-	UpdatedAt  time.Time `json:"updatedAt"`
+	Revision string   `json:"revision"`
+	Refs     []string `json:"refs,omitempty"` // tracked refs whose tip or history it is
+	Tip      bool     `json:"tip"`            // the tip of a tracked ref
+	State    string   `json:"state"`
+	Images   int      `json:"images,omitempty"` // image entries of its bundle, charts not counted
+	// Charts lists the bundle's Helm charts and OCI sources, apart from
+	// its images.
+	Charts     []ChartStatus `json:"charts,omitempty"`
+	BytesDone  int64         `json:"bytesDone"`
+	BytesTotal int64         `json:"bytesTotal"`
+	Rate       float64       `json:"rate,omitempty"`       // bytes/s over the link, while syncing
+	ETASeconds float64       `json:"etaSeconds,omitempty"` // while syncing
+	Error      string        `json:"error,omitempty"`
+	Missing    []string      `json:"missing,omitempty"` // a few of what is not yet local
+	UpdatedAt  time.Time     `json:"updatedAt"`
+}
+
+// ChartStatus is one Helm chart or Argo CD OCI source of a revision's
+// bundle (bundle.Chart).
+type ChartStatus struct {
+	Name    string `json:"name"`            // as reports name it: "chart cert-manager 1.15.0 from https://…"
+	RepoURL string `json:"repoURL"`         // as the Application names it
+	Chart   string `json:"chart,omitempty"` // empty for an OCI source
+	Version string `json:"version"`         // exact version, or the OCI source's tag or digest
+	Ref     string `json:"ref"`             // where the edge registry holds it
+}
+
+// entries counts b's images and lists its charts and OCI sources.
+func entries(b *bundle.Bundle) (images int, charts []ChartStatus) {
+	for _, im := range b.Images {
+		if im.Chart == nil {
+			images++
+			continue
+		}
+		charts = append(charts, ChartStatus{Name: im.Name(), RepoURL: im.Chart.RepoURL, Chart: im.Chart.Name, Version: im.Chart.Version, Ref: im.Ref.String()})
+	}
+	return images, charts
 }
 
 // Percent is how much of the bundle is local, 0 to 100.

@@ -494,7 +494,8 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		was := ""
 		s.status.update(id, sha, func(r *RevisionStatus) {
 			was = r.State
-			r.State, r.Error, r.Missing, r.Images = StateComplete, "", nil, len(rep.Bundle.Images)
+			r.State, r.Error, r.Missing = StateComplete, "", nil
+			r.Images, r.Charts = entries(rep.Bundle)
 			r.BytesDone, r.BytesTotal, r.Rate, r.ETASeconds = rep.Bytes, rep.Bytes, 0, 0
 		})
 		if was != StateComplete {
@@ -541,7 +542,8 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		missing = append(missing, m.String())
 	}
 	s.status.update(id, sha, func(r *RevisionStatus) {
-		r.State, r.Error, r.Images, r.Missing = StateSyncing, "", len(b.Images), missing
+		r.State, r.Error, r.Missing = StateSyncing, "", missing
+		r.Images, r.Charts = entries(b)
 	})
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 

@@ -71,7 +71,8 @@ type Result struct {
 	Reason        string           `json:"reason,omitempty"`
 	CommitPresent bool             `json:"commitPresent"`
 	BundlePresent bool             `json:"bundlePresent"`
-	Images        int              `json:"images"`
+	Images        int              `json:"images"`           // image entries of the bundle
+	Charts        int              `json:"charts,omitempty"` // Helm chart and OCI source entries
 	Blobs         int              `json:"blobs"`
 	Bytes         int64            `json:"bytes"`
 	Missing       []bundle.Missing `json:"missing,omitempty"`
@@ -221,8 +222,15 @@ func (v *verifier) fill(res *Result, rep *bundle.Report) {
 	res.Missing = rep.Missing
 	res.Blobs, res.Bytes = rep.Blobs, rep.Bytes
 	res.MissingBytes = 0
+	res.Images, res.Charts = 0, 0
 	if rep.Bundle != nil {
-		res.Images = len(rep.Bundle.Images)
+		for _, im := range rep.Bundle.Images {
+			if im.Chart != nil {
+				res.Charts++
+			} else {
+				res.Images++
+			}
+		}
 	}
 }
 
@@ -263,11 +271,67 @@ func describe(rep *bundle.Report, res *Result) string {
 			parts = append(parts, fmt.Sprintf("%d %s(s)", counts[w], w))
 		}
 	}
-	s := fmt.Sprintf("bundle of %s is incomplete: %s missing or wrong; first: %s", short(res.Revision), strings.Join(parts, ", "), rep.Missing[0])
+	s := fmt.Sprintf("bundle of %s is incomplete: ", short(res.Revision))
+	if named := entriesMissing(rep); len(named) > 0 {
+		s += strings.Join(named, "; ") + "; "
+	}
+	s += fmt.Sprintf("%s missing or wrong; first: %s", strings.Join(parts, ", "), rep.Missing[0])
 	if counts["tag"] > 0 && len(parts) == 1 {
 		s += " (run with --activate to re-point tags for this revision)"
 	}
 	return s
+}
+
+// maxNamed bounds how many entries a reason names.
+const maxNamed = 5
+
+// entriesMissing names, in bundle order, each entry (image, chart or OCI
+// source: bundle.Image.Name) whose content is not all on site: "chart
+// cert-manager 1.15.0 from https://charts.example.com/stable: not on site"
+// when its manifest is absent, "…: incomplete (2 missing)" otherwise. A
+// tag that points elsewhere is left to the counts (--activate fixes it).
+func entriesMissing(rep *bundle.Report) []string {
+	type state struct {
+		root  bool // its own manifest is missing or wrong
+		parts int
+	}
+	by := map[string]*state{}
+	for _, im := range rep.Bundle.Images {
+		by[im.Ref.String()] = &state{}
+	}
+	for _, m := range rep.Missing {
+		st := by[m.Image]
+		if st == nil || m.What == "tag" {
+			continue
+		}
+		st.parts++
+		for _, im := range rep.Bundle.Images {
+			if im.Ref.String() == m.Image && m.What == "manifest" && m.Digest == im.Descriptor.Digest.String() {
+				st.root = true
+			}
+		}
+	}
+	var out []string
+	more := 0
+	for _, im := range rep.Bundle.Images {
+		st := by[im.Ref.String()]
+		if st.parts == 0 {
+			continue
+		}
+		if len(out) == maxNamed {
+			more++
+			continue
+		}
+		if st.root {
+			out = append(out, im.Name()+": not on site")
+		} else {
+			out = append(out, fmt.Sprintf("%s: incomplete (%d missing)", im.Name(), st.parts))
+		}
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("%d more entries incomplete", more))
+	}
+	return out
 }
 
 func short(sha string) string {

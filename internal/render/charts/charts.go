@@ -99,7 +99,17 @@ type Resolved struct {
 	URL string `json:"url,omitempty"`
 	// Cached is true when no network was used for the archive.
 	Cached bool `json:"cached"`
+	// Manifest is the digest of the OCI manifest the chart or OCI source
+	// was pulled by ("sha256:<hex>"); empty for a chart from an HTTP Helm
+	// repository and for an OCI chart read from the cache.
+	Manifest string `json:"manifest,omitempty"`
+	// ArtifactType is the config media type of that OCI manifest, when
+	// known (Helm's for a chart).
+	ArtifactType string `json:"artifactType,omitempty"`
 }
+
+// IsSource reports whether r is an Argo CD OCI source rather than a chart.
+func (r Resolved) IsSource() bool { return r.Chart == "" }
 
 // Fetcher resolves and downloads charts. The zero value works: no cache,
 // default limits, http.DefaultClient. Safe for concurrent use.
@@ -121,9 +131,22 @@ type Fetcher struct {
 	Insecure bool
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
+	// KeepArchives keeps the bytes of every chart archive fetched, for
+	// Archive (a bundle carries them). Off, nothing is kept.
+	KeepArchives bool
 
 	mu       sync.Mutex
 	resolved []Resolved
+	archives map[string][]byte // by Resolved.Digest
+}
+
+// Archive returns the chart archive (.tgz) that r was resolved to, kept
+// when KeepArchives is set; false when it was not kept.
+func (f *Fetcher) Archive(r Resolved) ([]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data, ok := f.archives[r.Digest]
+	return data, ok
 }
 
 func (f *Fetcher) maxChart() int64 {
@@ -204,6 +227,14 @@ func (f *Fetcher) Fetch(ctx context.Context, ref Ref) (*chart.Chart, Resolved, e
 		}
 	}
 	f.record(res)
+	if f.KeepArchives {
+		f.mu.Lock()
+		if f.archives == nil {
+			f.archives = map[string][]byte{}
+		}
+		f.archives[res.Digest] = data
+		f.mu.Unlock()
+	}
 	return chrt, res, nil
 }
 

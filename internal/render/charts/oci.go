@@ -107,6 +107,7 @@ func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, Resolved, erro
 	}
 	from := "oci://" + tagRef.String()
 	res := resolvedOf(ref, version, data, from, false)
+	res.Manifest, res.ArtifactType = desc.Digest.String(), string(m.Config.MediaType)
 	if res.Digest != layer.Digest.String() {
 		return nil, Resolved{}, fmt.Errorf("%s: %s: chart layer digest %s, the manifest says %s", ref, tagRef, res.Digest, layer.Digest)
 	}
@@ -138,7 +139,7 @@ func maxMatching(tags []string, constraint string) (string, error) {
 	if best == nil {
 		return "", fmt.Errorf("no tag matches %q (%d tags)", constraint, len(tags))
 	}
-	return strings.TrimPrefix(bestTag, "v"), nil
+	return bestTag, nil
 }
 
 // ociErr classes a registry error: 404/401/403/400 answers are about the

@@ -135,7 +135,8 @@ func (f *Fetcher) FetchSource(ctx context.Context, repoURL, revision string) (di
 		return "", Resolved{}, nil, fmt.Errorf("%s: %s: layer %s: %w", label, ref, layer.Digest, err)
 	}
 	res = Resolved{RepoURL: repoURL, TargetRevision: revision, Version: version,
-		Digest: desc.Digest.String(), Size: desc.Size, URL: "oci://" + ref.String()}
+		Digest: desc.Digest.String(), Size: desc.Size, URL: "oci://" + ref.String(),
+		Manifest: desc.Digest.String(), ArtifactType: string(m.Config.MediaType)}
 	f.record(res)
 	return dir, res, cleanup, nil
 }
