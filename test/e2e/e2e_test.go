@@ -150,8 +150,16 @@ api: {tokenFile: %q}
 // generated is the file argocd/name that `ballast install` wrote, with the
 // daemon's Service names pointing at its loopback addresses.
 func (s *stack) generated(name string) []byte {
-	return inCluster(readFile(s.t, filepath.Join(s.dir, "install", "argocd", name)), s.edgeHTTP, s.edgeReg)
+	return inCluster(readFile(s.t, filepath.Join(s.dir, "install", "argocd", name)), s.edgeHTTP, s.edgeRegName())
 }
+
+// edgeRegName is the edge registry as Argo CD names it: localhost:port
+// rather than 127.0.0.1:port. Argo CD v3.2.11 matches a repoURL to a
+// credential template by URL prefix after url.Parse, which fails for a
+// scheme-less "127.0.0.1:port/…" (a first path segment with a colon), so
+// no template would ever match an IP address; a host name such as the
+// in-cluster Service name that `ballast install` writes parses (docs/e2e.md).
+func (s *stack) edgeRegName() string { return "localhost:" + portOf(s.edgeReg) }
 
 // ballastBinary is $BALLAST_BIN, or ballast built from this checkout.
 func ballastBinary(t *testing.T, dir string) string {
