@@ -67,8 +67,13 @@ spec:
     - {repoURL: ` + srv.URL + `/, chart: web, targetRevision: "1.x"}
     - {repoURL: oci://` + f.reg.Repo("upstream/charts") + `, chart: db, targetRevision: ">=2.0.0"}
     - {repoURL: oci://` + f.reg.Repo("upstream/manifests/tools") + `, targetRevision: v1, path: .}
+    - {repoURL: https://git.example.com/fleet/apps.git, path: charts/app}
 `
-	bundleWriteFiles(t, f.repo, map[string]string{"argocd/stack.yaml": app})
+	// A chart in git whose dependency is not vendored: fetched, rendered
+	// and carried too.
+	bundleWriteFiles(t, f.repo, map[string]string{"argocd/stack.yaml": app,
+		"charts/app/Chart.yaml":  "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - {name: web, version: 0.9.0, repository: \"" + srv.URL + "\"}\n",
+		"charts/app/values.yaml": "web: {image: " + f.reg.Repo("src/web") + ":1.0}\n"})
 	bundleGit(t, f.repo, "add", ".")
 	bundleGit(t, f.repo, "commit", "-q", "-m", "charts")
 	sha := bundleGit(t, f.repo, "rev-parse", "HEAD")
@@ -79,7 +84,7 @@ spec:
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if len(r.Charts) != 3 || r.ChartBytes <= int64(len(ociArchive)) {
+	if len(r.Charts) != 4 || r.ChartBytes <= int64(len(ociArchive)) {
 		t.Fatalf("charts %+v (%d bytes), want 3", r.Charts, r.ChartBytes)
 	}
 
@@ -105,12 +110,17 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	web09Tgz, err := os.ReadFile(filepath.Join(srv.Dir, "web-0.9.0.tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	host := strings.TrimPrefix(srv.URL, "http://")
 	want := map[string]struct {
 		chart   bundle.Chart
 		archive []byte // the chart layer, byte for byte
 	}{
 		host + "/web:1.0.0": {bundle.Chart{RepoURL: srv.URL, Name: "web", Version: "1.0.0"}, webTgz},
+		host + "/web:0.9.0": {bundle.Chart{RepoURL: srv.URL, Name: "web", Version: "0.9.0"}, web09Tgz},
 		f.reg.Repo("upstream/charts/db") + ":2.1.0_build.7": {bundle.Chart{RepoURL: "oci://" + f.reg.Repo("upstream/charts"), Name: "db", Version: "2.1.0+build.7"}, ociArchive},
 		f.reg.Repo("upstream/manifests/tools") + ":v1":      {bundle.Chart{RepoURL: "oci://" + f.reg.Repo("upstream/manifests/tools"), Version: "v1"}, nil},
 	}
@@ -156,7 +166,7 @@ spec:
 			t.Errorf("%s: config %s: %v", im.Ref, pulled.Config.Data, err)
 		}
 	}
-	if seen != 3 {
+	if seen != 4 {
 		t.Errorf("%d chart entries in the bundle, want 3", seen)
 	}
 
@@ -198,8 +208,8 @@ spec:
 		}
 		inLayout++
 	}
-	if inLayout != 3 {
-		t.Errorf("layout: %d chart entries, want 3", inLayout)
+	if inLayout != 4 {
+		t.Errorf("layout: %d chart entries, want 4", inLayout)
 	}
 
 	// Deterministic: the same revision gives the same bundle, nothing new.

@@ -106,8 +106,8 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	if err != nil {
 		return exitcode.Invalid(err)
 	}
-	if len(f.apps) == 0 && (len(f.env) > 0 || f.repoRoot != "" || f.chartCache != "") {
-		return exitcode.Invalid(errors.New("--env, --repo-root and --chart-cache apply to --app"))
+	if len(f.apps) == 0 && (len(f.env) > 0 || f.repoRoot != "") {
+		return exitcode.Invalid(errors.New("--env and --repo-root apply to --app"))
 	}
 	if f.chartMaxBytes <= 0 {
 		return exitcode.Invalid(fmt.Errorf("--chart-max-bytes %d: want a positive number of bytes", f.chartMaxBytes))
@@ -138,6 +138,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 			},
 			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone},
 			Log:       e.log,
+			Charts:    fetcher, // chart dependencies that are not vendored
 		})
 	}
 	if helmFlags && chartDirs == 0 {

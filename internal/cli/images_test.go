@@ -169,7 +169,7 @@ func TestImagesBadInput(t *testing.T) {
 		{"bad extra images line", []string{good, "--extra-images", extra}, "extra.txt:2: "},
 		{"missing extra images file", []string{good, "--extra-images", filepath.Join(dir, "none.txt")}, "--extra-images"},
 		{"Application path missing", []string{"--app", app, "--repo-root", dir}, `path "does/not/exist": no such directory`},
-		{"chart with missing dependency", []string{"--set", "a=b", writeChartWithoutDeps(t, dir)}, "helm dependency build"},
+		{"chart with missing dependency", []string{"--set", "a=b", writeChartWithoutDeps(t, dir)}, "names from `helm repo add` are not known"},
 		{"helm flags without a chart", []string{good, "--set", "a=b"}, "no PATH is a chart"},
 		{"--env without --app", []string{good, "--env", "A=B"}, "apply to --app"},
 		{"malformed --env", []string{"--app", app, "--env", "NOEQUALS"}, "want NAME=VALUE"},
@@ -200,7 +200,7 @@ func writeChartWithoutDeps(t *testing.T, dir string) string {
 	if err := os.MkdirAll(chart, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	meta := "apiVersion: v2\nname: c\nversion: 0.1.0\ndependencies:\n  - {name: db, version: 1.0.0, repository: https://charts.example.com}\n"
+	meta := "apiVersion: v2\nname: c\nversion: 0.1.0\ndependencies:\n  - {name: db, version: 1.0.0, repository: \"@stable\"}\n"
 	if err := os.WriteFile(filepath.Join(chart, "Chart.yaml"), []byte(meta), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -269,6 +269,12 @@ func (d *Daemon) router() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if hasDotSegment(p) {
+			if strings.HasPrefix(p, HelmPrefix) {
+				// Helm clients treat 404 as "no such chart"; 400 reads as
+				// a broken repository.
+				http.NotFound(w, r)
+				return
+			}
 			http.Error(w, "bad path", http.StatusBadRequest)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/helmrepo"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
@@ -49,6 +50,7 @@ func (d *Daemon) addRegistryAndSync() error {
 	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
 	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
 	d.AddRoute("/api/v1/verifications", http.HandlerFunc(d.serveVerifications))
+	d.AddRoute(HelmPrefix, helmrepo.New(helmStore{sync: sy, tr: reg.Transport()}, HelmPrefix, d.log))
 	return nil
 }
 

@@ -164,8 +164,11 @@ func TestInstallNamesAndEndpoints(t *testing.T) {
 				}
 			}
 			// The API token Secrets (one for the daemon, one per app
-			// namespace) are not repository Secrets.
-			repoSecrets := slices.DeleteFunc(slices.Clone(names["Secret"]), func(n string) bool { return n == apiTokenSecret })
+			// namespace) and the chart credential templates are not
+			// repository Secrets.
+			repoSecrets := slices.DeleteFunc(slices.Clone(names["Secret"]), func(n string) bool {
+				return n == apiTokenSecret || n == HelmRepoCredsName || n == HelmOCICredsName || n == OCISourceCredsName
+			})
 			if len(repoSecrets) != len(tc.repos) {
 				t.Errorf("repository secrets %v", repoSecrets)
 			}

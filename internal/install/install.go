@@ -523,7 +523,52 @@ func (o *Options) repositorySecrets(c *config.Config) ([]any, error) {
 			StringData: map[string]string{"type": "git", "url": u, "name": id},
 		})
 	}
+	for _, s := range ChartCredentialTemplates(o.ArgoCDNamespace, o.mirrorBase(c), o.clusterRegistry(c)) {
+		out = append(out, s)
+	}
 	return out, nil
+}
+
+// Names of the credential templates ChartCredentialTemplates writes.
+const (
+	HelmRepoCredsName  = "ballast-edge-helm"
+	HelmOCICredsName   = "ballast-edge-helm-oci"
+	OCISourceCredsName = "ballast-edge-oci"
+)
+
+// ChartCredentialTemplates returns the Argo CD repository credential
+// templates (Secrets labelled argocd.argoproj.io/secret-type: repo-creds,
+// in namespace ns) that make every chart and OCI source on the edge work
+// in Argo CD v3.2 with only each Application's repoURL changed, without a
+// Secret per chart. Argo CD copies a template's type, enableOCI and
+// insecureOCIForceHttp into any repository whose URL starts with the
+// template's url and that has no credentials of its own
+// (util/db enrichCredsToRepo, RepoCreds.CopyCredentialsFrom); see
+// docs/charts.md.
+//
+//   - type helm at <httpBase>/helm/: the edge's Helm repositories (index.yaml
+//     and .tgz), so `helm dependency build` lists them too;
+//   - type helm, enableOCI "true" at <registry> (no scheme): Helm OCI
+//     charts (repoURL <registry>/<host>/<path>, chart <name>). Argo CD
+//     only guesses OCI for a scheme-less URL that url.Parse reads without
+//     a host, which an IP:port is not;
+//   - type oci, insecureOCIForceHttp "true" at oci://<registry>: Argo CD
+//     OCI sources (repoURL oci://…) from the plain-HTTP edge registry.
+//
+// httpBase is the edge's http listener as Argo CD reaches it
+// ("http://ballast-edge.ballast.svc:8080"), registry the edge registry's
+// host:port.
+func ChartCredentialTemplates(ns, httpBase, registry string) []*corev1.Secret {
+	mk := func(name string, data map[string]string) *corev1.Secret {
+		m := meta(name, ns)
+		m.Labels["argocd.argoproj.io/secret-type"] = "repo-creds"
+		return &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: m, StringData: data}
+	}
+	return []*corev1.Secret{
+		mk(HelmRepoCredsName, map[string]string{"type": "helm", "url": strings.TrimRight(httpBase, "/") + "/helm/"}),
+		mk(HelmOCICredsName, map[string]string{"type": "helm", "url": registry, "enableOCI": "true"}),
+		mk(OCISourceCredsName, map[string]string{"type": "oci", "url": "oci://" + registry, "insecureOCIForceHttp": "true"}),
+	}
 }
 
 // secretName is the repository Secret's name for a repository id: a

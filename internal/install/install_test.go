@@ -192,8 +192,18 @@ func keys(m map[string][]any) []string {
 func TestArgoCDObjects(t *testing.T) {
 	files := render(t, Options{Apps: []App{{Name: "guestbook", Namespace: "shop", RepoURL: "https://github.com/fleet/apps.git", Path: "apps/guestbook"}}})
 	secrets := decodeStrict(t, "repositories", files["argocd/repositories.yaml"])["Secret"]
-	if len(secrets) != 2 {
-		t.Fatalf("want a repository Secret per repo, got %d", len(secrets))
+	if len(secrets) != 2+3 {
+		t.Fatalf("want a repository Secret per repo and 3 credential templates, got %d", len(secrets))
+	}
+	for i, want := range []map[string]string{
+		{"type": "helm", "url": "http://ballast-edge.ballast.svc:8080/helm/"},
+		{"type": "helm", "url": "ballast-edge-registry.ballast.svc:5000", "enableOCI": "true"},
+		{"type": "oci", "url": "oci://ballast-edge-registry.ballast.svc:5000", "insecureOCIForceHttp": "true"},
+	} {
+		s := secrets[2+i].(*corev1.Secret)
+		if s.Labels["argocd.argoproj.io/secret-type"] != "repo-creds" || s.Namespace != "argocd" || fmt.Sprint(s.StringData) != fmt.Sprint(want) {
+			t.Errorf("credential template %d: %s %v %v, want repo-creds %v", i, s.Name, s.Labels, s.StringData, want)
+		}
 	}
 	s := secrets[0].(*corev1.Secret)
 	if s.Labels["argocd.argoproj.io/secret-type"] != "repository" || s.Namespace != "argocd" ||

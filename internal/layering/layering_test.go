@@ -45,8 +45,8 @@ var rules = []rule{
 	{
 		name: "the edge daemon and the gate never import rendering",
 		from: []string{"internal/edge", "internal/verify", "internal/syncer", "internal/registry",
-			"internal/gitmirror", "internal/sneakernet", "internal/site/..."},
-		required: []string{"internal/edge", "internal/verify"},
+			"internal/gitmirror", "internal/sneakernet", "internal/site/...", "internal/helmrepo"},
+		required: []string{"internal/edge", "internal/verify", "internal/helmrepo"},
 		forbid:   []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/..."},
 	},
 	{
@@ -75,6 +75,14 @@ var rules = []rule{
 		required: []string{"internal/bundle"},
 		forbid: []string{"internal/transfer/...", "internal/oci/registryclient/...", "internal/oci/layout/...",
 			"internal/syncer/...", "internal/release/...", "internal/registry/...", "internal/gitmirror/..."},
+	},
+	{
+		// The edge's Helm repository reads bundles through a Store the
+		// daemon gives it: no registry, sync or copy engine of its own.
+		name:      "the Helm repository endpoint knows the bundle format and the generic OCI layer only",
+		from:      []string{"internal/helmrepo/..."},
+		required:  []string{"internal/helmrepo"},
+		allowOnly: []string{"internal/helmrepo/...", "internal/bundle", "internal/oci", "internal/imageref"},
 	},
 	{
 		name:     "the gate uses the registry client, not the copy engine",
@@ -305,6 +313,7 @@ func TestLayeringCatches(t *testing.T) {
 		m("internal/bundle"):             {m("internal/oci"), m("internal/oci/registryclient")},
 		m("internal/gitmirror"):          {m("internal/registry")},
 		m("internal/registry"):           nil,
+		m("internal/helmrepo"):           {m("internal/bundle")},
 		m("internal/oci/registryclient"): {m("internal/oci")},
 		m("cmd/ballast"):                 {"github.com/spf13/cobra"},
 	}}
@@ -343,6 +352,9 @@ func TestLayeringCatches(t *testing.T) {
 			"internal/bundle → internal/oci/registryclient",
 		}},
 		{"the generic OCI layer knows no bundle format and no policy", nil},
+		{"the Helm repository endpoint knows the bundle format and the generic OCI layer only", []string{
+			"internal/helmrepo → internal/bundle → internal/oci/registryclient",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.rule, func(t *testing.T) {

@@ -239,6 +239,7 @@ func (a Application) RenderSources(opts AppOptions) ([]Source, []string, error) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
+		src.Charts = opts.Charts // dependencies that are not vendored
 		out = append(out, src)
 		missing = append(missing, env.missing...)
 	}
@@ -305,6 +306,7 @@ func (a Application) ociSource(s AppSource, refs map[string]string, env *buildEn
 			cleanup()
 			return Source{}, nil, "", "", fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), dir, label))
 		}
+		src.Charts = fetch
 		return src, cleanup, dir, label, nil
 	}}, nil
 }

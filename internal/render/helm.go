@@ -42,17 +42,20 @@ type HelmOptions struct {
 }
 
 // renderHelm renders a chart directory with the Helm library, as `helm
-// template --include-crds` does. Dependencies must be vendored in charts/:
-// fetching them needs the network, which ballast does not use.
+// template --include-crds` does. Dependencies not vendored in charts/ are
+// fetched through src.Charts (Chart.lock, else the Chart.yaml constraint)
+// or loaded from file:// paths; without src.Charts they must be vendored.
 func renderHelm(ctx context.Context, src Source) ([]images.Object, error) {
 	chrt, err := loader.LoadDir(src.Path)
 	if err != nil {
 		return nil, fmt.Errorf("helm chart %s: %w", src.Path, err)
 	}
-	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
-		if err := action.CheckDependencies(chrt, deps); err != nil {
-			return nil, fmt.Errorf("helm chart %s: %w (ballast renders offline: run `helm dependency build` and commit the charts/ directory)", src.Path, err)
-		}
+	root := src.RepoRoot
+	if root == "" {
+		root = src.Path
+	}
+	if err := addDependencies(ctx, src.Charts, chrt, src.Path, src.Path, root, 0); err != nil {
+		return nil, err
 	}
 	return renderChart(ctx, src, chrt, src.Path, os.ReadFile)
 }
@@ -71,10 +74,8 @@ func renderRemoteChart(ctx context.Context, src Source) ([]images.Object, error)
 	if label == "" {
 		label = src.Chart.RepoURL + "/" + src.Chart.Chart + "-" + res.Version + ".tgz"
 	}
-	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
-		if err := action.CheckDependencies(chrt, deps); err != nil {
-			return nil, fmt.Errorf("helm chart %s: %w (dependencies that are not inside the chart archive are not fetched yet)", label, err)
-		}
+	if err := addDependencies(ctx, src.Charts, chrt, label, "", "", 0); err != nil {
+		return nil, err
 	}
 	files := map[string][]byte{}
 	for _, f := range chrt.Raw {

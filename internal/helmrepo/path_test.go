@@ -1,0 +1,132 @@
+package helmrepo
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParsePath(t *testing.T) {
+	for _, tc := range []struct {
+		in, repo, file string // repo "" = refused
+	}{
+		{"charts.example.com/stable/index.yaml", "charts.example.com/stable", "index.yaml"},
+		{"Charts.Example.com/Stable/index.yaml", "charts.example.com/Stable", "index.yaml"},
+		{"127.0.0.1:8879/index.yaml", "127.0.0.1:8879", "index.yaml"},
+		{"127.0.0.1%3A8879/cert-manager-1.15.0.tgz", "127.0.0.1:8879", "cert-manager-1.15.0.tgz"},
+		{"h/a/b/web-0.1.0+g1.tgz", "h/a/b", "web-0.1.0+g1.tgz"},
+		{"h/web-0.1.0%2Bg1.tgz", "h", "web-0.1.0+g1.tgz"},
+		{"", "", ""},
+		{"index.yaml", "", ""},
+		{"h//index.yaml", "", ""},
+		{"h/../index.yaml", "", ""},
+		{"h/%2e%2e/index.yaml", "", ""},
+		{"h/./index.yaml", "", ""},
+		{"h%2Fstable/index.yaml", "", ""},
+		{"h%2fstable/index.yaml", "", ""},
+		{"h/stable%5Cindex.yaml", "", ""},
+		{`h\stable/index.yaml`, "", ""},
+		{"h/Chart.yaml", "", ""},
+		{"h/.tgz", "", ""},
+		{"h/", "", ""},
+		{"h/index.yaml/", "", ""},
+		{"h/%zz.tgz", "", ""},
+		{"h/a%00.tgz", "", ""},
+		{"h/a%20b.tgz", "", ""},
+		{"h/a%ff.tgz", "", ""},
+		{strings.Repeat("a/", 1100) + "index.yaml", "", ""},
+	} {
+		repo, file, err := ParsePath(tc.in)
+		if tc.repo == "" {
+			if err == nil || !errors.Is(err, ErrBadPath) {
+				t.Errorf("ParsePath(%q) = %q, %q, %v; want an ErrBadPath", tc.in, repo, file, err)
+			}
+			continue
+		}
+		if err != nil || repo != tc.repo || file != tc.file {
+			t.Errorf("ParsePath(%q) = %q, %q, %v; want %q, %q", tc.in, repo, file, err, tc.repo, tc.file)
+		}
+	}
+}
+
+func TestRepoKeyMatchesParsePath(t *testing.T) {
+	for _, hrp := range []string{"Charts.Example.com/Stable", "127.0.0.1:8879", "h"} {
+		repo, _, err := ParsePath(hrp + "/index.yaml")
+		if err != nil || repo != RepoKey(hrp) {
+			t.Errorf("%s: ParsePath gives %q (%v), RepoKey %q", hrp, repo, err, RepoKey(hrp))
+		}
+	}
+}
+
+// FuzzParsePath: any request path either is refused with ErrBadPath or
+// names a repository and a file without dot segments, empty segments or
+// slashes in the file.
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{"charts.example.com/stable/index.yaml", "h/web-0.1.0%2Bg1.tgz", "h/%2e%2e/x.tgz", "h%2Fx/index.yaml", "a/b/c/d.tgz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		repo, file, err := ParsePath(in)
+		if err != nil {
+			if !errors.Is(err, ErrBadPath) {
+				t.Fatalf("error %v does not wrap ErrBadPath", err)
+			}
+			return
+		}
+		if strings.ContainsAny(file, "/\\") || (file != IndexFile && !strings.HasSuffix(file, ".tgz")) {
+			t.Fatalf("file %q", file)
+		}
+		for _, seg := range strings.Split(repo, "/") {
+			if seg == "" || seg == "." || seg == ".." || strings.Contains(seg, "\\") {
+				t.Fatalf("repo %q has segment %q", repo, seg)
+			}
+		}
+	})
+}
+
+func TestMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		bad string // "" = accepted
+	}{
+		{`{"name":"a","version":"1.0.0","apiVersion":"v2","annotations":{"x":"y"},"dependencies":[{"name":"b","version":"1"}]}`, ""},
+		{`{"name":"a","version":"1.0.0","kubeVersion":">=1.20","weight":3}`, ""},
+		{`{"name":"a"}`, `"version" missing`},
+		{`{"name":1,"version":"1"}`, `"name" missing or not a string`},
+		{`{"name":"a","version":"1","urls":["x"]}`, `field "urls"`},
+		{`{"name":"a","version":"1","digest":"x"}`, `field "digest"`},
+		{`{"name":"a","version":"1"} {}`, "trailing data"},
+		{`null`, "null"},
+		{`[1]`, "not a JSON object"},
+		{`{"name":"a","version":"1"`, "not a JSON object"},
+		{`{"name":"a","version":"1","description":"` + strings.Repeat("x", MaxConfigSize) + `"}`, "exceeds"},
+	} {
+		_, err := Metadata([]byte(tc.in))
+		if tc.bad == "" && err != nil {
+			t.Errorf("Metadata(%.60s): %v", tc.in, err)
+		}
+		if tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
+			t.Errorf("Metadata(%.60s): %v, want an error containing %q", tc.in, err, tc.bad)
+		}
+	}
+}
+
+// FuzzMetadata: a config blob is accepted only with string name and
+// version, and never panics.
+func FuzzMetadata(f *testing.F) {
+	f.Add([]byte(`{"name":"a","version":"1.0.0","apiVersion":"v2"}`))
+	f.Add([]byte(`{"name":"a","version":"1","urls":[]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := Metadata(raw)
+		if err != nil {
+			return
+		}
+		if n, _ := m["name"].(string); n == "" {
+			t.Fatalf("accepted without a name: %s", raw)
+		}
+		if _, err := render([]version{{repo: "h", name: "a", version: "1", meta: m}}); err != nil {
+			t.Fatalf("accepted metadata does not render: %v", err)
+		}
+	})
+}
