@@ -15,6 +15,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/render"
 	"github.com/ballast-dev/ballast/internal/render/charts"
 	"github.com/ballast-dev/ballast/internal/units"
 )
@@ -28,6 +29,8 @@ func newBundleCmd(e *env) *cobra.Command {
 		concurrency                      int
 		chartCache                       string
 		chartMaxBytes                    int64
+		chartAuth                        string
+		helmCommand                      string
 	)
 	c := &cobra.Command{
 		Use:   "bundle",
@@ -60,8 +63,12 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			if chartMaxBytes <= 0 {
 				return exitcode.Invalid(fmt.Errorf("--chart-max-bytes %d: want a positive number of bytes", chartMaxBytes))
 			}
-			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, Fetcher: &charts.Fetcher{
-				CacheDir: chartCache, MaxChartBytes: chartMaxBytes, Insecure: insecure}})
+			creds, err := loadChartRepoAuth(chartAuth)
+			if err != nil {
+				return exitcode.Invalid(err)
+			}
+			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, HelmCommand: helmCommand, Fetcher: &charts.Fetcher{
+				CacheDir: chartCache, MaxChartBytes: chartMaxBytes, Insecure: insecure, RepoAuth: creds}})
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.Concurrency, o.Progress = concurrency, progressLogger(e)
@@ -92,6 +99,8 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
 	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
+	chartRepoAuthVar(f, &chartAuth)
+	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	f.Int64Var(&chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "refuse a chart archive larger than this, compressed or not (bytes)")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c

@@ -30,7 +30,7 @@ import (
 
 // helmPushChart packages c and pushes it to repo/<name>:<version> with
 // Helm's registry client, as `helm push` does; it returns the archive.
-func helmPushChart(t *testing.T, repo string, c helmrepo.Chart) []byte {
+func helmPushChart(t testing.TB, repo string, c helmrepo.Chart) []byte {
 	t.Helper()
 	data, err := os.ReadFile(helmrepo.Package(t, t.TempDir(), c))
 	if err != nil {

@@ -37,7 +37,7 @@ func bundleGit(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func bundleWriteFiles(t *testing.T, dir string, files map[string]string) {
+func bundleWriteFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(dir, p)

@@ -33,6 +33,8 @@ type imagesFlags struct {
 	output           string
 	chartCache       string
 	chartMaxBytes    int64
+	chartAuth        string
+	helmCommand      string
 }
 
 func newImagesCmd(e *env) *cobra.Command {
@@ -83,6 +85,8 @@ pod-spec-shaped object appears in other kinds (Argo Rollouts, Knative, …).`,
 	fl.StringArrayVar(&f.extra, "extra-images", nil, "file listing more images, one per line, # comments (repeatable)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.chartCache, "chart-cache", "", "--app charts from Helm repositories and OCI registries: keep downloads in DIR and use them without network")
+	chartRepoAuthVar(fl, &f.chartAuth)
+	fl.StringVar(&f.helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	fl.Int64Var(&f.chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "--app charts: refuse a chart archive larger than this, compressed or not (bytes)")
 	return c
 }
@@ -112,7 +116,11 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 	if f.chartMaxBytes <= 0 {
 		return exitcode.Invalid(fmt.Errorf("--chart-max-bytes %d: want a positive number of bytes", f.chartMaxBytes))
 	}
-	fetcher := &charts.Fetcher{CacheDir: f.chartCache, MaxChartBytes: f.chartMaxBytes, Log: e.log}
+	creds, err := loadChartRepoAuth(f.chartAuth)
+	if err != nil {
+		return exitcode.Invalid(err)
+	}
+	fetcher := &charts.Fetcher{CacheDir: f.chartCache, MaxChartBytes: f.chartMaxBytes, RepoAuth: creds, Log: e.log}
 
 	var sources []render.Source
 	helmFlags := len(f.values) > 0 || len(f.set) > 0 || len(f.setString) > 0 || f.releaseName != "" || f.namespace != "" ||
@@ -136,7 +144,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 				ReleaseName: f.releaseName, Namespace: f.namespace,
 				KubeVersion: f.kubeVersion, APIVersions: f.apiVersions,
 			},
-			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone},
+			Kustomize: render.KustomizeOptions{LoadRestrictorNone: restrictorNone, HelmCommand: f.helmCommand},
 			Log:       e.log,
 			Charts:    fetcher, // chart dependencies that are not vendored
 		})
@@ -151,6 +159,7 @@ func runImages(cmd *cobra.Command, e *env, f imagesFlags, paths []string) error 
 		}
 		for i := range appSources {
 			appSources[i].Kustomize.LoadRestrictorNone = restrictorNone
+			appSources[i].Kustomize.HelmCommand = f.helmCommand
 		}
 		sources = append(sources, appSources...)
 	}

@@ -91,6 +91,9 @@ type ListerOptions struct {
 	// directory, limits, client, insecure); its resolved list and kept
 	// archives are not shared. Nil means the defaults.
 	Fetcher *charts.Fetcher
+	// HelmCommand is the helm binary for kustomize helmCharts (default
+	// render.DefaultHelmCommand).
+	HelmCommand string
 }
 
 // Lister is the release.ImageLister of `ballast bundle` and the demo: the
@@ -104,12 +107,11 @@ func Lister(o ListerOptions) release.ImageLister {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context, dir string, spec release.AppSpec) (release.Found, error) {
-		fetcher := &charts.Fetcher{Log: log}
+		fetcher := &charts.Fetcher{}
 		if o.Fetcher != nil {
-			fetcher = &charts.Fetcher{CacheDir: o.Fetcher.CacheDir, MaxChartBytes: o.Fetcher.MaxChartBytes,
-				MaxIndexBytes: o.Fetcher.MaxIndexBytes, Client: o.Fetcher.Client, Insecure: o.Fetcher.Insecure, Log: log}
+			fetcher = o.Fetcher.Fresh()
 		}
-		fetcher.KeepArchives = true
+		fetcher.Log, fetcher.KeepArchives = log, true
 		var sources []render.Source
 		if spec.Application != "" {
 			file := filepath.Join(dir, filepath.FromSlash(spec.Application))
@@ -127,6 +129,9 @@ func Lister(o ListerOptions) release.ImageLister {
 				return release.Found{}, fmt.Errorf("path %s leaves the repository", spec.Path)
 			}
 			sources = []render.Source{{Path: p, RepoRoot: dir, Log: log, Charts: fetcher}}
+		}
+		for i := range sources {
+			sources[i].Kustomize.HelmCommand = o.HelmCommand
 		}
 		classify := func(err error) error {
 			if ctx.Err() != nil || errors.Is(err, charts.ErrUnavailable) {

@@ -29,12 +29,18 @@ type KustomizeOptions struct {
 	// directory, as Argo CD's `kustomize.buildOptions: --load-restrictor
 	// LoadRestrictionsNone` setting does.
 	LoadRestrictorNone bool
+	// HelmCommand is the helm binary that inflates helmCharts (Argo CD's
+	// `--enable-helm`); default DefaultHelmCommand on PATH. Charts are
+	// fetched by ballast first; helm only runs `helm template`.
+	HelmCommand string
 }
 
 // renderKustomize builds a kustomization with krusty, in-process, with
 // Kustomize's default (root-only) load restrictions, as Argo CD does by
-// default.
-func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
+// default. helmCharts are fetched by ballast into their chartHome (inside
+// the kustomization, as `kustomize build --enable-helm` would pull them)
+// and inflated by the helm binary.
+func renderKustomize(ctx context.Context, src Source) ([]images.Object, error) {
 	dir, err := filepath.Abs(src.Path)
 	if err != nil {
 		return nil, err
@@ -66,9 +72,29 @@ func renderKustomize(_ context.Context, src Source) ([]images.Object, error) {
 	if src.Kustomize.LoadRestrictorNone {
 		kopts.LoadRestrictions = types.LoadRestrictionsNone
 	}
+	root := src.RepoRoot
+	if root != "" {
+		if root, err = filepath.Abs(root); err != nil {
+			return nil, err
+		}
+	}
+	hasCharts, err := prepareHelmCharts(ctx, src.Charts, dir, edited, root, map[string]bool{})
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", src.Path, err)
+	}
+	if hasCharts {
+		helm, err := helmBinary(src.Kustomize.HelmCommand, kfile)
+		if err != nil {
+			return nil, err
+		}
+		kopts.PluginConfig.HelmConfig = types.HelmConfig{Enabled: true, Command: helm}
+	}
 	k := krusty.MakeKustomizer(kopts)
 	resMap, err := k.Run(fsys, dir)
 	if err != nil {
+		if strings.Contains(err.Error(), "must specify --enable-helm") {
+			return nil, fmt.Errorf("kustomize build %s: a kustomization it includes inflates Helm charts (helmCharts) that ballast did not find in a local kustomization: %w", src.Path, err)
+		}
 		return nil, fmt.Errorf("kustomize build %s: %w", src.Path, err)
 	}
 	var objs []images.Object

@@ -29,6 +29,8 @@ import (
 	"sync"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/repo"
@@ -131,6 +133,13 @@ type Fetcher struct {
 	Insecure bool
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
+	// Keychain gives credentials for OCI registries (default
+	// authn.DefaultKeychain: the docker config, as bundle uses for images).
+	Keychain authn.Keychain
+	// RepoAuth gives HTTP basic credentials for Helm repositories: a
+	// request whose URL starts with a credential's URLPrefix carries it.
+	// Credentials are never logged nor written to the cache.
+	RepoAuth []RepoCredential
 	// KeepArchives keeps the bytes of every chart archive fetched, for
 	// Archive (a bundle carries them). Off, nothing is kept.
 	KeepArchives bool
@@ -138,6 +147,54 @@ type Fetcher struct {
 	mu       sync.Mutex
 	resolved []Resolved
 	archives map[string][]byte // by Resolved.Digest
+}
+
+// Fresh returns a Fetcher with f's settings (cache, limits, client,
+// credentials, KeepArchives) and nothing resolved yet.
+func (f *Fetcher) Fresh() *Fetcher {
+	return &Fetcher{CacheDir: f.CacheDir, MaxChartBytes: f.MaxChartBytes, MaxIndexBytes: f.MaxIndexBytes,
+		Client: f.Client, Insecure: f.Insecure, Log: f.Log, Keychain: f.Keychain,
+		RepoAuth: f.RepoAuth, KeepArchives: f.KeepArchives}
+}
+
+// RepoCredential is the HTTP basic login of a Helm repository.
+type RepoCredential struct {
+	URLPrefix string // e.g. "https://charts.example.com/private/"
+	Username  string
+	Password  string
+}
+
+// remoteOptions are the go-containerregistry options of OCI requests.
+func (f *Fetcher) remoteOptions(ctx context.Context) []remote.Option {
+	kc := f.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if f.Client != nil && f.Client.Transport != nil {
+		opts = append(opts, remote.WithTransport(f.Client.Transport))
+	}
+	return opts
+}
+
+// credentialFor returns the credential for u (the longest matching
+// prefix), or nil.
+func (f *Fetcher) credentialFor(u string) *RepoCredential {
+	var best *RepoCredential
+	for i, c := range f.RepoAuth {
+		p := c.URLPrefix
+		if p == "" || !strings.HasPrefix(u, p) {
+			continue
+		}
+		// A prefix without a trailing slash matches whole path segments only.
+		if rest := u[len(p):]; !strings.HasSuffix(p, "/") && rest != "" && rest[0] != '/' {
+			continue
+		}
+		if best == nil || len(p) > len(best.URLPrefix) {
+			best = &f.RepoAuth[i]
+		}
+	}
+	return best
 }
 
 // Archive returns the chart archive (.tgz) that r was resolved to, kept
@@ -389,6 +446,9 @@ func (f *Fetcher) get(ctx context.Context, u string, limit int64) ([]byte, error
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if c := f.credentialFor(u); c != nil {
+		req.SetBasicAuth(c.Username, c.Password)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

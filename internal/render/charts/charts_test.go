@@ -8,6 +8,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -355,3 +358,52 @@ func FuzzLoadArchive(f *testing.F) {
 }
 
 var helmMeta = chart.Metadata{APIVersion: "v2", Name: "demo", Version: "9.9.9"}
+
+// HTTP basic credentials go to the repository they are for (longest
+// prefix, whole path segments), never elsewhere.
+func TestFetchRepoAuth(t *testing.T) {
+	srv := helmrepo.Serve(t, helmrepo.Chart{Name: "web", Version: "1.0.0", Image: "x"})
+	var got []string
+	guard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		got = append(got, u+":"+p)
+		if !ok || u != "ci" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="charts"`)
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		r2, _ := http.NewRequest(r.Method, srv.URL+strings.TrimPrefix(r.URL.Path, "/private"), nil)
+		resp, err := http.DefaultClient.Do(r2)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(guard.Close)
+	ref := charts.Ref{RepoURL: guard.URL + "/private", Chart: "web", TargetRevision: "1.0.0"}
+	for _, tt := range []struct {
+		name string
+		auth []charts.RepoCredential
+		ok   bool
+	}{
+		{"none", nil, false},
+		{"other repository", []charts.RepoCredential{{URLPrefix: guard.URL + "/priv", Username: "ci", Password: "s3cret"}}, false},
+		{"wrong password", []charts.RepoCredential{{URLPrefix: guard.URL, Username: "ci", Password: "nope"}}, false},
+		{"longest prefix wins", []charts.RepoCredential{{URLPrefix: guard.URL, Username: "ci", Password: "nope"},
+			{URLPrefix: guard.URL + "/private/", Username: "ci", Password: "s3cret"}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &charts.Fetcher{RepoAuth: tt.auth}
+			_, _, err := f.Fetch(context.Background(), ref)
+			if (err == nil) != tt.ok {
+				t.Fatalf("err %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "nope")) {
+				t.Errorf("error %v: want the 401, never the password", err)
+			}
+		})
+	}
+}

@@ -39,10 +39,7 @@ func (f *Fetcher) fetchOCI(ctx context.Context, ref Ref) ([]byte, Resolved, erro
 	if err != nil {
 		return nil, Resolved{}, err
 	}
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if f.Client != nil && f.Client.Transport != nil {
-		opts = append(opts, remote.WithTransport(f.Client.Transport))
-	}
+	opts := f.remoteOptions(ctx)
 	version := strings.TrimPrefix(ref.TargetRevision, "v")
 	if exactVersion(ref.TargetRevision) {
 		if data, res, ok := f.fromCache(ref, version); ok {

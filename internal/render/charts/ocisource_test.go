@@ -110,3 +110,52 @@ func FuzzExtract(f *testing.F) {
 		})
 	})
 }
+
+// OCI sources are kept in the cache: a digest or exact version is then
+// read without network, a moving tag only when the registry is gone.
+func TestFetchSourceCache(t *testing.T) {
+	reg := regserver.Start(t, regserver.Options{})
+	files := map[string]string{"a/deploy.yaml": "kind: x\n"}
+	d := helmrepo.PushSource(t, reg.Addr+"/manifests/app:1.0.0", helmrepo.TarGz(t, files))
+	helmrepo.PushSource(t, reg.Addr+"/manifests/app:stable", helmrepo.TarGz(t, files))
+	cache := t.TempDir()
+	repo := "oci://" + reg.Addr + "/manifests/app"
+	for _, rev := range []string{"1.0.0", d, "stable"} {
+		f := &charts.Fetcher{CacheDir: cache}
+		_, res, cleanup, err := f.FetchSource(context.Background(), repo, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cleanup()
+		if res.Cached || res.Manifest != d {
+			t.Errorf("%s, first fetch: %+v", rev, res)
+		}
+	}
+	reg.Stop()
+	for _, rev := range []string{"1.0.0", d, "stable"} {
+		f := &charts.Fetcher{CacheDir: cache}
+		dir, res, cleanup, err := f.FetchSource(context.Background(), repo, rev)
+		if err != nil {
+			t.Fatalf("%s offline: %v", rev, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "a/deploy.yaml")); err != nil {
+			t.Errorf("%s offline: %v", rev, err)
+		}
+		cleanup()
+		if !res.Cached || res.Manifest != d || res.Version != rev {
+			t.Errorf("%s offline: %+v", rev, res)
+		}
+	}
+	// A damaged cached layer is not used.
+	blobs, _ := filepath.Glob(filepath.Join(cache, "*", "sources", "blobs", "*"))
+	if len(blobs) != 1 {
+		t.Fatalf("cached blobs %v, want one", blobs)
+	}
+	if err := os.WriteFile(blobs[0], []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &charts.Fetcher{CacheDir: cache}
+	if _, _, _, err := f.FetchSource(context.Background(), repo, "1.0.0"); !errors.Is(err, charts.ErrUnavailable) {
+		t.Errorf("damaged cache, registry down: %v, want unavailable", err)
+	}
+}
