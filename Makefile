@@ -59,10 +59,12 @@ bench: build
 demo: build
 	$(BIN) demo $(DEMO_FLAGS)
 
-# The end-to-end test's real components (etcd, kube-apiserver, Argo CD),
-# built once per machine from the Go module proxy into
-# $${BALLAST_E2E_CACHE:-~/.cache/ballast/e2e} (~15 min cold, seconds after).
-e2e-deps:
+# The end-to-end test's real components (etcd, kube-apiserver, Argo CD, and
+# the helm CLI Argo CD's repo-server runs), built once per machine from the
+# Go module proxy into $${BALLAST_E2E_CACHE:-~/.cache/ballast/e2e} (~15 min
+# cold, seconds after). After `build`: helm is built on ballast's own module
+# versions and flags, so the Go build cache already holds most of it.
+e2e-deps: build
 	test/e2e/deps/build.sh
 
 # Argo CD + Kubernetes end to end through ballast edge (docs/e2e.md).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -81,7 +82,11 @@ spec:
 		"ARGOCD_RECONCILIATION_TIMEOUT=10s",
 	}
 	repoPort, repoMetrics, ctlMetrics := freePort(t), freePort(t), freePort(t)
-	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), env,
+	// The repo-server runs `helm` (pull, template) for chart sources: the
+	// pinned one from the deps build comes first on its PATH, as the Argo CD
+	// image ships its own.
+	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort), "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
 		"--redis", redisAddr, "--disable-tls", "--loglevel", "info")
 	ctl := startProc(t, logs, "argocd-application-controller", filepath.Join(bin, "argocd-application-controller"), env,

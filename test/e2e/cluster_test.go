@@ -25,6 +25,7 @@ const (
 	etcdVersion   = "v3.6.13"
 	kubeVersion   = "v1.37.2"
 	argocdVersion = "v3.2.11"
+	helmVersion   = "v3.22.0"
 )
 
 // deps are the paths of the built components.
@@ -32,6 +33,7 @@ type deps struct {
 	etcd, apiserver, argocd string
 	argocdManifests         string // manifests/ of the argo-cd module source
 	redis                   string
+	helm                    string // the helm CLI that Argo CD's repo-server runs
 }
 
 // findDeps locates what `make e2e-deps` built. The test runs only when
@@ -57,8 +59,9 @@ func findDeps(t *testing.T) deps {
 		apiserver:       filepath.Join(cache, "kube-apiserver-"+kubeVersion, "kube-apiserver"),
 		argocd:          filepath.Join(cache, "argocd-"+argocdVersion, "argocd"),
 		argocdManifests: filepath.Join(cache, "argocd-"+argocdVersion, "manifests"),
+		helm:            filepath.Join(cache, "helm-"+helmVersion, "helm"),
 	}
-	for _, p := range []string{d.etcd, d.apiserver, d.argocd, d.argocdManifests} {
+	for _, p := range []string{d.etcd, d.apiserver, d.argocd, d.argocdManifests, d.helm} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%v: build the end-to-end dependencies first: make e2e-deps", err)
 		}

@@ -44,6 +44,7 @@ const (
 // stack is everything one story runs against.
 type stack struct {
 	t       *testing.T
+	deps    deps
 	dir     string
 	logs    string
 	ballast string
@@ -69,7 +70,7 @@ type stack struct {
 func newStack(t *testing.T, gate bool) *stack {
 	d := findDeps(t)
 	gitserver.RequireGit(t)
-	s := &stack{t: t, dir: t.TempDir()}
+	s := &stack{t: t, dir: t.TempDir(), deps: d}
 	s.logs = filepath.Join(s.dir, "logs")
 	if d := os.Getenv("BALLAST_E2E_LOGS"); d != "" {
 		// Keep every component's log after the test.
@@ -149,8 +150,16 @@ api: {tokenFile: %q}
 // generated is the file argocd/name that `ballast install` wrote, with the
 // daemon's Service names pointing at its loopback addresses.
 func (s *stack) generated(name string) []byte {
-	return inCluster(readFile(s.t, filepath.Join(s.dir, "install", "argocd", name)), s.edgeHTTP, s.edgeReg)
+	return inCluster(readFile(s.t, filepath.Join(s.dir, "install", "argocd", name)), s.edgeHTTP, s.edgeRegName())
 }
+
+// edgeRegName is the edge registry as Argo CD names it: localhost:port
+// rather than 127.0.0.1:port. Argo CD v3.2.11 matches a repoURL to a
+// credential template by URL prefix after url.Parse, which fails for a
+// scheme-less "127.0.0.1:port/…" (a first path segment with a colon), so
+// no template would ever match an IP address; a host name such as the
+// in-cluster Service name that `ballast install` writes parses (docs/e2e.md).
+func (s *stack) edgeRegName() string { return "localhost:" + portOf(s.edgeReg) }
 
 // ballastBinary is $BALLAST_BIN, or ballast built from this checkout.
 func ballastBinary(t *testing.T, dir string) string {
@@ -245,14 +254,18 @@ func (s *stack) ready(sha string) (bool, error) {
 // appStatus is what the test reads of the Application.
 type appStatus struct {
 	Phase, Revision, Message, Sync, Target string
+	Revisions                              []string // syncResult.revisions of a multi-source Application
 	Conditions                             []string
 }
 
-func (s *stack) app() appStatus {
+func (s *stack) app() appStatus { return s.appNamed(appName) }
+
+// appNamed reads the Application name in namespace argocd.
+func (s *stack) appNamed(name string) appStatus {
 	s.t.Helper()
-	o, err := s.cluster.dyn.Resource(applicationsGVR).Namespace("argocd").Get(s.t.Context(), appName, metav1.GetOptions{})
+	o, err := s.cluster.dyn.Resource(applicationsGVR).Namespace("argocd").Get(s.t.Context(), name, metav1.GetOptions{})
 	if err != nil {
-		s.t.Fatalf("get application: %v", err)
+		s.t.Fatalf("get application %s: %v", name, err)
 	}
 	a := appStatus{
 		Phase:    str(o.Object, "status", "operationState", "phase"),
@@ -261,6 +274,7 @@ func (s *stack) app() appStatus {
 		Sync:     str(o.Object, "status", "sync", "status"),
 		Target:   str(o.Object, "spec", "source", "targetRevision"),
 	}
+	a.Revisions, _, _ = unstructured.NestedStringSlice(o.Object, "status", "operationState", "syncResult", "revisions")
 	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real components of the end-to-end test (etcd, kube-apiserver,
-# Argo CD) from the Go module proxy, each in its own wrapper module here, into
+# Argo CD, and the helm CLI that Argo CD's repo-server runs) from the Go
+# module proxy, each in its own wrapper module here, into
 # a cache directory outside the checkout keyed by version:
 #
 #   ${BALLAST_E2E_CACHE:-$HOME/.cache/ballast/e2e}/<name>-<version>/<binary>
 #
 # A binary that is already there is not rebuilt, so a machine pays the cold
-# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd]...
+# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd|helm]...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,10 +18,11 @@ cache=${BALLAST_E2E_CACHE:-$HOME/.cache/ballast/e2e}
 etcd_version=v3.6.13
 kube_version=v1.37.2
 argocd_version=v3.2.11
+helm_version=v3.22.0
 
-# build NAME VERSION BINARY PACKAGE [LDFLAGS]
+# build NAME VERSION BINARY PACKAGE [LDFLAGS [CGO_ENABLED]]
 build() {
-  local name=$1 version=$2 binary=$3 pkg=$4 ldflags=${5:-}
+  local name=$1 version=$2 binary=$3 pkg=$4 ldflags=${5:-} cgo=${6:-${CGO_ENABLED:-}}
   local dir="$cache/$name-$version"
   if [[ -x "$dir/$binary" ]]; then
     echo "e2e-deps: $name $version already built in $dir"
@@ -31,7 +33,7 @@ build() {
   local start=$SECONDS
   # Build to a temporary name and rename, so an interrupted build is redone
   # rather than trusted.
-  (cd "$here/$name" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/.$binary.tmp" "$pkg")
+  (cd "$here/$name" && CGO_ENABLED=$cgo GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w $ldflags" -o "$dir/.$binary.tmp" "$pkg")
   mv "$dir/.$binary.tmp" "$dir/$binary"
   echo "e2e-deps: $name $version built in $((SECONDS - start)) s"
 }
@@ -59,8 +61,21 @@ argocd_manifests() {
   mv "$dst.tmp" "$dst"
 }
 
+# Helm as its release Makefile stamps it: the version `helm version` prints
+# and the Kubernetes version charts see by default (client-go's minor, major+1).
+helm_ldflags() {
+  local p=helm.sh/helm/v3
+  printf -- '-X %s/internal/version.version=%s -X %s/internal/version.gitTreeState=clean ' "$p" "$helm_version" "$p"
+  local k8s major minor
+  k8s=$(cd "$here/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
+  k8s=${k8s#v0.}; major=1; minor=${k8s%%.*}
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    printf -- '-X %s.k8sVersionMajor=%s -X %s.k8sVersionMinor=%s ' "$p" "$major" "$p" "$minor"
+  done
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd helm)
 for t in "${targets[@]}"; do
   case $t in
     etcd) build etcd "$etcd_version" etcd go.etcd.io/etcd/server/v3 ;;
@@ -68,6 +83,13 @@ for t in "${targets[@]}"; do
     argocd)
       build argocd "$argocd_version" argocd github.com/argoproj/argo-cd/v3/cmd
       argocd_manifests ;;
-    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver or argocd)" >&2; exit 2 ;;
+    # The helm wrapper's go.mod selects exactly the module versions of
+    # ballast's own go.mod (ballast links Helm's library), and it is built
+    # with the flags of `make build` (CGO_ENABLED=0, -trimpath): every
+    # package ballast already compiled comes from the Go build cache, so the
+    # cold build compiles little more than Helm's CLI. Keep the two in step
+    # when ballast's go.mod moves (TestHelmDepsInStep checks it).
+    helm) build helm "$helm_version" helm helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" 0 ;;
+    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver, argocd or helm)" >&2; exit 2 ;;
   esac
 done
