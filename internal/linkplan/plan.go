@@ -45,7 +45,7 @@ func (p *Plan) Decide(o Override) Decision {
 	}
 	rate := st.Rate
 	if !st.Open {
-		rate = p.Schedule.rate // a window override runs at the link's own cap
+		rate = p.Schedule.LinkRate() // a window override runs at the link's own cap
 	}
 	return Decision{OK: true, Rate: rate}
 }

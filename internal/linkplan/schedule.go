@@ -207,6 +207,9 @@ func NewSchedule(rate int64, ws ...Window) Schedule {
 	return Schedule{windows: append([]Window(nil), ws...), rate: rate}
 }
 
+// LinkRate is the link's own cap in bytes/s (0: none).
+func (s Schedule) LinkRate() int64 { return s.rate }
+
 // Always reports whether the link is open at all times.
 func (s Schedule) Always() bool { return len(s.windows) == 0 }
 
