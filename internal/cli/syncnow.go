@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ballast-dev/ballast/internal/units"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/units"
 )
 
 type syncNowOptions struct {
