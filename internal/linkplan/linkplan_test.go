@@ -329,3 +329,19 @@ func FuzzParseWindow(f *testing.F) {
 		}
 	})
 }
+
+func TestGitPollAllowed(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	s := NewSchedule(0, mustWindow(t, nil, "22:00", "06:00", "UTC", 0))
+	if p := (&Plan{Clock: clk, Schedule: s, GitPollOutsideWindows: true}); !p.GitPollAllowed() {
+		t.Error("default: polls outside windows")
+	}
+	p := &Plan{Clock: clk, Schedule: s}
+	if p.GitPollAllowed() {
+		t.Error("gitPollOutsideWindows false: polled at noon")
+	}
+	clk.Set(time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC))
+	if !p.GitPollAllowed() {
+		t.Error("no poll inside the window")
+	}
+}
