@@ -1,6 +1,7 @@
 package linkplan
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -344,4 +345,30 @@ func TestGitPollAllowed(t *testing.T) {
 	if !p.GitPollAllowed() {
 		t.Error("no poll inside the window")
 	}
+}
+
+// FuzzOpenLedger: a ledger file of any content opens or is refused with
+// ErrLedger; never a panic, never a negative count.
+func FuzzOpenLedger(f *testing.F) {
+	f.Add([]byte(`{"version":1,"periods":{"day":{"start":"2026-12-04T00:00:00Z","used":5}}}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"periods":{"day":null}}`))
+	f.Add([]byte(`{"version":1,"periods":{"day":{"used":-1}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "l.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		clk := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+		l, err := OpenLedger(path, Budget{Day: 10, Week: 100}, clk)
+		if err != nil {
+			if !errors.Is(err, ErrLedger) {
+				t.Fatalf("error %v is not ErrLedger", err)
+			}
+			return
+		}
+		if left, _ := l.Left(); left < 0 || left > 10 {
+			t.Fatalf("left %d", left)
+		}
+	})
 }
