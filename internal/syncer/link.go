@@ -57,6 +57,10 @@ type linkGate struct {
 	cancel      context.CancelCauseFunc // the running pass's
 	cap         int64                   // the limiter's current cap; 0: none
 	stopped     error                   // why the running pass stopped
+	// state is the schedule's state from stateAt until state.Until:
+	// reads ask for it every few KiB, the schedule is worked out once.
+	state   linkplan.State
+	stateAt time.Time
 	// measured link rate: bytes and busy time over the recent past.
 	rateBytes int64
 	rateStart time.Time
@@ -119,10 +123,15 @@ func (g *linkGate) decide() (linkplan.Decision, error) {
 // grant, or are manifests admitted while budget was left), sets the rate
 // cap, and stops the pass when the window has closed.
 func (g *linkGate) windowOpen() error {
+	now := g.plan.Clock.Now()
 	g.mu.Lock()
 	o := g.override
+	st := g.state
+	if g.stateAt.IsZero() || now.Before(g.stateAt) || (!st.Until.IsZero() && !now.Before(st.Until)) {
+		st = g.plan.Schedule.At(now)
+		g.state, g.stateAt = st, now
+	}
 	g.mu.Unlock()
-	st := g.plan.Schedule.At(g.plan.Clock.Now())
 	if !st.Open && !o.Window {
 		err := fmt.Errorf("%w until %s", ErrWindowClosed, st.Until.UTC().Format(time.RFC3339))
 		g.stop(err)
