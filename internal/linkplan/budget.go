@@ -80,10 +80,26 @@ func PeriodEnd(p Period, t time.Time, loc *time.Location) time.Time {
 	}
 }
 
-// persistAhead is how far the recorded use runs ahead of the bytes counted
-// so far: the file is rewritten once per persistAhead bytes, and a crash
-// over-counts by less than that, never under-counts.
-const persistAhead = 1 << 20
+// persistAhead is the least the recorded use runs ahead of the bytes
+// counted so far: the file is rewritten (with fsync) once per step, and a
+// crash over-counts by less than a step, never under-counts. The step is
+// 1% of the smallest limit, at least persistAhead, at most maxPersistAhead:
+// an fsync per MiB would cap a fast link near 200 MB/s.
+const (
+	persistAhead    = 1 << 20
+	maxPersistAhead = 64 << 20
+)
+
+// step is how far ahead the ledger records use.
+func (b Budget) step() int64 {
+	least := int64(0)
+	for _, p := range periods {
+		if l := b.limit(p); l > 0 && (least == 0 || l < least) {
+			least = l
+		}
+	}
+	return min(max(least/100, persistAhead), maxPersistAhead)
+}
 
 // ledgerFile is the ledger's file format (version 1).
 type ledgerFile struct {
@@ -108,8 +124,10 @@ type Usage struct {
 
 // Ledger counts the bytes the link carried in each budget period. It is
 // kept in one JSON file, replaced atomically (internal/atomicfile), so it
-// survives a crash or kill -9 at any point; periods roll over by the
-// clock when read or charged. It is safe for concurrent use.
+// survives a crash or kill -9 at any point, recording use a step ahead of
+// the count (1% of the smallest limit, 1 to 64 MiB) so a crash never gives
+// bytes back; periods roll over by the clock when read or charged. It is
+// safe for concurrent use.
 type Ledger struct {
 	path   string
 	budget Budget
@@ -186,7 +204,7 @@ func (l *Ledger) Charge(n int64) error {
 	if !write {
 		return nil
 	}
-	return l.writeLocked(persistAhead)
+	return l.writeLocked(l.budget.step())
 }
 
 // Flush records the exact count (end of a pass, shutdown).
