@@ -53,6 +53,7 @@ type linkGate struct {
 	cond        *sync.Cond
 	outstanding int64 // bytes granted to blob reads, not yet read
 	active      int   // blob reads open (granted, not closed)
+	parked      int   // blob reads that saw the window close, waiting for the others
 	override    linkplan.Override
 	cancel      context.CancelCauseFunc // the running pass's
 	cap         int64                   // the limiter's current cap; 0: none
@@ -78,7 +79,7 @@ func newLinkGate(p *linkplan.Plan) *linkGate {
 func (g *linkGate) begin(ctx context.Context, o linkplan.Override) context.Context {
 	ctx, cancel := context.WithCancelCause(ctx)
 	g.mu.Lock()
-	g.override, g.cancel, g.stopped = o, cancel, nil
+	g.override, g.cancel, g.stopped, g.parked = o, cancel, nil, 0
 	g.mu.Unlock()
 	return ctx
 }
@@ -245,6 +246,22 @@ func (g *linkGate) release(n int64) {
 	g.outstanding -= n
 	g.cond.Broadcast()
 	g.mu.Unlock()
+}
+
+// parkClosed is where a blob read that saw the window close waits until
+// every open blob read has seen it too, so they all stop together: the
+// copy engine ends the copy at the first error, and a read stopped between
+// two of its writes would race with it.
+func (g *linkGate) parkClosed(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
+	defer stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.parked++
+	g.cond.Broadcast()
+	for g.parked < g.active && ctx.Err() == nil {
+		g.cond.Wait()
+	}
 }
 
 // closed ends one blob read.
@@ -417,6 +434,10 @@ func newGrantedBody(rc io.ReadCloser, g *linkGate, ctx context.Context, n int64,
 }
 
 func (b *grantedBody) Read(p []byte) (int, error) {
+	if err := b.gate.windowOpen(); err != nil {
+		b.gate.parkClosed(b.ctx)
+		return 0, oci.Permanent(err)
+	}
 	left := b.left.Load()
 	if left <= 0 {
 		if b.short {
