@@ -283,7 +283,6 @@ type repoPass struct {
 	cl         *claims
 	wanted     []wantedRev
 	errs       []error
-	skip       bool // nothing to do (not mirrored yet, or it failed early)
 }
 
 // Pass runs one sync pass: it reads every repository's wanted revisions,
@@ -326,7 +325,7 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if rp == nil || rp.skip {
+		if rp == nil { // not mirrored yet, or failed early
 			continue
 		}
 		passes = append(passes, rp)
