@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,8 +21,10 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/linkplan"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/redact"
+	"github.com/ballast-dev/ballast/internal/units"
 )
 
 // Defaults applied by Parse to fields left empty.
@@ -76,6 +79,10 @@ type Repository struct {
 	Track         []string     `json:"track,omitempty"`
 	KeepRevisions int          `json:"keepRevisions"`
 	Gate          bool         `json:"gate,omitempty"`
+	// Weight orders fetches between repositories when the link is scarce:
+	// within a priority tier, heavier repositories go first. 1 to 1000;
+	// the default is 1.
+	Weight int `json:"weight,omitempty"`
 }
 
 // Credentials name files holding a username and a password (or token).
@@ -98,9 +105,148 @@ type UpstreamRegistry struct {
 	Insecure     bool   `json:"insecure,omitempty"` // plain HTTP
 }
 
-// Link describes the edge's upstream link.
+// Link describes the edge's upstream link and when and how much sync may
+// use it (docs/configuration.md, "The link").
 type Link struct {
-	MaxBandwidth int64 `json:"maxBandwidth,omitempty"` // bytes/s, 0 = unlimited
+	// MaxBandwidth caps bundle downloads: bytes/s as a number, or a
+	// string with a unit ("2MB/s", "512kbit/s"); 0 = unlimited.
+	MaxBandwidth Quantity `json:"maxBandwidth,omitempty"`
+	// TimeZone is the IANA zone of windows that name none and of budget
+	// periods. The default is UTC.
+	TimeZone string `json:"timeZone,omitempty"`
+	// Windows are when sync may use the link; none means always.
+	Windows []Window `json:"windows,omitempty"`
+	// Budget caps the bytes sync may move per day, week and month.
+	Budget *Budget `json:"budget,omitempty"`
+	// GitPollOutsideWindows lets the git mirror poll upstream while no
+	// window is open (polls are small). The default is true.
+	GitPollOutsideWindows *bool `json:"gitPollOutsideWindows,omitempty"`
+}
+
+// Window is one weekly transfer window (linkplan.ParseWindow has the
+// grammar): it opens at From on each of Days and closes at To.
+type Window struct {
+	Days         []string `json:"days,omitempty"` // "mon"…"sun", "mon-fri"; absent: every day
+	From         string   `json:"from"`           // "HH:MM"
+	To           string   `json:"to"`             // "HH:MM" or "24:00"; ≤ from: the next day
+	TimeZone     string   `json:"timeZone,omitempty"`
+	MaxBandwidth Quantity `json:"maxBandwidth,omitempty"` // cap while open; absent: the link's
+}
+
+// Budget is the most sync may move over the link per period ("500MB",
+// "2GiB"); absent periods are unlimited. Periods start at midnight in
+// link.timeZone: days every day, weeks on Monday, months on the 1st.
+type Budget struct {
+	PerDay   Quantity `json:"perDay,omitempty"`
+	PerWeek  Quantity `json:"perWeek,omitempty"`
+	PerMonth Quantity `json:"perMonth,omitempty"`
+}
+
+// Quantity is a byte count or rate as written in the config: a number, or
+// a string with a unit (units.ParseBytes, units.ParseRate). Validate
+// parses it, naming the field.
+type Quantity string
+
+// UnmarshalJSON accepts a JSON number or string.
+func (q *Quantity) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*q = Quantity(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("%s: want a number or a string such as \"2MB/s\"", b)
+	}
+	*q = Quantity(n.String())
+	return nil
+}
+
+// Bytes parses q as a byte count; empty is 0.
+func (q Quantity) Bytes() (int64, error) {
+	if q == "" {
+		return 0, nil
+	}
+	if strings.HasPrefix(strings.TrimSpace(string(q)), "-") {
+		return 0, fmt.Errorf("%s is negative", q)
+	}
+	return units.ParseBytes(string(q))
+}
+
+// Rate parses q as bytes per second; empty is 0.
+func (q Quantity) Rate() (int64, error) {
+	if q == "" {
+		return 0, nil
+	}
+	if strings.HasPrefix(strings.TrimSpace(string(q)), "-") {
+		return 0, fmt.Errorf("%s is negative", q)
+	}
+	return units.ParseRate(string(q))
+}
+
+// MaxBandwidthBytes is link.maxBandwidth in bytes/s (0 when unset or
+// invalid: Validate reports the latter).
+func (l Link) MaxBandwidthBytes() int64 {
+	n, _ := l.MaxBandwidth.Rate()
+	return n
+}
+
+// Schedule builds the link's window schedule.
+func (l Link) Schedule() (linkplan.Schedule, error) {
+	rate, err := l.MaxBandwidth.Rate()
+	if err != nil {
+		return linkplan.Schedule{}, fmt.Errorf("link.maxBandwidth: %w", err)
+	}
+	ws := make([]linkplan.Window, 0, len(l.Windows))
+	for i, w := range l.Windows {
+		pw, err := linkplan.ParseWindow(w.Days, w.From, w.To, w.TimeZone, l.TimeZone)
+		if err != nil {
+			return linkplan.Schedule{}, fmt.Errorf("link.windows[%d].%w", i, err)
+		}
+		if pw.Rate, err = w.MaxBandwidth.Rate(); err != nil {
+			return linkplan.Schedule{}, fmt.Errorf("link.windows[%d].maxBandwidth: %w", i, err)
+		}
+		ws = append(ws, pw)
+	}
+	return linkplan.NewSchedule(rate, ws...), nil
+}
+
+// BudgetLimits builds the link's budget (zero: none).
+func (l Link) BudgetLimits() (linkplan.Budget, error) {
+	loc, err := linkplan.LoadZone(l.TimeZone)
+	if err != nil {
+		return linkplan.Budget{}, fmt.Errorf("link.timeZone: %w", err)
+	}
+	b := linkplan.Budget{Loc: loc}
+	if l.Budget == nil {
+		return b, nil
+	}
+	for _, f := range []struct {
+		key string
+		q   Quantity
+		dst *int64
+	}{{"perDay", l.Budget.PerDay, &b.Day}, {"perWeek", l.Budget.PerWeek, &b.Week}, {"perMonth", l.Budget.PerMonth, &b.Month}} {
+		n, err := f.q.Bytes()
+		if err == nil && f.q != "" && n == 0 {
+			err = errors.New("0 would allow nothing: leave the period out for no limit")
+		}
+		if err != nil {
+			return b, fmt.Errorf("link.budget.%s: %w", f.key, err)
+		}
+		*f.dst = n
+	}
+	if b.IsZero() {
+		return b, errors.New("link.budget: set perDay, perWeek or perMonth (or leave budget out)")
+	}
+	return b, nil
+}
+
+// PollOutsideWindows is link.gitPollOutsideWindows with its default.
+func (l Link) PollOutsideWindows() bool {
+	return l.GitPollOutsideWindows == nil || *l.GitPollOutsideWindows
 }
 
 // Duration is a time.Duration written as "1m", "30s" in YAML.
@@ -170,6 +316,9 @@ func (c *Config) applyDefaults() {
 		if r.KeepRevisions == 0 {
 			r.KeepRevisions = DefaultKeepRevisions
 		}
+		if r.Weight == 0 {
+			r.Weight = 1
+		}
 		if len(r.Track) == 0 {
 			r.Track = []string{DefaultTrack}
 		}
@@ -227,6 +376,9 @@ func (c *Config) Validate() error {
 		if r.PollInterval.Duration < time.Second {
 			bad("%s.pollInterval: %v is below 1s", key, r.PollInterval)
 		}
+		if r.Weight < 0 || r.Weight > 1000 {
+			bad("%s.weight: %d is not between 1 and 1000", key, r.Weight)
+		}
 		if r.KeepRevisions < 0 {
 			bad("%s.keepRevisions: %d is negative", key, r.KeepRevisions)
 		}
@@ -270,8 +422,15 @@ func (c *Config) Validate() error {
 			bad("api.allowedHosts: %q is not a host name (no port)", h)
 		}
 	}
-	if c.Link.MaxBandwidth < 0 {
-		bad("link.maxBandwidth: %d is negative", c.Link.MaxBandwidth)
+	if _, err := linkplan.LoadZone(c.Link.TimeZone); err != nil {
+		bad("link.timeZone: %v", err)
+	} else {
+		if _, err := c.Link.Schedule(); err != nil {
+			bad("%v", err)
+		}
+		if _, err := c.Link.BudgetLimits(); err != nil {
+			bad("%v", err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -40,7 +40,7 @@ func TestParseFull(t *testing.T) {
 	if r.PollInterval.Duration != 30*time.Second || r.KeepRevisions != 3 || !r.Gate || len(r.Track) != 2 {
 		t.Fatalf("repository parsed wrong: %+v", r)
 	}
-	if !c.UpstreamRegistries["registry.example.com"].Insecure || c.Link.MaxBandwidth != 1000000 {
+	if !c.UpstreamRegistries["registry.example.com"].Insecure || c.Link.MaxBandwidthBytes() != 1000000 {
 		t.Fatalf("parsed wrong: %+v", c)
 	}
 	if got, ok := c.Repository("GitHub.com/Fleet/Apps"); !ok || got.URL != r.URL {
@@ -107,6 +107,23 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nupstreamRegistries: {'r.example.com:': {}}", "upstreamRegistries"},
 		{"dataDir: /d\nplatforms: [linux]", "os/arch"},
 		{"dataDir: /d\nlink: {maxBandwidth: -1}", "negative"},
+		{"dataDir: /d\nlink: {maxBandwidth: 2MB}", "link.maxBandwidth: \"2MB\": a rate ends in /s"},
+		{"dataDir: /d\nlink: {maxBandwidth: 2mb/s}", "link.maxBandwidth: \"2mb\": unknown unit"},
+		{"dataDir: /d\nlink: {timeZone: Mars/Base}", "link.timeZone: \"Mars/Base\" is not an IANA"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '6:00'}]}", "link.windows[0].to: \"6:00\" is not a time of day"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00'}, {days: [mon-fry], from: '01:00', to: '02:00'}]}", "link.windows[1].days: \"fry\" is not a day"},
+		{"dataDir: /d\nlink: {windows: [{days: [], from: '22:00', to: '06:00'}]}", "link.windows[0].days: empty"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', timeZone: Local}]}", "link.windows[0].timeZone"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', maxBandwidth: fast}]}", "link.windows[0].maxBandwidth"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '22:00'}]}", "link.windows[0].to: \"22:00\" equals from"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', cron: '* * * * *'}]}", "unknown field \"cron\""},
+		{"dataDir: /d\nlink: {budget: {perDay: 5 apples}}", "link.budget.perDay: \"5 apples\": unknown unit"},
+		{"dataDir: /d\nlink: {budget: {perMonth: 0}}", "link.budget.perMonth: 0 would allow nothing"},
+		{"dataDir: /d\nlink: {budget: {perWeek: 1.5B}}", "link.budget.perWeek: \"1.5B\": not a whole number"},
+		{"dataDir: /d\nlink: {budget: {}}", "link.budget: set perDay"},
+		{"dataDir: /d\nlink: {budget: {perYear: 1GB}}", "unknown field \"perYear\""},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a', weight: 1001}]", "repositories[0].weight: 1001"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/a', weight: -2}]", "repositories[0].weight: -2"},
 	} {
 		_, err := Parse([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -187,10 +204,63 @@ func FuzzValidateGitURL(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte("dataDir: /d\nrepositories: [{url: 'https://h/a'}]"))
+	f.Add([]byte("dataDir: /d\nlink: {timeZone: Europe/Oslo, maxBandwidth: 2MB/s, windows: [{days: [mon-fri], from: '22:00', to: '06:00', maxBandwidth: 512kbit/s}], budget: {perDay: 500MB}}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err == nil && c.DataDir == "" {
 			t.Fatal("accepted a config without dataDir")
 		}
+		if err == nil {
+			// What Validate accepted, the link policy can build.
+			if _, err := c.Link.Schedule(); err != nil {
+				t.Fatalf("valid config, bad schedule: %v", err)
+			}
+			if b, err := c.Link.BudgetLimits(); err != nil && c.Link.Budget != nil || err == nil && b.Day < 0 {
+				t.Fatalf("valid config, bad budget: %v", err)
+			}
+		}
 	})
+}
+
+func TestParseLink(t *testing.T) {
+	c, err := Parse([]byte(`dataDir: /d
+repositories: [{url: 'https://h/a', weight: 5}, {url: 'https://h/b'}]
+link:
+  maxBandwidth: 5MB/s
+  timeZone: Europe/Oslo
+  windows:
+    - {days: [mon-fri], from: "22:00", to: "06:00", maxBandwidth: 2MB/s}
+    - {days: [sat, sun], from: "00:00", to: "24:00", timeZone: UTC}
+  budget: {perDay: 500MB, perMonth: 10GiB}
+  gitPollOutsideWindows: false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Repositories[0].Weight != 5 || c.Repositories[1].Weight != 1 {
+		t.Errorf("weights %d %d", c.Repositories[0].Weight, c.Repositories[1].Weight)
+	}
+	if c.Link.MaxBandwidthBytes() != 5_000_000 || c.Link.PollOutsideWindows() {
+		t.Errorf("link %+v", c.Link)
+	}
+	s, err := c.Link.Schedule()
+	if err != nil || s.Always() {
+		t.Fatalf("schedule: %v", err)
+	}
+	oslo, _ := time.LoadLocation("Europe/Oslo")
+	st := s.At(time.Date(2026, 12, 7, 23, 0, 0, 0, oslo)) // a Monday night
+	if !st.Open || st.Rate != 2_000_000 {
+		t.Errorf("monday 23:00: %+v", st)
+	}
+	b, err := c.Link.BudgetLimits()
+	if err != nil || b.Day != 500_000_000 || b.Month != 10<<30 || b.Week != 0 || b.Loc.String() != "Europe/Oslo" {
+		t.Errorf("budget %+v %v", b, err)
+	}
+	d, err := Parse([]byte("dataDir: /d\n"))
+	if err != nil || !d.Link.PollOutsideWindows() {
+		t.Fatalf("default gitPollOutsideWindows: %v", err)
+	}
+	if s, _ := d.Link.Schedule(); !s.Always() {
+		t.Error("no windows is not always open")
+	}
 }

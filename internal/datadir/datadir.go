@@ -30,6 +30,9 @@ func (l Layout) Staging() string { return filepath.Join(l.Root, "sync", "staging
 // Deployed is the file of revisions recorded as deployed.
 func (l Layout) Deployed() string { return filepath.Join(l.Root, "state", "deployed.json") }
 
+// LinkBudget is the link budget ledger (internal/linkplan).
+func (l Layout) LinkBudget() string { return filepath.Join(l.Root, "state", "link-budget.json") }
+
 // SyncLock is the lock file that keeps two writers (the daemon, `sync
 // --once`, `import --config`) off one data dir.
 func (l Layout) SyncLock() string { return filepath.Join(l.Root, "sync.lock") }

@@ -27,12 +27,13 @@ var pageFS embed.FS
 var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"short":   shortSHA,
 	"bytes":   humanBytes,
-	"rate":    func(bps float64) string { return humanBytes(int64(bps)) + "/s" },
+	"rate":    rateText,
 	"eta":     humanDuration,
 	"ago":     ago,
 	"since":   func(t, now time.Time) string { return ago(&t, now) },
 	"percent": percent,
 	"stamp":   stamp,
+	"when":    when,
 }).ParseFS(pageFS, "page.html"))
 
 // maxPageVerifications is how many verify results a repository shows.
@@ -173,4 +174,36 @@ func stamp(t any) string {
 		}
 	}
 	return ""
+}
+
+// when prints a forecast or window time as "Tue 03:10 UTC" (with the date
+// when it is more than six days away).
+func when(t any) string {
+	var v time.Time
+	switch t := t.(type) {
+	case time.Time:
+		v = t
+	case *time.Time:
+		if t == nil {
+			return ""
+		}
+		v = *t
+	}
+	v = v.UTC()
+	if time.Until(v) > 6*24*time.Hour {
+		return v.Format("Mon 2 Jan 15:04 MST")
+	}
+	return v.Format("Mon 15:04 MST")
+}
+
+// rateText prints bytes/s (float64 measured, int64 configured) as "1.2 MiB/s".
+func rateText(bps any) string {
+	var n int64
+	switch v := bps.(type) {
+	case float64:
+		n = int64(v)
+	case int64:
+		n = v
+	}
+	return humanBytes(n) + "/s"
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/helmrepo"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/linkplan"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
 )
@@ -46,6 +47,7 @@ func (d *Daemon) addRegistryAndSync() error {
 	}
 	d.AddReadyCheck("data-dir", func(context.Context) error { return writable(d.cfg.DataDir) })
 	d.AddRoute("/api/v1/sync", http.HandlerFunc(d.serveSync))
+	d.AddRoute("/api/v1/sync/now", http.HandlerFunc(d.serveSyncNow))
 	d.AddRoute("/api/v1/status", http.HandlerFunc(d.serveStatus))
 	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
 	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
@@ -198,6 +200,11 @@ func (d *Daemon) serveVerifications(w http.ResponseWriter, r *http.Request) {
 		}
 		v.At = time.Now().UTC()
 		d.verifs.add(v)
+		if !v.Allowed {
+			// The gate is waiting on this revision: the next pass
+			// fetches it first (syncer.Options.Waiting).
+			d.Sync.Kick()
+		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -249,4 +256,53 @@ func kickOnBundleWrite(h http.Handler, kick func()) http.Handler {
 			time.AfterFunc(importSettle, kick)
 		}
 	})
+}
+
+// waitingFor is how long a NOT READY verify keeps its revision at the
+// front of the fetch order: Argo CD retries a failed hook within minutes.
+const waitingFor = 15 * time.Minute
+
+// waitingOn reports whether the gate is waiting on revision sha of
+// repository repoID: the latest verify of it, within waitingFor, answered
+// NOT READY.
+func (d *Daemon) waitingOn(repoID, sha string) bool {
+	d.verifs.mu.Lock()
+	defer d.verifs.mu.Unlock()
+	for i := len(d.verifs.list) - 1; i >= 0; i-- {
+		v := d.verifs.list[i]
+		if v.Revision != sha || !strings.EqualFold(repoIDOf(v.Repo), repoID) {
+			continue
+		}
+		return !v.Allowed && time.Since(v.At) < waitingFor
+	}
+	return false
+}
+
+// SyncNowRequest is the body of POST /api/v1/sync/now: a pass at once
+// that may use the link outside its windows; IgnoreBudget also lets it
+// spend past the budget.
+type SyncNowRequest struct {
+	IgnoreBudget bool `json:"ignoreBudget"`
+}
+
+// SyncNowResponse answers POST /api/v1/sync/now.
+type SyncNowResponse struct {
+	Accepted bool              `json:"accepted"`
+	Link     syncer.LinkStatus `json:"link"`
+	Error    string            `json:"error,omitempty"`
+}
+
+func (d *Daemon) serveSyncNow(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var req SyncNowRequest
+	if code, err := decodeJSON(r, &req); err != nil {
+		writeJSON(w, code, SyncNowResponse{Error: err.Error()})
+		return
+	}
+	d.Sync.SyncNow(linkplan.Override{Window: true, Budget: req.IgnoreBudget})
+	d.log.Info("edge: sync now requested", "ignoreBudget", req.IgnoreBudget, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusAccepted, SyncNowResponse{Accepted: true, Link: d.Sync.Status().Link})
 }

@@ -14,14 +14,17 @@ import (
 // Status is the daemon's whole state, served at /api/v1/status and drawn
 // by the status page.
 type Status struct {
-	Version        string         `json:"version"`
-	Now            time.Time      `json:"now"`
-	Platforms      []string       `json:"platforms"`
-	DiskBytes      int64          `json:"diskBytes"`
-	LinkBytesTotal int64          `json:"linkBytesTotal"`
-	Syncing        bool           `json:"syncing"`
-	Repos          []RepoView     `json:"repos"`
-	Verifications  []Verification `json:"verifications"`
+	Version        string    `json:"version"`
+	Now            time.Time `json:"now"`
+	Platforms      []string  `json:"platforms"`
+	DiskBytes      int64     `json:"diskBytes"`
+	LinkBytesTotal int64     `json:"linkBytesTotal"`
+	Syncing        bool      `json:"syncing"`
+	// Link is the link policy: windows, rate cap, budget, and why sync
+	// waits, if it does; each revision's forecast is in its CompleteBy.
+	Link          syncer.LinkStatus `json:"link"`
+	Repos         []RepoView        `json:"repos"`
+	Verifications []Verification    `json:"verifications"`
 }
 
 // RepoView joins what the mirror and sync know of one repository.
@@ -82,6 +85,7 @@ func (d *Daemon) Status() Status {
 		DiskBytes:      d.disk.get(d.cfg.DataDir),
 		LinkBytesTotal: ss.LinkBytesTotal,
 		Syncing:        ss.Running,
+		Link:           ss.Link,
 		Verifications:  d.Verifications(),
 	}
 	for _, m := range d.Mirror.Repos() {

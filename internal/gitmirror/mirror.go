@@ -72,6 +72,10 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff between failed attempts. The
 	// default values are min(PollInterval, 10s) and max(PollInterval, 5m).
 	RetryMin, RetryMax time.Duration
+	// MayPoll, when set, is asked before each scheduled poll: false skips
+	// it (the link policy keeps git off the link outside its windows).
+	// Explicit Poll calls are not asked.
+	MayPoll func() bool
 	// HeadCheckInterval is how often HEAD's symref is re-read when the set
 	// of branches did not change. The default value is 1h.
 	HeadCheckInterval time.Duration
@@ -393,7 +397,10 @@ func (r *repo) loop(ctx context.Context) {
 	failures := 0
 	since := r.m.openedAt
 	for {
-		err := r.m.pollOnce(ctx, r, since)
+		var err error
+		if mp := r.m.opts.MayPoll; mp == nil || mp() {
+			err = r.m.pollOnce(ctx, r, since)
+		}
 		if ctx.Err() != nil {
 			return
 		}

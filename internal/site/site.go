@@ -97,7 +97,10 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 			s.Close()
 		}
 	}()
-	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: MirrorUpstreams(cfg), Logger: o.Logger, Metrics: o.Metrics})
+	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: MirrorUpstreams(cfg), Logger: o.Logger, Metrics: o.Metrics,
+		// The link policy (link.gitPollOutsideWindows) decides; the syncer
+		// that holds it is built below, before the mirror runs.
+		MayPoll: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() }})
 	if err != nil {
 		return nil, err
 	}

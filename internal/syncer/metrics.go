@@ -1,9 +1,6 @@
 package syncer
 
 import (
-	"io"
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,7 +14,7 @@ type metrics struct {
 	deleted      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, s *Syncer) *metrics {
 	m := &metrics{
 		passes:       prometheus.NewCounter(prometheus.CounterOpts{Name: "ballast_sync_passes_total", Help: "Sync passes run."}),
 		passDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ballast_sync_pass_duration_seconds", Help: "Duration of sync passes.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
@@ -28,35 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deleted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ballast_sync_bundles_deleted_total", Help: "Bundles deleted by retention."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.passes, m.passDuration, m.lastSuccess, m.linkBytes, m.blobsCopied, m.retries, m.deleted)
+		reg.MustRegister(m.passes, m.passDuration, m.lastSuccess, m.linkBytes, m.blobsCopied, m.retries, m.deleted, newLinkCollector(s))
 	}
 	return m
-}
-
-// countingTransport counts the response body bytes that cross the link.
-type countingTransport struct {
-	next  http.RoundTripper
-	count func(int64)
-}
-
-func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
-	if err != nil || resp.Body == nil {
-		return resp, err
-	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, count: t.count}
-	return resp, nil
-}
-
-type countingBody struct {
-	io.ReadCloser
-	count func(int64)
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.count(int64(n))
-	}
-	return n, err
 }

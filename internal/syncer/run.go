@@ -85,6 +85,16 @@ func (s *Syncer) Run(ctx context.Context, changes <-chan gitmirror.RefsChanged) 
 			backoff = min(max(2*backoff, 2*time.Second), s.o.Interval)
 			wait = backoff/2 + rand.N(backoff/2+1)
 			s.log.Warn("sync pass incomplete", "err", err, "retryIn", wait.Round(time.Millisecond))
+		case res.LinkStop != "" || res.Waiting > 0:
+			// The link policy holds revisions: look again when it may
+			// allow the link (a window opens, a period rolls over), or on
+			// the interval, whichever is first; SyncNow kicks sooner.
+			backoff, noBundleWait = 0, 0
+			if !res.LinkUntil.IsZero() {
+				if d := res.LinkUntil.Sub(s.plan.Clock.Now()); d < wait {
+					wait = max(d, time.Second)
+				}
+			}
 		case res.NoBundle > 0:
 			backoff = 0
 			noBundleWait = min(max(2*noBundleWait, 2*time.Second), s.o.Interval)

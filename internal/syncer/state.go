@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/linkplan"
 )
 
 // Revision states, as the API and status page show them.
@@ -15,6 +16,7 @@ const (
 	StateSyncing  = "syncing"   // being copied now
 	StateNoBundle = "no-bundle" // upstream has no bundle for it (yet)
 	StateFailed   = "failed"    // the last attempt failed; retried next pass
+	StateWaiting  = "waiting"   // the link policy holds it: no window open, or the budget spent
 )
 
 // RevisionStatus is what sync knows about one wanted revision.
@@ -30,10 +32,20 @@ type RevisionStatus struct {
 	BytesDone  int64         `json:"bytesDone"`
 	BytesTotal int64         `json:"bytesTotal"`
 	Rate       float64       `json:"rate,omitempty"`       // bytes/s over the link, while syncing
-	ETASeconds float64       `json:"etaSeconds,omitempty"` // while syncing
-	Error      string        `json:"error,omitempty"`
-	Missing    []string      `json:"missing,omitempty"` // a few of what is not yet local
-	UpdatedAt  time.Time     `json:"updatedAt"`
+	ETASeconds float64       `json:"etaSeconds,omitempty"` // until CompleteBy (forecast), or while syncing
+	// Priority is the revision's fetch tier (linkplan.Tier: waiting,
+	// newest, rollback, rest) and Queue its 1-based place in the fetch
+	// order of the last pass.
+	Priority string `json:"priority,omitempty"`
+	Queue    int    `json:"queue,omitempty"`
+	// CompleteBy is the forecast of when the revision will be complete,
+	// from its missing bytes, those ahead of it, the measured rate, the
+	// windows and the budget; absent when complete or unknown (its size
+	// not known yet, or no rate).
+	CompleteBy *time.Time `json:"completeBy,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Missing    []string   `json:"missing,omitempty"` // a few of what is not yet local
+	UpdatedAt  time.Time  `json:"updatedAt"`
 }
 
 // ChartStatus is one Helm chart or Argo CD OCI source of a revision's
@@ -85,6 +97,27 @@ type Status struct {
 	Platforms      []string     `json:"platforms"`
 	Repos          []RepoStatus `json:"repos"`
 	LinkBytesTotal int64        `json:"linkBytesTotal"` // bytes read from upstream since start
+	Link           LinkStatus   `json:"link"`
+}
+
+// LinkStatus is the link policy's state: windows, cap, budget.
+type LinkStatus struct {
+	Always bool `json:"always"` // no windows: the link may always be used
+	Open   bool `json:"open"`   // a window is open now (or always)
+	// RateCap is the cap in bytes/s now (0: none).
+	RateCap int64 `json:"rateCap,omitempty"`
+	// Until is when Open or RateCap next changes.
+	Until *time.Time `json:"until,omitempty"`
+	// NextWindow is when the next window opens (after the open one closes).
+	NextWindow *time.Time `json:"nextWindow,omitempty"`
+	// Budget lists each limited period: limit, used, left, reset time.
+	Budget []linkplan.Usage `json:"budget,omitempty"`
+	// MeasuredRate is the link's recent rate in bytes/s.
+	MeasuredRate   float64 `json:"measuredRate,omitempty"`
+	GitPollAllowed bool    `json:"gitPollAllowed"`
+	// Stopped says why sync waits for the link, when it does.
+	Stopped        string `json:"stopped,omitempty"`
+	SyncNowPending bool   `json:"syncNowPending,omitempty"`
 }
 
 // tracker holds the status behind a lock; progress events update it from
@@ -92,9 +125,25 @@ type Status struct {
 type tracker struct {
 	mu      sync.Mutex
 	repos   map[string]*RepoStatus
-	order   []string
+	ids     []string
 	running bool
 	link    int64
+	order   []orderKey // fetch order of the last pass
+}
+
+type orderKey struct {
+	repo, sha string
+	tier      linkplan.Tier
+}
+
+// setOrder records the fetch order of a pass.
+func (t *tracker) setOrder(cs []linkplan.Candidate) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.order = t.order[:0]
+	for _, c := range cs {
+		t.order = append(t.order, orderKey{c.Repo, c.Revision, c.Tier})
+	}
 }
 
 func newTracker() *tracker { return &tracker{repos: map[string]*RepoStatus{}} }
@@ -104,7 +153,7 @@ func (t *tracker) repo(id, url, bundles string) *RepoStatus {
 	if !ok {
 		r = &RepoStatus{Repo: id, URL: url, Bundles: bundles}
 		t.repos[id] = r
-		t.order = append(t.order, id)
+		t.ids = append(t.ids, id)
 	}
 	return r
 }
@@ -165,11 +214,23 @@ func (t *tracker) snapshot() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Status{Running: t.running, LinkBytesTotal: t.link}
-	ids := append([]string(nil), t.order...)
+	place := map[[2]string]int{}
+	tiers := map[[2]string]linkplan.Tier{}
+	for i, k := range t.order {
+		place[[2]string{k.repo, k.sha}] = i + 1
+		tiers[[2]string{k.repo, k.sha}] = k.tier
+	}
+	ids := append([]string(nil), t.ids...)
 	sort.Strings(ids)
 	for _, id := range ids {
 		r := *t.repos[id]
 		r.Revisions = append([]RevisionStatus(nil), r.Revisions...)
+		for i := range r.Revisions {
+			k := [2]string{id, r.Revisions[i].Revision}
+			if q, ok := place[k]; ok {
+				r.Revisions[i].Queue, r.Revisions[i].Priority = q, tiers[k].String()
+			}
+		}
 		s.Repos = append(s.Repos, r)
 	}
 	return s

@@ -26,6 +26,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/linkplan"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
@@ -94,6 +95,13 @@ type Options struct {
 	// readiness gate listens. It is called from the pass and must return
 	// at once.
 	Notify func(repoID string)
+	// Clock gives the link policy (windows, budget periods) the time. The
+	// default is the wall clock.
+	Clock linkplan.Clock
+	// Waiting, when set, reports whether the gate is waiting on revision
+	// sha of repository repoID (a verify of it answered NOT READY
+	// recently): such revisions are fetched first. It must return at once.
+	Waiting func(repoID, sha string) bool
 }
 
 // Syncer runs sync passes. It is safe for concurrent use; passes are
@@ -115,6 +123,14 @@ type Syncer struct {
 	stateMu sync.Mutex
 	kick    chan struct{}
 	staging string // partial blobs (transfer's staging directory)
+	plan    *linkplan.Plan
+	gate    *linkGate
+	// now is a pending manual "sync now" (SyncNow), taken by the next pass.
+	now struct {
+		sync.Mutex
+		o       *linkplan.Override
+		pending bool
+	}
 	current struct {
 		sync.Mutex
 		repo, sha string
@@ -144,8 +160,27 @@ func New(o Options) (*Syncer, error) {
 		return nil, fmt.Errorf("platforms: %w", err)
 	}
 	s := &Syncer{o: o, log: o.Logger.With("component", "sync"), platforms: plats, status: newTracker(), kick: make(chan struct{}, 1)}
-	s.metrics = newMetrics(o.Metrics)
-	s.o.UpstreamTransport = countingTransport{next: o.UpstreamTransport, count: s.countLink}
+	if o.Clock == nil {
+		o.Clock = linkplan.SystemClock{}
+		s.o.Clock = o.Clock
+	}
+	sched, err := o.Config.Link.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	budget, err := o.Config.Link.BudgetLimits()
+	if err != nil {
+		return nil, err
+	}
+	s.plan = &linkplan.Plan{Clock: o.Clock, Schedule: sched, GitPollOutsideWindows: o.Config.Link.PollOutsideWindows()}
+	if !budget.IsZero() {
+		if s.plan.Ledger, err = linkplan.OpenLedger(datadir.Of(o.Config.DataDir).LinkBudget(), budget, o.Clock); err != nil {
+			return nil, err
+		}
+	}
+	s.gate = newLinkGate(s.plan)
+	s.metrics = newMetrics(o.Metrics, s)
+	s.o.UpstreamTransport = meteredTransport{next: o.UpstreamTransport, gate: s.gate, count: s.countLink}
 	staging := datadir.Of(o.Config.DataDir).Staging()
 	s.staging = staging
 	if err := os.MkdirAll(staging, 0o750); err != nil {
@@ -153,7 +188,7 @@ func New(o Options) (*Syncer, error) {
 	}
 	eopts := []transfer.Option{
 		transfer.WithStagingDir(staging),
-		transfer.WithBandwidth(o.Config.Link.MaxBandwidth),
+		// The link's rate cap (per window) is meteredTransport's.
 		transfer.WithProgress(s.onProgress),
 		transfer.WithLogger(s.log),
 		transfer.WithConcurrency(4),
@@ -188,6 +223,8 @@ func (s *Syncer) Status() Status {
 	if st.Platforms == nil {
 		st.Platforms = []string{}
 	}
+	st.Link = s.linkStatus()
+	s.forecast(&st)
 	return st
 }
 
@@ -201,18 +238,70 @@ type PassResult struct {
 	NoBundle int // of them, without a bundle upstream
 	Failed   int // of them, failed this pass
 	Deleted  int // bundles deleted by retention
+	// Waiting counts wanted revisions left for later by the link policy
+	// (no window open, budget spent); LinkStop says why.
+	Waiting  int
+	LinkStop string
+	// LinkUntil is when the link policy may next allow the link (zero:
+	// unknown or not stopped).
+	LinkUntil time.Time
 }
 
 // Done reports whether every wanted revision that has a bundle upstream is
 // complete: what `sync --once` waits for.
 func (p PassResult) Done() bool { return p.Failed == 0 && p.Complete+p.NoBundle == p.Wanted }
 
-// Pass runs one sync pass over every repository with bundles, newest tips
-// first. A revision that fails does not stop the others; the error joins
-// every failure.
+// SyncNow asks for a pass now that may use the link outside its windows
+// (o.Window) and past a spent budget (o.Budget): the running loop (Run)
+// takes it at once, or after the pass under way. It never blocks.
+func (s *Syncer) SyncNow(o linkplan.Override) {
+	s.now.Lock()
+	s.now.o, s.now.pending = &o, true
+	s.now.Unlock()
+	s.Kick()
+}
+
+// GitPollAllowed reports whether the link policy lets the git mirror poll
+// upstream now (link.gitPollOutsideWindows, or a window open, or a manual
+// sync now pending).
+func (s *Syncer) GitPollAllowed() bool {
+	s.now.Lock()
+	pending := s.now.pending
+	s.now.Unlock()
+	return pending || s.plan.GitPollAllowed()
+}
+
+// Plan is the edge's link policy.
+func (s *Syncer) Plan() *linkplan.Plan { return s.plan }
+
+// repoPass is one repository's part of a pass.
+type repoPass struct {
+	r          *config.Repository
+	id         string
+	bundleRepo string
+	up         transfer.Source
+	cl         *claims
+	wanted     []wantedRev
+	errs       []error
+}
+
+// Pass runs one sync pass: it reads every repository's wanted revisions,
+// then makes them complete in priority order (linkplan.Order: revisions
+// the gate waits on, then the newest of each tracked ref, then the
+// rollback set, then the rest; heavier repositories first within a tier),
+// as far as the link policy allows, then applies retention. A revision
+// that fails does not stop the others; the error joins every failure. The
+// link policy stopping the pass is no error: PassResult.Waiting says so.
 func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
+	s.now.Lock()
+	var o linkplan.Override
+	if s.now.o != nil {
+		o = *s.now.o
+	}
+	s.now.o, s.now.pending = nil, false
+	s.now.Unlock()
 	s.status.mu.Lock()
 	s.status.running = true
 	s.status.mu.Unlock()
@@ -222,18 +311,96 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 		s.status.mu.Unlock()
 	}()
 	start := time.Now()
+	pctx := s.gate.begin(ctx, o)
 	var res PassResult
 	var errs []error
+	var passes []*repoPass
+	var cands []linkplan.Candidate
 	for i := range s.o.Config.Repositories {
 		r := &s.o.Config.Repositories[i]
 		if r.Bundles == "" {
 			continue
 		}
-		if err := s.passRepo(ctx, r, &res); err != nil {
+		rp, err := s.prepareRepo(ctx, r, &res)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if rp == nil { // not mirrored yet, or failed early
+			continue
+		}
+		passes = append(passes, rp)
+		for _, w := range rp.wanted {
+			cands = append(cands, linkplan.Candidate{Repo: rp.id, Revision: w.sha, Tier: s.tier(rp.id, w), Weight: max(r.Weight, 1),
+				Depth: w.depth, Index: len(cands)})
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	linkplan.Order(cands)
+	s.status.setOrder(cands)
+	byID := map[string]*repoPass{}
+	for _, rp := range passes {
+		byID[rp.id] = rp
+	}
+	outOfOrder := map[string]bool{}
+	lastIdx := map[string]int{}
+	for _, c := range cands {
+		rp := byID[c.Repo]
+		if c.Index < lastIdx[c.Repo] {
+			outOfOrder[c.Repo] = true
+		}
+		lastIdx[c.Repo] = c.Index
+		if ctx.Err() != nil {
+			break
+		}
+		if stop := s.gate.stopReason(); stop != nil || pctx.Err() != nil {
+			// The link policy stopped the pass: what is complete stays
+			// so; the rest waits.
+			s.waitOrCheck(ctx, rp, c.Revision, &res)
+			continue
+		}
+		st, err := s.syncRevision(pctx, rp.id, rp.bundleRepo, rp.up, c.Revision, rp.cl)
+		switch {
+		case err != nil && (isLinkStop(err) || isLinkStop(context.Cause(pctx))):
+			s.markWaiting(rp.id, c.Revision, s.gate.stopReason())
+			res.Waiting++
+		case err != nil:
+			res.Failed++
+			rp.errs = append(rp.errs, fmt.Errorf("%s@%s: %w", rp.id, short(c.Revision), err))
+		case st == StateComplete:
+			res.Complete++
+		case st == StateNoBundle:
+			res.NoBundle++
+		case st == StateWaiting:
+			res.Waiting++
+		}
+	}
+	if stop := s.gate.end(); stop != nil {
+		res.LinkStop = stop.Error()
+		res.LinkUntil = s.linkUntil()
+		s.log.Info("sync: the link policy stopped the pass", "reason", stop, "waiting", res.Waiting)
+	}
+	for _, rp := range passes {
+		if !s.o.DisableRetention && ctx.Err() == nil {
+			s.stateMu.Lock()
+			n, err := s.retain(ctx, rp.r.URL, rp.id, rp.bundleRepo, rp.wanted)
+			s.stateMu.Unlock()
+			res.Deleted += n
+			if err != nil {
+				rp.errs = append(rp.errs, fmt.Errorf("retention of %s: %w", rp.id, err))
+			}
+		}
+		err := errors.Join(rp.errs...)
+		s.status.passDone(rp.id, err)
+		s.notify(rp.id)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if outOfOrder[rp.id] {
+			// An older revision landed before a newer one and may have
+			// taken its tags: the next pass claims them newest first.
+			s.Kick()
 		}
 	}
 	s.metrics.passes.Inc()
@@ -254,10 +421,95 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 	return res, err
 }
 
+// tier ranks a wanted revision for the fetch order.
+func (s *Syncer) tier(id string, w wantedRev) linkplan.Tier {
+	switch {
+	case s.o.Waiting != nil && s.o.Waiting(id, w.sha):
+		return linkplan.TierWaiting
+	case w.tip:
+		return linkplan.TierNewest
+	case s.o.Deployed != nil && s.o.Deployed.IsDeployed(id, w.sha):
+		return linkplan.TierRollback
+	}
+	return linkplan.TierRest
+}
+
+// linkUntil is when the link policy may next allow the link.
+func (s *Syncer) linkUntil() time.Time {
+	return s.plan.Decide(linkplan.Override{}).Until
+}
+
+// waitOrCheck handles a revision after the link policy stopped the pass:
+// complete locally is complete; otherwise it waits.
+func (s *Syncer) waitOrCheck(ctx context.Context, rp *repoPass, sha string, res *PassResult) {
+	rep, err := bundle.CheckComplete(ctx, s.presence, layout(rp.bundleRepo, false), sha, s.platforms)
+	if err == nil && rep.Complete() {
+		s.status.update(rp.id, sha, func(r *RevisionStatus) {
+			r.State, r.Error, r.Missing = StateComplete, "", nil
+			r.BytesDone, r.BytesTotal = rep.Bytes, rep.Bytes
+		})
+		res.Complete++
+		return
+	}
+	s.markWaiting(rp.id, sha, s.gate.stopReason())
+	res.Waiting++
+}
+
+func (s *Syncer) markWaiting(id, sha string, why error) {
+	reason := "waiting for the link"
+	if why != nil {
+		reason = why.Error()
+	}
+	s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error, r.Rate = StateWaiting, reason, 0 })
+}
+
+// prepareRepo reads one repository's wanted revisions and claims the
+// deployed revision's tags.
+func (s *Syncer) prepareRepo(ctx context.Context, r *config.Repository, res *PassResult) (*repoPass, error) {
+	id, err := imageref.RepoID(r.URL)
+	if err != nil {
+		return nil, err
+	}
+	wanted, err := s.wanted(ctx, r)
+	if errors.Is(err, gitmirror.ErrNotReady) {
+		s.status.passDone(id, nil)
+		return nil, nil // nothing mirrored yet: nothing to want
+	}
+	if err != nil {
+		s.status.passDone(id, err)
+		return nil, err
+	}
+	s.status.setWanted(id, r.URL, r.Bundles, wanted)
+	res.Wanted += len(wanted)
+	bundleRepo, err := imageref.BundleRepository(r.URL)
+	if err != nil {
+		return nil, err
+	}
+	up, err := s.upstream(r.Bundles)
+	if err != nil {
+		s.status.passDone(id, err)
+		return nil, err
+	}
+	// Tags claimed by newer revisions: an older revision does not move them
+	// back (verify --activate does, for the revision being deployed). The
+	// deployed revision claims its tags first, so a restarting pod of the
+	// running version never pulls a newer image that was not deployed.
+	rp := &repoPass{r: r, id: id, bundleRepo: bundleRepo, up: meteredSource{Source: up, gate: s.gate}, wanted: wanted,
+		cl: &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}}}
+	s.stateMu.Lock()
+	err = s.claimDeployed(ctx, rp.cl)
+	s.stateMu.Unlock()
+	if err != nil {
+		rp.errs = append(rp.errs, err)
+	}
+	return rp, nil
+}
+
 type wantedRev struct {
-	sha  string
-	refs []string
-	tip  bool
+	sha   string
+	refs  []string
+	tip   bool
+	depth int // least distance from a tracked ref's tip
 }
 
 // wanted lists a repository's wanted revisions: each tracked ref's tip,
@@ -306,7 +558,7 @@ func (s *Syncer) wanted(ctx context.Context, r *config.Repository) ([]wantedRev,
 				continue
 			}
 			idx[sha] = len(out)
-			out = append(out, wantedRev{sha: sha, refs: []string{names[i]}, tip: depth == 0})
+			out = append(out, wantedRev{sha: sha, refs: []string{names[i]}, tip: depth == 0, depth: depth})
 		}
 		if !more {
 			return out, nil
@@ -321,73 +573,6 @@ func appendUnique(xs []string, s string) []string {
 		}
 	}
 	return append(xs, s)
-}
-
-func (s *Syncer) passRepo(ctx context.Context, r *config.Repository, res *PassResult) error {
-	id, err := imageref.RepoID(r.URL)
-	if err != nil {
-		return err
-	}
-	wanted, err := s.wanted(ctx, r)
-	if errors.Is(err, gitmirror.ErrNotReady) {
-		s.status.passDone(id, nil)
-		return nil // nothing mirrored yet: nothing to want
-	}
-	if err != nil {
-		s.status.passDone(id, err)
-		return err
-	}
-	s.status.setWanted(id, r.URL, r.Bundles, wanted)
-	res.Wanted += len(wanted)
-	bundleRepo, err := imageref.BundleRepository(r.URL)
-	if err != nil {
-		return err
-	}
-	up, err := s.upstream(r.Bundles)
-	if err != nil {
-		s.status.passDone(id, err)
-		return err
-	}
-	// Tags claimed by newer revisions: an older revision does not move them
-	// back (verify --activate does, for the revision being deployed). The
-	// deployed revision claims its tags first, so a restarting pod of the
-	// running version never pulls a newer image that was not deployed.
-	cl := &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}}
-	var errs []error
-	s.stateMu.Lock()
-	err = s.claimDeployed(ctx, cl)
-	s.stateMu.Unlock()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, w := range wanted {
-		if ctx.Err() != nil {
-			break
-		}
-		st, err := s.syncRevision(ctx, id, bundleRepo, up, w.sha, cl)
-		switch {
-		case err != nil:
-			res.Failed++
-			errs = append(errs, fmt.Errorf("%s@%s: %w", id, short(w.sha), err))
-		case st == StateComplete:
-			res.Complete++
-		case st == StateNoBundle:
-			res.NoBundle++
-		}
-	}
-	if !s.o.DisableRetention && ctx.Err() == nil {
-		s.stateMu.Lock()
-		n, err := s.retain(ctx, r.URL, id, bundleRepo, wanted)
-		s.stateMu.Unlock()
-		res.Deleted += n
-		if err != nil {
-			errs = append(errs, fmt.Errorf("retention of %s: %w", id, err))
-		}
-	}
-	err = errors.Join(errs...)
-	s.status.passDone(id, err)
-	s.notify(id)
-	return err
 }
 
 func short(sha string) string {
@@ -475,7 +660,7 @@ func (s *Syncer) notify(id string) {
 }
 
 // syncRevision makes revision sha's bundle complete locally.
-func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *registryclient.Remote, sha string, cl *claims) (string, error) {
+func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up transfer.Source, sha string, cl *claims) (string, error) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(bundleRepo, false), sha, s.platforms)
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
@@ -504,8 +689,13 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 		return StateComplete, nil
 	}
 
-	// Not complete: read the bundle index upstream, through the engine's
-	// retry layer (the only one; "not found" is permanent there).
+	// Not complete: the link is needed from here on.
+	if _, err := s.gate.decide(); err != nil {
+		s.markWaiting(id, sha, err)
+		return StateWaiting, nil
+	}
+	// Read the bundle index upstream, through the engine's retry layer
+	// (the only one; "not found" is permanent there).
 	root, err := s.engine.Resolve(ctx, up, sha)
 	var raw []byte
 	if err == nil {

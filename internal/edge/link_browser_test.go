@@ -1,0 +1,149 @@
+package edge_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/apiauth"
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/edge"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/testutil/browser"
+	"github.com/ballast-dev/ballast/internal/testutil/edged"
+	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
+	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+)
+
+// TestLinkForecastInBrowser: a daemon whose only window opens hours from
+// now and whose daily budget is smaller than the bundle. The page shows
+// the window closed and the next one; a "sync now" through the API (with
+// the token) moves the budget's worth and stops; the page then shows the
+// budget spent and when the revision will be complete, without a reload,
+// and /metrics and /api/v1/status say the same.
+func TestLinkForecastInBrowser(t *testing.T) {
+	tab := browser.Start(t)
+	gitserver.RequireGit(t)
+	git := gitserver.New(t)
+	up := regserver.Start(t, regserver.Options{})
+	apps := git.CreateRepo(t, "fleet/apps")
+	rev := apps.Commit("main", map[string]string{"README": "apps"})
+	pushBundle(t, up.Repo("fleet/apps-bundles"), rev, map[string]v1.Image{
+		"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 3, 256<<10),
+	})
+	now := time.Now().UTC()
+	if now.Hour() >= 19 {
+		t.Skip("the budget day would roll over during the window: run before 19:00 UTC") // keeps the forecast's day fixed
+	}
+	cfg := &config.Config{
+		DataDir: t.TempDir(),
+		Repositories: []config.Repository{{URL: git.URL("fleet/apps"), Bundles: up.Repo("fleet/apps-bundles"), Track: []string{"refs/heads/main"},
+			KeepRevisions: 1, PollInterval: config.Duration{Duration: time.Second}}},
+		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}},
+		Link: config.Link{MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"},
+			Windows: []config.Window{{From: now.Add(3 * time.Hour).Format("15:04"), To: now.Add(4 * time.Hour).Format("15:04")}}},
+	}
+	d := edged.Start(t, cfg)
+	appsID, _ := imageref.RepoID(git.URL("fleet/apps"))
+	linkText := `(document.getElementById("link")?.innerText ?? "")`
+
+	run(t, tab, 30*time.Second, chromedp.Navigate(d.URL+"/"))
+	run(t, tab, 5*time.Second, chromedp.Evaluate[chromedp.Void]("window.notReloaded = true"))
+	waitFor(t, tab, "the window closed and the revision waiting", fmt.Sprintf(
+		`%s.includes("window closed") && %s.includes("Next window") && %s.includes("waiting")`, linkText, linkText, sectionText(appsID)))
+	if text := evaluate[string](t, tab, linkText); !strings.Contains(text, "Budget per day") || !strings.Contains(text, "0 B used") {
+		t.Errorf("link section before sync now:\n%s", text)
+	}
+
+	// Sync now without the token: refused; with it: accepted.
+	if code := postSyncNow(t, d.URL, "", false); code != http.StatusUnauthorized {
+		t.Fatalf("sync now without a token: %d", code)
+	}
+	if code := postSyncNow(t, d.URL, cfg.APITokenFile(), false); code != http.StatusAccepted {
+		t.Fatalf("sync now: %d", code)
+	}
+	waitFor(t, tab, "the budget spent and a forecast", fmt.Sprintf(
+		`%s.includes("0 B left") && %s.includes("complete by")`, linkText, sectionText(appsID)))
+	text := evaluate[string](t, tab, sectionText(appsID))
+	if !strings.Contains(text, "of ") || !strings.Contains(text, rev[:7]) {
+		t.Errorf("apps section after sync now:\n%s", text)
+	}
+	if !evaluate[bool](t, tab, "window.notReloaded === true") {
+		t.Error("the page reloaded instead of refreshing in place")
+	}
+
+	// The API: budget used, the forecast after the window opens.
+	var st edge.Status
+	getJSON(t, d.URL+"/api/v1/status", &st)
+	if len(st.Link.Budget) != 1 || st.Link.Budget[0].Used < 250_000 || st.Link.Budget[0].Used > 300_000 || st.Link.Budget[0].Left != 300_000-st.Link.Budget[0].Used {
+		t.Errorf("budget in the API: %+v", st.Link.Budget)
+	}
+	rv := st.Repos[0].Revisions[0]
+	if rv.CompleteBy == nil || st.Link.NextWindow == nil || rv.CompleteBy.Before(*st.Link.NextWindow) {
+		t.Errorf("forecast %v, next window %v: the revision cannot complete before a window opens and the budget resets", rv.CompleteBy, st.Link.NextWindow)
+	}
+	// /metrics: the same figures.
+	resp, err := http.Get(d.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`ballast_link_budget_used_bytes{period="day"} %d`, st.Link.Budget[0].Used),
+		`ballast_link_budget_left_bytes{period="day"}`,
+		fmt.Sprintf("ballast_link_next_window_start_timestamp_seconds %s", strconv.FormatFloat(float64(st.Link.NextWindow.Unix()), 'e', -1, 64)),
+		fmt.Sprintf(`ballast_sync_revision_eta_seconds{repo=%q,revision=%q}`, appsID, rev),
+		"ballast_link_window_open 0",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	tab.Screenshot(t, "status-page-link.png")
+	if p := tab.Problems(); len(p) > 0 {
+		t.Errorf("the page reported errors: %q", p)
+	}
+}
+
+func postSyncNow(t *testing.T, base, tokenFile string, ignoreBudget bool) int {
+	t.Helper()
+	body, _ := json.Marshal(edge.SyncNowRequest{IgnoreBudget: ignoreBudget})
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/sync/now", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if tokenFile != "" {
+		tok, err := apiauth.ReadFile(tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.SetHeader(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
