@@ -61,6 +61,9 @@ type Deployed interface {
 	Current(repoID string) string
 }
 
+// syncConcurrency is how many blobs a pass moves at once.
+const syncConcurrency = 32
+
 // localHost names the edge registry for in-process requests; the transport
 // never dials it.
 const localHost = "edge.ballast.invalid"
@@ -135,9 +138,7 @@ func New(o Options) (*Syncer, error) {
 		o.Interval = time.Minute
 	}
 	if o.UpstreamTransport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
-		o.UpstreamTransport = t
+		o.UpstreamTransport = registryclient.NewTransport()
 	}
 	plats, err := oci.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
 	if err != nil {
@@ -156,10 +157,18 @@ func New(o Options) (*Syncer, error) {
 		transfer.WithBandwidth(o.Config.Link.MaxBandwidth),
 		transfer.WithProgress(s.onProgress),
 		transfer.WithLogger(s.log),
-		transfer.WithConcurrency(4),
+		// A long link (a GEO satellite's 600 ms round trip) needs many
+		// blobs in flight to stay full: each blob's request costs a
+		// round trip before its first byte, and blobs of one size finish
+		// together. Memory per blob in flight is a few buffers.
+		transfer.WithConcurrency(syncConcurrency),
 		// A dropped link is the normal case: keep trying for a while
-		// within one pass; the next pass starts again anyway.
-		transfer.WithRetry(10, 500*time.Millisecond, 30*time.Second),
+		// within one pass; the next pass starts again anyway. The first
+		// tries come every 100–200 ms for about 2 s, so a short outage
+		// costs little more than itself; then the backoff doubles up to
+		// 30 s (about 2 minutes of a dead link in all).
+		transfer.WithRetry(22, 200*time.Millisecond, 30*time.Second),
+		transfer.WithFastRetries(14),
 	}
 	eng, err := transfer.New(append(eopts, o.EngineOptions...)...)
 	if err != nil {
@@ -504,12 +513,9 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up *re
 	}
 
 	// Not complete: read the bundle index upstream, through the engine's
-	// retry layer (the only one; "not found" is permanent there).
-	root, err := s.engine.Resolve(ctx, up, sha)
-	var raw []byte
-	if err == nil {
-		raw, err = s.engine.FetchManifest(ctx, up, root)
-	}
+	// retry layer (the only one; "not found" is permanent there), in one
+	// round trip (GET by tag; no HEAD first).
+	root, raw, err := s.engine.ResolveManifest(ctx, up, sha)
 	if errors.Is(err, transfer.ErrNotFound) {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateNoBundle, "" })
 		s.log.Debug("no bundle upstream yet", "repo", id, "revision", sha)

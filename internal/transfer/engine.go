@@ -153,7 +153,23 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 		if attempts < 1 || base <= 0 || max < base {
 			return fmt.Errorf("retry: attempts %d, backoff %v..%v: invalid", attempts, base, max)
 		}
-		o.retry = retryPolicy{Attempts: attempts, Base: base, Max: max}
+		o.retry = retryPolicy{Attempts: attempts, Base: base, Max: max, Flat: o.retry.Flat}
+		return nil
+	}
+}
+
+// WithFastRetries makes the first n failures in a row wait the base
+// backoff each before the backoff starts to double (the budget of
+// WithRetry still counts them): a link that is down for a few seconds
+// (a satellite handover, a short outage) is retried within about the
+// base backoff of its return instead of after a doubled wait. The
+// default value is 0.
+func WithFastRetries(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("fast retries %d: negative", n)
+		}
+		o.retry.Flat = n
 		return nil
 	}
 }
@@ -197,6 +213,42 @@ func (e *Engine) Resolve(ctx context.Context, src Source, ref string) (v1.Descri
 		return false, err
 	})
 	return d, err
+}
+
+// ResolveManifest resolves a tag or digest at src and fetches that manifest,
+// through the retry layer: one request where src is a RefFetcher (a
+// registry), else Resolve then FetchManifest. The bytes are checked against
+// the returned descriptor; absent content wraps ErrNotFound.
+func (e *Engine) ResolveManifest(ctx context.Context, src Source, ref string) (v1.Descriptor, []byte, error) {
+	rf, ok := src.(RefFetcher)
+	if !ok {
+		d, err := e.Resolve(ctx, src, ref)
+		if err != nil {
+			return d, nil, err
+		}
+		raw, err := e.fetchManifest(ctx, src, d)
+		return d, raw, err
+	}
+	var d v1.Descriptor
+	var raw []byte
+	mismatches := 0
+	err := e.retryDo(ctx, "fetch manifest "+ref, nil, func(ctx context.Context) (bool, error) {
+		var err error
+		d, raw, err = rf.FetchRef(ctx, ref)
+		if err == nil {
+			err = oci.VerifyBytes(raw, d)
+		}
+		if errors.Is(err, ErrDigestMismatch) {
+			if mismatches++; mismatches >= 2 {
+				return false, Permanent(err)
+			}
+		}
+		return false, err
+	})
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	return d, raw, nil
 }
 
 // FetchManifest fetches manifest d from src through the retry layer and
