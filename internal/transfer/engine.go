@@ -158,9 +158,9 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 	}
 }
 
-// WithFastRetries makes the first n failures in a row wait the base
-// backoff each before the backoff starts to double (the budget of
-// WithRetry still counts them): a link that is down for a few seconds
+// WithFastRetries makes n more failures in a row wait the base backoff
+// (the first one always does) before the backoff starts to double; the
+// budget of WithRetry still counts them. A link that is down for a few seconds
 // (a satellite handover, a short outage) is retried within about the
 // base backoff of its return instead of after a doubled wait. The
 // default value is 0.

@@ -43,9 +43,10 @@ type retryPolicy struct {
 	Attempts int           // consecutive attempts without progress; default 6
 	Base     time.Duration // first backoff; default 250ms
 	Max      time.Duration // backoff cap; default 15s
-	// Flat failures in a row wait Base before the backoff starts to
-	// double: a link down for a few seconds is noticed back within about
-	// Base, not after a wait as long as the outage. Default 0.
+	// Flat more failures in a row wait Base (the first one always does)
+	// before the backoff starts to double: a link down for a few seconds
+	// is noticed back within about Base, not after a wait as long as the
+	// outage. Default 0.
 	Flat int
 }
 
