@@ -181,6 +181,13 @@ func importIntoSite(ctx context.Context, e *env, cfgPath string, o sneakernet.Im
 	} else if len(cfg.Repositories) != 1 {
 		return nil, exitcode.Invalid(errors.New("--repo-url: the config has several repositories; say which one the file is for"))
 	}
+	// A missing or unreadable file is the operator's to fix, whoever holds
+	// the data dir's lock: say so before asking for the lock.
+	if fi, err := os.Stat(o.File); err != nil {
+		return nil, exitcode.Invalid(fmt.Errorf("export file: %w", err))
+	} else if !fi.Mode().IsRegular() {
+		return nil, exitcode.Invalid(fmt.Errorf("export file %s: not a regular file", o.File))
+	}
 	s, err := site.Open(ctx, cfg, site.Options{Logger: e.log})
 	if err != nil {
 		return nil, exitcode.Fail(err)

@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/registry"
+	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 )
 
@@ -98,9 +100,29 @@ func TestImportIntoEdgeDataDir(t *testing.T) {
 	if err != nil || !rep.Complete() {
 		t.Fatalf("bundle after import: %v %+v", err, rep)
 	}
+	// A missing file is bad input (exit 2) naming the file, even while
+	// another process holds the data dir (the daemon would).
+	held, err := site.Open(context.Background(), mustLoad(t, cfg), site.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(t, "import", filepath.Join(dir, "nope.tar"), "--config", cfg)
+	held.Close()
+	if code != 2 || !strings.Contains(errOut, "nope.tar") {
+		t.Fatalf("import of a missing file: exit %d %s", code, errOut)
+	}
 	// Several repositories and no --repo-url: bad usage.
 	os.WriteFile(cfg, []byte("dataDir: "+data+"\nrepositories:\n  - url: https://git.example.com/fleet/apps.git\n  - url: https://git.example.com/fleet/other.git\n"), 0o600)
 	if _, _, code := runCLI(t, "import", file, "--config", cfg); code != 2 {
 		t.Fatalf("ambiguous import: exit %d", code)
 	}
+}
+
+func mustLoad(t *testing.T, path string) *config.Config {
+	t.Helper()
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -234,6 +234,11 @@ func (c *Config) Validate() error {
 			if err := validateRepository(r.Bundles); err != nil {
 				bad("%s.bundles: %v", key, err)
 			}
+			// The edge keeps this repository's bundle indexes under a name
+			// derived from its URL: refuse now what every pass would fail on.
+			if _, err := imageref.BundleRepository(r.URL); err != nil {
+				bad("%s.url: %s", key, redact.Text(err.Error()))
+			}
 		}
 		for _, t := range r.Track {
 			if !strings.HasPrefix(t, "refs/heads/") && !strings.HasPrefix(t, "refs/tags/") {

@@ -97,6 +97,7 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', pollInterval: 1ms}]", "below 1s"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', track: [main]}]", "full ref name"},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', gate: true}]", "needs bundles"},
+		{"dataDir: /d\nrepositories: [{url: 'https://h/~user/a', bundles: r.example.com/b}]", "repositories[0].url: git URL \"https://h/~user/a\": path component \"~user\""},
 		{"dataDir: /d\nrepositories: [{url: 'https://h/a', bundles: 'Bad Name'}]", "bundles"},
 		{"dataDir: /d\nupstreamRegistries: {\"reg\\nistry.example.com\": {}}", "upstreamRegistries"},
 		{"dataDir: /d\nupstreamRegistries: {\"a\\u0085b\": {}}", "upstreamRegistries"},

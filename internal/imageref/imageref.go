@@ -119,15 +119,23 @@ func EdgeRegistryComponent(registry string) string {
 
 // BundleRepository returns the edge repository that holds the bundle indexes
 // of a git repository: "ballast/bundles/<host>/<path>", lowercased, without
-// ".git", with a port mapped like EdgeRegistryComponent. Credentials in the
-// URL are ignored.
+// ".git", with every ':' mapped to '_' as EdgeRegistryComponent maps a port
+// (a mirror URL such as http://port:8080/git/git.example.com:3000/fleet/apps.git
+// carries a host:port inside its path). Credentials in the URL are ignored.
+// It fails, naming the URL and the component, when a path component is
+// still not valid in an OCI repository name (e.g. "~user", "a..b").
 func BundleRepository(gitURL string) (string, error) {
 	id, err := RepoID(gitURL)
 	if err != nil {
 		return "", err
 	}
-	host, path, _ := strings.Cut(id, "/")
-	return "ballast/bundles/" + strings.ToLower(strings.ReplaceAll(host, ":", "_")+"/"+path), nil
+	name := "ballast/bundles/" + strings.ToLower(strings.ReplaceAll(id, ":", "_"))
+	for _, c := range strings.Split(name, "/") {
+		if !pathComponent.MatchString(c) {
+			return "", fmt.Errorf("git URL %q: path component %q cannot be part of an OCI repository name (lowercase letters, digits and single separators . _ __ - only)", gitURL, c)
+		}
+	}
+	return name, nil
 }
 
 // RepoID returns "<host[:port]>/<path>" of a git URL, without ".git" or a

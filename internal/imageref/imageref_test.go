@@ -43,6 +43,9 @@ func TestBundleRepository(t *testing.T) {
 		{"https://github.com/Fleet/Apps.git", "ballast/bundles/github.com/fleet/apps"},
 		{"http://127.0.0.1:3000/fleet/apps", "ballast/bundles/127.0.0.1_3000/fleet/apps"},
 		{"https://user:pw@git.example.com/a/b/c.git/", "ballast/bundles/git.example.com/a/b/c"},
+		// Another edge's mirror as the upstream: host:port inside the path.
+		{"http://port.example:8080/git/git.example.com:3000/fleet/apps.git", "ballast/bundles/port.example_8080/git/git.example.com_3000/fleet/apps"},
+		{"http://127.0.0.1:8080/git/127.0.0.1:3000/Fleet/Apps.git", "ballast/bundles/127.0.0.1_8080/git/127.0.0.1_3000/fleet/apps"},
 	} {
 		got, err := BundleRepository(tc.in)
 		if err != nil || got != tc.want {
@@ -52,6 +55,20 @@ func TestBundleRepository(t *testing.T) {
 	for _, in := range []string{"", "https://", "https://host/", "https://host/a/../b", "::"} {
 		if got, err := BundleRepository(in); err == nil {
 			t.Errorf("BundleRepository(%q) = %q, want error", in, got)
+		}
+	}
+	// Paths git accepts but an OCI repository name cannot hold: refused,
+	// naming the component (never a name the registry would refuse later).
+	for in, comp := range map[string]string{
+		"https://git.example.com/~user/apps.git": `"~user"`,
+		"https://git.example.com/a..b/apps":      `"a..b"`,
+		"https://git.example.com/-x/apps":        `"-x"`,
+		"https://git.example.com/a b/apps":       `"a b"`,
+		"http://[::1]:3000/fleet/apps":           `"[__1]_3000"`,
+	} {
+		got, err := BundleRepository(in)
+		if err == nil || !strings.Contains(err.Error(), comp) {
+			t.Errorf("BundleRepository(%q) = %q, %v; want an error naming %s", in, got, err, comp)
 		}
 	}
 }

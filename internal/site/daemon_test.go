@@ -37,7 +37,14 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // pushBundle pushes one image and the bundle index of sha, as CI does.
 func pushBundle(t *testing.T, up *regserver.Server, repo, sha string) {
 	t.Helper()
-	img := testimage.Image(t, "linux/amd64", 1, 32<<10)
+	pushBundleSized(t, up, repo, sha, 1, 32<<10)
+}
+
+// pushBundleSized is pushBundle with an image of layers random layers of
+// layerSize bytes each.
+func pushBundleSized(t *testing.T, up *regserver.Server, repo, sha string, layers int, layerSize int64) {
+	t.Helper()
+	img := testimage.Image(t, "linux/amd64", layers, layerSize)
 	d, _ := img.Digest()
 	size, _ := img.Size()
 	mt, _ := img.MediaType()

@@ -82,21 +82,31 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	if plats == nil {
 		plats = s.platforms
 	}
+	bdst, err := s.local(l.BundleRepo)
+	if err != nil {
+		return transfer.Stats{}, err
+	}
 	jobs := make([]transfer.Job, 0, len(l.Bundle.Images))
+	links := make([]transfer.Job, 0, len(l.Bundle.Images))
 	for _, im := range l.Bundle.Images {
 		dst, err := s.local(im.Ref.EdgeRepository())
 		if err != nil {
 			return transfer.Stats{}, err
 		}
 		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats})
+		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
 	}
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
 		return st, fmt.Errorf("copy images: %w", err)
 	}
-	bdst, err := s.local(l.BundleRepo)
-	if err != nil {
-		return st, err
+	// The bundle repository also holds every manifest and blob its index
+	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
+	// format"), so another edge can take this one as its upstream (a
+	// relay). On site that costs links, not bytes: blobs are mounted from
+	// the image repositories just written, manifests are read from them.
+	if _, err := s.engine.Copy(ctx, links...); err != nil {
+		return st, fmt.Errorf("link images into %s: %w", l.BundleRepo, err)
 	}
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()

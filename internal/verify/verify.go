@@ -26,6 +26,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiauth"
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
@@ -88,8 +89,13 @@ type Result struct {
 // unreachable edges included, is a not-ready Result with a reason.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
-	id, err := imageref.RepoID(o.RepoURL)
+	// The same URL rules as the edge config: a credential in --repo would
+	// be printed in the hook Job's log and sent to the mirror API.
+	id, err := config.ValidateGitURL(o.RepoURL)
 	if err != nil {
+		return nil, fmt.Errorf("--repo: %w", err)
+	}
+	if _, err := imageref.BundleRepository(o.RepoURL); err != nil {
 		return nil, fmt.Errorf("--repo: %w", err)
 	}
 	if err := checkRevision(o.Revision); err != nil {
