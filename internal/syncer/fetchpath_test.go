@@ -1,16 +1,27 @@
 package syncer_test
 
 import (
+	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 )
 
@@ -75,5 +86,87 @@ func TestSyncUpstreamRequests(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("requests:\n%s", strings.Join(log.reqs, "\n"))
+	}
+}
+
+// Passes reuse the upstream client while its credentials stay the same:
+// with basic auth, the ping that finds the scheme (GET /v2/) is paid by
+// the first pass only; new credentials get a new client.
+func TestSyncReusesUpstreamClient(t *testing.T) {
+	authed := regserver.Start(t, regserver.Options{Auth: true})
+	dir := t.TempDir()
+	userFile, passFile := filepath.Join(dir, "user"), filepath.Join(dir, "pass")
+	for p, v := range map[string]string{userFile: authed.User, passFile: authed.Password} {
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := &requestLog{next: registryclient.NewTransport()}
+	s := newSite(t, func(c *config.Config) {
+		c.Repositories[0].Bundles = authed.Repo("fleet/apps-bundles")
+		c.UpstreamRegistries = map[string]config.UpstreamRegistry{authed.Addr: {Insecure: true, UsernameFile: userFile, PasswordFile: passFile}}
+	}, func(o *syncer.Options) { o.UpstreamTransport = log })
+	push := func(rev string) {
+		img := testimage.Image(t, "linux/amd64", 1, 16<<10)
+		auth := remote.WithAuth(&authn.Basic{Username: authed.User, Password: authed.Password})
+		d, _ := img.Digest()
+		ref, _ := name.NewDigest(authed.Repo("fleet/apps-bundles")+"@"+d.String(), name.Insecure)
+		if err := remote.Write(ref, img, auth); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := imageref.Parse("ghcr.io/org/app:" + rev[:8])
+		mt, _ := img.MediaType()
+		size, _ := img.Size()
+		raw, desc, err := bundle.Build(bundle.Bundle{Revision: rev, Created: time.Now(), Images: []bundle.Image{{Ref: r, Descriptor: v1.Descriptor{MediaType: mt, Size: size, Digest: d}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag, _ := name.NewTag(authed.Repo("fleet/apps-bundles")+":"+rev, name.Insecure)
+		if err := remote.Put(tag, rawManifest{raw, desc.MediaType}, auth); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pings := func() int {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		n := 0
+		for _, r := range log.reqs {
+			if r == "GET /v2/" {
+				n++
+			}
+		}
+		return n
+	}
+	rev1 := s.commit(map[string]string{"app.yaml": "v1"})
+	push(rev1)
+	if res := s.pass(); res.Complete != 1 {
+		t.Fatalf("pass 1: %+v", res)
+	}
+	first := pings() // go-containerregistry's ping (https, then http when insecure)
+	if first == 0 {
+		t.Fatal("no ping: the test cannot see reuse")
+	}
+	rev2 := s.commit(map[string]string{"app.yaml": "v2"})
+	push(rev2)
+	if res := s.pass(); res.Complete != 2 || !s.check(rev2).Complete() {
+		t.Fatalf("pass 2: %+v", res)
+	}
+	if n := pings(); n != first {
+		t.Fatalf("the second pass pinged %d more times, want 0:\n%s", n-first, strings.Join(log.reqs, "\n"))
+	}
+	// Rotated credentials (the same here, with a trailing space the
+	// registry refuses): a new client, which pings again and fails.
+	if err := os.WriteFile(passFile, []byte(authed.Password+" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rev3 := s.commit(map[string]string{"app.yaml": "v3"})
+	push(rev3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.sync.Pass(ctx); err == nil {
+		t.Fatal("a pass with wrong credentials succeeded: the old client was reused")
+	}
+	if n := pings(); n == first {
+		t.Fatal("no ping after the credentials changed: the old client was reused")
 	}
 }

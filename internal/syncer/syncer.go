@@ -118,6 +118,12 @@ type Syncer struct {
 	stateMu sync.Mutex
 	kick    chan struct{}
 	staging string // partial blobs (transfer's staging directory)
+	// upstreams are the bundles repositories' clients, by repository and
+	// credentials (upstream).
+	upstreams struct {
+		sync.Mutex
+		m map[string]*registryclient.Remote
+	}
 	current struct {
 		sync.Mutex
 		repo, sha string
@@ -407,10 +413,14 @@ func short(sha string) string {
 }
 
 // upstream returns the bundles repository as a copy source, with the
-// credentials and transport the edge config gives its registry.
+// credentials and transport the edge config gives its registry. The same
+// *Remote serves later passes while the credentials read are the same: it
+// keeps its authenticated transports, so a pass does not pay the ping and
+// token round trips again.
 func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 	host, _, _ := strings.Cut(repo, "/")
 	opts := []registryclient.Option{registryclient.WithTransport(s.o.UpstreamTransport), registryclient.WithIdleTimeout(30 * time.Second)}
+	key := repo
 	if u, ok := s.o.Config.UpstreamRegistries[host]; ok {
 		opts = append(opts, registryclient.WithInsecure(u.Insecure))
 		if u.UsernameFile != "" {
@@ -423,9 +433,23 @@ func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 				return nil, err
 			}
 			opts = append(opts, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
+			key += "\x00" + user + "\x00" + pass
 		}
 	}
-	return registryclient.New(repo, opts...)
+	s.upstreams.Lock()
+	defer s.upstreams.Unlock()
+	if r, ok := s.upstreams.m[key]; ok {
+		return r, nil
+	}
+	r, err := registryclient.New(repo, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if s.upstreams.m == nil || len(s.upstreams.m) >= 64 {
+		s.upstreams.m = map[string]*registryclient.Remote{}
+	}
+	s.upstreams.m[key] = r
+	return r, nil
 }
 
 func readSecret(p string) (string, error) {
