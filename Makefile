@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/ballast-dev/ballast/internal/version.Version=$(
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test unit lint fuzz bench demo tidy-check clean conformance e2e-deps e2e-argocd
+.PHONY: all build test unit lint fuzz bench bench-goodput demo tidy-check clean conformance e2e-deps e2e-argocd
 
 all: build
 
@@ -54,6 +54,12 @@ conformance:
 
 bench: build
 	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# Goodput over an emulated GEO link (docs/BENCHMARKS.md), ballast against
+# crane and regctl built pinned by bench/deps.sh; about 10 minutes.
+bench-goodput: build
+	bench/deps.sh
+	BALLAST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench Goodput -benchtime 1x -timeout 60m ./bench/goodput/
 
 # The README's first command; DEMO_FLAGS=--keep leaves the edge up.
 demo: build

@@ -62,6 +62,9 @@ type Deployed interface {
 	Current(repoID string) string
 }
 
+// syncConcurrency is how many blobs a pass moves at once.
+const syncConcurrency = 32
+
 // localHost names the edge registry for in-process requests; the transport
 // never dials it.
 const localHost = "edge.ballast.invalid"
@@ -131,6 +134,12 @@ type Syncer struct {
 		o       *linkplan.Override
 		pending bool
 	}
+	// upstreams are the bundles repositories' clients, by repository and
+	// credentials (upstream).
+	upstreams struct {
+		sync.Mutex
+		m map[string]*registryclient.Remote
+	}
 	current struct {
 		sync.Mutex
 		repo, sha string
@@ -151,9 +160,7 @@ func New(o Options) (*Syncer, error) {
 		o.Interval = time.Minute
 	}
 	if o.UpstreamTransport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.WriteBufferSize, t.ReadBufferSize = 128<<10, 128<<10
-		o.UpstreamTransport = t
+		o.UpstreamTransport = registryclient.NewTransport()
 	}
 	plats, err := oci.ParsePlatforms(strings.Join(o.Config.Platforms, ","))
 	if err != nil {
@@ -191,10 +198,18 @@ func New(o Options) (*Syncer, error) {
 		// The link's rate cap (per window) is meteredTransport's.
 		transfer.WithProgress(s.onProgress),
 		transfer.WithLogger(s.log),
-		transfer.WithConcurrency(4),
+		// A long link (a GEO satellite's 600 ms round trip) needs many
+		// blobs in flight to stay full: each blob's request costs a
+		// round trip before its first byte, and blobs of one size finish
+		// together. Memory per blob in flight is a few buffers.
+		transfer.WithConcurrency(syncConcurrency),
 		// A dropped link is the normal case: keep trying for a while
-		// within one pass; the next pass starts again anyway.
-		transfer.WithRetry(10, 500*time.Millisecond, 30*time.Second),
+		// within one pass; the next pass starts again anyway. The first
+		// tries come every 100–200 ms for about 2 s, so a short outage
+		// costs little more than itself; then the backoff doubles up to
+		// 30 s (about 2 minutes of a dead link in all).
+		transfer.WithRetry(22, 200*time.Millisecond, 30*time.Second),
+		transfer.WithFastRetries(14),
 	}
 	eng, err := transfer.New(append(eopts, o.EngineOptions...)...)
 	if err != nil {
@@ -583,10 +598,14 @@ func short(sha string) string {
 }
 
 // upstream returns the bundles repository as a copy source, with the
-// credentials and transport the edge config gives its registry.
+// credentials and transport the edge config gives its registry. The same
+// *Remote serves later passes while the credentials read are the same: it
+// keeps its authenticated transports, so a pass does not pay the ping and
+// token round trips again.
 func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 	host, _, _ := strings.Cut(repo, "/")
 	opts := []registryclient.Option{registryclient.WithTransport(s.o.UpstreamTransport), registryclient.WithIdleTimeout(30 * time.Second)}
+	key := repo
 	if u, ok := s.o.Config.UpstreamRegistries[host]; ok {
 		opts = append(opts, registryclient.WithInsecure(u.Insecure))
 		if u.UsernameFile != "" {
@@ -599,9 +618,23 @@ func (s *Syncer) upstream(repo string) (*registryclient.Remote, error) {
 				return nil, err
 			}
 			opts = append(opts, registryclient.WithAuth(&authn.Basic{Username: user, Password: pass}))
+			key += "\x00" + user + "\x00" + pass
 		}
 	}
-	return registryclient.New(repo, opts...)
+	s.upstreams.Lock()
+	defer s.upstreams.Unlock()
+	if r, ok := s.upstreams.m[key]; ok {
+		return r, nil
+	}
+	r, err := registryclient.New(repo, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if s.upstreams.m == nil || len(s.upstreams.m) >= 64 {
+		s.upstreams.m = map[string]*registryclient.Remote{}
+	}
+	s.upstreams.m[key] = r
+	return r, nil
 }
 
 func readSecret(p string) (string, error) {
@@ -695,12 +728,9 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		return StateWaiting, nil
 	}
 	// Read the bundle index upstream, through the engine's retry layer
-	// (the only one; "not found" is permanent there).
-	root, err := s.engine.Resolve(ctx, up, sha)
-	var raw []byte
-	if err == nil {
-		raw, err = s.engine.FetchManifest(ctx, up, root)
-	}
+	// (the only one; "not found" is permanent there), in one round trip
+	// (GET by tag; no HEAD first).
+	root, raw, err := s.engine.ResolveManifest(ctx, up, sha)
 	if errors.Is(err, transfer.ErrNotFound) {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateNoBundle, "" })
 		s.log.Debug("no bundle upstream yet", "repo", id, "revision", sha)

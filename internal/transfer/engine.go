@@ -78,6 +78,11 @@ type Event struct {
 	Err    error // for Retrying
 }
 
+// walkConcurrency is how many jobs' manifests are fetched at once (at
+// least): a manifest is a round trip, and on a long link blobs wait for
+// them.
+const walkConcurrency = 16
+
 // Engine copies content. It is safe for concurrent use; each Copy has its
 // own stats.
 type Engine struct {
@@ -148,7 +153,23 @@ func WithRetry(attempts int, base, max time.Duration) Option {
 		if attempts < 1 || base <= 0 || max < base {
 			return fmt.Errorf("retry: attempts %d, backoff %v..%v: invalid", attempts, base, max)
 		}
-		o.retry = retryPolicy{Attempts: attempts, Base: base, Max: max}
+		o.retry = retryPolicy{Attempts: attempts, Base: base, Max: max, Flat: o.retry.Flat}
+		return nil
+	}
+}
+
+// WithFastRetries makes n more failures in a row wait the base backoff
+// (the first one always does) before the backoff starts to double; the
+// budget of WithRetry still counts them. A link that is down for a few seconds
+// (a satellite handover, a short outage) is retried within about the
+// base backoff of its return instead of after a doubled wait. The
+// default value is 0.
+func WithFastRetries(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("fast retries %d: negative", n)
+		}
+		o.retry.Flat = n
 		return nil
 	}
 }
@@ -194,6 +215,42 @@ func (e *Engine) Resolve(ctx context.Context, src Source, ref string) (v1.Descri
 	return d, err
 }
 
+// ResolveManifest resolves a tag or digest at src and fetches that manifest,
+// through the retry layer: one request where src is a RefFetcher (a
+// registry), else Resolve then FetchManifest. The bytes are checked against
+// the returned descriptor; absent content wraps ErrNotFound.
+func (e *Engine) ResolveManifest(ctx context.Context, src Source, ref string) (v1.Descriptor, []byte, error) {
+	rf, ok := src.(RefFetcher)
+	if !ok {
+		d, err := e.Resolve(ctx, src, ref)
+		if err != nil {
+			return d, nil, err
+		}
+		raw, err := e.fetchManifest(ctx, src, d)
+		return d, raw, err
+	}
+	var d v1.Descriptor
+	var raw []byte
+	mismatches := 0
+	err := e.retryDo(ctx, "fetch manifest "+ref, nil, func(ctx context.Context) (bool, error) {
+		var err error
+		d, raw, err = rf.FetchRef(ctx, ref)
+		if err == nil {
+			err = oci.VerifyBytes(raw, d)
+		}
+		if errors.Is(err, ErrDigestMismatch) {
+			if mismatches++; mismatches >= 2 {
+				return false, Permanent(err)
+			}
+		}
+		return false, err
+	})
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	return d, raw, nil
+}
+
 // FetchManifest fetches manifest d from src through the retry layer and
 // checks its digest and size.
 func (e *Engine) FetchManifest(ctx context.Context, src Source, d v1.Descriptor) ([]byte, error) {
@@ -219,11 +276,110 @@ type JobPlan struct {
 	Missing   int64 // blob bytes the target lacks
 }
 
-// blobTask is one blob and the targets that need it.
+// blobTask is one blob and the targets that need it. Targets found while
+// it runs are appended until it has served the last one (closed); a
+// target found after that gets a new task, which waits for this one
+// (prev) to finish with the staging directory.
 type blobTask struct {
 	d    v1.Descriptor
 	src  Source
-	dsts []Target
+	prev *blobTask
+	done chan struct{}
+
+	mu     sync.Mutex
+	dsts   []Target
+	next   int
+	closed bool
+}
+
+// nextDst returns the next target to serve, or nil, closing the task.
+func (bt *blobTask) nextDst() Target {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.next < len(bt.dsts) {
+		bt.next++
+		return bt.dsts[bt.next-1]
+	}
+	bt.closed = true
+	return nil
+}
+
+// addDst adds a target unless the task is closed.
+func (bt *blobTask) addDst(t Target) bool {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.closed {
+		return false
+	}
+	bt.dsts = append(bt.dsts, t)
+	return true
+}
+
+// blobSched starts each blob's copy as soon as a walk finds it, while
+// other manifests are still arriving: on a long link a blob need not
+// wait for every manifest. At most the engine's concurrency of blobs
+// move at once; each distinct (target, blob) pair is served once and
+// each blob is fetched once for all the targets that need it.
+type blobSched struct {
+	e    *Engine
+	st   *statsCounter
+	g    *errgroup.Group
+	ctx  context.Context
+	sem  chan struct{}
+	mu   sync.Mutex
+	ids  map[Target]int
+	seen map[schedKey]bool
+	open map[v1.Hash]*blobTask
+}
+
+type schedKey struct {
+	dst int
+	d   v1.Hash
+}
+
+// add schedules blob d of job i (index i, job j).
+func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Targets are told apart by identity where they are comparable (a
+	// *Remote, a *Layout); others count as distinct per job.
+	id := -1 - i
+	if reflect.TypeOf(j.Dst).Comparable() {
+		var ok bool
+		if id, ok = s.ids[j.Dst]; !ok {
+			id = len(s.ids)
+			s.ids[j.Dst] = id
+		}
+	}
+	k := schedKey{id, d.Digest}
+	if s.seen[k] {
+		return
+	}
+	s.seen[k] = true
+	s.st.total.Add(d.Size)
+	prev := s.open[d.Digest]
+	if prev != nil && prev.addDst(j.Dst) {
+		return
+	}
+	bt := &blobTask{d: d, src: j.Src, dsts: []Target{j.Dst}, prev: prev, done: make(chan struct{})}
+	s.open[d.Digest] = bt
+	s.g.Go(func() error {
+		defer close(bt.done)
+		if bt.prev != nil {
+			select {
+			case <-bt.prev.done:
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		}
+		defer func() { <-s.sem }()
+		return s.e.copyBlobTask(s.ctx, bt, s.st)
+	})
 }
 
 type manifestTask struct {
@@ -235,7 +391,6 @@ type manifestTask struct {
 
 type walked struct {
 	plan      Plan
-	blobs     []*blobTask
 	children  []manifestTask // written after blobs, in order
 	roots     []manifestTask // written last, in job order
 	skipRoots []bool
@@ -243,7 +398,7 @@ type walked struct {
 
 // Plan walks jobs and checks what their targets already hold.
 func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
-	w, err := e.walk(ctx, jobs, true)
+	w, err := e.walk(ctx, jobs, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -257,20 +412,28 @@ func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
 // what was written is valid content, and a re-run continues.
 func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	var st statsCounter
-	w, err := e.walk(ctx, jobs, false)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(cctx)
+	sched := &blobSched{e: e, st: &st, g: g, ctx: gctx, sem: make(chan struct{}, e.o.concurrency),
+		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}}
+	// Blobs start as the walks find them (sched.add); the walks go on.
+	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) })
 	if err != nil {
+		cancel()
+		if gerr := g.Wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
+			// A blob's failure stopped the walks: it is the cause.
+			if errors.Is(err, context.Canceled) {
+				return st.get(), gerr
+			}
+			err = errors.Join(err, gerr)
+		}
 		return st.get(), err
 	}
 	for _, s := range w.skipRoots {
 		if s {
 			st.add(func(s *Stats) { s.ManifestsSkipped++ })
 		}
-	}
-	st.total = w.plan.Bytes
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.o.concurrency)
-	for _, bt := range w.blobs {
-		g.Go(func() error { return e.copyBlobTask(gctx, bt, &st) })
 	}
 	if err := g.Wait(); err != nil {
 		return st.get(), err
@@ -298,7 +461,7 @@ type jobWalk struct {
 // walk fetches every manifest of every job (verified; jobs in parallel, as
 // each manifest is a round trip on a slow link) and asks targets what they
 // hold. With dry, blob presence is recorded in the plan only.
-func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error) {
+func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job int, d v1.Descriptor)) (*walked, error) {
 	for i, j := range jobs {
 		if j.Src == nil || j.Dst == nil {
 			return nil, fmt.Errorf("job %d: source and target are required", i)
@@ -309,7 +472,9 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 	}
 	found := make([]jobWalk, len(jobs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.o.concurrency)
+	// Each manifest is a round trip: on a long link they are what keeps
+	// blobs from starting, so fetch many at once.
+	g.SetLimit(max(e.o.concurrency, walkConcurrency))
 	for i, j := range jobs {
 		g.Go(func() error {
 			r := &found[i]
@@ -325,6 +490,9 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 			}
 			collect := func(n oci.Node) error {
 				r.nodes = append(r.nodes, n)
+				if onBlob != nil && n.Raw == nil {
+					onBlob(i, n.Descriptor)
+				}
 				return nil
 			}
 			if j.RootOnly {
@@ -386,7 +554,6 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 		ids[t] = len(ids)
 		return ids[t]
 	}
-	blobIdx := map[v1.Hash]*blobTask{}
 	seenBlob := map[key]bool{}
 	seenManifest := map[key]bool{}
 	for i, j := range jobs {
@@ -431,13 +598,6 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool) (*walked, error
 				}
 				continue
 			}
-			bt := blobIdx[d.Digest]
-			if bt == nil {
-				bt = &blobTask{d: d, src: j.Src}
-				blobIdx[d.Digest] = bt
-				w.blobs = append(w.blobs, bt)
-			}
-			bt.dsts = append(bt.dsts, j.Dst)
 		}
 		w.plan.Jobs = append(w.plan.Jobs, jp)
 	}
@@ -544,7 +704,7 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 			stg.close()
 		}
 	}()
-	for _, dst := range bt.dsts {
+	for dst := bt.nextDst(); dst != nil; dst = bt.nextDst() {
 		var present bool
 		err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
 			var err error
@@ -557,13 +717,13 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		if present {
 			e.place(bt.d.Digest, dst)
 			st.skip(bt.d.Size, false)
-			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
 		if e.tryLink(ctx, bt, dst) {
 			e.place(bt.d.Digest, dst)
 			st.skip(bt.d.Size, true)
-			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
 		if ok, err := e.tryMount(ctx, bt, dst); err != nil {
@@ -571,7 +731,7 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		} else if ok {
 			e.place(bt.d.Digest, dst)
 			st.skip(bt.d.Size, true)
-			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
 		if stg == nil {
@@ -683,7 +843,7 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
 			st.setInflight(bt.d.Digest, -1)
 			st.addDone(bt.d.Size)
-			e.emit(Event{Kind: BlobDone, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total})
+			e.emit(Event{Kind: BlobDone, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			return progress, nil
 		}
 		defer st.setInflight(bt.d.Digest, stg.off)
@@ -822,7 +982,7 @@ func (u *upstreamReader) read(p []byte) (int, error) {
 		u.st.setInflight(u.d.Digest, u.stg.off)
 		if u.ev >= 1<<20 {
 			u.ev = 0
-			u.e.emit(Event{Kind: BlobProgress, Digest: u.d.Digest, Size: u.d.Size, Offset: u.stg.off, Done: u.st.doneBytes(), Total: u.st.total})
+			u.e.emit(Event{Kind: BlobProgress, Digest: u.d.Digest, Size: u.d.Size, Offset: u.stg.off, Done: u.st.doneBytes(), Total: u.st.total.Load()})
 		}
 		if u.stg.off == u.d.Size {
 			// The last byte arrived: the digest decides before the
@@ -888,7 +1048,7 @@ type statsCounter struct {
 	s        Stats
 	inflight map[v1.Hash]int64
 	done     atomic.Int64
-	total    int64
+	total    atomic.Int64 // blob bytes of the Copy found so far
 }
 
 func (c *statsCounter) add(f func(*Stats)) {

@@ -43,6 +43,11 @@ type retryPolicy struct {
 	Attempts int           // consecutive attempts without progress; default 6
 	Base     time.Duration // first backoff; default 250ms
 	Max      time.Duration // backoff cap; default 15s
+	// Flat more failures in a row wait Base (the first one always does)
+	// before the backoff starts to double: a link down for a few seconds
+	// is noticed back within about Base, not after a wait as long as the
+	// outage. Default 0.
+	Flat int
 }
 
 // do runs f until it succeeds, fails permanently, the context ends, or the
@@ -67,7 +72,7 @@ func (p retryPolicy) do(ctx context.Context, onRetry func(err error, wait time.D
 		if failures >= p.Attempts {
 			return err
 		}
-		backoff := p.Base << (failures - 1)
+		backoff := p.Base << max(failures-1-p.Flat, 0)
 		if backoff > p.Max || backoff <= 0 {
 			backoff = p.Max
 		}

@@ -67,3 +67,24 @@ func TestRetryBudgetResetsOnProgress(t *testing.T) {
 		t.Fatalf("permanent: %d calls", calls)
 	}
 }
+
+// With Flat, the first Flat+1 waits stay at the base backoff, then it
+// doubles (jitter keeps each wait within [backoff/2, backoff]).
+func TestRetryFlatThenDoubling(t *testing.T) {
+	for _, flat := range []int{0, 3} {
+		p := retryPolicy{Attempts: flat + 4, Base: time.Millisecond, Max: time.Second, Flat: flat}
+		var waits []time.Duration
+		_ = p.do(context.Background(), func(_ error, w time.Duration) { waits = append(waits, w) }, func(context.Context) (bool, error) {
+			return false, io.ErrUnexpectedEOF
+		})
+		if len(waits) != flat+3 {
+			t.Fatalf("flat %d: %d waits, want %d", flat, len(waits), flat+3)
+		}
+		for i, w := range waits {
+			hi := p.Base << max(i-flat, 0)
+			if w < hi/2 || w > hi {
+				t.Errorf("flat %d: wait %d is %v, want within [%v, %v]", flat, i+1, w, hi/2, hi)
+			}
+		}
+	}
+}

@@ -88,3 +88,11 @@ type Linker interface {
 	// holds it; false means it does not (the blob must be copied).
 	LinkBlob(ctx context.Context, d v1.Descriptor) (bool, error)
 }
+
+// RefFetcher is implemented by sources that return the manifest a tag or
+// digest names, with its descriptor, in one request (a registry's GET):
+// resolving and fetching then cost one round trip instead of two. The
+// engine verifies the bytes against the descriptor.
+type RefFetcher interface {
+	FetchRef(ctx context.Context, ref string) (v1.Descriptor, []byte, error)
+}

@@ -1,8 +1,17 @@
-// Package linkproxy is a small TCP fault proxy for tests of the link: it
-// counts the bytes it carries in each direction (the link's own count, not
-// the code under test's), can cut every connection after a number of bytes
-// from the server, can share one rate limit across all connections, and can
-// reset every open connection at once (an outage). It listens on loopback.
+// Package linkproxy is a small TCP fault proxy for tests and benchmarks of
+// the link: it counts the bytes it carries in each direction (the link's own
+// count, not the code under test's), can cut every connection after a number
+// of bytes from the server, and models a long, shared, flaky link:
+//
+//   - a one-way delay per direction (SetDelay: 300 ms each way is a GEO
+//     satellite's 600 ms round trip);
+//   - one rate per direction shared by every connection (SetRate, SetUpRate):
+//     bytes queue in front of the link as at a modem, then cross it;
+//   - outages (SetDown, Outages): every open connection is reset, bytes in
+//     flight are lost, and new connections are refused until the link is up.
+//
+// Bytes are counted when they reach the other end, so bytes lost in flight
+// during an outage are not counted as delivered. It listens on loopback.
 package linkproxy
 
 import (
@@ -13,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -24,15 +34,21 @@ type Proxy struct {
 
 	ln       net.Listener
 	upstream string
-	down     atomic.Int64 // server → client bytes
-	up       atomic.Int64 // client → server bytes
+	down     atomic.Int64 // server → client bytes delivered
+	up       atomic.Int64 // client → server bytes delivered
 	cuts     atomic.Int64
+	refused  atomic.Int64
+	outages  atomic.Int64
 	cutEvery atomic.Int64
 	hard     atomic.Bool
+	isDown   atomic.Bool
+	delayUp  atomic.Int64 // one-way delay, ns
+	delayDn  atomic.Int64
 
 	mu    sync.Mutex
-	lim   *rate.Limiter
-	conns map[net.Conn]struct{}
+	limDn *rate.Limiter
+	limUp *rate.Limiter
+	conns map[net.Conn]func()
 	wg    sync.WaitGroup
 	done  chan struct{}
 }
@@ -44,7 +60,7 @@ func Start(t testing.TB, upstream string) *Proxy {
 	if err != nil {
 		t.Fatalf("linkproxy: %v", err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+	p := &Proxy{Addr: ln.Addr().String(), ln: ln, upstream: upstream, conns: map[net.Conn]func(){}, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
@@ -64,32 +80,114 @@ func (p *Proxy) CutHard(b bool) { p.hard.Store(b) }
 func (p *Proxy) SetRate(bytesPerSecond int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if bytesPerSecond <= 0 {
-		p.lim = nil
-		return
-	}
-	p.lim = rate.NewLimiter(rate.Limit(bytesPerSecond), int(min(bytesPerSecond, 32<<10)))
+	p.limDn = newLimiter(bytesPerSecond)
 }
 
-// ResetAll closes every open connection now (an outage), counting each as
-// a cut.
-func (p *Proxy) ResetAll() {
+// SetUpRate shares bytesPerSecond (client → server) across all
+// connections; 0 (the default) is unlimited.
+func (p *Proxy) SetUpRate(bytesPerSecond int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
+	p.limUp = newLimiter(bytesPerSecond)
+}
+
+// newLimiter is a token bucket whose burst is about 10 ms of the rate
+// (at least 1500 bytes, at most 32 KiB): bytes cross the link in packets,
+// not in large bursts, so connections interleave finely.
+func newLimiter(bytesPerSecond int64) *rate.Limiter {
+	if bytesPerSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(bytesPerSecond), int(min(max(bytesPerSecond/100, 1500), 32<<10)))
+}
+
+// SetDelay sets the one-way delay of each direction: client → server (up)
+// and server → client (down). Bytes cross the link at its rate, then
+// arrive that much later; the round trip of a request is up + down. The
+// default is none.
+func (p *Proxy) SetDelay(up, down time.Duration) {
+	p.delayUp.Store(int64(up))
+	p.delayDn.Store(int64(down))
+}
+
+// SetDown takes the link down (true) or brings it back (false). Going down
+// resets every open connection (RST: what was in flight is lost) and, while
+// down, every new connection is reset at once (refused).
+func (p *Proxy) SetDown(down bool) {
+	if down && !p.isDown.Swap(true) {
+		p.outages.Add(1)
+		p.resetAll(true)
+		return
+	}
+	if !down {
+		p.isDown.Store(false)
+	}
+}
+
+// Outages takes the link down for length out of every period, the first
+// time period-length after the call (up first), until ctx ends or the
+// proxy closes. It returns at once.
+func (p *Proxy) Outages(ctx context.Context, period, length time.Duration) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.SetDown(false)
+		next := time.Now().Add(period - length)
+		for {
+			for _, st := range []struct {
+				down bool
+				d    time.Duration
+			}{{true, length}, {false, period - length}} {
+				t := time.NewTimer(time.Until(next))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-p.done:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				p.SetDown(st.down)
+				next = next.Add(st.d)
+			}
+		}
+	}()
+}
+
+// ResetAll closes every open connection now (an outage of no length),
+// counting each as a cut.
+func (p *Proxy) ResetAll() { p.resetAll(false) }
+
+func (p *Proxy) resetAll(rst bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, kill := range p.conns {
+		if rst {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+		}
+		kill()
 		p.cuts.Add(1)
 	}
 }
 
-// Down is the bytes carried from the server to clients so far.
+// Down is the bytes delivered from the server to clients so far.
 func (p *Proxy) Down() int64 { return p.down.Load() }
 
-// Up is the bytes carried from clients to the server so far.
+// Up is the bytes delivered from clients to the server so far.
 func (p *Proxy) Up() int64 { return p.up.Load() }
 
-// Cuts is how many connections the proxy cut (CutEvery or ResetAll).
+// Cuts is how many connections the proxy cut (CutEvery, ResetAll or an
+// outage).
 func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
+
+// Refused is how many connections arrived while the link was down.
+func (p *Proxy) Refused() int64 { return p.refused.Load() }
+
+// OutageCount is how many times the link went down.
+func (p *Proxy) OutageCount() int64 { return p.outages.Load() }
 
 // Close stops accepting and closes every connection.
 func (p *Proxy) Close() {
@@ -101,8 +199,8 @@ func (p *Proxy) Close() {
 	close(p.done)
 	p.ln.Close()
 	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
+	for _, kill := range p.conns {
+		kill()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -115,31 +213,44 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
+		if p.isDown.Load() {
+			p.refused.Add(1)
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		p.wg.Add(1)
 		go p.serve(c)
 	}
 }
 
-func (p *Proxy) track(c net.Conn, add bool) bool {
+func (p *Proxy) track(c net.Conn, kill func()) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if add {
-		select {
-		case <-p.done:
-			return false
-		default:
-		}
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
+	select {
+	case <-p.done:
+		return false
+	default:
 	}
+	p.conns[c] = kill
 	return true
 }
 
-func (p *Proxy) limiter() *rate.Limiter {
+func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lim
+	delete(p.conns, c)
+}
+
+func (p *Proxy) limiter(up bool) *rate.Limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if up {
+		return p.limUp
+	}
+	return p.limDn
 }
 
 func (p *Proxy) serve(client net.Conn) {
@@ -149,63 +260,145 @@ func (p *Proxy) serve(client net.Conn) {
 		client.Close()
 		return
 	}
-	if !p.track(client, true) {
-		client.Close()
-		server.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { cancel(); client.Close(); server.Close() }) }
+	if !p.track(client, closeBoth) || p.isDown.Load() {
+		closeBoth()
 		return
 	}
-	defer p.track(client, false)
-	var once sync.Once
-	closeBoth := func() { once.Do(func() { client.Close(); server.Close() }) }
+	defer p.untrack(client)
 	defer closeBoth()
+	upDone := make(chan struct{})
 	go func() {
-		n, _ := io.Copy(server, client)
-		p.up.Add(n)
-		closeBoth()
+		defer close(upDone)
+		p.pump(ctx, client, server, true)
+		// The client finished sending: pass the half-close on, keep
+		// the answer flowing.
+		if tc, ok := server.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
 	}()
-	buf := make([]byte, 32<<10)
+	if p.pump(ctx, server, client, false) {
+		// The server's answer ended: half-close toward the client so it
+		// sees the server's EOF.
+		if tc, ok := client.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		select {
+		case <-upDone:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// chunk is bytes in flight on the link, due at the far end at due.
+type chunk struct {
+	b   []byte
+	due time.Time
+}
+
+// pump carries src to dst until src ends (true: a clean EOF) or something
+// fails. Bytes wait for the direction's shared rate, then for its delay.
+func (p *Proxy) pump(ctx context.Context, src, dst net.Conn, up bool) (eof bool) {
+	counter, delay := &p.down, &p.delayDn
+	if up {
+		counter, delay = &p.up, &p.delayUp
+	}
+	// The link: chunks in flight, delivered in order by the writer. Without
+	// a delay the reader writes itself, so a slow client holds the server
+	// back as directly as without the proxy.
+	d := time.Duration(delay.Load())
+	flight := make(chan chunk, 256)
+	wdone := make(chan bool, 1)
+	if d == 0 {
+		flight = nil
+		wdone <- true
+	}
+	go func() {
+		if flight == nil {
+			return
+		}
+		ok := true
+		defer func() { wdone <- ok }()
+		for c := range flight {
+			if ok {
+				if d := time.Until(c.due); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						ok = false
+						continue
+					case <-t.C:
+					}
+				}
+				w, err := dst.Write(c.b)
+				counter.Add(int64(w))
+				if err != nil {
+					ok = false
+				}
+			}
+		}
+	}()
 	var sent int64
+	cut := false
+	defer func() {
+		if flight != nil {
+			close(flight)
+		}
+		ok := <-wdone
+		if cut {
+			p.cuts.Add(1)
+			if tc, isTCP := dst.(*net.TCPConn); isTCP && p.hard.Load() {
+				_ = tc.SetLinger(0)
+			}
+			eof = false
+			return
+		}
+		eof = eof && ok
+	}()
 	for {
-		want := buf
-		if limit := p.cutEvery.Load(); limit > 0 {
-			left := limit - sent
-			if left <= 0 {
-				p.cuts.Add(1)
-				if tc, ok := client.(*net.TCPConn); ok && p.hard.Load() {
-					_ = tc.SetLinger(0)
+		want := 32 << 10
+		if !up {
+			if limit := p.cutEvery.Load(); limit > 0 {
+				left := limit - sent
+				if left <= 0 {
+					cut = true
+					return false
 				}
-				return
-			}
-			if int64(len(want)) > left {
-				want = want[:left]
+				want = int(min(int64(want), left))
 			}
 		}
-		if lim := p.limiter(); lim != nil && len(want) > lim.Burst() {
-			want = want[:lim.Burst()]
+		lim := p.limiter(up)
+		if lim != nil && want > lim.Burst() {
+			want = lim.Burst()
 		}
-		n, rerr := server.Read(want)
+		buf := make([]byte, want)
+		n, rerr := src.Read(buf)
 		if n > 0 {
-			if lim := p.limiter(); lim != nil {
-				if err := lim.WaitN(context.Background(), n); err != nil {
-					return
+			if lim != nil {
+				if err := lim.WaitN(ctx, n); err != nil {
+					return false
 				}
 			}
-			w, werr := client.Write(want[:n])
-			p.down.Add(int64(w))
-			sent += int64(w)
-			if werr != nil {
-				return
+			sent += int64(n)
+			if flight == nil {
+				w, err := dst.Write(buf[:n])
+				counter.Add(int64(w))
+				if err != nil {
+					return false
+				}
+			} else {
+				select {
+				case flight <- chunk{b: buf[:n], due: time.Now().Add(d)}:
+				case <-ctx.Done():
+					return false
+				}
 			}
 		}
 		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) {
-				return
-			}
-			// Half-close toward the client so it sees the server's EOF.
-			if tc, ok := client.(*net.TCPConn); ok {
-				_ = tc.CloseWrite()
-			}
-			return
+			return errors.Is(rerr, io.EOF)
 		}
 	}
 }
