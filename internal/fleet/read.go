@@ -1,0 +1,297 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+)
+
+// DefaultStale is how old a site's latest document may be before the site
+// is shown as UNKNOWN: three default heartbeats, so one or two lost
+// heartbeats on a flaky link do not flip a healthy site.
+const DefaultStale = 3 * DefaultHeartbeat
+
+// Site states in a Fleet.
+const (
+	StateCurrent = "current" // the document is younger than the stale threshold
+	StateUnknown = "unknown" // too old: nothing it says is claimed
+	StateError   = "error"   // no readable document
+)
+
+// ReadOptions configure Read.
+type ReadOptions struct {
+	// Repository is the sites' parent repository, "host[:port]/path":
+	// site s publishes to Repository + "/" + s.
+	Repository string
+	// Sites lists the sites to read. Empty: list them from the registry's
+	// catalog (/v2/_catalog), every repository exactly one path component
+	// below Repository.
+	Sites []string
+	// Insecure talks plain HTTP.
+	Insecure bool
+	// Keychain resolves credentials; default authn.DefaultKeychain (the
+	// docker config).
+	Keychain authn.Keychain
+	// Transport is the HTTP transport; default a clone of
+	// http.DefaultTransport with enough idle connections for Concurrency.
+	Transport http.RoundTripper
+	// Stale is the age past which a site is StateUnknown; default DefaultStale.
+	Stale time.Duration
+	// Concurrency is how many sites are read at once; default 16.
+	Concurrency int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Fleet is what Read found.
+type Fleet struct {
+	Repository string        `json:"repository"`
+	ReadAt     time.Time     `json:"readAt"`
+	Stale      time.Duration `json:"staleSeconds"` // written in seconds
+	Sites      []SiteView    `json:"sites"`
+}
+
+// MarshalJSON writes Stale in seconds.
+func (f Fleet) MarshalJSON() ([]byte, error) {
+	type plain Fleet
+	return json.Marshal(struct {
+		plain
+		Stale int64 `json:"staleSeconds"`
+	}{plain(f), int64(f.Stale / time.Second)})
+}
+
+// SiteView is one site as the hub sees it. Document is set only for
+// StateCurrent; for StateUnknown the last document is kept apart in
+// LastKnown, so nothing reading Document can take a silent site as ready.
+type SiteView struct {
+	Site        string     `json:"site"`
+	State       string     `json:"state"` // StateCurrent, StateUnknown or StateError
+	PublishedAt *time.Time `json:"publishedAt,omitempty"`
+	ChangedAt   *time.Time `json:"changedAt,omitempty"`
+	AgeSeconds  int64      `json:"ageSeconds,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	Document    *Document  `json:"document,omitempty"`
+	LastKnown   *Document  `json:"lastKnown,omitempty"`
+}
+
+// Age is how old the site's information is (0 when unknown).
+func (s SiteView) Age() time.Duration { return time.Duration(s.AgeSeconds) * time.Second }
+
+// Read reads every site's latest document. One site's failure (missing,
+// unreadable, malformed) becomes that site's StateError; only failing to
+// list the sites fails Read.
+func Read(ctx context.Context, o ReadOptions) (*Fleet, error) {
+	if o.Stale <= 0 {
+		o.Stale = DefaultStale
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Keychain == nil {
+		o.Keychain = authn.DefaultKeychain
+	}
+	if o.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = o.Concurrency
+		o.Transport = t
+	}
+	var nopts []name.Option
+	if o.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	parent, err := name.NewRepository(strings.TrimSuffix(o.Repository, "/"), append(nopts, name.StrictValidation)...)
+	if err != nil {
+		return nil, fmt.Errorf("fleet repository %q: %w", o.Repository, err)
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.Keychain), remote.WithTransport(o.Transport),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1})}
+	sites := o.Sites
+	if len(sites) == 0 {
+		if sites, err = listSites(ctx, parent, ropts); err != nil {
+			return nil, err
+		}
+	}
+	f := &Fleet{Repository: parent.String(), ReadAt: o.Now().UTC(), Stale: o.Stale, Sites: make([]SiteView, len(sites))}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for i, s := range sites {
+		g.Go(func() error {
+			f.Sites[i] = readSite(gctx, parent, s, ropts, f.ReadAt, o.Stale)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	sort.Slice(f.Sites, func(i, j int) bool { return f.Sites[i].Site < f.Sites[j].Site })
+	return f, nil
+}
+
+// catalogPage is the page size asked of /v2/_catalog; Distribution's
+// default limit is 1000 (ours: internal/registry), some registries less.
+const catalogPage = 100
+
+// listSites pages through the registry's catalog and keeps the
+// repositories exactly one component below parent.
+func listSites(ctx context.Context, parent name.Repository, ropts []remote.Option) ([]string, error) {
+	prefix := parent.RepositoryStr() + "/"
+	var sites []string
+	last := ""
+	for page := 0; ; page++ {
+		if page > 100000 {
+			return nil, errors.New("fleet: registry catalog does not end")
+		}
+		repos, err := remote.CatalogPage(parent.Registry, last, catalogPage, ropts...)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: list sites in the catalog of %s (a registry without /v2/_catalog needs --sites): %w",
+				parent.RegistryStr(), err)
+		}
+		for _, r := range repos {
+			if rest, ok := strings.CutPrefix(r, prefix); ok && !strings.Contains(rest, "/") && ValidSiteName(rest) == nil {
+				sites = append(sites, rest)
+			}
+		}
+		if len(repos) < catalogPage || repos[len(repos)-1] <= last {
+			break
+		}
+		last = repos[len(repos)-1]
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return sites, nil
+}
+
+// readSite reads and judges one site; it never fails, it reports.
+func readSite(ctx context.Context, parent name.Repository, site string, ropts []remote.Option, now time.Time, stale time.Duration) SiteView {
+	v := SiteView{Site: site, State: StateError}
+	if err := ValidSiteName(site); err != nil {
+		v.Error = "site name: " + err.Error()
+		return v
+	}
+	repo := parent.Registry.Repo(parent.RepositoryStr(), site)
+	layerDigest, layerSize, published, changed, err := readManifest(repo.Tag(Tag), ropts)
+	if err != nil {
+		v.Error = ClipError(err.Error())
+		return v
+	}
+	v.PublishedAt, v.ChangedAt = &published, &changed
+	age := now.Sub(published)
+	if age < 0 {
+		age = 0 // the site's clock is ahead: say "now", never a negative age
+	}
+	v.AgeSeconds = int64(age / time.Second)
+	doc, err := readDocument(ctx, repo.Digest(layerDigest), layerSize, ropts)
+	if err != nil {
+		v.Error = ClipError(err.Error())
+		return v
+	}
+	if doc.Site != site {
+		v.Error = ClipError(fmt.Sprintf("document names site %q, but is in the repository of %q", doc.Site, site))
+		return v
+	}
+	if age > stale {
+		v.State, v.LastKnown = StateUnknown, &doc
+		return v
+	}
+	v.State, v.Document = StateCurrent, &doc
+	return v
+}
+
+// readManifest fetches and checks a site's manifest.
+func readManifest(tag name.Tag, ropts []remote.Option) (layer string, size int64, published, changed time.Time, err error) {
+	d, err := remote.Get(tag, ropts...)
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return "", 0, time.Time{}, time.Time{}, fmt.Errorf("no status published (%s not found)", tag)
+		}
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("read %s: %w", tag, err)
+	}
+	layer, size, published, changed, err = ParseManifest(d.Manifest)
+	if err != nil {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("%s: %w", tag, err)
+	}
+	return layer, size, published, changed, nil
+}
+
+// ParseManifest checks a status artifact's manifest (outside input) and
+// returns its document layer's digest and size and its two times.
+func ParseManifest(raw []byte) (layer string, size int64, published, changed time.Time, err error) {
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: %w", err)
+	}
+	if m.ArtifactType != ArtifactType {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: artifactType %q, want %q", clip(m.ArtifactType, 80), ArtifactType)
+	}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != ArtifactType {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: want one layer of type %s", ArtifactType)
+	}
+	l := m.Layers[0]
+	if !strings.HasPrefix(l.Digest, "sha256:") || !hex64(strings.TrimPrefix(l.Digest, "sha256:")) {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: layer digest %q is not sha256", clip(l.Digest, 80))
+	}
+	if l.Size <= 0 || l.Size > MaxDocumentSize {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: document of %d bytes (at most %d)", l.Size, MaxDocumentSize)
+	}
+	published, err = time.Parse(time.RFC3339, m.Annotations[AnnotationPublished])
+	if err != nil {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: annotation %s: %w", AnnotationPublished, err)
+	}
+	changed, err = time.Parse(time.RFC3339, m.Annotations[AnnotationChanged])
+	if err != nil {
+		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: annotation %s: %w", AnnotationChanged, err)
+	}
+	return l.Digest, l.Size, published.UTC(), changed.UTC(), nil
+}
+
+func hex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// readDocument fetches the document layer (digest-verified by the
+// client while it streams) and parses it.
+func readDocument(ctx context.Context, d name.Digest, size int64, ropts []remote.Option) (Document, error) {
+	l, err := remote.Layer(d, ropts...)
+	if err != nil {
+		return Document{}, fmt.Errorf("read %s: %w", d, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return Document{}, fmt.Errorf("read %s: %w", d, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, size+1))
+	if err != nil {
+		return Document{}, fmt.Errorf("read %s: %w", d, err)
+	}
+	if int64(len(b)) != size {
+		return Document{}, fmt.Errorf("read %s: %d bytes, the manifest says %d", d, len(b), size)
+	}
+	if err := ctx.Err(); err != nil {
+		return Document{}, err
+	}
+	return Parse(b)
+}
