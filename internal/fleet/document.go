@@ -13,6 +13,7 @@
 //	  layers[0]:    the Document, JSON, mediaType application/vnd.ballast.site-status.v1+json
 //	  annotations:  io.ballast.fleet.published  (RFC 3339, UTC: when the edge last published)
 //	                io.ballast.fleet.changed    (RFC 3339, UTC: when the Document last changed)
+//	                io.ballast.fleet.link       (RFC 3339, UTC: last successful upstream fetch; optional)
 //
 // The document holds no clock readings that change by themselves, so an
 // edge whose state did not change re-publishes only the manifest (about
@@ -48,6 +49,9 @@ const (
 	AnnotationPublished = "io.ballast.fleet.published"
 	// AnnotationChanged is when the document's content last changed.
 	AnnotationChanged = "io.ballast.fleet.changed"
+	// AnnotationLink is the site's last successful upstream contact (git
+	// mirror fetch), to the minute; absent when unknown.
+	AnnotationLink = "io.ballast.fleet.link"
 )
 
 // Limits of a document. Publishers trim to them; readers refuse more.

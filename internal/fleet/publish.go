@@ -59,6 +59,9 @@ type PublisherOptions struct {
 	// Source returns the site's current document. It must be quick and
 	// must not wait on the network.
 	Source func(ctx context.Context) (Document, error)
+	// LastLink, when set, returns the site's last successful upstream
+	// contact (zero: unknown); it is published as an annotation.
+	LastLink func() time.Time
 	// Transport is the HTTP transport (tests count bytes with it);
 	// default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
@@ -268,7 +271,11 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 		}
 		st.BlobsPresent = true
 	}
-	man, err := Manifest(layer, now, st.ChangedAt)
+	var link time.Time
+	if p.o.LastLink != nil {
+		link = p.o.LastLink()
+	}
+	man, err := Manifest(layer, now, st.ChangedAt, link)
 	if err != nil {
 		return res, err
 	}
@@ -328,8 +335,9 @@ type descriptor struct {
 }
 
 // Manifest returns the artifact manifest for a document layer published at
-// published whose content last changed at changed.
-func Manifest(layer v1.Descriptor, published, changed time.Time) ([]byte, error) {
+// published whose content last changed at changed; link, when not zero, is
+// the site's last successful upstream contact, to the minute.
+func Manifest(layer v1.Descriptor, published, changed, link time.Time) ([]byte, error) {
 	cfg := emptyDescriptor()
 	m := manifest{
 		SchemaVersion: 2,
@@ -341,6 +349,9 @@ func Manifest(layer v1.Descriptor, published, changed time.Time) ([]byte, error)
 			AnnotationPublished: published.UTC().Format(time.RFC3339),
 			AnnotationChanged:   changed.UTC().Format(time.RFC3339),
 		},
+	}
+	if !link.IsZero() {
+		m.Annotations[AnnotationLink] = link.UTC().Truncate(time.Minute).Format(time.RFC3339)
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -80,6 +80,7 @@ type SiteView struct {
 	State       string     `json:"state"` // StateCurrent, StateUnknown or StateError
 	PublishedAt *time.Time `json:"publishedAt,omitempty"`
 	ChangedAt   *time.Time `json:"changedAt,omitempty"`
+	LastLinkAt  *time.Time `json:"lastLinkAt,omitempty"` // the site's last successful upstream fetch
 	AgeSeconds  int64      `json:"ageSeconds,omitempty"`
 	Error       string     `json:"error,omitempty"`
 	Document    *Document  `json:"document,omitempty"`
@@ -183,18 +184,23 @@ func readSite(ctx context.Context, parent name.Repository, site string, ropts []
 		return v
 	}
 	repo := parent.Registry.Repo(parent.RepositoryStr(), site)
-	layerDigest, layerSize, published, changed, err := readManifest(repo.Tag(Tag), ropts)
+	m, err := readManifest(repo.Tag(Tag), ropts)
 	if err != nil {
 		v.Error = ClipError(err.Error())
 		return v
 	}
+	published, changed := m.Published, m.Changed
 	v.PublishedAt, v.ChangedAt = &published, &changed
+	if !m.Link.IsZero() {
+		link := m.Link
+		v.LastLinkAt = &link
+	}
 	age := now.Sub(published)
 	if age < 0 {
 		age = 0 // the site's clock is ahead: say "now", never a negative age
 	}
 	v.AgeSeconds = int64(age / time.Second)
-	doc, err := readDocument(ctx, repo.Digest(layerDigest), layerSize, ropts)
+	doc, err := readDocument(ctx, repo.Digest(m.Layer), m.Size, ropts)
 	if err != nil {
 		v.Error = ClipError(err.Error())
 		return v
@@ -212,51 +218,70 @@ func readSite(ctx context.Context, parent name.Repository, site string, ropts []
 }
 
 // readManifest fetches and checks a site's manifest.
-func readManifest(tag name.Tag, ropts []remote.Option) (layer string, size int64, published, changed time.Time, err error) {
+func readManifest(tag name.Tag, ropts []remote.Option) (ManifestInfo, error) {
 	d, err := remote.Get(tag, ropts...)
 	if err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-			return "", 0, time.Time{}, time.Time{}, fmt.Errorf("no status published (%s not found)", tag)
+			return ManifestInfo{}, fmt.Errorf("no status published (%s not found)", tag)
 		}
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("read %s: %w", tag, err)
+		return ManifestInfo{}, fmt.Errorf("read %s: %w", tag, err)
 	}
-	layer, size, published, changed, err = ParseManifest(d.Manifest)
+	m, err := ParseManifest(d.Manifest)
 	if err != nil {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("%s: %w", tag, err)
+		return ManifestInfo{}, fmt.Errorf("%s: %w", tag, err)
 	}
-	return layer, size, published, changed, nil
+	return m, nil
 }
 
-// ParseManifest checks a status artifact's manifest (outside input) and
-// returns its document layer's digest and size and its two times.
-func ParseManifest(raw []byte) (layer string, size int64, published, changed time.Time, err error) {
+// ManifestInfo is what a status manifest says.
+type ManifestInfo struct {
+	Layer     string    // the document layer's digest, sha256:…
+	Size      int64     // its size, 1 to MaxDocumentSize bytes
+	Published time.Time // AnnotationPublished
+	Changed   time.Time // AnnotationChanged
+	Link      time.Time // AnnotationLink; zero when absent
+}
+
+// ParseManifest checks a status artifact's manifest (outside input).
+func ParseManifest(raw []byte) (ManifestInfo, error) {
 	var m manifest
+	if len(raw) > 64<<10 {
+		return ManifestInfo{}, fmt.Errorf("status manifest: %d bytes, more than %d", len(raw), 64<<10)
+	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: %w", err)
+		return ManifestInfo{}, fmt.Errorf("status manifest: %w", err)
 	}
 	if m.ArtifactType != ArtifactType {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: artifactType %q, want %q", clip(m.ArtifactType, 80), ArtifactType)
+		return ManifestInfo{}, fmt.Errorf("status manifest: artifactType %q, want %q", clip(m.ArtifactType, 80), ArtifactType)
 	}
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != ArtifactType {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: want one layer of type %s", ArtifactType)
+		return ManifestInfo{}, fmt.Errorf("status manifest: want one layer of type %s", ArtifactType)
 	}
 	l := m.Layers[0]
 	if !strings.HasPrefix(l.Digest, "sha256:") || !hex64(strings.TrimPrefix(l.Digest, "sha256:")) {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: layer digest %q is not sha256", clip(l.Digest, 80))
+		return ManifestInfo{}, fmt.Errorf("status manifest: layer digest %q is not sha256", clip(l.Digest, 80))
 	}
 	if l.Size <= 0 || l.Size > MaxDocumentSize {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: document of %d bytes (at most %d)", l.Size, MaxDocumentSize)
+		return ManifestInfo{}, fmt.Errorf("status manifest: document of %d bytes (1 to %d)", l.Size, MaxDocumentSize)
 	}
-	published, err = time.Parse(time.RFC3339, m.Annotations[AnnotationPublished])
-	if err != nil {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: annotation %s: %w", AnnotationPublished, err)
+	info := ManifestInfo{Layer: l.Digest, Size: l.Size}
+	var err error
+	for _, a := range []struct {
+		key      string
+		t        *time.Time
+		optional bool
+	}{{AnnotationPublished, &info.Published, false}, {AnnotationChanged, &info.Changed, false}, {AnnotationLink, &info.Link, true}} {
+		v, ok := m.Annotations[a.key]
+		if !ok && a.optional {
+			continue
+		}
+		if *a.t, err = time.Parse(time.RFC3339, v); err != nil {
+			return ManifestInfo{}, fmt.Errorf("status manifest: annotation %s: %q is not an RFC 3339 time", a.key, clip(v, 40))
+		}
+		*a.t = a.t.UTC()
 	}
-	changed, err = time.Parse(time.RFC3339, m.Annotations[AnnotationChanged])
-	if err != nil {
-		return "", 0, time.Time{}, time.Time{}, fmt.Errorf("status manifest: annotation %s: %w", AnnotationChanged, err)
-	}
-	return l.Digest, l.Size, published.UTC(), changed.UTC(), nil
+	return info, nil
 }
 
 func hex64(s string) bool {
