@@ -34,7 +34,7 @@ type hub struct {
 // hubs starts both kinds of hub: ballast's embedded registry (anonymous
 // reads, basic-auth writes) and Debian's docker-registry (Distribution
 // 2.8, htpasswd for reads and writes).
-func hubs(t *testing.T) []hub {
+func hubs(t testing.TB) []hub {
 	emb := edgeregistry.Start(t, edgeregistry.Options{})
 	c := emb.Credentials()
 	deb := regserver.Start(t, regserver.Options{Auth: true})

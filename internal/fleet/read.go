@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 )
@@ -119,11 +120,22 @@ func Read(ctx context.Context, o ReadOptions) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet repository %q: %w", o.Repository, err)
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.Keychain), remote.WithTransport(o.Transport),
-		remote.WithRetryBackoff(remote.Backoff{Steps: 1})}
+	// One authenticated transport for every site: a ping and (for token
+	// registries) a token once, not per site. A token registry that wants
+	// more scope answers 401 with it, and the transport asks again.
+	auth, err := o.Keychain.Resolve(parent.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials for %s: %w", parent.RegistryStr(), err)
+	}
+	rt, err := transport.NewWithContext(ctx, parent.Registry, auth, o.Transport,
+		[]string{parent.Scope(transport.PullScope), "registry:catalog:*"})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: registry %s: %w", parent.RegistryStr(), err)
+	}
+	client := &http.Client{Transport: rt}
 	sites := o.Sites
 	if len(sites) == 0 {
-		if sites, err = listSites(ctx, parent, ropts); err != nil {
+		if sites, err = listSites(ctx, client, parent); err != nil {
 			return nil, err
 		}
 	}
@@ -132,7 +144,7 @@ func Read(ctx context.Context, o ReadOptions) (*Fleet, error) {
 	g.SetLimit(o.Concurrency)
 	for i, s := range sites {
 		g.Go(func() error {
-			f.Sites[i] = readSite(gctx, parent, s, ropts, f.ReadAt, o.Stale)
+			f.Sites[i] = readSite(gctx, client, parent, s, f.ReadAt, o.Stale)
 			return nil
 		})
 	}
@@ -147,7 +159,7 @@ const catalogPage = 100
 
 // listSites pages through the registry's catalog and keeps the
 // repositories exactly one component below parent.
-func listSites(ctx context.Context, parent name.Repository, ropts []remote.Option) ([]string, error) {
+func listSites(ctx context.Context, client *http.Client, parent name.Repository) ([]string, error) {
 	prefix := parent.RepositoryStr() + "/"
 	var sites []string
 	last := ""
@@ -155,11 +167,23 @@ func listSites(ctx context.Context, parent name.Repository, ropts []remote.Optio
 		if page > 100000 {
 			return nil, errors.New("fleet: registry catalog does not end")
 		}
-		repos, err := remote.CatalogPage(parent.Registry, last, catalogPage, ropts...)
+		q := url.Values{"n": {strconv.Itoa(catalogPage)}}
+		if last != "" {
+			q.Set("last", last)
+		}
+		u := fmt.Sprintf("%s://%s/v2/_catalog?%s", parent.Scheme(), parent.RegistryStr(), q.Encode())
+		b, err := get(ctx, client, u, "application/json", 16<<20)
 		if err != nil {
 			return nil, fmt.Errorf("fleet: list sites in the catalog of %s (a registry without /v2/_catalog needs --sites): %w",
 				parent.RegistryStr(), err)
 		}
+		var cat struct {
+			Repositories []string `json:"repositories"`
+		}
+		if err := json.Unmarshal(b, &cat); err != nil {
+			return nil, fmt.Errorf("fleet: catalog of %s: %w", parent.RegistryStr(), err)
+		}
+		repos := cat.Repositories
 		for _, r := range repos {
 			if rest, ok := strings.CutPrefix(r, prefix); ok && !strings.Contains(rest, "/") && ValidSiteName(rest) == nil {
 				sites = append(sites, rest)
@@ -170,21 +194,19 @@ func listSites(ctx context.Context, parent name.Repository, ropts []remote.Optio
 		}
 		last = repos[len(repos)-1]
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	return sites, nil
 }
 
 // readSite reads and judges one site; it never fails, it reports.
-func readSite(ctx context.Context, parent name.Repository, site string, ropts []remote.Option, now time.Time, stale time.Duration) SiteView {
+func readSite(ctx context.Context, client *http.Client, parent name.Repository, site string, now time.Time, stale time.Duration) SiteView {
 	v := SiteView{Site: site, State: StateError}
 	if err := ValidSiteName(site); err != nil {
 		v.Error = "site name: " + err.Error()
 		return v
 	}
 	repo := parent.Registry.Repo(parent.RepositoryStr(), site)
-	m, err := readManifest(repo.Tag(Tag), ropts)
+	base := fmt.Sprintf("%s://%s/v2/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr())
+	m, err := readManifest(ctx, client, base)
 	if err != nil {
 		v.Error = ClipError(err.Error())
 		return v
@@ -200,7 +222,7 @@ func readSite(ctx context.Context, parent name.Repository, site string, ropts []
 		age = 0 // the site's clock is ahead: say "now", never a negative age
 	}
 	v.AgeSeconds = int64(age / time.Second)
-	doc, err := readDocument(ctx, repo.Digest(m.Layer), m.Size, ropts)
+	doc, err := readDocument(ctx, client, base, m.Layer, m.Size)
 	if err != nil {
 		v.Error = ClipError(err.Error())
 		return v
@@ -218,20 +240,53 @@ func readSite(ctx context.Context, parent name.Repository, site string, ropts []
 }
 
 // readManifest fetches and checks a site's manifest.
-func readManifest(tag name.Tag, ropts []remote.Option) (ManifestInfo, error) {
-	d, err := remote.Get(tag, ropts...)
-	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-			return ManifestInfo{}, fmt.Errorf("no status published (%s not found)", tag)
-		}
-		return ManifestInfo{}, fmt.Errorf("read %s: %w", tag, err)
+func readManifest(ctx context.Context, client *http.Client, base string) (ManifestInfo, error) {
+	raw, err := get(ctx, client, base+"/manifests/"+Tag, "application/vnd.oci.image.manifest.v1+json", 64<<10)
+	if errors.Is(err, errNotFound) {
+		return ManifestInfo{}, fmt.Errorf("no status published yet (%w)", err)
 	}
-	m, err := ParseManifest(d.Manifest)
 	if err != nil {
-		return ManifestInfo{}, fmt.Errorf("%s: %w", tag, err)
+		return ManifestInfo{}, err
+	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		return ManifestInfo{}, err
 	}
 	return m, nil
+}
+
+// errNotFound marks a 404.
+var errNotFound = errors.New("not found")
+
+// get GETs u and returns at most max bytes of a 200 answer's body.
+func get(ctx context.Context, client *http.Client, u, accept string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("GET %s: HTTP 404: %w", u, errNotFound)
+	default:
+		return nil, fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("GET %s: more than %d bytes", u, max)
+	}
+	return b, nil
 }
 
 // ManifestInfo is what a status manifest says.
@@ -296,27 +351,18 @@ func hex64(s string) bool {
 	return true
 }
 
-// readDocument fetches the document layer (digest-verified by the
-// client while it streams) and parses it.
-func readDocument(ctx context.Context, d name.Digest, size int64, ropts []remote.Option) (Document, error) {
-	l, err := remote.Layer(d, ropts...)
+// readDocument fetches the document layer, checks its size and digest,
+// and parses it.
+func readDocument(ctx context.Context, client *http.Client, base, digest string, size int64) (Document, error) {
+	b, err := get(ctx, client, base+"/blobs/"+digest, "", size)
 	if err != nil {
-		return Document{}, fmt.Errorf("read %s: %w", d, err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return Document{}, fmt.Errorf("read %s: %w", d, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, size+1))
-	if err != nil {
-		return Document{}, fmt.Errorf("read %s: %w", d, err)
+		return Document{}, err
 	}
 	if int64(len(b)) != size {
-		return Document{}, fmt.Errorf("read %s: %d bytes, the manifest says %d", d, len(b), size)
+		return Document{}, fmt.Errorf("document %s: %d bytes, the manifest says %d", digest, len(b), size)
 	}
-	if err := ctx.Err(); err != nil {
-		return Document{}, err
+	if "sha256:"+Hash(b) != digest {
+		return Document{}, fmt.Errorf("document %s: content does not match its digest", digest)
 	}
 	return Parse(b)
 }
