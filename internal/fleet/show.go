@@ -140,7 +140,7 @@ var page = template.Must(template.New("fleet").Parse(`<!doctype html>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}code{font:12px ui-monospace,monospace}
+th{background:#f4f4f4}td:first-child,td:nth-child(3){white-space:nowrap}code{font:12px ui-monospace,monospace}
 .state{font-weight:600}.current .state{color:#17692e}.unknown .state{color:#8a5a00}.error .state{color:#a4161a}
 .unknown td,.error td{background:#fff8e6}.note{color:#555}
 </style></head><body>
