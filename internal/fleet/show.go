@@ -107,7 +107,7 @@ func (f *Fleet) WriteText(w io.Writer) error {
 	fmt.Fprintln(tw, "SITE\tSTATE\tAGE\tREPOSITORY\tREADY\tDEPLOYED\tPENDING\tNOTE")
 	for _, r := range f.rows() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.State, r.Age, dash(r.Repo), dash(r.Ready),
-			dash(r.Deployed), dash(r.Pending), r.Note)
+			dash(r.Deployed), dash(r.Pending), dash(r.Note))
 	}
 	return tw.Flush()
 }
