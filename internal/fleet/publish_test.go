@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -253,3 +254,42 @@ type rawManifest struct{ raw []byte }
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// TestPublisherFailuresAndDamagedState: a link that is down is an error in
+// Status (and no state is written), the next attempt after it comes back
+// publishes; a damaged state file means "publish afresh", never a crash.
+func TestPublisherFailuresAndDamagedState(t *testing.T) {
+	reg := edgeregistry.Start(t, edgeregistry.Options{})
+	creds := reg.Credentials()
+	d := doc("ship-5", rev1)
+	state := filepath.Join(t.TempDir(), "fleet.json")
+	mk := func(host string) *fleet.Publisher {
+		p, err := fleet.NewPublisher(fleet.PublisherOptions{Repository: host + "/fleet/sites/ship-5",
+			Username: creds.Username, Password: creds.Password, Insecure: true, StateFile: state,
+			Source: func(context.Context) (fleet.Document, error) { return d, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	down := mk("127.0.0.1:1") // nothing listens on port 1
+	if _, err := down.PublishOnce(context.Background()); err == nil {
+		t.Fatal("publish to a dead registry succeeded")
+	}
+	if st := down.Status(); st.LastError == "" || st.LastPublished != nil || !strings.Contains(st.LastError, "127.0.0.1:1") {
+		t.Errorf("status after a failure: %+v", st)
+	}
+	if res, err := mk(reg.Host).PublishOnce(context.Background()); err != nil || res != fleet.Changed {
+		t.Fatalf("after the link came back: %v, %v", res, err)
+	}
+	if err := os.WriteFile(state, []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := mk(reg.Host)
+	if res, err := p.PublishOnce(context.Background()); err != nil || res != fleet.Changed {
+		t.Fatalf("with a damaged state file: %v, %v", res, err)
+	}
+	if res, _ := p.PublishOnce(context.Background()); res != fleet.Skipped {
+		t.Fatalf("state not rewritten: %v", res)
+	}
+}
