@@ -93,7 +93,7 @@ func (d *Daemon) FleetDocument() fleet.Document {
 	if d.cfg.Fleet != nil {
 		site = d.cfg.Fleet.Site
 	}
-	doc := fleet.Document{Schema: fleet.SchemaVersion, Site: site, Version: fleet.ClipError(version.Get().Version), Repos: []fleet.Repo{}}
+	doc := fleet.Document{Schema: fleet.SchemaVersion, Site: site, Version: version.Get().Version, Repos: []fleet.Repo{}}
 	ss := d.Sync.Status()
 	bySync := map[string]syncer.RepoStatus{}
 	for _, r := range ss.Repos {

@@ -334,10 +334,25 @@ func Fit(d Document) Document {
 		d.Repos = d.Repos[:MaxRepos]
 	}
 	d.Errors = fitErrors(d.Errors)
+	d.Version = clipText(d.Version, 64)
+	if d.Budget != nil {
+		b := *d.Budget
+		b.Period = clipText(b.Period, 32)
+		d.Budget = &b
+	}
 	repos := make([]Repo, len(d.Repos))
 	for i, r := range d.Repos {
+		r.ID = clipText(r.ID, 256)
 		if len(r.Tracked) > MaxRevisions {
 			r.Tracked = r.Tracked[:MaxRevisions]
+		}
+		tracked := make([]TrackedRef, len(r.Tracked))
+		for j, t := range r.Tracked {
+			t.Name = clipText(t.Name, 256)
+			tracked[j] = t
+		}
+		if r.Tracked != nil {
+			r.Tracked = tracked
 		}
 		if len(r.Ready) > MaxRevisions {
 			r.Ready = r.Ready[:MaxRevisions]
@@ -350,6 +365,20 @@ func Fit(d Document) Document {
 	}
 	d.Repos = repos
 	return d
+}
+
+// clipText makes s fit a text field of max bytes: control characters
+// become spaces, and it is cut on a rune boundary.
+func clipText(s string, max int) string {
+	s = ClipError(s)
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func fitErrors(errs []string) []string {

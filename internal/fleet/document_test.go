@@ -93,6 +93,9 @@ func TestFitKeepsNewestAndClips(t *testing.T) {
 		d.Repos[0].Ready = append(d.Repos[0].Ready, revB)
 	}
 	d.Repos[0].Errors = []string{strings.Repeat("é", MaxErrorLen), "line\nbreak"}
+	d.Version = strings.Repeat("v", 100)
+	d.Repos[0].ID = strings.Repeat("h", 300)
+	d.Repos[0].Tracked[0].Name = "refs/heads/" + strings.Repeat("b", 300)
 	f := Fit(d)
 	if _, err := Encode(f); err != nil {
 		t.Fatalf("Fit result does not encode: %v", err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +103,16 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	}
 	if st := d.Status().Fleet; st == nil || st.LastError != "" || st.LastPublished == nil {
 		t.Errorf("daemon's fleet status: %+v", st)
+	}
+	// The daemon's own status page says where it publishes.
+	resp, err := http.Get(d.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "Fleet status") || !strings.Contains(string(body), hubReg.Host+"/fleet/sites/ship-17") {
+		t.Errorf("status page does not show the fleet publishing")
 	}
 	live := site(f, "ship-17").Document.Repos[0]
 	if live.ID != appsID || len(live.Tracked) != 1 || live.Tracked[0].Ready != rev {
