@@ -142,13 +142,13 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td:first-child,td:nth-child(3){white-space:nowrap}code{font:12px ui-monospace,monospace}
 .state{font-weight:600}.current .state{color:#17692e}.unknown .state{color:#8a5a00}.error .state{color:#a4161a}
-.unknown td,.error td{background:#fff8e6}.note{color:#555}
+.unknown td,.error td{background:#fff8e6}.scroll{overflow-x:auto}.note{color:#555}
 </style></head><body>
 <h1>ballast fleet</h1>
 <p id="summary">{{.Current}} current, {{.Unknown}} unknown, {{.Bad}} unreadable · read {{.ReadAt}} from <code>{{.Repository}}</code> · a site silent for more than {{.Stale}} is UNKNOWN</p>
-<table id="fleet"><thead><tr><th>site</th><th>state</th><th>age</th><th>repository</th><th>ready</th><th>deployed</th><th>pending</th><th>note</th></tr></thead><tbody>
+<div class="scroll"><table id="fleet"><thead><tr><th>site</th><th>state</th><th>age</th><th>repository</th><th>ready</th><th>deployed</th><th>pending</th><th>note</th></tr></thead><tbody>
 {{range .Rows}}<tr class="{{.Class}}" data-site="{{.Site}}" data-state="{{.Class}}"><td>{{.Site}}</td><td class="state">{{.State}}</td><td>{{.Age}}</td><td>{{.Repo}}</td><td class="ready"><code>{{.Ready}}</code></td><td class="deployed"><code>{{.Deployed}}</code></td><td class="pending">{{.Pending}}</td><td class="note">{{.Note}}</td></tr>
-{{end}}</tbody></table>
+{{end}}</tbody></table></div>
 </body></html>
 `))
 
