@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"sync"
 	"time"
 
@@ -102,6 +103,7 @@ func (r Result) String() string {
 type state struct {
 	Repository   string    `json:"repository"`
 	Digest       string    `json:"digest"`       // hex sha256 of the document last published
+	Key          string    `json:"key"`          // changeKey of it
 	PublishedAt  time.Time `json:"publishedAt"`  // last successful manifest PUT
 	ChangedAt    time.Time `json:"changedAt"`    // when Digest was first published
 	BlobsPresent bool      `json:"blobsPresent"` // the config and Digest's layer are in Repository
@@ -249,15 +251,20 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 	if err != nil {
 		return Skipped, err
 	}
-	digest := Hash(raw)
+	digest, key := Hash(raw), changeKey(raw)
 	st := p.st
 	res := Heartbeat
 	switch {
-	case digest != st.Digest:
+	case key != st.Key:
 		res = Changed
-		st.Digest, st.ChangedAt, st.BlobsPresent = digest, now, false
+		st.Key, st.ChangedAt = key, now
 	case now.Sub(st.PublishedAt) < p.o.Heartbeat && st.BlobsPresent:
 		return Skipped, nil
+	}
+	if digest != st.Digest {
+		// Changed, or a heartbeat whose error texts differ only in numbers
+		// from what was published: the new text goes out with it.
+		st.Digest, st.BlobsPresent = digest, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
@@ -296,6 +303,33 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 	p.st = st
 	p.log.Debug("fleet: published", "repository", p.o.Repository, "what", res.String(), "digest", digest)
 	return res, nil
+}
+
+// changeKey is what decides "changed": the document's hash with every run
+// of digits in its error lines made one '#', so an error that only counts
+// differently ("after 3 ms", "attempt 7") does not re-publish every
+// interval. The new text goes out with the next change or heartbeat.
+func changeKey(raw []byte) string {
+	var d Document
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return Hash(raw)
+	}
+	d.Errors = hideDigits(d.Errors)
+	for i := range d.Repos {
+		d.Repos[i].Errors = hideDigits(d.Repos[i].Errors)
+	}
+	b, _ := json.Marshal(d)
+	return Hash(b)
+}
+
+var digitRun = regexp.MustCompile(`[0-9]+`)
+
+func hideDigits(errs []string) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = digitRun.ReplaceAllString(e, "#")
+	}
+	return out
 }
 
 // pushBlob uploads b unless the repository already holds it.

@@ -293,3 +293,43 @@ func TestPublisherFailuresAndDamagedState(t *testing.T) {
 		t.Fatalf("state not rewritten: %v", res)
 	}
 }
+
+// TestErrorNumbersDoNotRepublish: an error line that differs only in its
+// numbers is not a change (it goes out with the next heartbeat); a new
+// error is.
+func TestErrorNumbersDoNotRepublish(t *testing.T) {
+	reg := edgeregistry.Start(t, edgeregistry.Options{})
+	creds := reg.Credentials()
+	now := time.Now()
+	d := doc("ship-6", rev1)
+	d.Repos[0].Errors = []string{"mirror: failed to connect after 3 ms"}
+	p, err := fleet.NewPublisher(fleet.PublisherOptions{Repository: reg.Host + "/fleet/sites/ship-6",
+		Username: creds.Username, Password: creds.Password, Insecure: true, StateFile: filepath.Join(t.TempDir(), "s"),
+		Heartbeat: time.Hour, Now: func() time.Time { return now },
+		Source: func(context.Context) (fleet.Document, error) { return d, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, step := range []struct {
+		err  string
+		wait time.Duration
+		want fleet.Result
+	}{
+		{"mirror: failed to connect after 3 ms", 0, fleet.Changed},
+		{"mirror: failed to connect after 12 ms", time.Minute, fleet.Skipped},
+		{"mirror: failed to connect after 12 ms", time.Hour, fleet.Heartbeat},
+		{"mirror: authentication failed", time.Minute, fleet.Changed},
+	} {
+		now = now.Add(step.wait)
+		d.Repos[0].Errors = []string{step.err}
+		if got, err := p.PublishOnce(ctx); err != nil || got != step.want {
+			t.Fatalf("%q: %v, %v; want %v", step.err, got, err, step.want)
+		}
+	}
+	f, err := fleet.Read(ctx, fleet.ReadOptions{Repository: reg.Host + "/fleet/sites", Insecure: true, Sites: []string{"ship-6"},
+		Now: func() time.Time { return now }})
+	if err != nil || f.Sites[0].Document == nil || f.Sites[0].Document.Repos[0].Errors[0] != "mirror: authentication failed" {
+		t.Fatalf("read back: %v %+v", err, f)
+	}
+}
