@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -44,29 +45,10 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	up := regserver.Start(t, regserver.Options{})
 	hubReg := edgeregistry.Start(t, edgeregistry.Options{})
 	creds := hubReg.Credentials()
-	h := hub{name: "embedded", host: hubReg.Host, user: creds.Username, pass: creds.Password}
+	h := hub{name: "embedded", host: hubReg.Host, user: creds.Username, pass: creds.Password, keychain: authn.NewMultiKeychain()}
 
-	apps := git.CreateRepo(t, "fleet/apps")
-	rev := apps.Commit("main", map[string]string{"README": "apps"})
-	pushBundle(t, up.Repo("fleet/apps-bundles"), rev, map[string]v1.Image{
-		"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 1, 64<<10),
-	})
+	rev, d, appsID := startPublishingEdge(t, git, up, h)
 	dir := t.TempDir()
-	userFile, passFile := filepath.Join(dir, "fleet-user"), filepath.Join(dir, "fleet-pass")
-	for f, v := range map[string]string{userFile: creds.Username + "\n", passFile: creds.Password + "\n"} {
-		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := &config.Config{
-		DataDir: filepath.Join(dir, "edge"),
-		Repositories: []config.Repository{{URL: git.URL("fleet/apps"), Bundles: up.Repo("fleet/apps-bundles"),
-			Track: []string{"refs/heads/main"}, KeepRevisions: 5, PollInterval: config.Duration{Duration: time.Second}}},
-		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}, hubReg.Host: {Insecure: true}},
-		Fleet: &config.Fleet{Site: "ship-17", Repository: hubReg.Host + "/fleet/sites", UsernameFile: userFile, PasswordFile: passFile,
-			Interval: config.Duration{Duration: time.Second}, Heartbeat: config.Duration{Duration: time.Hour}},
-	}
-	d := edged.Start(t, cfg)
 
 	// A site silent for ten hours, and one whose document is malformed.
 	old := doc("ship-03", rev)
@@ -82,28 +64,7 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	}
 	pushBroken(t, h, "ship-99", []byte(`{"schema":1,"site":"ship-99","version":"x","repos":[],"extra":1}`))
 
-	// Wait until the daemon has published its revision as ready.
-	appsID, _ := imageref.RepoID(git.URL("fleet/apps"))
-	var f *fleet.Fleet
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		f, err = fleet.Read(context.Background(), fleet.ReadOptions{Repository: hubReg.Host + "/fleet/sites", Insecure: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s := site(f, "ship-17"); s.State == fleet.StateCurrent && len(s.Document.Repos) == 1 &&
-			len(s.Document.Repos[0].Ready) == 1 && s.Document.Repos[0].Ready[0] == rev {
-			break
-		}
-		if time.Now().After(deadline) {
-			st := d.Status()
-			t.Fatalf("ship-17 never published %s as ready: %+v; daemon fleet status %+v", rev, site(f, "ship-17"), st.Fleet)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if st := d.Status().Fleet; st == nil || st.LastError != "" || st.LastPublished == nil {
-		t.Errorf("daemon's fleet status: %+v", st)
-	}
+	f := waitReady(t, h, "ship-17", rev, d)
 	// The daemon's own status page says where it publishes.
 	resp, err := http.Get(d.URL + "/")
 	if err != nil {
@@ -177,6 +138,86 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	}
 }
 
+// startPublishingEdge pushes a bundle for a new revision of fleet/apps to
+// up, and starts a real edge daemon for it whose fleet section publishes
+// as ship-17 to the hub h (write credential from files, interval 1s).
+func startPublishingEdge(t *testing.T, git *gitserver.Server, up *regserver.Server, h hub) (string, *edged.Daemon, string) {
+	t.Helper()
+	apps := git.CreateRepo(t, "fleet/apps")
+	rev := apps.Commit("main", map[string]string{"README": "apps"})
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: up.User, Password: up.Password}))
+	pushBundle(t, up.Repo("fleet/apps-bundles"), rev, map[string]v1.Image{
+		"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 1, 64<<10),
+	}, auth)
+	dir := t.TempDir()
+	userFile, passFile := filepath.Join(dir, "fleet-user"), filepath.Join(dir, "fleet-pass")
+	for f, v := range map[string]string{userFile: h.user + "\n", passFile: h.pass + "\n"} {
+		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &config.Config{
+		DataDir: filepath.Join(dir, "edge"),
+		Repositories: []config.Repository{{URL: git.URL("fleet/apps"), Bundles: up.Repo("fleet/apps-bundles"),
+			Track: []string{"refs/heads/main"}, KeepRevisions: 5, PollInterval: config.Duration{Duration: time.Second}}},
+		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}, h.host: {Insecure: true}},
+		Fleet: &config.Fleet{Site: "ship-17", Repository: h.host + "/fleet/sites", UsernameFile: userFile, PasswordFile: passFile,
+			Interval: config.Duration{Duration: time.Second}, Heartbeat: config.Duration{Duration: time.Hour}},
+	}
+	if up.User != "" { // the bundles upstream wants credentials too
+		upUser, upPass := filepath.Join(dir, "up-user"), filepath.Join(dir, "up-pass")
+		for f, v := range map[string]string{upUser: up.User, upPass: up.Password} {
+			if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg.UpstreamRegistries[up.Addr] = config.UpstreamRegistry{UsernameFile: upUser, PasswordFile: upPass, Insecure: true}
+	}
+	d := edged.Start(t, cfg)
+
+	appsID, _ := imageref.RepoID(git.URL("fleet/apps"))
+	return rev, d, appsID
+}
+
+// waitReady reads the hub until site is current with rev ready.
+func waitReady(t *testing.T, h hub, name, rev string, d *edged.Daemon) *fleet.Fleet {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		f, err := fleet.Read(context.Background(), fleet.ReadOptions{Repository: h.host + "/fleet/sites", Insecure: true, Keychain: h.keychain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := site(f, name); s.State == fleet.StateCurrent && len(s.Document.Repos) == 1 &&
+			len(s.Document.Repos[0].Ready) == 1 && s.Document.Repos[0].Ready[0] == rev {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never published %s as ready: %+v; daemon fleet status %+v", name, rev, site(f, name), d.Status().Fleet)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestEdgeDaemonPublishesToDockerRegistry: the same real daemon with
+// Debian's docker-registry (htpasswd) as the hub, which is also its
+// bundles upstream, as a site that has one registry would have it.
+func TestEdgeDaemonPublishesToDockerRegistry(t *testing.T) {
+	gitserver.RequireGit(t)
+	git := gitserver.New(t)
+	hubReg := regserver.Start(t, regserver.Options{Auth: true})
+	h := hub{name: "docker-registry", host: hubReg.Addr, user: hubReg.User, pass: hubReg.Password,
+		keychain: staticKeychain{hubReg.User, hubReg.Password}}
+	rev, d, appsID := startPublishingEdge(t, git, hubReg, h)
+	f := waitReady(t, h, "ship-17", rev, d)
+	if r := site(f, "ship-17").Document.Repos[0]; r.ID != appsID || r.Tracked[0].Ready != rev {
+		t.Errorf("ship-17: %+v", r)
+	}
+	if st := d.Status().Fleet; st == nil || st.LastError != "" || st.Publishes < 1 {
+		t.Errorf("daemon's fleet status: %+v", st)
+	}
+}
+
 func site(f *fleet.Fleet, name string) fleet.SiteView {
 	for _, s := range f.Sites {
 		if s.Site == name {
@@ -188,7 +229,7 @@ func site(f *fleet.Fleet, name string) fleet.SiteView {
 
 // pushBundle pushes the images and a bundle for rev to the upstream
 // bundle repository, as CI does.
-func pushBundle(t *testing.T, repo, rev string, images map[string]v1.Image) {
+func pushBundle(t *testing.T, repo, rev string, images map[string]v1.Image, opts ...remote.Option) {
 	t.Helper()
 	b := bundle.Bundle{Revision: rev, Created: time.Now()}
 	for ref, img := range images {
@@ -200,7 +241,7 @@ func pushBundle(t *testing.T, repo, rev string, images map[string]v1.Image) {
 		size, _ := img.Size()
 		mt, _ := img.MediaType()
 		dst, _ := name.NewDigest(repo+"@"+dg.String(), name.Insecure)
-		if err := remote.Write(dst, img); err != nil {
+		if err := remote.Write(dst, img, opts...); err != nil {
 			t.Fatal(err)
 		}
 		b.Images = append(b.Images, bundle.Image{Ref: r, Descriptor: v1.Descriptor{MediaType: mt, Size: size, Digest: dg}})
@@ -210,7 +251,7 @@ func pushBundle(t *testing.T, repo, rev string, images map[string]v1.Image) {
 		t.Fatal(err)
 	}
 	tag, _ := name.NewTag(repo+":"+rev, name.Insecure)
-	if err := remote.Put(tag, typedManifest{raw, desc.MediaType}); err != nil {
+	if err := remote.Put(tag, typedManifest{raw, desc.MediaType}, opts...); err != nil {
 		t.Fatal(err)
 	}
 }
