@@ -195,3 +195,26 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFit: whatever text a site's parts produce (error messages, ids,
+// versions), Fit makes a document that encodes, so publishing never stops
+// on it. Revisions and the site name come from validated config and sync.
+func FuzzFit(f *testing.F) {
+	f.Add("v1", "github.com/fleet/apps", "refs/heads/main", "dial tcp: timeout", "2026-12")
+	f.Fuzz(func(t *testing.T, version, id, ref, errText, period string) {
+		if id == "" {
+			id = "x"
+		}
+		if ref == "" {
+			ref = "refs/heads/main"
+		}
+		d := sample()
+		d.Version, d.Repos[0].ID, d.Repos[0].Tracked[0].Name = version, id, ref
+		d.Repos[0].Errors = []string{errText, errText}
+		d.Errors = []string{errText}
+		d.Budget.Period = period
+		if _, err := Encode(Fit(d)); err != nil {
+			t.Fatalf("Fit result does not encode: %v", err)
+		}
+	})
+}
