@@ -195,8 +195,11 @@ func (p *Publisher) Status() PublisherStatus {
 // Run publishes every Interval (when something changed or a heartbeat is
 // due) until ctx is done, retrying a failed attempt after 30 s, doubling up
 // to Interval. It returns nil when ctx is done.
+//
+// The first look waits min(Interval, 30s), so a daemon that just started
+// publishes what its first sync pass found rather than its empty start.
 func (p *Publisher) Run(ctx context.Context) error {
-	wait := time.Duration(0)
+	wait := min(p.o.Interval, minRetry)
 	retry := minRetry
 	for {
 		select {
