@@ -106,6 +106,7 @@ when everything it needs is on site.`,
 		newExportCmd(e),
 		newImportCmd(e),
 		newDemoCmd(e),
+		newFleetCmd(e),
 	} {
 		root.AddCommand(c)
 	}

@@ -46,6 +46,8 @@ type Config struct {
 	Platforms          []string                    `json:"platforms,omitempty"`
 	Link               Link                        `json:"link"`
 	API                API                         `json:"api,omitempty"`
+	// Fleet, when set, publishes this site's status to the hub (fleet.go).
+	Fleet *Fleet `json:"fleet,omitempty"`
 }
 
 // API configures who may change state through the daemon's HTTP API.
@@ -323,6 +325,9 @@ func (c *Config) applyDefaults() {
 			r.Track = []string{DefaultTrack}
 		}
 	}
+	if c.Fleet != nil {
+		c.Fleet.applyDefaults()
+	}
 }
 
 func (c *Config) resolvePaths(base string) {
@@ -334,6 +339,10 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.DataDir)
 	abs(&c.Registry.WriteCredentialsFile)
 	abs(&c.API.TokenFile)
+	if c.Fleet != nil {
+		abs(&c.Fleet.UsernameFile)
+		abs(&c.Fleet.PasswordFile)
+	}
 	for i := range c.Repositories {
 		if cr := c.Repositories[i].Credentials; cr != nil {
 			abs(&cr.UsernameFile)
@@ -430,6 +439,11 @@ func (c *Config) Validate() error {
 		}
 		if _, err := c.Link.BudgetLimits(); err != nil {
 			bad("%v", err)
+		}
+	}
+	if c.Fleet != nil {
+		if err := c.Fleet.validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -44,3 +44,7 @@ func (l Layout) RegistryCredentials() string { return filepath.Join(l.Root, "reg
 // APIToken is the default credential file of the daemon's state-changing
 // API routes, generated when absent.
 func (l Layout) APIToken() string { return filepath.Join(l.Root, "api-token") }
+
+// FleetState is what the fleet publisher last published (internal/fleet),
+// so a restart does not re-publish an unchanged status.
+func (l Layout) FleetState() string { return filepath.Join(l.Root, "state", "fleet.json") }

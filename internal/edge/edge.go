@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/fleet"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/site"
@@ -68,7 +69,8 @@ type Daemon struct {
 	verifs verifications
 	disk   diskCache
 	gate   *gate
-	api    *apiGuard // nil: every state-changing API request is refused
+	api    *apiGuard        // nil: every state-changing API request is refused
+	fleet  *fleet.Publisher // nil without a fleet section
 
 	services  []Service
 	routes    []route
@@ -137,6 +139,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	})
 	d.listeners = append(d.listeners, listener{name: "http", addr: cfg.Listen.HTTP})
 	if err := d.addRegistryAndSync(); err != nil {
+		return nil, err
+	}
+	if err := d.addFleet(); err != nil {
 		return nil, err
 	}
 	if d.gate.enabled() {

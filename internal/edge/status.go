@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/fleet"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/redact"
 	"github.com/ballast-dev/ballast/internal/syncer"
@@ -25,6 +26,9 @@ type Status struct {
 	Link          syncer.LinkStatus `json:"link"`
 	Repos         []RepoView        `json:"repos"`
 	Verifications []Verification    `json:"verifications"`
+	// Fleet is the publishing of the site's status to the hub; nil
+	// without a fleet section in the config.
+	Fleet *fleet.PublisherStatus `json:"fleet,omitempty"`
 }
 
 // RepoView joins what the mirror and sync know of one repository.
@@ -87,6 +91,10 @@ func (d *Daemon) Status() Status {
 		Syncing:        ss.Running,
 		Link:           ss.Link,
 		Verifications:  d.Verifications(),
+	}
+	if d.fleet != nil {
+		fs := d.fleet.Status()
+		st.Fleet = &fs
 	}
 	for _, m := range d.Mirror.Repos() {
 		v := RepoView{ID: m.ID, URL: m.URL, MirrorPath: m.MirrorPath, Ready: m.Ready, LastAttempt: m.LastAttempt,

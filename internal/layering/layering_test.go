@@ -85,6 +85,15 @@ var rules = []rule{
 		allowOnly: []string{"internal/helmrepo/...", "internal/bundle", "internal/oci", "internal/imageref"},
 	},
 	{
+		// The edge daemon publishes with it and the hub reads with it: it
+		// knows the generic OCI layer and nothing of the site's parts.
+		name:      "the fleet view sits on the generic OCI layer only",
+		from:      []string{"internal/fleet/..."},
+		required:  []string{"internal/fleet"},
+		allowOnly: []string{"internal/fleet/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile"},
+		forbid:    []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/..."},
+	},
+	{
 		name:     "the gate uses the registry client, not the copy engine",
 		from:     []string{"internal/verify"},
 		required: []string{"internal/verify"},

@@ -1,0 +1,140 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ballast-dev/ballast/internal/fleet"
+)
+
+// BenchmarkFleet500 simulates 500 sites (lightweight publishers: the
+// publisher code the daemon runs, one per site, no daemons) against one
+// hub registry on loopback, for each kind of hub:
+//
+//   - a simulated day with nothing changing: every site looks every 5
+//     minutes and heartbeats every 2 hours; reported per site per hour
+//     (requests and bytes on the TCP connections, plain HTTP);
+//   - `ballast fleet`'s read of all 500 (catalog listing, manifest and
+//     document of each), timed per iteration, and as a ratio to a baseline
+//     run in the same process: one manifest HEAD per site, the least any
+//     reader must do.
+//
+// Run: go test -run XXX -bench Fleet500 -benchtime 5x ./internal/fleet/
+func BenchmarkFleet500(b *testing.B) {
+	for _, h := range hubs(b) {
+		b.Run(h.name, func(b *testing.B) { benchFleet(b, h, 500) })
+	}
+}
+
+func parseRef(s string) (name.Reference, error) { return name.ParseReference(s, name.Insecure) }
+
+func benchFleet(b *testing.B, h hub, sites int) {
+	const (
+		interval  = 5 * time.Minute
+		heartbeat = 2 * time.Hour
+		day       = 24 * time.Hour
+	)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	var c counter
+	tr := c.transport()
+	dir := b.TempDir()
+	pubs := make([]*fleet.Publisher, sites)
+	for i := range pubs {
+		site := fmt.Sprintf("site-%03d", i)
+		d := doc(site, rev1)
+		// A realistic document: two repositories, a handful of revisions.
+		d.Repos = append(d.Repos, fleet.Repo{ID: "git.example.com/fleet/infra", Ready: []string{rev2, rev1},
+			Tracked: []fleet.TrackedRef{{Name: "refs/heads/main", Ready: rev2}}, Deployed: rev2})
+		p, err := fleet.NewPublisher(fleet.PublisherOptions{
+			Repository: h.host + "/fleet/sites/" + site, Username: h.user, Password: h.pass, Insecure: true,
+			StateFile: filepath.Join(dir, site+".json"), Interval: interval, Heartbeat: heartbeat, Now: clock,
+			Transport: tr, Source: func(context.Context) (fleet.Document, error) { return d, nil },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pubs[i] = p
+	}
+	tick := func() {
+		g := errgroup.Group{}
+		g.SetLimit(32)
+		for _, p := range pubs {
+			g.Go(func() error { _, err := p.PublishOnce(ctx); return err })
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tick() // first publish of every site (document changed: it is new)
+	r0, b0 := c.snapshot()
+	for t := interval; t <= day; t += interval {
+		now = now.Add(interval)
+		tick()
+	}
+	r1, b1 := c.snapshot()
+	perSiteHour := func(v int64) float64 { return float64(v) / float64(sites) / day.Hours() }
+	b.ReportMetric(perSiteHour(b1-b0), "bytes/site/h")
+	b.ReportMetric(perSiteHour(r1-r0), "requests/site/h")
+
+	ro := fleet.ReadOptions{Repository: h.host + "/fleet/sites", Insecure: true, Keychain: h.keychain,
+		Now: func() time.Time { return now }}
+	// Baseline: one manifest HEAD per site, same concurrency.
+	start := time.Now()
+	g := errgroup.Group{}
+	g.SetLimit(16)
+	for i := range sites {
+		g.Go(func() error {
+			ref := fmt.Sprintf("%s/fleet/sites/site-%03d:latest", h.host, i)
+			r, err := parseRef(ref)
+			if err != nil {
+				return err
+			}
+			_, err = remote.Head(r, remote.WithAuthFromKeychain(h.keychain))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	baseline := time.Since(start)
+
+	var total time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		s := time.Now()
+		f, err := fleet.Read(ctx, ro)
+		total += time.Since(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur, unk, bad := f.Counts()
+		if cur != sites || unk != 0 || bad != 0 {
+			b.Fatalf("read %d current, %d unknown, %d bad of %d", cur, unk, bad, sites)
+		}
+	}
+	per := total / time.Duration(b.N)
+	// The same read with the sites named (--sites): no catalog walk.
+	named := ro
+	for i := range sites {
+		named.Sites = append(named.Sites, fmt.Sprintf("site-%03d", i))
+	}
+	s := time.Now()
+	if _, err := fleet.Read(ctx, named); err != nil {
+		b.Fatal(err)
+	}
+	namedTime := time.Since(s)
+	b.ReportMetric(namedTime.Seconds(), "s/read-named")
+	b.ReportMetric(per.Seconds(), "s/read-all")
+	b.ReportMetric(per.Seconds()/baseline.Seconds(), "x-baseline-HEADs")
+	b.Logf("%s: %d sites; quiet day: %.0f bytes and %.2f requests per site per hour; read all in %v, %v with --sites (baseline %d HEADs: %v)",
+		h.name, sites, perSiteHour(b1-b0), perSiteHour(r1-r0), per.Round(time.Millisecond), namedTime.Round(time.Millisecond), sites, baseline.Round(time.Millisecond))
+}
