@@ -381,6 +381,23 @@ func (m meteredSource) Resolve(ctx context.Context, ref string) (v1.Descriptor, 
 	return m.Source.Resolve(ctx, ref)
 }
 
+// FetchRef passes the source's one-round-trip tag read through
+// (transfer.RefFetcher), so the link policy costs no extra HEAD.
+func (m meteredSource) FetchRef(ctx context.Context, ref string) (v1.Descriptor, []byte, error) {
+	if _, err := m.gate.decide(); err != nil {
+		return v1.Descriptor{}, nil, oci.Permanent(err)
+	}
+	if rf, ok := m.Source.(transfer.RefFetcher); ok {
+		return rf.FetchRef(ctx, ref)
+	}
+	d, err := m.Source.Resolve(ctx, ref)
+	if err != nil {
+		return d, nil, err
+	}
+	raw, err := m.Source.FetchManifest(ctx, d)
+	return d, raw, err
+}
+
 func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	if _, err := m.gate.decide(); err != nil {
 		return nil, oci.Permanent(err)
