@@ -362,13 +362,20 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 // policy: every read asks the gate first, and blob reads hold a grant of
 // the budget.
 type meteredSource struct {
-	transfer.Source
+	upstreamSource
 	gate *linkGate
+}
+
+// upstreamSource is what an upstream bundles repository's client offers the
+// copy engine: a Source that also reads a tag in one round trip.
+type upstreamSource interface {
+	transfer.Source
+	transfer.RefFetcher
 }
 
 // Location keeps the source's location visible to the engine.
 func (m meteredSource) Location() oci.Location {
-	if l, ok := m.Source.(transfer.Located); ok {
+	if l, ok := m.upstreamSource.(transfer.Located); ok {
 		return l.Location()
 	}
 	return oci.Location{}
@@ -378,7 +385,7 @@ func (m meteredSource) Resolve(ctx context.Context, ref string) (v1.Descriptor, 
 	if _, err := m.gate.decide(); err != nil {
 		return v1.Descriptor{}, oci.Permanent(err)
 	}
-	return m.Source.Resolve(ctx, ref)
+	return m.upstreamSource.Resolve(ctx, ref)
 }
 
 // FetchRef passes the source's one-round-trip tag read through
@@ -387,22 +394,14 @@ func (m meteredSource) FetchRef(ctx context.Context, ref string) (v1.Descriptor,
 	if _, err := m.gate.decide(); err != nil {
 		return v1.Descriptor{}, nil, oci.Permanent(err)
 	}
-	if rf, ok := m.Source.(transfer.RefFetcher); ok {
-		return rf.FetchRef(ctx, ref)
-	}
-	d, err := m.Source.Resolve(ctx, ref)
-	if err != nil {
-		return d, nil, err
-	}
-	raw, err := m.Source.FetchManifest(ctx, d)
-	return d, raw, err
+	return m.upstreamSource.FetchRef(ctx, ref)
 }
 
 func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	if _, err := m.gate.decide(); err != nil {
 		return nil, oci.Permanent(err)
 	}
-	return m.Source.FetchManifest(ctx, d)
+	return m.upstreamSource.FetchManifest(ctx, d)
 }
 
 func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
@@ -411,7 +410,7 @@ func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int
 	}
 	need := d.Size - offset
 	if need <= 0 {
-		return m.Source.OpenBlob(ctx, d, offset)
+		return m.upstreamSource.OpenBlob(ctx, d, offset)
 	}
 	n, err := m.gate.grant(ctx, need)
 	if err != nil {
@@ -424,7 +423,7 @@ func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int
 	if n < need {
 		octx = context.WithValue(ctx, rangeEndKey{}, offset+n-1)
 	}
-	rc, err := m.Source.OpenBlob(octx, d, offset)
+	rc, err := m.upstreamSource.OpenBlob(octx, d, offset)
 	if err != nil {
 		m.gate.release(n)
 		m.gate.closed()

@@ -509,7 +509,7 @@ func (s *Syncer) prepareRepo(ctx context.Context, r *config.Repository, res *Pas
 	// back (verify --activate does, for the revision being deployed). The
 	// deployed revision claims its tags first, so a restarting pod of the
 	// running version never pulls a newer image that was not deployed.
-	rp := &repoPass{r: r, id: id, bundleRepo: bundleRepo, up: meteredSource{Source: up, gate: s.gate}, wanted: wanted,
+	rp := &repoPass{r: r, id: id, bundleRepo: bundleRepo, up: meteredSource{upstreamSource: up, gate: s.gate}, wanted: wanted,
 		cl: &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}}}
 	s.stateMu.Lock()
 	err = s.claimDeployed(ctx, rp.cl)
