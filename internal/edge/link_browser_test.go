@@ -41,19 +41,24 @@ func TestLinkForecastInBrowser(t *testing.T) {
 	pushBundle(t, up.Repo("fleet/apps-bundles"), rev, map[string]v1.Image{
 		"ghcr.io/org/app:stable": testimage.Image(t, "linux/amd64", 3, 256<<10),
 	})
-	now := time.Now().UTC()
-	if now.Hour() >= 19 {
-		// The budget day would roll over during the window. TODO: pin the
-		// zone instead, so the test runs at any hour (session note).
-		t.Log("not run after 19:00 UTC: the budget day would roll over during the window")
-		return
+	// The budget day must not roll over while the test runs: the link's
+	// zone is one where it is not yet 19:00 (UTC, or UTC-12 late in the
+	// UTC day), and the window is written in that zone.
+	zone := "UTC"
+	if time.Now().UTC().Hour() >= 19 {
+		zone = "Etc/GMT+12"
 	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(loc)
 	cfg := &config.Config{
 		DataDir: t.TempDir(),
 		Repositories: []config.Repository{{URL: git.URL("fleet/apps"), Bundles: up.Repo("fleet/apps-bundles"), Track: []string{"refs/heads/main"},
 			KeepRevisions: 1, PollInterval: config.Duration{Duration: time.Second}}},
 		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}},
-		Link: config.Link{MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"},
+		Link: config.Link{TimeZone: zone, MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"},
 			Windows: []config.Window{{From: now.Add(3 * time.Hour).Format("15:04"), To: now.Add(4 * time.Hour).Format("15:04")}}},
 	}
 	d := edged.Start(t, cfg)
