@@ -59,6 +59,8 @@ func TestLinkConfigErrorsNameTheField(t *testing.T) {
 		{"windows: [{from: '25:00', to: '06:00'}]", "link.windows[0].from"},
 		{"windows: [{from: '22:00', to: '06:00', timeZone: Europe/Osl}]", "link.windows[0].timeZone"},
 		{"timeZone: Nowhere/City", "link.timeZone"},
+		{"windows: [{schedule: '0 25 * * *', duration: 6h}]", "link.windows[0].schedule"},
+		{"windows: [{schedule: '0 22 * * *', duration: 6 hours}]", "link.windows[0].duration"},
 		{"maxBandwidth: 2 MB", "link.maxBandwidth"},
 		{"windows: [{from: '22:00', to: '06:00', maxBandwidth: 1mbps}]", "link.windows[0].maxBandwidth"},
 		{"budget: {perMonth: 3 GB per month}", "link.budget.perMonth"},
