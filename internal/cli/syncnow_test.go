@@ -49,6 +49,12 @@ func TestSyncNowTalksToTheDaemon(t *testing.T) {
 	if _, _, code := runCLI(t, "sync", "--once", "--now"); code != 2 {
 		t.Fatalf("--once --now: exit %d", code)
 	}
+	if _, errOut, code := runCLI(t, "sync", "--once", "--config", "x", "--revision", "main"); code != 2 || !strings.Contains(errOut, `--revision "main"`) {
+		t.Fatalf("--revision main: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "sync", "--now", "--edge", "http://127.0.0.1:1", "--revision", strings.Repeat("a", 40)); code != 2 || !strings.Contains(errOut, "--revision goes with --once") {
+		t.Fatalf("--now --revision: exit %d, %s", code, errOut)
+	}
 }
 
 // Bad link settings are exit 2 and the message names the field.
