@@ -11,7 +11,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/site"
-	"github.com/ballast-dev/ballast/internal/syncer"
 )
 
 func newSyncCmd(e *env) *cobra.Command {
@@ -79,13 +78,7 @@ URL; with --config instead, it is derived from listen.http.`,
 				return exitcode.Invalid(err)
 			}
 			ctx := cmd.Context()
-			so := site.Options{Logger: e.log}
-			if len(revisions) > 0 {
-				so.SyncOptions = func(o *syncer.Options) {
-					o.Demanded = func(string) []string { return revisions }
-				}
-			}
-			s, err := site.Open(ctx, cfg, so)
+			s, err := site.Open(ctx, cfg, site.Options{Logger: e.log, Revisions: revisions})
 			if err != nil {
 				return exitcode.Fail(err)
 			}
