@@ -126,8 +126,9 @@ func (c *cronWindow) dayMatches(y int, m time.Month, d int, loc *time.Location) 
 
 // starts calls f with the day's starts (local date y-m-d) in order,
 // ascending (asc) or descending, until f returns false; it returns false
-// then.
-func (c *cronWindow) starts(y int, m time.Month, d int, loc *time.Location, asc bool, f func(time.Time) bool) bool {
+// then. Hours that cannot hold a start after bound (ascending) or at or
+// before it (descending) are skipped without looking at their minutes.
+func (c *cronWindow) starts(y int, m time.Month, d int, loc *time.Location, asc bool, bound time.Time, f func(time.Time) bool) bool {
 	if !c.dayMatches(y, m, d, loc) {
 		return true
 	}
@@ -137,6 +138,12 @@ func (c *cronWindow) starts(y int, m time.Month, d int, loc *time.Location, asc 
 			h = 23 - i
 		}
 		if c.spec.Hour&(1<<uint(h)) == 0 {
+			continue
+		}
+		if asc && !time.Date(y, m, d, h, 59, 0, 0, loc).After(bound) {
+			continue
+		}
+		if !asc && time.Date(y, m, d, h, 0, 0, 0, loc).After(bound) {
 			continue
 		}
 		for j := range 60 {
@@ -159,7 +166,7 @@ func (c *cronWindow) prevStart(t time.Time, loc *time.Location) time.Time {
 	var found time.Time
 	for off := 1; off > -cronSearchDays; off-- {
 		day := time.Date(lt.Year(), lt.Month(), lt.Day()+off, 12, 0, 0, 0, loc)
-		c.starts(day.Year(), day.Month(), day.Day(), loc, false, func(s time.Time) bool {
+		c.starts(day.Year(), day.Month(), day.Day(), loc, false, t, func(s time.Time) bool {
 			if s.After(t) {
 				return true
 			}
@@ -180,7 +187,7 @@ func (c *cronWindow) nextStart(t time.Time, loc *time.Location) time.Time {
 	var found time.Time
 	for off := -1; off < cronSearchDays; off++ {
 		day := time.Date(lt.Year(), lt.Month(), lt.Day()+off, 12, 0, 0, 0, loc)
-		c.starts(day.Year(), day.Month(), day.Day(), loc, true, func(s time.Time) bool {
+		c.starts(day.Year(), day.Month(), day.Day(), loc, true, t, func(s time.Time) bool {
 			if !s.After(t) {
 				return true
 			}
@@ -204,7 +211,7 @@ func (c *cronWindow) in(t time.Time, loc *time.Location) bool {
 // maxRunSteps bounds how many overlapping openings nextChange follows to
 // find where a run of them ends; past it, the bound is returned as a time
 // to look again (the state need not change there).
-const maxRunSteps = 64
+const maxRunSteps = 32
 
 // nextChange is the first time after t at which in changes: while open,
 // the end of the run of overlapping openings; while closed, the next
@@ -214,13 +221,15 @@ func (c *cronWindow) nextChange(t time.Time, loc *time.Location) time.Time {
 	if s.IsZero() || !t.Before(s.Add(c.dur)) {
 		return c.nextStart(t, loc)
 	}
+	// The run goes on while a later start comes no later than the end:
+	// jump to the latest such start each time.
 	end := s.Add(c.dur)
 	for range maxRunSteps {
-		n := c.nextStart(t, loc)
-		if n.IsZero() || n.After(end) {
+		n := c.prevStart(end, loc)
+		if !n.After(s) {
 			return end
 		}
-		t, end = n, n.Add(c.dur)
+		s, end = n, n.Add(c.dur)
 	}
 	return end
 }

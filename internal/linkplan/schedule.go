@@ -319,7 +319,7 @@ func (s Schedule) At(t time.Time) State {
 
 // maxAtSteps bounds how many changes of single windows At follows without
 // a change of the link's state.
-const maxAtSteps = 256
+const maxAtSteps = 64
 
 // NextOpen returns t when the link is open at t, else when it next opens
 // (zero: never, which a valid schedule cannot be).
