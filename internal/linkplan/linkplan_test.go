@@ -321,7 +321,7 @@ func FuzzParseWindow(f *testing.F) {
 			}
 			return
 		}
-		if w.From < 0 || w.From > 1439 || w.To < 1 || w.To > 1440 || w.From == w.To {
+		if w.From < 0 || w.From > 1439 || w.To < 0 || w.To > 1440 || w.From == w.To {
 			t.Fatalf("bounds %d-%d", w.From, w.To)
 		}
 		now := time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)

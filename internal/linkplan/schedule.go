@@ -45,7 +45,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 type Window struct {
 	Days [7]bool // by time.Weekday: the days the window opens on
 	From int     // minutes after local midnight, 0–1439
-	To   int     // minutes after local midnight, 1–1440; ≤ From: the next day
+	To   int     // minutes after local midnight, 0–1440; ≤ From: the next day
 	Loc  *time.Location
 	// Rate caps the link while this window is open, in bytes/s; 0 means
 	// the link's own cap.
