@@ -216,6 +216,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte("dataDir: /d\nrepositories: [{url: 'https://h/a'}]"))
 	f.Add([]byte("dataDir: /d\nlink: {timeZone: Europe/Oslo, maxBandwidth: 2MB/s, windows: [{days: [mon-fri], from: '22:00', to: '06:00', maxBandwidth: 512kbit/s}], budget: {perDay: 500MB}}"))
+	f.Add([]byte("dataDir: /d\nlink: {timeZone: Europe/Oslo, windows: [{schedule: '0 22 * * mon-fri', duration: 6h, maxBandwidth: 1MB/s}, {schedule: '@monthly', duration: 4h, timeZone: UTC}]}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err == nil && c.DataDir == "" {
