@@ -84,9 +84,9 @@ func (s *Syncer) forecast(st *Status) {
 			case at.IsZero():
 				rv.ForecastNote = "size unknown until its bundle index is read; the link policy allows no read within a year"
 			case !at.After(now):
+				// Now is no news, and a time that moves with the clock
+				// would change the fleet document every minute.
 				rv.ForecastNote = "size unknown until its bundle index is read at the next pass"
-				u := at.UTC()
-				rv.SizeKnownAt = &u
 			default:
 				u := at.UTC()
 				rv.SizeKnownAt = &u

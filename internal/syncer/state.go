@@ -44,9 +44,9 @@ type RevisionStatus struct {
 	// not known yet, or no rate).
 	CompleteBy *time.Time `json:"completeBy,omitempty"`
 	// SizeKnownAt, for a revision whose bundle index was never read (its
-	// missing bytes unknown), is when the index can next be read: now
-	// while the link may be used, else the next window's opening or the
-	// budget's refill.
+	// missing bytes unknown) while the link may not be used, is when the
+	// index can next be read: the next window's opening or the budget's
+	// refill. Absent while the link may be used (the next pass reads it).
 	SizeKnownAt *time.Time `json:"sizeKnownAt,omitempty"`
 	// ForecastNote says why CompleteBy is absent for a revision not
 	// complete: its size is unknown until its index is read, it queues
