@@ -214,7 +214,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		srv := &http.Server{
 			// Uploads to the registry are large: their bodies may not stall
 			// for longer than registryBodyIdle between two reads.
-			Handler:           accessLog(d.log, recoverer(d.log, bodyDeadline(l.h, registryBodyIdle, true))),
+			Handler:           accessLog(d.log, recoverer(d.log, writeDeadline(bodyDeadline(l.h, registryBodyIdle, true), writeIdle))),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
@@ -224,7 +224,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			// read deadline passes, which would kill long clones. Instead
 			// every request body must arrive within bodyTimeout, and the
 			// deadline is lifted once it has (handlers may shorten it).
-			srv.Handler = accessLog(d.log, recoverer(d.log, bodyDeadline(d.router(), bodyTimeout, false)))
+			srv.Handler = accessLog(d.log, recoverer(d.log, writeDeadline(bodyDeadline(d.router(), bodyTimeout, false), writeIdle)))
 		}
 		servers = append(servers, srv)
 		d.mu.Lock()

@@ -25,7 +25,7 @@ import (
 func (d *Daemon) addRegistryAndSync() error {
 	reg, sy := d.Registry, d.Sync
 	d.AddListener("registry", d.cfg.Listen.Registry,
-		noteBundleMisses(kickOnBundleWrite(reg.Handler(), sy.Kick), bundleRepos(d.cfg), &d.misses, d.syncWants, sy.Kick))
+		noteBundleMisses(kickOnBundleWrite(limitReads(reg.Handler(), maxBlobReads, isBlobRead), sy.Kick), bundleRepos(d.cfg), &d.misses, d.syncWants, sy.Kick))
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
 		// The first pass reads the mirror's refs: before the mirror has
 		// recovered its repositories it would find none, and with the
@@ -53,7 +53,7 @@ func (d *Daemon) addRegistryAndSync() error {
 	d.AddRoute("/api/v1/edge", http.HandlerFunc(d.serveEdge))
 	d.AddRoute("/api/v1/activate", http.HandlerFunc(d.serveActivate))
 	d.AddRoute("/api/v1/verifications", http.HandlerFunc(d.serveVerifications))
-	d.AddRoute(HelmPrefix, helmrepo.New(helmStore{sync: sy, tr: reg.Transport()}, HelmPrefix, d.log))
+	d.AddRoute(HelmPrefix, limitReads(helmrepo.New(helmStore{sync: sy, tr: reg.Transport()}, HelmPrefix, d.log), maxChartReads, isChartRead))
 	return nil
 }
 

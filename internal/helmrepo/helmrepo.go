@@ -385,8 +385,10 @@ func (h *Handler) readVersion(ctx context.Context, im bundle.Image, budget *int6
 // Metadata parses a Helm chart's config blob (Chart.yaml's metadata as
 // JSON, as `helm push` writes it): a JSON object with string "name" and
 // "version". Other fields are kept as they are, for index.yaml. It refuses
-// more than MaxConfigSize bytes, trailing data, and fields the index sets
-// itself (urls, digest, created, removed).
+// more than MaxConfigSize bytes, trailing data, fields the index sets
+// itself (urls, digest, created, removed), nesting deeper than 32 levels,
+// and fields that are not Chart.yaml's or of a type Helm cannot read (an
+// index holding one such entry is unreadable to Helm as a whole).
 func Metadata(raw []byte) (map[string]any, error) {
 	if len(raw) > MaxConfigSize {
 		return nil, fmt.Errorf("chart metadata: %d bytes exceeds %d", len(raw), MaxConfigSize)
@@ -414,7 +416,92 @@ func Metadata(raw []byte) (map[string]any, error) {
 			return nil, fmt.Errorf("chart metadata: field %q belongs to the index, not the chart", f)
 		}
 	}
+	if depth(m, maxMetadataDepth) > maxMetadataDepth {
+		return nil, fmt.Errorf("chart metadata: nested deeper than %d levels", maxMetadataDepth)
+	}
+	// Helm reads a whole index.yaml strictly into typed structs
+	// (repo.LoadIndexFile: unknown fields are errors): one entry with a
+	// field Helm does not know, or of the wrong type, makes the index
+	// unreadable, and every chart of that repository with it.
+	typed := json.NewDecoder(bytes.NewReader(raw))
+	typed.DisallowUnknownFields()
+	if err := typed.Decode(&helmMetadata{}); err != nil {
+		return nil, fmt.Errorf("chart metadata: not what Helm reads in an index: %w", err)
+	}
 	return m, nil
+}
+
+// maxMetadataDepth bounds the nesting of a chart's metadata. Chart.yaml's
+// deepest field (dependencies[].import-values[].child) is 4 levels; YAML
+// writes each level indented further, so 10000 levels (what encoding/json
+// allows) would render a 60 KiB config as 100 MB of index, and one more
+// level fails the YAML encoder, and with it every repository's index.
+const maxMetadataDepth = 32
+
+// depth returns how deeply v nests (a scalar is 0), counting at most to
+// limit+1.
+func depth(v any, limit int) int {
+	var kids []any
+	switch x := v.(type) {
+	case map[string]any:
+		for _, c := range x {
+			kids = append(kids, c)
+		}
+	case []any:
+		kids = x
+	default:
+		return 0
+	}
+	d := 0
+	for _, c := range kids {
+		if limit <= 0 {
+			return 1
+		}
+		if cd := depth(c, limit-1); cd > d {
+			d = cd
+		}
+	}
+	return d + 1
+}
+
+// helmMetadata holds the fields of Helm's chart.Metadata
+// (helm.sh/helm/v3/pkg/chart) with the types Helm decodes them into, so a
+// config blob that Helm could not read in an index is left out. Matched
+// case-insensitively, as Helm's decoder (encoding/json) does. Keep in step
+// with the Helm version in go.mod (TestMetadataFieldsAreHelms).
+type helmMetadata struct {
+	Name         string            `json:"name"`
+	Home         string            `json:"home"`
+	Sources      []string          `json:"sources"`
+	Version      string            `json:"version"`
+	Description  string            `json:"description"`
+	Keywords     []string          `json:"keywords"`
+	Maintainers  []*helmMaintainer `json:"maintainers"`
+	Icon         string            `json:"icon"`
+	APIVersion   string            `json:"apiVersion"`
+	Condition    string            `json:"condition"`
+	Tags         string            `json:"tags"`
+	AppVersion   string            `json:"appVersion"`
+	Deprecated   bool              `json:"deprecated"`
+	Annotations  map[string]string `json:"annotations"`
+	KubeVersion  string            `json:"kubeVersion"`
+	Dependencies []*struct {
+		Name         string   `json:"name"`
+		Version      string   `json:"version"`
+		Repository   string   `json:"repository"`
+		Condition    string   `json:"condition"`
+		Tags         []string `json:"tags"`
+		Enabled      bool     `json:"enabled"`
+		ImportValues []any    `json:"import-values"`
+		Alias        string   `json:"alias"`
+	} `json:"dependencies"`
+	Type string `json:"type"`
+}
+
+type helmMaintainer struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	URL   string `json:"url"`
 }
 
 // render writes one index.yaml per repository: apiVersion v1, entries by

@@ -266,3 +266,31 @@ func BenchmarkIndex(b *testing.B) {
 	b.ReportMetric(float64(build.Nanoseconds())/1000, "µs/build")
 	b.ReportMetric(float64(build)/float64(per), "x-build-over-cached")
 }
+
+// A chart whose metadata Helm could not read, or nested so deep that YAML
+// cannot write it, is left out; the other charts are still served (one
+// such entry used to answer 503 for every repository, or make the index
+// unreadable to Helm as a whole).
+func TestHostileMetadataLeavesOnlyThatChartOut(t *testing.T) {
+	for name, cfg := range map[string]string{
+		"deep":         `{"name":"bad","version":"1.0.0","x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
+		"unknown":      `{"name":"bad","version":"1.0.0","x":1}`,
+		"wrong type":   `{"name":"bad","version":"1.0.0","annotations":{"a":["b"]}}`,
+		"yaml merge":   `{"name":"bad","version":"1.0.0","<<":{"removed":true}}`,
+		"deep objects": `{"name":"bad","version":"1.0.0","x":` + strings.Repeat(`{"a":`, 9990) + "1" + strings.Repeat("}", 9990) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := newMemStore()
+			good, _ := m.addChart(t, "https://charts.example.com/stable", "good", "1.0.0", []byte(`{"name":"good","version":"1.0.0"}`), []byte("tgz-good"))
+			bad, _ := m.addChart(t, "https://charts.example.com/stable", "bad", "1.0.0", []byte(cfg), []byte("tgz-bad"))
+			m.addRevision(strings.Repeat("a", 40), time.Unix(1e9, 0), good, bad)
+			rec := get(t, New(m, "/helm/", nil), http.MethodGet, "/helm/charts.example.com/stable/index.yaml")
+			if rec.Code != http.StatusOK {
+				t.Fatalf("index: %d %.200s", rec.Code, rec.Body.String())
+			}
+			if body := rec.Body.String(); !strings.Contains(body, "good-1.0.0.tgz") || strings.Contains(body, "bad-1.0.0.tgz") || len(body) > 4096 {
+				t.Errorf("index (%d bytes): %.300s", len(body), body)
+			}
+		})
+	}
+}

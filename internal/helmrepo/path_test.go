@@ -90,7 +90,10 @@ func TestMetadata(t *testing.T) {
 		bad string // "" = accepted
 	}{
 		{`{"name":"a","version":"1.0.0","apiVersion":"v2","annotations":{"x":"y"},"dependencies":[{"name":"b","version":"1"}]}`, ""},
-		{`{"name":"a","version":"1.0.0","kubeVersion":">=1.20","weight":3}`, ""},
+		{`{"name":"a","version":"1.0.0","kubeVersion":">=1.20"}`, ""},
+		// Helm loads index.yaml strictly: one unknown field fails it all.
+		{`{"name":"a","version":"1.0.0","weight":3}`, `unknown field "weight"`},
+		{`{"name":"a","version":"1","<<":{"removed":true}}`, "unknown field"},
 		{`{"name":"a"}`, `"version" missing`},
 		{`{"name":1,"version":"1"}`, `"name" missing or not a string`},
 		{`{"name":"a","version":"1","urls":["x"]}`, `field "urls"`},
@@ -100,6 +103,19 @@ func TestMetadata(t *testing.T) {
 		{`[1]`, "not a JSON object"},
 		{`{"name":"a","version":"1"`, "not a JSON object"},
 		{`{"name":"a","version":"1","description":"` + strings.Repeat("x", MaxConfigSize) + `"}`, "exceeds"},
+		// One entry Helm cannot read makes the whole index.yaml unreadable.
+		{`{"name":"a","version":"1","annotations":{"x":["y"]}}`, "not what Helm reads"},
+		{`{"name":"a","version":"1","apiVersion":{"a":1}}`, "not what Helm reads"},
+		{`{"name":"a","version":"1","KEYWORDS":5}`, "not what Helm reads"},
+		{`{"name":"a","version":"1","maintainers":[{"name":1}]}`, "not what Helm reads"},
+		{`{"name":"a","version":"1","deprecated":"yes"}`, "not what Helm reads"},
+		{`{"name":"a","version":"1","dependencies":[{"name":"b","import-values":["x",{"child":"c","parent":"d"}]}],"maintainers":[{"name":"m","email":"e"}],"deprecated":true,"keywords":null}`, ""},
+		// YAML indents each level further: 60 KiB of nesting was 100 MB of
+		// index, 10000 levels failed every repository's index.
+		{`{"name":"a","version":"1","x":` + strings.Repeat(`{"a":`, 33) + `1` + strings.Repeat(`}`, 33) + `}`, "nested deeper"},
+		{`{"name":"a","version":"1","x":` + strings.Repeat(`[`, 9998) + strings.Repeat(`]`, 9998) + `}`, "nested deeper"},
+		{`{"name":"a","version":"1","dependencies":[{"name":"b","import-values":` + strings.Repeat(`[`, 28) + strings.Repeat(`]`, 28) + `}]}`, ""},
+		{`{"name":"a","version":"1","dependencies":[{"name":"b","import-values":` + strings.Repeat(`[`, 30) + strings.Repeat(`]`, 30) + `}]}`, "nested deeper"},
 	} {
 		_, err := Metadata([]byte(tc.in))
 		if tc.bad == "" && err != nil {

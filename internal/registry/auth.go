@@ -23,6 +23,14 @@ func authenticate(creds Credentials, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if fromWebPage(r) {
+			// A browser attaches Basic credentials it has cached for this
+			// origin to a cross-site "simple" POST: writes are for
+			// registry clients, which send neither header.
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusForbidden, "DENIED", "writes from web pages are refused")
+			return
+		}
 		u, p, ok := r.BasicAuth()
 		if !ok || !creds.matches(u, p) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ballast"`)
@@ -39,6 +47,16 @@ func authenticate(creds Credentials, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// fromWebPage reports a request a browser sent for a page of another
+// origin: it carries Origin (registry clients never do), or Sec-Fetch-Site
+// other than same-origin or none.
+func fromWebPage(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return true
+	}
+	return r.Header.Get("Origin") != ""
 }
 
 // writeError answers in the OCI error format.

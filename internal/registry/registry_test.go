@@ -127,6 +127,17 @@ func TestAuth(t *testing.T) {
 		{"patch without credentials", "PATCH", "/v2/docker.io/library/a/blobs/uploads/x", "", 401},
 		{"upload with credentials", "POST", "/v2/docker.io/library/a/blobs/uploads/", creds(s), 202},
 	}
+	// A page of another origin that the browser attaches cached Basic
+	// credentials to: a "simple" cross-site POST needs no preflight.
+	for _, h := range [][]string{{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		r := do(t, "POST", s.URL+"/v2/docker.io/library/a/blobs/uploads/", nil, "auth", creds(s), h[0], h[1], "Content-Type", "text/plain")
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, `"DENIED"`) {
+			t.Errorf("upload with credentials and %s: %s: status %d %s, want 403 DENIED", h[0], h[1], r.status, r.body)
+		}
+	}
+	if r := do(t, "GET", s.URL+"/v2/docker.io/library/a/manifests/1", nil, "Origin", "http://evil.example"); r.status != 200 {
+		t.Errorf("anonymous read with an Origin: %d", r.status)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var hdr []string

@@ -551,6 +551,9 @@ func CheckArchive(r io.Reader, limit int64) error {
 		} else if skip {
 			continue
 		}
+		if total += entryCost(h); total > limit {
+			return fmt.Errorf("more than %d bytes uncompressed", limit)
+		}
 		clean := path.Clean(name)
 		first, _, _ := strings.Cut(clean, "/")
 		if first == "." || first == "" {
@@ -614,12 +617,25 @@ func writeFileAtomic(p string, data []byte) error {
 	return d.Sync()
 }
 
+// maxEntryName bounds an archive entry's path (PATH_MAX on Linux).
+const maxEntryName = 4096
+
+// entryCost is what an entry counts against an archive's uncompressed
+// limit besides its content: its tar header and its name. Without it an
+// archive of empty entries with long (PAX) names expands without bound
+// under the limit: 300 KiB of gzip held 300 MB of names, and Helm's loader
+// keeps every name in memory.
+func entryCost(h *tar.Header) int64 { return 512 + int64(len(h.Name)) }
+
 // checkEntry applies the rules every archive entry must pass, in charts and
 // OCI sources alike: regular files and directories only (pax headers are
 // skipped: skip is true), no links, no absolute or backslashed paths, and no
 // ".." element (what names the archive in that error).
 func checkEntry(h *tar.Header, what string) (skip bool, err error) {
 	name := h.Name
+	if len(name) > maxEntryName {
+		return false, fmt.Errorf("%.64s…: path of %d bytes, longer than %d", name, len(name), maxEntryName)
+	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir:
 	case tar.TypeXGlobalHeader, tar.TypeXHeader:

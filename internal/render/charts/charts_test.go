@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -403,6 +404,47 @@ func TestFetchRepoAuth(t *testing.T) {
 			}
 			if err != nil && (!strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "nope")) {
 				t.Errorf("error %v: want the 401, never the password", err)
+			}
+		})
+	}
+}
+
+// Names and headers count against the uncompressed limit: empty entries
+// with long (PAX) names compress to almost nothing and Helm's loader keeps
+// every name, so without it a few hundred KiB of archive took 500 MB.
+// Errors are clipped in the log here: they name the entry.
+func TestArchiveNamesCountAgainstTheLimit(t *testing.T) {
+	many := []entry{chartYAML}
+	for i := range 400 {
+		many = append(many, entry{name: fmt.Sprintf("demo/%s%04d", strings.Repeat(strings.Repeat("a", 99)+"/", 30), i)})
+	}
+	manyNames := tgz(t, many...)
+	if len(manyNames) > 64<<10 {
+		t.Fatalf("test archive is %d bytes compressed", len(manyNames))
+	}
+	longName := tgz(t, chartYAML, entry{name: "demo/" + strings.Repeat("a", 100_000)})
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"400 empty files with 3 kB names", manyNames, "uncompressed"},
+		{"a 100 kB name", longName, "longer than 4096"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := charts.LoadArchive(tc.data, 1<<20)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("LoadArchive: err %.200v, want %q", err, tc.want)
+			}
+			if err != nil && len(err.Error()) > 512 {
+				t.Errorf("LoadArchive: error of %d bytes", len(err.Error()))
+			}
+			gz, err := gzip.NewReader(bytes.NewReader(tc.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := charts.Extract(gz, t.TempDir(), 1<<20, true); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Extract: err %.200v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -271,6 +271,9 @@ func Extract(r io.Reader, dir string, limit int64, stripTop bool) error {
 		} else if skip {
 			continue
 		}
+		if total += entryCost(h); total > limit {
+			return fmt.Errorf("more than %d bytes uncompressed", limit)
+		}
 		rel := path.Clean(name)
 		if stripTop {
 			first, rest, _ := strings.Cut(rel, "/")
