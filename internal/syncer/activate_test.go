@@ -2,6 +2,8 @@ package syncer_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -106,6 +108,56 @@ func TestActivateDuringLongSync(t *testing.T) {
 	}
 	if rep := s.check(rev4); rep.Complete() {
 		t.Fatal("rev4's tag moved over the deployed rev1's")
+	}
+	if store.Current(s.repoID) != rev1 {
+		t.Fatalf("current %s, want rev1", store.Current(s.repoID))
+	}
+}
+
+// A deployed revision that loses a blob on site (deleted, or found damaged
+// and removed) keeps its tags while the blob is fetched again: a pass that
+// also lands a newer revision must not move them to it, or the site would
+// roll forward behind the operator's back.
+func TestDeployedRevisionLosingABlobKeepsItsTags(t *testing.T) {
+	var store *syncer.DeployedStore
+	s := newSite(t, nil, func(o *syncer.Options) {
+		store, _ = syncer.OpenDeployed(o.Config.DataDir)
+		o.Deployed = store
+	})
+	url := s.cfg.Repositories[0].URL
+	const tag = "ghcr.io/org/app:stable"
+	app1 := testimage.Image(t, "linux/amd64", 2, 64<<10)
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{tag: app1})
+	s.pass()
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, map[string]artifact{tag: testimage.Image(t, "linux/amd64", 2, 64<<10)})
+	s.pass()
+	// Rolled back to rev1 (rev2 is the newer, complete tip).
+	if rep, err := s.sync.Activate(context.Background(), url, rev1, store); err != nil || !rep.Complete() {
+		t.Fatalf("rollback to rev1: %v %+v", err, rep)
+	}
+	layers, _ := app1.Layers()
+	ld, _ := layers[1].Digest()
+	blob := filepath.Join(s.cfg.DataDir, "registry/docker/registry/v2/blobs/sha256", ld.Hex[:2], ld.Hex)
+	if err := os.RemoveAll(blob); err != nil {
+		t.Fatal(err)
+	}
+	if rep := s.check(rev1); rep.Complete() {
+		t.Fatal("rev1 complete with a layer deleted: the case is not set up")
+	}
+	// The pass claims tags for rev2 too (newest first) while rev1 is
+	// incomplete: rev2 must not take rev1's tag. And the pass heals rev1
+	// although its image manifest is present: the lost blob is fetched.
+	if res := s.pass(); res.Complete != 2 || res.Failed != 0 {
+		t.Fatalf("pass: %+v", res)
+	}
+	if rep := s.check(rev1); !rep.Complete() {
+		t.Fatalf("rev1 after passes: %v", rep.Missing)
+	}
+	// Complete includes the tags: rev1's point at its images, so rev2's do not.
+	if rep := s.check(rev2); rep.Complete() {
+		t.Fatal("the tag moved to rev2 while the deployed rev1 was missing a blob")
 	}
 	if store.Current(s.repoID) != rev1 {
 		t.Fatalf("current %s, want rev1", store.Current(s.repoID))

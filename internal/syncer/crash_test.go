@@ -63,7 +63,8 @@ func ballastBinary(t *testing.T) string {
 // the process dies), or the test is not testing resume. After every kill no
 // bundle index may be present while anything it reaches is missing (no false
 // ready); then a last run finishes, and the link, counted by the proxy
-// itself, carried at most 1.05x the bundle (issue 11: was 2.09x).
+// itself, carried at most the bundle + 1% + what was in flight at each kill
+// (about 1.05x here; issue 11: was 2.09x).
 func TestKillNineMidBlob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kills a real process 10 times during a 16 s transfer")
@@ -197,8 +198,16 @@ platforms: [linux/amd64]
 	if kills < 10 || midBlob < kills {
 		t.Fatalf("%d kills, %d of them mid-blob: want 10, all mid-blob", kills, midBlob)
 	}
-	if ratio > 1.05 {
-		t.Fatalf("the link carried %.4fx the selection, want <= 1.05", ratio)
+	// What a kill may cost: the bytes in flight when the process dies (sent
+	// by the proxy, still in the socket receive buffers and copy buffers of
+	// the blobs moving at once, never written to disk) plus 1% for
+	// manifests read again. Loopback buffers autotune with load, so this is
+	// a budget per kill, not a share: 512 KiB per kill is well below any of
+	// the selection's 15 MiB layers and half of its 1 MiB ones, so fetching
+	// one blob again from its start fails the test.
+	const inFlightPerKill = 512 << 10
+	if limit := int64(float64(size)*1.01) + int64(kills)*inFlightPerKill; link.Down() > limit {
+		t.Fatalf("the link carried %d bytes (%.4fx the selection), want <= %d (1%% + %d KiB per kill)", link.Down(), ratio, limit, inFlightPerKill>>10)
 	}
 }
 

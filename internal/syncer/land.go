@@ -38,11 +38,44 @@ func (s *Syncer) claimDeployed(ctx context.Context, cl *claims) error {
 		return nil
 	}
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(cl.bundleRepo, false), cur, s.platforms)
-	if err != nil || !rep.Complete() {
-		return nil // not complete: it claims nothing it could serve
+	if err != nil || rep.Bundle == nil {
+		return nil // its index is not on site: nothing says which tags are its
 	}
 	cl.deployed = cur
+	if !rep.Complete() {
+		// A deployed revision that lost content (a blob deleted or found
+		// damaged, being fetched again) still holds its tags: no other
+		// revision may move them, or a pass would silently roll the site
+		// forward or back. The tags stay where they are; none is written.
+		reserveTags(rep.Bundle, cl.keys)
+		return nil
+	}
 	return s.claimTags(ctx, rep.Bundle, cl.keys)
+}
+
+// recheckImages names the images whose content a check found missing
+// below their manifest: a present root no longer vouches for them.
+func recheckImages(rep *bundle.Report) map[string]bool {
+	var m map[string]bool
+	for _, x := range rep.Missing {
+		if x.Image == "" || x.What == "tag" {
+			continue
+		}
+		if m == nil {
+			m = map[string]bool{}
+		}
+		m[x.Image] = true
+	}
+	return m
+}
+
+// reserveTags marks b's image tags as claimed without writing any.
+func reserveTags(b *bundle.Bundle, claimed map[string]bool) {
+	for _, im := range b.Images {
+		if im.Ref.Tag != "" {
+			claimed[im.Ref.EdgeRepository()+":"+im.Ref.Tag] = true
+		}
+	}
 }
 
 // Landing is one bundle to land in the edge registry.
@@ -64,7 +97,12 @@ type Landing struct {
 	// Platforms limits the images' platforms; nil uses the edge's
 	// selection. An export file made for some platforms lands those.
 	Platforms oci.Platforms
-	claims    *claims
+	// Recheck names images (bundle.Image.Ref.String()) whose manifests
+	// are on site but content below them is not (a check found a blob
+	// or child manifest missing): their copies walk and check everything
+	// instead of trusting the present root.
+	Recheck map[string]bool
+	claims  *claims
 }
 
 // Land writes one bundle to the edge in the only order that keeps
@@ -93,7 +131,7 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 		if err != nil {
 			return transfer.Stats{}, err
 		}
-		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats})
+		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]})
 		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
 	}
 	st, err := eng.Copy(ctx, jobs...)

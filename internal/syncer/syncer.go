@@ -823,7 +823,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	st, err := s.Land(ctx, Landing{Src: up, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, claims: cl})
+	st, err := s.Land(ctx, Landing{Src: up, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl})
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
 	if err != nil {

@@ -33,6 +33,11 @@ type Job struct {
 	// RootOnly copies only the root manifest; the caller has placed what
 	// it references (e.g. a bundle index whose images live elsewhere).
 	RootOnly bool
+	// Recheck walks the root and checks every child even when the root is
+	// already in the target (WithTrustExistingRoots aside): for a target
+	// known to have lost content below a present root, such as a blob
+	// deleted or found damaged on disk.
+	Recheck bool
 }
 
 // Stats counts what a Copy did.
@@ -513,13 +518,14 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job
 	for i, j := range jobs {
 		g.Go(func() error {
 			r := &found[i]
-			if e.o.trustRoots || dry {
+			trust := e.o.trustRoots && !j.Recheck
+			if trust || dry {
 				present, err := e.rootPresent(gctx, j)
 				if err != nil {
 					return err
 				}
 				r.present = present
-				if present && e.o.trustRoots {
+				if present && trust {
 					return nil
 				}
 			}
@@ -594,7 +600,7 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job
 	for i, j := range jobs {
 		r := found[i]
 		jp := JobPlan{Root: j.Root, Present: r.present}
-		if r.present && e.o.trustRoots {
+		if r.present && e.o.trustRoots && !j.Recheck {
 			w.skipRoots[i] = true
 			w.plan.Jobs = append(w.plan.Jobs, jp)
 			continue
