@@ -117,6 +117,11 @@ func (s Submodule) Validate() error {
 	return nil
 }
 
+// CheckPath accepts a clean relative slash path inside a tree: no ".."
+// or "." segments, no ".git" segment, not absolute, not option-like, no
+// control characters, backslashes or colons. The error says what is wrong.
+func CheckPath(p string) error { return checkRelPath(p) }
+
 // checkRelPath accepts a clean relative slash path inside the tree.
 func checkRelPath(p string) error {
 	switch {

@@ -76,6 +76,10 @@ type Result struct {
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
 	ChartBytes  int64           `json:"chartBytes,omitempty"`
+	// Submodules and RemoteBases are the other repositories the revision
+	// needs (recorded in the bundle index, see bundle.GitDep).
+	Submodules  []bundle.GitDep `json:"submodules,omitempty"`
+	RemoteBases []bundle.GitDep `json:"remoteBases,omitempty"`
 	BytesNew    int64           `json:"bytesNew"`
 	BytesReused int64           `json:"bytesReused"`
 	Stats       *transfer.Stats `json:"stats,omitempty"`
@@ -122,6 +126,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if res.Submodules, err = fillSubmodules(ctx, o.RepoDir, sha, res.Source, dir); err != nil {
+		return nil, err
+	}
 
 	cfg := o.Config
 	if cfg == nil {
@@ -207,7 +214,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ChartBytes += chartSizes[i]
 	}
 	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
-	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
+	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images,
+		GitDeps: append(append([]bundle.GitDep(nil), res.Submodules...), res.RemoteBases...)})
 	if err != nil {
 		return nil, err
 	}
