@@ -75,7 +75,7 @@ type Result struct {
 	Charts       []ChartResult `json:"charts,omitempty"`
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
-	ChartBytes  int64           `json:"chartBytes,omitempty"`
+	ChartBytes int64 `json:"chartBytes,omitempty"`
 	// Submodules and RemoteBases are the other repositories the revision
 	// needs (recorded in the bundle index, see bundle.GitDep).
 	Submodules  []bundle.GitDep `json:"submodules,omitempty"`
