@@ -142,3 +142,39 @@ func TestBundleBadGitmodules(t *testing.T) {
 		})
 	}
 }
+
+// Remote Kustomize bases pinned by tag and by commit are rendered (their
+// images are in the bundle) and recorded with the commit each resolved to.
+func TestBundleRemoteBases(t *testing.T) {
+	f := newGitdepsFixture(t)
+	base := f.gs.CreateRepo(t, "fleet/base")
+	v1 := base.Commit("main", map[string]string{
+		"deploy/kustomization.yaml": "resources: [app.yaml]\n",
+		"deploy/app.yaml":           deployment(f.up.Repo("src/base:1")),
+	})
+	base.Git("tag", "-a", "-m", "v1.2", "v1.2", v1)
+	v2 := base.Commit("main", map[string]string{"deploy/app.yaml": deployment(f.up.Repo("src/lib:1"))})
+	f.apps.Commit("main", map[string]string{
+		"ballast.yaml":                    "apps:\n- path: tagged\n- path: pinned\n",
+		"tagged/kustomization.yaml":       "resources:\n- " + f.gs.URL("fleet/base") + "//deploy?ref=v1.2\n",
+		"pinned/kustomization.yaml":       "resources: [inner]\n",
+		"pinned/inner/kustomization.yaml": "resources:\n- " + f.gs.URL("fleet/base") + "//deploy?ref=" + v2 + "\n",
+	})
+	res, err := f.bundle(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := imageRefs(res)
+	if !slices.Contains(refs, f.up.Repo("src/base:1")) || !slices.Contains(refs, f.up.Repo("src/lib:1")) {
+		t.Fatalf("images %v: want both bases' images", refs)
+	}
+	want := map[string]string{"v1.2": v1, v2: v2}
+	if len(res.RemoteBases) != 2 {
+		t.Fatalf("remote bases %+v", res.RemoteBases)
+	}
+	for _, d := range res.RemoteBases {
+		if d.URL != f.gs.URL("fleet/base") || d.Path != "deploy" || want[d.Ref] != d.Commit {
+			t.Errorf("remote base %+v", d)
+		}
+	}
+}

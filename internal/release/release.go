@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/layout"
@@ -155,8 +156,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	platforms, _ := oci.ParsePlatforms(strings.Join(cfg.Platforms, ","))
 
-	refs, chartList, err := listImages(ctx, o, dir, cfg)
+	var bases []gitdeps.RemoteBase
+	refs, chartList, err := listImages(ctx, o, dir, cfg, &bases)
 	if err != nil {
+		return nil, err
+	}
+	if res.RemoteBases, err = resolveBases(ctx, bases); err != nil {
 		return nil, err
 	}
 	o.Log.Info("images found", "revision", sha, "count", len(refs), "charts", len(chartList))
@@ -362,7 +367,7 @@ func sourceRepo(r imageref.Ref) string { return r.Name() }
 // listImages renders every app and returns the images and the charts of
 // all of them, each once. A chart found twice under one reference must be
 // the same chart.
-func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imageref.Ref, []Chart, error) {
+func listImages(ctx context.Context, o Options, dir string, cfg *Config, bases *[]gitdeps.RemoteBase) ([]imageref.Ref, []Chart, error) {
 	seen := map[string]bool{}
 	var out []imageref.Ref
 	add := func(r imageref.Ref) {
@@ -383,6 +388,9 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imag
 		}
 		for _, r := range found.Images {
 			add(r)
+		}
+		if bases != nil {
+			*bases = append(*bases, found.RemoteBases...)
 		}
 		for _, c := range found.Charts {
 			key := c.Ref.String()

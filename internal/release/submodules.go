@@ -216,3 +216,62 @@ func verbOf(args []string) string {
 	}
 	return "?"
 }
+
+// resolveBases resolves the ref of every remote base to the commit
+// Kustomize's `git fetch origin <ref>` gets now, with ls-remote (git's
+// own lookup order: refs/<ref>, refs/tags/<ref>, refs/heads/<ref>; a tag
+// is peeled to its commit; no ref is HEAD); a 40-hex ref is the commit
+// itself. A base whose ref cannot be resolved is bad input.
+func resolveBases(ctx context.Context, bases []gitdeps.RemoteBase) ([]bundle.GitDep, error) {
+	seen := map[bundle.GitDep]bool{}
+	var out []bundle.GitDep
+	for _, rb := range bases {
+		commit := rb.Ref
+		if !fullSHA.MatchString(rb.Ref) {
+			c, err := lsRemoteRef(ctx, rb.RepoURL, rb.Ref)
+			if err != nil {
+				return nil, inputErr(fmt.Errorf("remote base %s: %w", rb, err))
+			}
+			commit = c
+		}
+		d := bundle.GitDep{Kind: bundle.GitDepRemoteBase, URL: rb.RepoURL, Commit: commit, Path: rb.Path, Ref: rb.Ref}
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func lsRemoteRef(ctx context.Context, url, ref string) (string, error) {
+	out, err := runGit(ctx, gitEnvRemote, "ls-remote", "--", url)
+	if err != nil {
+		return "", err
+	}
+	refs := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		obj, name, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok && fullSHA.MatchString(obj) {
+			refs[name] = obj
+		}
+	}
+	cands := []string{"HEAD"}
+	if ref != "" {
+		cands = []string{ref, "refs/" + ref, "refs/tags/" + ref, "refs/heads/" + ref}
+	}
+	for _, c := range cands {
+		if !strings.HasPrefix(c, "refs/") && c != "HEAD" {
+			continue
+		}
+		if obj, ok := refs[c+"^{}"]; ok {
+			return obj, nil
+		}
+		if obj, ok := refs[c]; ok {
+			return obj, nil
+		}
+	}
+	if ref == "" {
+		return "", errors.New("the repository has no HEAD")
+	}
+	return "", fmt.Errorf("no ref %q in the repository", ref)
+}
