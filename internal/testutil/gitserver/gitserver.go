@@ -271,7 +271,8 @@ func (r *Repo) CommitChange(branch string, c Change) string {
 		gitEnv(r.tb, env, nil, gd, "read-tree", parent)
 	}
 	for _, p := range c.Remove {
-		gitEnv(r.tb, env, nil, gd, "update-index", "--force-remove", "--", p)
+		// Mode 0 removes the entry; needs no work tree.
+		gitEnv(r.tb, env, strings.NewReader("0 0000000000000000000000000000000000000000\t"+p+"\n"), gd, "update-index", "--index-info")
 	}
 	for path, content := range c.Files {
 		blob := gitEnv(r.tb, env, strings.NewReader(content), gd, "hash-object", "-w", "--stdin")
