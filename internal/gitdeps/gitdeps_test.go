@@ -202,11 +202,16 @@ func TestRulesMatchGit(t *testing.T) {
 		{"ssh://github.com/fleet/lib", "http://edge:8080/git/github.com/fleet/lib"},
 		{"git://github.com/fleet/lib", "http://edge:8080/git/github.com/fleet/lib"},
 		{"http://127.0.0.1:3000/x/z.git", "http://edge:8080/git/127.0.0.1:3000/x/z.git"},
-		{"https://gitlab.com/x/y", "https://gitlab.com/x/y"},
+		{"https://gitlab.com/x/y", "http://edge:8080/git/gitlab.com/x/y"},
+		{"ssh://git@gitlab.com:2222/x/y.git", "http://edge:8080/git/gitlab.com:2222/x/y.git"},
+		{"http://edge:8080/git/github.com/fleet/apps.git", "http://edge:8080/git/github.com/fleet/apps.git"},
 	} {
 		got, _ := Rewrite(rules, c.in)
 		if got != c.want {
 			t.Errorf("Rewrite(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if id, err := ID(c.in); err == nil && !strings.HasPrefix(c.in, "http://edge:8080/") && !strings.HasSuffix(got, "/git/"+id) && !strings.HasSuffix(got, "/git/"+id+".git") {
+			t.Errorf("%q is rewritten to %q, not to the mirror URL of its id %q", c.in, got, id)
 		}
 		cmd := exec.Command("git", "ls-remote", "--get-url", c.in)
 		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL="+cfg, "GIT_CONFIG_NOSYSTEM=1")

@@ -1,0 +1,64 @@
+package install
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
+)
+
+const (
+	// repoServerGitConfig names the ConfigMap with argocd-repo-server's
+	// gitconfig (key "gitconfig").
+	repoServerGitConfig = "ballast-repo-server-gitconfig"
+	// repoServerHome is HOME of argocd-repo-server in Argo CD's image: git
+	// reads $HOME/.gitconfig, for Argo CD's fetches, submodule updates
+	// and Kustomize's remote bases alike.
+	repoServerHome = "/home/argocd"
+)
+
+// RepoServerGitConfig returns the gitconfig that sends every git URL
+// argocd-repo-server may be given (its repositories, their submodules in
+// any URL form, remote Kustomize bases) to the mirror at mirrorBase
+// (gitdeps.Rules). The scp-like form is rewritten for the hosts of the
+// configured repositories and extraHosts.
+func RepoServerGitConfig(c *config.Config, mirrorBase string, extraHosts []string) (string, error) {
+	var urls []string
+	for _, r := range c.Repositories {
+		urls = append(urls, r.URL)
+	}
+	rules, err := gitdeps.Rules(mirrorBase, append(gitdeps.Hosts(urls...), extraHosts...))
+	if err != nil {
+		return "", err
+	}
+	return gitdeps.GitConfig(rules), nil
+}
+
+// repoServerGit returns the ConfigMap with the repo-server's gitconfig and
+// a strategic merge patch of the argocd-repo-server Deployment that mounts
+// it as $HOME/.gitconfig (apply with `kubectl -n argocd patch deployment
+// argocd-repo-server --patch-file argocd/repo-server-patch.yaml`).
+func (o *Options) repoServerGit(c *config.Config) (cm any, patch any, err error) {
+	text, err := RepoServerGitConfig(c, o.mirrorBase(c), o.GitHosts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("repo-server gitconfig: %w", err)
+	}
+	m := meta(repoServerGitConfig, o.ArgoCDNamespace)
+	cmap := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: m,
+		Data: map[string]string{"gitconfig": text}}
+	// A plain map, not an apps/v1 Deployment: a typed one would carry
+	// "selector: null", which a strategic merge patch applies as a delete.
+	dep := map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "argocd-repo-server", "namespace": o.ArgoCDNamespace},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+			"volumes": []any{map[string]any{"name": repoServerGitConfig, "configMap": map[string]any{"name": repoServerGitConfig}}},
+			"containers": []any{map[string]any{"name": "argocd-repo-server", "volumeMounts": []any{map[string]any{
+				"name": repoServerGitConfig, "mountPath": repoServerHome + "/.gitconfig", "subPath": "gitconfig", "readOnly": true}}}},
+		}}},
+	}
+	return cmap, dep, nil
+}
