@@ -710,7 +710,7 @@ func (d *deps) fetchCommits(ctx context.Context, r *repo, commits []string) erro
 		return err
 	}
 	args := []string{"--git-dir=" + r.dir, "fetch", "--quiet", "--no-write-fetch-head", "--no-auto-maintenance", "--no-tags", "--", r.up.URL}
-	_, err = gitCmd{args: append(args, commits...), env: env}.run(ctx)
+	_, err = gitCmd{args: append(args, commits...), env: env, started: d.m.testHookFetchStarted}.run(ctx)
 	if err == nil {
 		return nil
 	}

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +249,50 @@ func TestSubmodulesBadInput(t *testing.T) {
 
 func execGit(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+}
+
+// A dependency fetch killed mid-way (kill -9 of git) leaves nothing
+// trusted: the next pass fetches the commit again and it is served.
+func TestSubmoduleFetchKilled(t *testing.T) {
+	up := gitserver.New(t)
+	lib := up.CreateRepo(t, "fleet/lib")
+	libSHA := lib.CommitN("main", 50)
+	apps := up.CreateRepo(t, "fleet/apps")
+	apps.CommitChange("main", gitserver.Change{
+		Files:    map[string]string{".gitmodules": "[submodule \"lib\"]\n\tpath = lib\n\turl = ../lib.git\n"},
+		Gitlinks: map[string]string{"lib": libSHA},
+	})
+	// Fetch 1 is the superproject's clone, fetch 2 the submodule's.
+	var fetches atomic.Int32
+	var killed atomic.Bool
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil, func(m *gitmirror.Mirror) {
+		gitmirror.SetFetchStartedHook(m, func(pid int) {
+			if fetches.Add(1) == 2 && killed.CompareAndSwap(false, true) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	})
+	h.poll(up.URL("fleet/apps"))
+	deadline := time.Now().Add(time.Minute)
+	for !killed.Load() && time.Now().Before(deadline) {
+		_ = syncDeps(t, h)
+	}
+	if !killed.Load() {
+		t.Fatal("no dependency fetch was started")
+	}
+	h.restart() // the hook is not set again; start-up removes what the killed git left
+	libDir := filepath.Join(h.dataDir, "git", up.Addr(), "fleet", "lib.git")
+	if left, _ := filepath.Glob(filepath.Join(libDir, "objects", "pack", "tmp_*")); len(left) > 0 {
+		t.Fatalf("leftovers of the killed fetch after restart: %v", left)
+	}
+	git(t, "", "--git-dir="+libDir, "fsck", "--connectivity-only")
+	if err := syncDeps(t, h); err != nil {
+		t.Fatalf("pass after the killed fetch: %v\n%s", err, h.logs)
+	}
+	if s, ok := depStatus(h, up.Addr()+"/fleet/lib"); !ok || len(s.Missing) != 0 || len(s.Commits) != 1 {
+		t.Fatalf("after restart: %+v", h.m.GitDeps())
+	}
+	dir := t.TempDir()
+	clientGit(t, nil, dir, "init", "-q")
+	clientGit(t, nil, dir, "fetch", "-q", h.url(up.URL("fleet/lib")), libSHA)
 }
