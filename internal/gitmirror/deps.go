@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -753,4 +754,25 @@ func (d *deps) ensureRepo(ctx context.Context, r *repo) error {
 		return fmt.Errorf("init: %w", err)
 	}
 	return syncDir(filepath.Dir(r.dir))
+}
+
+// GitDepsHandler serves GET /api/v1/gitdeps: GitDeps as JSON (a list of
+// DepStatus). Reads only, anonymous like the rest of the mirror's API.
+func (m *Mirror) GitDepsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		if req.URL.Path != "/api/v1/gitdeps" {
+			apiError(w, http.StatusNotFound, "not found")
+			return
+		}
+		deps := m.GitDeps()
+		if deps == nil {
+			deps = []DepStatus{}
+		}
+		writeAPIJSON(w, http.StatusOK, deps)
+	})
 }

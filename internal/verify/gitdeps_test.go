@@ -1,6 +1,8 @@
 package verify_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +51,18 @@ func TestVerifyGitDeps(t *testing.T) {
 	}
 	if r.GitDeps != 2 {
 		t.Fatalf("gitDeps %d, want 2", r.GitDeps)
+	}
+	resp, err := http.Get(s.mirror + "/api/v1/gitdeps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var deps []struct {
+		ID      string   `json:"id"`
+		Commits []string `json:"commits"`
+		Missing []string `json:"missing"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&deps); err != nil || len(deps) != 2 {
+		t.Fatalf("/api/v1/gitdeps: %v %+v", err, deps)
 	}
 }
