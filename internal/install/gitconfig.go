@@ -14,10 +14,13 @@ const (
 	// repoServerGitConfig names the ConfigMap with argocd-repo-server's
 	// gitconfig (key "gitconfig").
 	repoServerGitConfig = "ballast-repo-server-gitconfig"
-	// repoServerHome is HOME of argocd-repo-server in Argo CD's image: git
-	// reads $HOME/.gitconfig, for Argo CD's fetches, submodule updates
-	// and Kustomize's remote bases alike.
-	repoServerHome = "/home/argocd"
+	// repoServerGitDir is where the ConfigMap is mounted in
+	// argocd-repo-server; GIT_CONFIG_GLOBAL names the file in it. Not
+	// $HOME/.gitconfig: Argo CD runs git with HOME=/dev/null, and with its
+	// own GIT_CONFIG_COUNT/KEY/VALUE (which would replace ours), but with
+	// the rest of its environment, so GIT_CONFIG_GLOBAL reaches its git
+	// fetches, its submodule updates and Kustomize's remote bases alike.
+	repoServerGitDir = "/etc/ballast-git"
 )
 
 // RepoServerGitConfig returns the gitconfig that sends every git URL
@@ -39,7 +42,7 @@ func RepoServerGitConfig(c *config.Config, mirrorBase string, extraHosts []strin
 
 // repoServerGit returns the ConfigMap with the repo-server's gitconfig and
 // a strategic merge patch of the argocd-repo-server Deployment that mounts
-// it as $HOME/.gitconfig (apply with `kubectl -n argocd patch deployment
+// it at repoServerGitDir and points GIT_CONFIG_GLOBAL at it (apply with `kubectl -n argocd patch deployment
 // argocd-repo-server --patch-file argocd/repo-server-patch.yaml`).
 func (o *Options) repoServerGit(c *config.Config) (cm any, patch any, err error) {
 	text, err := RepoServerGitConfig(c, o.mirrorBase(c), o.GitHosts)
@@ -56,8 +59,12 @@ func (o *Options) repoServerGit(c *config.Config) (cm any, patch any, err error)
 		"metadata": map[string]any{"name": "argocd-repo-server", "namespace": o.ArgoCDNamespace},
 		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 			"volumes": []any{map[string]any{"name": repoServerGitConfig, "configMap": map[string]any{"name": repoServerGitConfig}}},
-			"containers": []any{map[string]any{"name": "argocd-repo-server", "volumeMounts": []any{map[string]any{
-				"name": repoServerGitConfig, "mountPath": repoServerHome + "/.gitconfig", "subPath": "gitconfig", "readOnly": true}}}},
+			"containers": []any{map[string]any{"name": "argocd-repo-server",
+				"env": []any{map[string]any{"name": "GIT_CONFIG_GLOBAL", "value": repoServerGitDir + "/gitconfig"}},
+				"volumeMounts": []any{map[string]any{
+					// The directory, not a subPath: a subPath mount never
+					// sees the ConfigMap change.
+					"name": repoServerGitConfig, "mountPath": repoServerGitDir, "readOnly": true}}}},
 		}}},
 	}
 	return cmap, dep, nil

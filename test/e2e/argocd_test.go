@@ -90,7 +90,10 @@ spec:
 		// And the pinned kustomize CLI, as the image ships one.
 		path = filepath.Dir(d.kustomize) + string(os.PathListSeparator) + path
 	}
-	repoEnv := append(slices.Clone(env), "PATH="+path)
+	// GIT_CONFIG_GLOBAL as the Deployment patch of `ballast install` sets
+	// it (argocd/repo-server-patch.yaml): git ignores a file that is not
+	// there, so only the tests that write it (gitdeps) use it.
+	repoEnv := append(slices.Clone(env), "PATH="+path, "GIT_CONFIG_GLOBAL="+filepath.Join(dir, "argocd-gitconfig"))
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort), "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
 		"--redis", redisAddr, "--disable-tls", "--loglevel", "info")

@@ -40,13 +40,18 @@ func TestArgoCDGitDeps(t *testing.T) {
 	if _, err := os.Stat(s.deps.kustomize); err != nil {
 		t.Fatalf("%v: build it with test/e2e/deps/build.sh kustomize (make e2e-deps)", err)
 	}
-	// The repo-server's git reads $HOME/.gitconfig: the one install made.
+	// The repo-server's git reads the gitconfig install made, through
+	// GIT_CONFIG_GLOBAL (startArgoCD sets it as install's patch does).
 	cm, err := decodeYAML(s.generated("repo-server-gitconfig.yaml"))
 	if err != nil || len(cm) != 1 {
 		t.Fatalf("repo-server-gitconfig.yaml: %v", err)
 	}
 	gitconfig, _, _ := unstructuredString(cm[0].Object, "data", "gitconfig")
-	writeFile(t, filepath.Join(s.dir, "argocd-home", ".gitconfig"), gitconfig)
+	writeFile(t, filepath.Join(s.dir, "argocd-gitconfig"), gitconfig)
+	patch := string(s.generated("repo-server-patch.yaml"))
+	if !strings.Contains(patch, "GIT_CONFIG_GLOBAL") {
+		t.Fatalf("install's repo-server patch does not set GIT_CONFIG_GLOBAL:\n%s", patch)
+	}
 
 	other := gitserver.New(t) // a second upstream host
 	for _, img := range []string{"app/lib:1", "app/tool:1", "app/base:1"} {
