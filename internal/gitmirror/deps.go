@@ -76,7 +76,8 @@ type depFile struct {
 const (
 	maxDepRepos   = 500
 	maxDepCommits = 10000
-	maxDepRounds  = 8 // submodules nested deeper are not followed
+	maxDepRounds  = 8      // submodules nested deeper are not followed
+	maxScanned    = 100000 // revisions whose .gitmodules outcome is remembered
 	depRetryMin   = 10 * time.Second
 	depRetryMax   = 5 * time.Minute
 )
@@ -517,6 +518,10 @@ func (d *deps) scan(ctx context.Context, dir, superURL, commit string) error {
 		return ctx.Err()
 	}
 	d.mu.Lock()
+	if len(d.scanned) >= maxScanned {
+		// Bounded memory: forgetting only costs reading .gitmodules again.
+		clear(d.scanned)
+	}
 	d.scanned[key] = err
 	d.mu.Unlock()
 	if err != nil {
