@@ -67,6 +67,9 @@ type Bundle struct {
 	Source   string    // git URL, may be empty
 	Created  time.Time // when the bundle was built
 	Images   []Image   // in index order
+	// GitDeps are the other git commits the revision needs (submodules,
+	// remote Kustomize bases), AnnotationGitDeps; sorted by Build.
+	GitDeps []GitDep
 }
 
 // Build returns the canonical JSON of the bundle index for b and its
@@ -90,6 +93,13 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 	}
 	if b.Source != "" {
 		idx.Annotations[AnnotationSource] = b.Source
+	}
+	deps, err := encodeGitDeps(b.GitDeps)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	if deps != "" {
+		idx.Annotations[AnnotationGitDeps] = deps
 	}
 	seen := map[string]bool{}
 	for _, im := range imgs {
@@ -161,6 +171,9 @@ func Parse(raw []byte) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle index: annotation %s: %w", AnnotationCreated, err)
 	}
 	b.Created = t
+	if b.GitDeps, err = parseGitDeps(idx.Annotations[AnnotationGitDeps]); err != nil {
+		return nil, fmt.Errorf("bundle index: %w", err)
+	}
 	seen := map[string]bool{}
 	for i, d := range idx.Manifests {
 		if err := checkImageDescriptor(d); err != nil {

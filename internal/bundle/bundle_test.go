@@ -136,6 +136,38 @@ func TestBuildParseRoundTrip(t *testing.T) {
 	}
 }
 
+func TestGitDepsRoundTrip(t *testing.T) {
+	s := newStore()
+	d, _ := s.multiArch(t, "b", "x")
+	deps := []GitDep{
+		{Kind: GitDepRemoteBase, URL: "https://git.example.com/fleet/base.git", Commit: rev, Path: "deploy", Ref: "v1.2"},
+		{Kind: GitDepSubmodule, URL: "https://git.example.com/fleet/lib.git", Commit: rev, Path: "vendor/lib"},
+	}
+	raw, _, err := Build(Bundle{Revision: rev, Images: []Image{{Ref: mustRef(t, "nginx:1"), Descriptor: d}}, GitDeps: deps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.GitDeps) != 2 || b.GitDeps[0] != deps[0] || b.GitDeps[1] != deps[1] {
+		t.Fatalf("git deps %+v", b.GitDeps)
+	}
+	for _, bad := range []GitDep{
+		{Kind: "lfs", URL: "https://h/x/y", Commit: rev, Path: "x"},
+		{Kind: GitDepSubmodule, URL: "--upload-pack=x", Commit: rev, Path: "x"},
+		{Kind: GitDepSubmodule, URL: "https://h/x/y", Commit: "abc", Path: "x"},
+		{Kind: GitDepSubmodule, URL: "https://h/x/y", Commit: rev, Path: "../x"},
+		{Kind: GitDepSubmodule, URL: "git@h:x/y", Commit: rev, Path: "x"},
+		{Kind: GitDepRemoteBase, URL: "https://h/x/y", Commit: rev, Ref: "-x"},
+	} {
+		if _, _, err := Build(Bundle{Revision: rev, Images: []Image{{Ref: mustRef(t, "nginx:1"), Descriptor: d}}, GitDeps: []GitDep{bad}}); err == nil {
+			t.Errorf("Build accepted %+v", bad)
+		}
+	}
+}
+
 func TestBuildRejects(t *testing.T) {
 	d := v1.Descriptor{MediaType: types.OCIImageIndex, Size: 10, Digest: hashOf([]byte("x"))}
 	other := hashOf([]byte("y")).String()
@@ -211,6 +243,14 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(chartRaw)
+	depsRaw, _, err := Build(Bundle{Revision: rev, Images: []Image{{Ref: mustRef(f, "nginx:1"), Descriptor: d}}, GitDeps: []GitDep{
+		{Kind: GitDepSubmodule, URL: "https://git.example.com/fleet/lib.git", Commit: rev, Path: "vendor/lib"},
+		{Kind: GitDepRemoteBase, URL: "ssh://git@git.example.com/fleet/base", Commit: rev, Path: "deploy", Ref: "v1.2"},
+	}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(depsRaw)
 	f.Add([]byte(`{"schemaVersion":2}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := Parse(in)

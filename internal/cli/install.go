@@ -108,6 +108,7 @@ apply them, don't commit them.`,
 	f.StringVar(&o.NodeRegistry, "node-registry", "", "host:port at which containerd on the node reaches the edge registry (default 127.0.0.1:<registry port>)")
 	pathVar(f, &airgapDir, "airgap-images", "", "also write ballast's own image as a tarball into this directory, for k3s's agent/images/ auto-import")
 	pathVar(f, &tokenFile, "api-token-file", "", "use the API token in this file instead of generating a new one")
+	f.StringSliceVar(&o.GitHosts, "git-host", nil, "another host whose scp-like git URLs (git@host:org/repo) Argo CD's repo-server fetches from the mirror, for submodules or remote bases there (repeatable)")
 	f.StringArrayVar(&apps, "app", nil, "an Application the gate protects: name=N,repo=URL[,namespace=NS][,path=P] (repeatable; default one per repository)")
 	return c
 }

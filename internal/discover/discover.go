@@ -154,6 +154,16 @@ func Lister(o ListerOptions) release.ImageLister {
 		if found.Charts, err = ChartEntries(fetcher); err != nil {
 			return release.Found{}, classify(err)
 		}
+		for _, src := range sources {
+			if src.Chart != nil || src.Path == "" {
+				continue
+			}
+			bases, err := render.RemoteBases(src.Path)
+			if err != nil {
+				return release.Found{}, classify(err)
+			}
+			found.RemoteBases = append(found.RemoteBases, bases...)
+		}
 		return found, nil
 	}
 }

@@ -130,6 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.AddService(Service{Name: "git-mirror", Run: m.Run})
 	d.AddRoute("/git/", m.GitHandler())
 	d.AddRoute("/api/v1/repos", m.APIHandler())
+	d.AddRoute("/api/v1/gitdeps", m.GitDepsHandler())
 	d.AddReadyCheck("git-mirror", func(ctx context.Context) error {
 		select {
 		case <-m.Started():

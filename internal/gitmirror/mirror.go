@@ -120,6 +120,10 @@ type Mirror struct {
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
 
+	// deps are the dependency repositories (submodules, remote bases):
+	// see deps.go.
+	deps *deps
+
 	// testHookFetchStarted, when set, is called with the pid of every
 	// upstream fetch (tests kill it mid-way).
 	testHookFetchStarted func(pid int)
@@ -225,6 +229,7 @@ func New(opts Options) (*Mirror, error) {
 		m.byKey[key] = r
 	}
 	m.metrics = newMetrics(m, opts.Metrics)
+	m.deps = newDeps(m)
 	return m, nil
 }
 
@@ -290,6 +295,10 @@ func (m *Mirror) Open(ctx context.Context) error {
 					"repo", r.id, "err", err)
 			}
 		}
+		if err := m.deps.open(ctx); err != nil {
+			m.openErr = err
+			return
+		}
 		m.openedAt = time.Now()
 		close(m.started)
 	})
@@ -304,6 +313,11 @@ func (m *Mirror) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.deps.loop(ctx)
+	}()
 	for _, r := range m.repos {
 		wg.Add(1)
 		go func() {
@@ -797,6 +811,9 @@ func (m *Mirror) lookup(idOrURL string) (*repo, error) {
 	}
 	id = strings.TrimSuffix(strings.Trim(id, "/"), ".git")
 	if r, ok := m.byKey[strings.ToLower(id)]; ok {
+		return r, nil
+	}
+	if r := m.deps.lookup(strings.ToLower(id)); r != nil {
 		return r, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownRepo, trim(idOrURL))

@@ -61,6 +61,11 @@ type Options struct {
 	// The default is a new random token: re-rendering then rotates it
 	// (apply every file again).
 	APIToken apiauth.Token
+	// GitHosts are hosts besides the repositories' whose scp-like git URLs
+	// ("git@host:org/repo") argocd-repo-server's git is sent to the mirror
+	// for (submodules and remote bases on other hosts); every http(s),
+	// ssh:// and git:// URL is sent there whatever its host.
+	GitHosts []string
 
 	// Set by defaults: the listen ports and each app's hook Job name.
 	httpPort, regPort int
@@ -348,6 +353,16 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 		return nil, err
 	}
 	if err := add("argocd/repositories.yaml", secrets...); err != nil {
+		return nil, err
+	}
+	gitCM, gitPatch, err := o.repoServerGit(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := add("argocd/repo-server-gitconfig.yaml", gitCM); err != nil {
+		return nil, err
+	}
+	if err := add("argocd/repo-server-patch.yaml", gitPatch); err != nil {
 		return nil, err
 	}
 	if err := add("argocd/verify-rbac.yaml", o.verifyRBAC()...); err != nil {

@@ -79,10 +79,12 @@ var rules = []rule{
 	{
 		// The edge's Helm repository reads bundles through a Store the
 		// daemon gives it: no registry, sync or copy engine of its own.
-		name:      "the Helm repository endpoint knows the bundle format and the generic OCI layer only",
-		from:      []string{"internal/helmrepo/..."},
-		required:  []string{"internal/helmrepo"},
-		allowOnly: []string{"internal/helmrepo/...", "internal/bundle", "internal/oci", "internal/imageref"},
+		name:     "the Helm repository endpoint knows the bundle format and the generic OCI layer only",
+		from:     []string{"internal/helmrepo/..."},
+		required: []string{"internal/helmrepo"},
+		// internal/gitdeps: the bundle format validates the git
+		// dependencies it records with the URL policy (no I/O).
+		allowOnly: []string{"internal/helmrepo/...", "internal/bundle", "internal/oci", "internal/imageref", "internal/gitdeps"},
 	},
 	{
 		// The edge daemon publishes with it and the hub reads with it: it

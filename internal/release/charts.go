@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,6 +23,9 @@ import (
 type Found struct {
 	Images []imageref.Ref
 	Charts []Chart
+	// RemoteBases are the remote git bases of the kustomizations rendered
+	// (render.RemoteBases), before their refs are resolved.
+	RemoteBases []gitdeps.RemoteBase
 }
 
 // Chart is a Helm chart or an Argo CD OCI source an app needs, resolved to

@@ -53,7 +53,7 @@ func TestListImagesCharts(t *testing.T) {
 				i++
 				return Found{Charts: tt.apps[i-1]}, nil
 			}}
-			_, got, err := listImages(context.Background(), o, "", cfg)
+			_, got, err := listImages(context.Background(), o, "", cfg, nil)
 			if tt.error != "" {
 				if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tt.error) {
 					t.Fatalf("err %v, want bad input naming %q", err, tt.error)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/layout"
@@ -75,7 +76,11 @@ type Result struct {
 	Charts       []ChartResult `json:"charts,omitempty"`
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
-	ChartBytes  int64           `json:"chartBytes,omitempty"`
+	ChartBytes int64 `json:"chartBytes,omitempty"`
+	// Submodules and RemoteBases are the other repositories the revision
+	// needs (recorded in the bundle index, see bundle.GitDep).
+	Submodules  []bundle.GitDep `json:"submodules,omitempty"`
+	RemoteBases []bundle.GitDep `json:"remoteBases,omitempty"`
 	BytesNew    int64           `json:"bytesNew"`
 	BytesReused int64           `json:"bytesReused"`
 	Stats       *transfer.Stats `json:"stats,omitempty"`
@@ -122,6 +127,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if res.Submodules, err = fillSubmodules(ctx, o.RepoDir, sha, res.Source, dir); err != nil {
+		return nil, err
+	}
 
 	cfg := o.Config
 	if cfg == nil {
@@ -148,8 +156,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	platforms, _ := oci.ParsePlatforms(strings.Join(cfg.Platforms, ","))
 
-	refs, chartList, err := listImages(ctx, o, dir, cfg)
+	var bases []gitdeps.RemoteBase
+	refs, chartList, err := listImages(ctx, o, dir, cfg, &bases)
 	if err != nil {
+		return nil, err
+	}
+	if res.RemoteBases, err = resolveBases(ctx, bases); err != nil {
 		return nil, err
 	}
 	o.Log.Info("images found", "revision", sha, "count", len(refs), "charts", len(chartList))
@@ -207,7 +219,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ChartBytes += chartSizes[i]
 	}
 	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
-	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
+	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images,
+		GitDeps: append(append([]bundle.GitDep(nil), res.Submodules...), res.RemoteBases...)})
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +367,7 @@ func sourceRepo(r imageref.Ref) string { return r.Name() }
 // listImages renders every app and returns the images and the charts of
 // all of them, each once. A chart found twice under one reference must be
 // the same chart.
-func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imageref.Ref, []Chart, error) {
+func listImages(ctx context.Context, o Options, dir string, cfg *Config, bases *[]gitdeps.RemoteBase) ([]imageref.Ref, []Chart, error) {
 	seen := map[string]bool{}
 	var out []imageref.Ref
 	add := func(r imageref.Ref) {
@@ -375,6 +388,9 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config) ([]imag
 		}
 		for _, r := range found.Images {
 			add(r)
+		}
+		if bases != nil {
+			*bases = append(*bases, found.RemoteBases...)
 		}
 		for _, c := range found.Charts {
 			key := c.Ref.String()

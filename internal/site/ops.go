@@ -21,8 +21,9 @@ type (
 )
 
 // SyncOnce fetches every configured repository into the mirror (offline
-// is normal: the local copy is used, with a warning), then runs one sync
-// pass. It returns the pass result and sync's status after it.
+// is normal: the local copy is used, with a warning), runs one sync pass,
+// then fetches the submodules and remote bases the revisions need. It
+// returns the pass result and sync's status after it.
 func (s *Site) SyncOnce(ctx context.Context) (PassResult, Status, error) {
 	for _, r := range s.Config.Repositories {
 		if err := s.Mirror.Poll(ctx, r.URL); err != nil {
@@ -33,6 +34,15 @@ func (s *Site) SyncOnce(ctx context.Context) (PassResult, Status, error) {
 		}
 	}
 	res, err := s.Sync.Pass(ctx)
+	// The submodules and remote bases of the revisions (the pass has
+	// handed the bundles' ones to the mirror): fetched now, as the
+	// daemon's loop would.
+	if derr := s.Mirror.SyncGitDeps(ctx); derr != nil {
+		if ctx.Err() != nil {
+			return res, s.Sync.Status(), ctx.Err()
+		}
+		s.log.Warn("git dependencies incomplete; verify will name them", "err", derr)
+	}
 	return res, s.Sync.Status(), err
 }
 

@@ -751,6 +751,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		return StateFailed, fmt.Errorf("check local bundle: %w", err)
 	}
 	if rep.Complete() {
+		s.needGitDeps(ctx, id, sha, rep.Bundle)
 		s.stateMu.Lock()
 		err := s.claimDeployed(ctx, cl)
 		if err == nil {
@@ -803,6 +804,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
+	s.needGitDeps(ctx, id, sha, b)
 
 	missing := s.entriesNotLocal(ctx, b)
 	if len(missing) == 0 {

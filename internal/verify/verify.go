@@ -86,8 +86,12 @@ type Result struct {
 	// on site yet ("chart cert-manager 1.15.0 from …: not on site"): what
 	// a bundle whose index is not here yet waits for.
 	SyncMissing []string `json:"syncMissing,omitempty"`
-	Platforms   []string `json:"platforms"`
-	Seconds     float64  `json:"seconds"`
+	// GitDeps counts the submodule and remote base commits the bundle
+	// records; GitDepsMissing names those the mirror lacks.
+	GitDeps        int      `json:"gitDeps,omitempty"`
+	GitDepsMissing []string `json:"gitDepsMissing,omitempty"`
+	Platforms      []string `json:"platforms"`
+	Seconds        float64  `json:"seconds"`
 }
 
 // Run verifies. The error is for bad options only; everything else,
@@ -222,6 +226,21 @@ func (v *verifier) run(ctx context.Context) *Result {
 		v.syncProgress(ctx, res)
 		res.Reason = describe(rep, res)
 		return res
+	}
+	// 4. The other repositories the revision needs (submodules, remote
+	// bases), in the mirror.
+	if rep.Bundle != nil && len(rep.Bundle.GitDeps) > 0 {
+		res.GitDeps = len(rep.Bundle.GitDeps)
+		missing, err := v.gitDepsMissing(ctx, rep.Bundle)
+		if err != nil {
+			res.Reason = "git mirror unreachable: " + err.Error()
+			return res
+		}
+		if len(missing) > 0 {
+			res.GitDepsMissing = missing
+			res.Reason = gitDepsReason(missing)
+			return res
+		}
 	}
 	res.Ready = true
 	return res

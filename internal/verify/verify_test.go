@@ -39,6 +39,8 @@ type edgeSite struct {
 	url      string
 	mirror   string // http://127.0.0.1:port
 	registry string // 127.0.0.1:port
+	// gitDeps are recorded in the bundles release makes.
+	gitDeps []bundle.GitDep
 }
 
 func startEdge(t testing.TB) *edgeSite {
@@ -68,7 +70,7 @@ func startEdge(t testing.TB) *edgeSite {
 func (s *edgeSite) release(images map[string]v1.Image) string {
 	s.t.Helper()
 	sha := s.repo.Commit("main", map[string]string{"rev": fmt.Sprint(time.Now().UnixNano())})
-	b := bundle.Bundle{Revision: sha, Created: time.Now()}
+	b := bundle.Bundle{Revision: sha, Created: time.Now(), GitDeps: s.gitDeps}
 	for ref, img := range images {
 		r, _ := imageref.Parse(ref)
 		d, _ := img.Digest()

@@ -85,7 +85,15 @@ spec:
 	// The repo-server runs `helm` (pull, template) for chart sources: the
 	// pinned one from the deps build comes first on its PATH, as the Argo CD
 	// image ships its own.
-	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	path := filepath.Dir(d.helm) + string(os.PathListSeparator) + os.Getenv("PATH")
+	if _, err := os.Stat(d.kustomize); err == nil {
+		// And the pinned kustomize CLI, as the image ships one.
+		path = filepath.Dir(d.kustomize) + string(os.PathListSeparator) + path
+	}
+	// GIT_CONFIG_GLOBAL as the Deployment patch of `ballast install` sets
+	// it (argocd/repo-server-patch.yaml): git ignores a file that is not
+	// there, so only the tests that write it (gitdeps) use it.
+	repoEnv := append(slices.Clone(env), "PATH="+path, "GIT_CONFIG_GLOBAL="+filepath.Join(dir, "argocd-gitconfig"))
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort), "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
 		"--redis", redisAddr, "--disable-tls", "--loglevel", "info")

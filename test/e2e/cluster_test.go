@@ -22,10 +22,11 @@ import (
 
 // Versions of the components, as test/e2e/deps/build.sh builds them.
 const (
-	etcdVersion   = "v3.6.13"
-	kubeVersion   = "v1.37.2"
-	argocdVersion = "v3.2.11"
-	helmVersion   = "v3.22.0"
+	etcdVersion      = "v3.6.13"
+	kubeVersion      = "v1.37.2"
+	argocdVersion    = "v3.2.11"
+	helmVersion      = "v3.22.0"
+	kustomizeVersion = "v5.8.1"
 )
 
 // deps are the paths of the built components.
@@ -34,6 +35,9 @@ type deps struct {
 	argocdManifests         string // manifests/ of the argo-cd module source
 	redis                   string
 	helm                    string // the helm CLI that Argo CD's repo-server runs
+	// kustomize is the CLI the repo-server runs for kustomizations; only
+	// the tests that need it (remote bases) require it.
+	kustomize string
 }
 
 // findDeps locates what `make e2e-deps` built. The test runs only when
@@ -60,6 +64,7 @@ func findDeps(t *testing.T) deps {
 		argocd:          filepath.Join(cache, "argocd-"+argocdVersion, "argocd"),
 		argocdManifests: filepath.Join(cache, "argocd-"+argocdVersion, "manifests"),
 		helm:            filepath.Join(cache, "helm-"+helmVersion, "helm"),
+		kustomize:       filepath.Join(cache, "kustomize-"+kustomizeVersion, "kustomize"),
 	}
 	for _, p := range []string{d.etcd, d.apiserver, d.argocd, d.argocdManifests, d.helm} {
 		if _, err := os.Stat(p); err != nil {

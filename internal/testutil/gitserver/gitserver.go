@@ -251,6 +251,46 @@ func (r *Repo) Commit(branch string, files map[string]string) string {
 	return sha
 }
 
+// Change is what CommitChange writes on top of a branch's tree.
+type Change struct {
+	Files    map[string]string // path → content (regular files)
+	Gitlinks map[string]string // path → commit SHA: submodule entries (mode 160000)
+	Remove   []string          // paths removed from the index (files or gitlinks)
+}
+
+// CommitChange adds a commit on branch with c applied to the branch's tree
+// and returns its SHA. A missing branch starts a new root commit.
+func (r *Repo) CommitChange(branch string, c Change) string {
+	r.tb.Helper()
+	r.n++
+	parent := r.Git("rev-parse", "--verify", "-q", "refs/heads/"+branch+"^{commit}", "--")
+	idx := filepath.Join(r.tb.TempDir(), "index")
+	env := []string{"GIT_INDEX_FILE=" + idx}
+	gd := "--git-dir=" + r.Dir
+	if parent != "" {
+		gitEnv(r.tb, env, nil, gd, "read-tree", parent)
+	}
+	for _, p := range c.Remove {
+		// Mode 0 removes the entry; needs no work tree.
+		gitEnv(r.tb, env, strings.NewReader("0 0000000000000000000000000000000000000000\t"+p+"\n"), gd, "update-index", "--index-info")
+	}
+	for path, content := range c.Files {
+		blob := gitEnv(r.tb, env, strings.NewReader(content), gd, "hash-object", "-w", "--stdin")
+		gitEnv(r.tb, env, nil, gd, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+path)
+	}
+	for path, sha := range c.Gitlinks {
+		gitEnv(r.tb, env, nil, gd, "update-index", "--add", "--cacheinfo", "160000,"+sha+","+path)
+	}
+	tree := gitEnv(r.tb, env, nil, gd, "write-tree")
+	args := []string{gd, "commit-tree", tree, "-m", fmt.Sprintf("commit %d on %s", r.n, branch)}
+	if parent != "" {
+		args = append(args, "-p", parent)
+	}
+	sha := gitEnv(r.tb, env, nil, args...)
+	r.Git("update-ref", "refs/heads/"+branch, sha)
+	return sha
+}
+
 // CommitN adds n commits on branch, each changing one file, and returns
 // the last SHA.
 func (r *Repo) CommitN(branch string, n int) string {

@@ -7,7 +7,7 @@
 #   ${BALLAST_E2E_CACHE:-$HOME/.cache/ballast/e2e}/<name>-<version>/<binary>
 #
 # A binary that is already there is not rebuilt, so a machine pays the cold
-# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd|helm]...
+# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd|helm|kustomize]...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +19,7 @@ etcd_version=v3.6.13
 kube_version=v1.37.2
 argocd_version=v3.2.11
 helm_version=v3.22.0
+kustomize_version=v5.8.1
 
 # build NAME VERSION BINARY PACKAGE [LDFLAGS [CGO_ENABLED]]
 build() {
@@ -75,7 +76,7 @@ helm_ldflags() {
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd helm)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd helm kustomize)
 for t in "${targets[@]}"; do
   case $t in
     etcd) build etcd "$etcd_version" etcd go.etcd.io/etcd/server/v3 ;;
@@ -90,6 +91,10 @@ for t in "${targets[@]}"; do
     # cold build compiles little more than Helm's CLI. Keep the two in step
     # when ballast's go.mod moves (TestHelmDepsInStep checks it).
     helm) build helm "$helm_version" helm helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" 0 ;;
-    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver, argocd or helm)" >&2; exit 2 ;;
+    # Argo CD's repo-server runs `kustomize build` (its image ships one);
+    # remote bases make Kustomize run git, through the repo-server's
+    # gitconfig.
+    kustomize) build kustomize "$kustomize_version" kustomize sigs.k8s.io/kustomize/kustomize/v5 "" 0 ;;
+    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver, argocd, helm or kustomize)" >&2; exit 2 ;;
   esac
 done
