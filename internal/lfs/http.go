@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ballast-dev/ballast/internal/gitmirror"
 )
 
 // Wrap serves the LFS API of the mirrored repositories and passes every
@@ -179,10 +178,11 @@ func (m *Mirror) APIHandler() http.Handler {
 			return
 		}
 		if _, err := m.o.Git.RunGit(req.Context(), id, false, nil, "cat-file", "-e", sha+"^{commit}"); err != nil {
-			if errors.Is(err, gitmirror.ErrNotReady) || req.Context().Err() == nil {
-				jsonError(w, http.StatusNotFound, "commit not in the git mirror")
+			if req.Context().Err() != nil {
 				return
 			}
+			jsonError(w, http.StatusNotFound, "commit not in the git mirror")
+			return
 		}
 		rep, err := m.Revision(req.Context(), id, sha)
 		if err != nil {

@@ -463,21 +463,16 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 		return ctx.Err()
 	}
 	if failed > 0 {
-		return fmt.Errorf("lfs fetch: %d of %d objects not fetched; first: %s", failed, len(missing),
-			describeMissing(Missing{Entry: missing[0].Entry, Commit: missing[0].Commit, Reason: m.reasonOf(r, missing)}))
-	}
-	return nil
-}
-
-func (m *Mirror) reasonOf(r *repoState, missing []Missing) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, mi := range missing {
-		if why, ok := r.failed[mi.OID]; ok {
-			return why
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, mi := range missing {
+			if why, ok := r.failed[mi.OID]; ok {
+				mi.Reason = why
+				return fmt.Errorf("lfs fetch: %d of %d objects not fetched; first: %s", failed, len(missing), describeMissing(mi))
+			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // lfsErrorText keeps git-lfs's message short: its last lines say what failed.
