@@ -299,3 +299,62 @@ func lfsPull(t *testing.T, clone, mirrorURL string) {
 func itoa(n int64) string { return strings.TrimSpace(string(bytes.TrimSpace([]byte(jsonNum(n))))) }
 
 func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestLFSAPIBadInputAndWrites(t *testing.T) {
+	s := newSite(t)
+	s.commitLFS(nil, map[string]string{"cm.yaml": "kind: ConfigMap\n"})
+	s.start(0)
+	if err := s.poll(); err != nil {
+		t.Fatal(err)
+	}
+	oid := lfsserver.ObjectOf([]byte("kind: ConfigMap\n")).OID
+	base := s.mirrorURL() + "/info/lfs"
+	big := `{"operation":"download","objects":[` + strings.Repeat(" ", lfs.MaxBatchBody) + `]}`
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"POST", base + "/objects/batch", `{"operation":"download","objects":[{"oid":"` + oid + `","size":16}]}`, 200},
+		{"POST", base + "/objects/batch", `not json`, 400},
+		{"POST", base + "/objects/batch", `{"operation":"download","objects":[{"oid":"../x","size":1}]}`, 422},
+		{"POST", base + "/objects/batch", `{"operation":"upload","objects":[{"oid":"` + oid + `","size":16}]}`, 403},
+		{"POST", base + "/objects/batch", big, 413},
+		{"GET", base + "/objects/batch", "", 405},
+		{"GET", base + "/objects/" + oid, "", 200},
+		{"PUT", base + "/objects/" + oid, "x", 403},
+		{"DELETE", base + "/objects/" + oid, "", 405},
+		{"GET", base + "/objects/" + strings.Repeat("0", 64), "", 404},
+		{"GET", base + "/objects/nothex", "", 404},
+		{"POST", base + "/locks", `{"path":"cm.yaml"}`, 403},
+		{"POST", base + "/locks/verify", `{}`, 403},
+		{"POST", s.srv.URL + "/git/example.com/unknown.git/info/lfs/objects/batch", `{}`, 404},
+		
+	} {
+		req, _ := http.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", lfs.MediaType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, resp.StatusCode, b, tc.want)
+		}
+		if tc.want >= 400 && tc.want != 405 && !strings.Contains(string(b), "message") {
+			t.Errorf("%s %s: error body %q without a message", tc.method, tc.path, b)
+		}
+	}
+	// Range reads work (git-lfs resumes interrupted downloads with them).
+	req, _ := http.NewRequest("GET", base+"/objects/"+oid, nil)
+	req.Header.Set("Range", "bytes=6-")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 206 || string(b) != "ConfigMap\n" {
+		t.Fatalf("range read: %d %q", resp.StatusCode, b)
+	}
+}
