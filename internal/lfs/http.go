@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
 )
 
 // Wrap serves the LFS API of the mirrored repositories and passes every

@@ -328,7 +328,6 @@ func TestLFSAPIBadInputAndWrites(t *testing.T) {
 		{"POST", base + "/locks", `{"path":"cm.yaml"}`, 403},
 		{"POST", base + "/locks/verify", `{}`, 403},
 		{"POST", s.srv.URL + "/git/example.com/unknown.git/info/lfs/objects/batch", `{}`, 404},
-		
 	} {
 		req, _ := http.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Content-Type", lfs.MediaType)

@@ -32,6 +32,7 @@ func (s *Site) SyncOnce(ctx context.Context) (PassResult, Status, error) {
 			s.log.Warn("git fetch failed; using the mirror's local copy", "repo", r.URL, "err", err)
 		}
 	}
+	s.passLFS(ctx)
 	res, err := s.Sync.Pass(ctx)
 	return res, s.Sync.Status(), err
 }
