@@ -14,7 +14,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -421,7 +424,7 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 		// Retries belong to the next pass (backoff of the link policy),
 		// not to a tight loop inside git-lfs.
 		"-c", "lfs.transfer.maxretries=2",
-		"-c", "lfs.concurrenttransfers=4",
+		"-c", "lfs.concurrenttransfers=8",
 		"-c", "lfs.fetchrecentalways=false",
 		"lfs", "fetch", "origin"}
 	args = append(args, commits...)
@@ -430,50 +433,57 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	if ferr != nil {
 		why = lfsErrorText(ferr.Error())
 	}
-	committed, failed := 0, 0
+	// Hashing and fsync dominate once the bytes are here: commit objects
+	// side by side (bounded), each still fsynced before its rename.
+	var committed, failed atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(commitWorkers)
 	for _, mi := range missing {
-		err := r.st.commitStaged(mi.Pointer)
-		switch {
-		case err == nil:
-			committed++
+		g.Go(func() error {
+			err := r.st.commitStaged(mi.Pointer)
 			r.mu.Lock()
-			r.have[mi.OID] = mi.Size
-			delete(r.failed, mi.OID)
-			r.mu.Unlock()
-		case errors.Is(err, fs.ErrNotExist):
-			failed++
-			reason := "not fetched"
-			if why != "" {
-				reason += ": " + why
+			defer r.mu.Unlock()
+			switch {
+			case err == nil:
+				committed.Add(1)
+				r.have[mi.OID] = mi.Size
+				delete(r.failed, mi.OID)
+			case errors.Is(err, fs.ErrNotExist):
+				failed.Add(1)
+				reason := "not fetched"
+				if why != "" {
+					reason += ": " + why
+				}
+				r.failed[mi.OID] = reason
+			default:
+				failed.Add(1)
+				r.failed[mi.OID] = err.Error()
 			}
-			r.mu.Lock()
-			r.failed[mi.OID] = reason
-			r.mu.Unlock()
-		default:
-			failed++
-			r.mu.Lock()
-			r.failed[mi.OID] = err.Error()
-			r.mu.Unlock()
-		}
+			return nil
+		})
 	}
-	if committed > 0 {
-		m.log.Info("lfs: objects fetched and verified", "repo", r.id, "objects", committed)
+	_ = g.Wait()
+	if n := committed.Load(); n > 0 {
+		m.log.Info("lfs: objects fetched and verified", "repo", r.id, "objects", n)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if failed > 0 {
+	if n := failed.Load(); n > 0 {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, mi := range missing {
 			if why, ok := r.failed[mi.OID]; ok {
 				mi.Reason = why
-				return fmt.Errorf("lfs fetch: %d of %d objects not fetched; first: %s", failed, len(missing), describeMissing(mi))
+				return fmt.Errorf("lfs fetch: %d of %d objects not fetched; first: %s", n, len(missing), describeMissing(mi))
 			}
 		}
 	}
 	return nil
 }
+
+// commitWorkers bounds the objects hashed and fsynced at once.
+const commitWorkers = 4
 
 // lfsErrorText keeps git-lfs's message short: its last lines say what failed.
 func lfsErrorText(s string) string {

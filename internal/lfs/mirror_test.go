@@ -25,7 +25,8 @@ import (
 // mirror of it: the git mirror and the LFS store, served as the edge
 // daemon routes them.
 type site struct {
-	t       *testing.T
+	t       testing.TB
+	lfsURL  string // the LFS endpoint .lfsconfig names
 	git     *gitserver.Server
 	lfsUp   *lfsserver.Server
 	repo    *gitserver.Repo
@@ -40,19 +41,20 @@ type site struct {
 
 const lfsRepo = "fleet/apps"
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	realtest.LookPath(t, "git-lfs", "apt-get install git-lfs")
 	s := &site{t: t, git: gitserver.New(t), lfsUp: lfsserver.New(t), dataDir: t.TempDir()}
 	s.repo = s.git.CreateRepo(t, "apps")
 	s.url = s.git.URL("apps")
 	s.id = strings.TrimSuffix(strings.TrimPrefix(s.url, "http://"), ".git")
+	s.lfsURL = s.lfsUp.URL(lfsRepo)
 	return s
 }
 
 // lfsConfig is the .lfsconfig that sends LFS to the separate LFS server.
 func (s *site) lfsConfig() string {
-	return "[lfs]\n\turl = " + s.lfsUp.URL(lfsRepo) + "\n"
+	return "[lfs]\n\turl = " + s.lfsURL + "\n"
 }
 
 // commitLFS commits files, storing those in lfsFiles in LFS (uploaded to
@@ -138,7 +140,7 @@ func (s *site) report(sha string) lfs.RevisionReport {
 
 // clientGit runs git (with git-lfs) as a client would, with a clean
 // configuration; it returns combined output and error.
-func clientGit(t *testing.T, dir string, env []string, args ...string) (string, error) {
+func clientGit(t testing.TB, dir string, env []string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -286,7 +288,7 @@ func TestRestartRechecksAndPrunes(t *testing.T) {
 
 // lfsPull installs git-lfs's filters in the clone (as Argo CD's repo-server
 // image has them) and runs `git lfs pull` with the mirror as LFS endpoint.
-func lfsPull(t *testing.T, clone, mirrorURL string) {
+func lfsPull(t testing.TB, clone, mirrorURL string) {
 	t.Helper()
 	if out, err := clientGit(t, clone, nil, "lfs", "install", "--local"); err != nil {
 		t.Fatalf("git lfs install: %v\n%s", err, out)

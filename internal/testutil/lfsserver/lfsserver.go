@@ -8,6 +8,7 @@ package lfsserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -126,6 +127,7 @@ func build(bin string) error {
 // Server is a running lfs-test-server.
 type Server struct {
 	bin, dir, addr string
+	host           string // host:port written into action hrefs ("" = addr)
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -165,7 +167,7 @@ func (s *Server) Start(tb testing.TB) {
 	cmd := exec.Command(s.bin)
 	cmd.Env = []string{
 		"LFS_LISTEN=tcp://" + s.addr,
-		"LFS_HOST=" + s.addr,
+		"LFS_HOST=" + cmp.Or(s.host, s.addr),
 		"LFS_CONTENTPATH=" + filepath.Join(s.dir, "content"),
 		"LFS_METADB=" + filepath.Join(s.dir, "lfs.db"),
 		"LFS_ADMINUSER=admin", "LFS_ADMINPASS=admin",
@@ -204,6 +206,16 @@ func (s *Server) Start(tb testing.TB) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// SetHost restarts the server so that the hrefs of its batch answers name
+// host ("host:port") instead of its own address: a counting or faulty proxy
+// in front of it then sees the object downloads too.
+func (s *Server) SetHost(tb testing.TB, host string) {
+	tb.Helper()
+	s.Stop()
+	s.host = host
+	s.Start(tb)
 }
 
 // Stop kills the server: the LFS upstream is gone.
