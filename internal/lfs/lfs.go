@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,20 +22,19 @@ import (
 	"github.com/ballast-dev/ballast/internal/imageref"
 )
 
-// Git is what the LFS store needs of the git mirror (*gitmirror.Mirror).
+// Git is what the LFS store needs of the git mirror (*gitmirror.Mirror):
+// git commands against its local copies (see gitmirror.Mirror.RunGit).
 type Git interface {
 	RunGit(ctx context.Context, idOrURL string, remote bool, stdin io.Reader, args ...string) ([]byte, error)
-	RefTips(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
-	FirstParents(ctx context.Context, idOrURL, sha string, n int) ([]string, error)
 }
 
-// Repo is one mirrored repository whose LFS objects are kept: those of the
-// tips of Track and KeepRevisions first-parent revisions before each, as
-// the edge keeps bundles.
+// Repo is one mirrored repository whose LFS objects are kept: those of
+// every revision reachable from the refs the mirror holds (branches, tags
+// and kept tips). That is what Argo CD asks for: with enableLfs its
+// repo-server runs `git lfs fetch --all`, which walks the whole history of
+// every ref it fetched and fails on a single object the server lacks.
 type Repo struct {
-	URL           string
-	Track         []string
-	KeepRevisions int
+	URL string
 }
 
 // Options configure a Mirror. Zero values take the documented defaults.
@@ -49,7 +47,7 @@ type Options struct {
 	// MayFetch, when set, is asked before fetching from upstream: false
 	// keeps LFS off the link outside its windows. Serving never asks.
 	MayFetch func() bool
-	// Interval is how often the wanted revisions are re-checked (and
+	// Interval is how often the kept history is re-checked (and
 	// missing objects fetched again) without a change of refs. The default
 	// value is one minute.
 	Interval time.Duration
@@ -87,7 +85,7 @@ type repoState struct {
 	mu        sync.Mutex
 	have      map[string]int64  // committed objects: oid → size
 	failed    map[string]string // oid → why the last fetch did not bring it
-	pending   []Missing         // of the wanted revisions, after the last pass
+	pending   []Missing         // of the kept history, after the last pass
 	malformed int
 	lastPass  time.Time
 	lastErr   string
@@ -230,53 +228,17 @@ func (m *Mirror) Pass(ctx context.Context, idOrURL string) error {
 	return m.pass(ctx, r)
 }
 
-// wanted lists the revisions whose objects are kept: the tips of the
-// tracked refs and KeepRevisions first parents before each, newest first.
-func (m *Mirror) wanted(ctx context.Context, r *repoState) ([]string, error) {
-	tips, err := m.o.Git.RefTips(ctx, r.id)
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string]string{}
-	for _, t := range tips {
-		c := t.Commit
-		if c == "" {
-			c = t.Object
-		}
-		byName[t.Name] = c
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, ref := range r.cfg.Track {
-		tip, ok := byName[ref]
-		if !ok {
-			continue
-		}
-		h, err := m.o.Git.FirstParents(ctx, r.id, tip, r.cfg.KeepRevisions)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range h {
-			if !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
-}
-
 // Missing is an LFS object a revision needs that is not on site.
 type Missing struct {
 	Entry
-	Commit string `json:"commit"`
+	Commit string `json:"commit,omitempty"` // when known: the revision checked
 	// Reason is why the last fetch did not bring it, if one was tried.
 	Reason string `json:"reason,omitempty"`
 }
 
-// pass brings the repository's store in line with its wanted revisions:
-// scan them, fetch what is missing (when the link policy allows), prune
-// what no wanted revision points at.
+// pass brings the repository's store in line with its history: scan every
+// revision the refs reach, fetch what is missing (when the link policy
+// allows), prune what no revision points at any more.
 func (m *Mirror) pass(ctx context.Context, r *repoState) error {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
@@ -296,30 +258,19 @@ func (m *Mirror) pass(ctx context.Context, r *repoState) error {
 }
 
 func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
-	commits, err := m.wanted(ctx, r)
+	sr, err := m.scanHistory(ctx, r)
 	if errors.Is(err, gitmirror.ErrNotReady) {
 		return nil // nothing mirrored yet: nothing to want
 	}
 	if err != nil {
-		return err
+		return err // never prune on a partial picture
 	}
 	need := map[string]bool{}
 	var missing []Missing
-	malformed := 0
-	for _, c := range commits {
-		sr, err := m.scanCommit(ctx, r.id, c)
-		if err != nil {
-			return err // never prune on a partial picture
-		}
-		malformed += len(sr.malformed)
-		for _, e := range sr.entries {
-			if need[e.OID] {
-				continue
-			}
-			need[e.OID] = true
-			if !r.st.has(e.Pointer) {
-				missing = append(missing, Missing{Entry: e, Commit: c})
-			}
+	for _, e := range sr.entries {
+		need[e.OID] = true
+		if !r.st.has(e.Pointer) {
+			missing = append(missing, Missing{Entry: e})
 		}
 	}
 	var fetchErr error
@@ -344,10 +295,10 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
 		missing[i].Reason = r.failed[missing[i].OID]
 	}
 	r.pending = missing
-	r.malformed = malformed
+	r.malformed = len(sr.malformed)
 	r.mu.Unlock()
 	if pruned > 0 {
-		m.log.Info("lfs: pruned objects no kept revision points at", "repo", r.id, "objects", pruned)
+		m.log.Info("lfs: pruned objects no ref reaches any more", "repo", r.id, "objects", pruned)
 	}
 	if perr != nil {
 		return fmt.Errorf("prune: %w", perr)
@@ -362,7 +313,10 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
 }
 
 func describeMissing(mi Missing) string {
-	s := fmt.Sprintf("%s (%s at %s, %d bytes)", mi.OID, mi.Path, short12(mi.Commit), mi.Size)
+	s := fmt.Sprintf("%s (%s, %d bytes)", mi.OID, mi.Path, mi.Size)
+	if mi.Commit != "" {
+		s = fmt.Sprintf("%s (%s at %s, %d bytes)", mi.OID, mi.Path, short12(mi.Commit), mi.Size)
+	}
 	if mi.Reason != "" {
 		s += ": " + mi.Reason
 	}
@@ -376,10 +330,11 @@ func short12(s string) string {
 	return s
 }
 
-// fetch runs `git lfs fetch origin <commits…>` with the repository's
-// staging area as git-lfs's storage, then verifies and commits every
-// missing object that arrived. Objects already on site are hard-linked into
-// the staging area first, so git-lfs sees them and never fetches them again.
+// fetch runs `git lfs fetch --all origin` in the mirror's repository with
+// the repository's staging area as git-lfs's storage, then verifies and
+// commits every missing object that arrived. Objects already on site are
+// hard-linked into the staging area first, so git-lfs sees them and never
+// fetches them again.
 func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) error {
 	ctx, cancel := context.WithTimeout(ctx, m.o.FetchTimeout)
 	defer cancel()
@@ -391,43 +346,28 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	if err := os.MkdirAll(staging, 0o755); err != nil {
 		return fmt.Errorf("lfs: %w", err)
 	}
-	commitSet := map[string]bool{}
-	var commits []string
-	for _, mi := range missing {
-		if !commitSet[mi.Commit] {
-			commitSet[mi.Commit] = true
-			commits = append(commits, mi.Commit)
+	r.mu.Lock()
+	have := make([]string, 0, len(r.have))
+	for oid := range r.have {
+		have = append(have, oid)
+	}
+	r.mu.Unlock()
+	for _, oid := range have {
+		dst := filepath.Join(staging, "objects", oid[0:2], oid[2:4], oid)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("lfs: %w", err)
+		}
+		if err := os.Link(r.st.path(oid), dst); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("lfs: %w", err)
 		}
 	}
-	// Present objects of those revisions: linked, so git-lfs skips them.
-	for _, c := range commits {
-		sr, err := m.scanCommit(ctx, r.id, c)
-		if err != nil {
-			return err
-		}
-		for _, e := range sr.entries {
-			if !r.st.has(e.Pointer) {
-				continue
-			}
-			dst := filepath.Join(staging, "objects", e.OID[0:2], e.OID[2:4], e.OID)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return fmt.Errorf("lfs: %w", err)
-			}
-			if err := os.Link(r.st.path(e.OID), dst); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("lfs: %w", err)
-			}
-		}
-	}
-	sort.Strings(commits)
 	args := []string{
 		"-c", "lfs.storage=" + staging,
 		// Retries belong to the next pass (backoff of the link policy),
 		// not to a tight loop inside git-lfs.
 		"-c", "lfs.transfer.maxretries=2",
 		"-c", "lfs.concurrenttransfers=8",
-		"-c", "lfs.fetchrecentalways=false",
-		"lfs", "fetch", "origin"}
-	args = append(args, commits...)
+		"lfs", "fetch", "--all", "origin"}
 	_, ferr := m.o.Git.RunGit(ctx, r.id, true, nil, args...)
 	why := ""
 	if ferr != nil {
@@ -505,6 +445,10 @@ type RevisionReport struct {
 	// Missing lists the objects not on site (path: one file pointing at it).
 	Missing   []Missing   `json:"missing"`
 	Malformed []Malformed `json:"malformed"`
+	// HistoryMissing lists objects of older revisions the mirror serves
+	// that are not on site (after the last pass). Argo CD's `git lfs fetch
+	// --all` fails on any of them, so they make the revision not complete.
+	HistoryMissing []Missing `json:"historyMissing"`
 }
 
 // Revision checks commit (full hex) of a repository: every pointer file of
@@ -534,7 +478,13 @@ func (m *Mirror) Revision(ctx context.Context, idOrURL, commit string) (*Revisio
 			rep.Missing = append(rep.Missing, Missing{Entry: e, Commit: commit, Reason: r.failed[e.OID]})
 		}
 	}
-	rep.Complete = len(rep.Missing) == 0 && len(rep.Malformed) == 0
+	rep.HistoryMissing = []Missing{}
+	for _, mi := range r.pending {
+		if !seen[mi.OID] {
+			rep.HistoryMissing = append(rep.HistoryMissing, mi)
+		}
+	}
+	rep.Complete = len(rep.Missing) == 0 && len(rep.Malformed) == 0 && len(rep.HistoryMissing) == 0
 	return rep, nil
 }
 
@@ -543,10 +493,10 @@ type RepoStatus struct {
 	ID      string `json:"id"`
 	Objects int    `json:"objects"` // on site, verified
 	Bytes   int64  `json:"bytes"`
-	// Pending lists the objects of wanted revisions not on site yet
+	// Pending lists the objects of the kept history not on site yet
 	// (after the last pass).
 	Pending   []Missing  `json:"pending"`
-	Malformed int        `json:"malformed"` // malformed pointer files in wanted revisions
+	Malformed int        `json:"malformed"` // malformed pointer files in the kept history
 	LastPass  *time.Time `json:"lastPass,omitempty"`
 	LastError string     `json:"lastError,omitempty"`
 }

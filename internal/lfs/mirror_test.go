@@ -80,7 +80,7 @@ func (s *site) start(keep int) {
 		t.Fatal(err)
 	}
 	lm, err := lfs.New(lfs.Options{DataDir: s.dataDir, Git: gm,
-		Repos: []lfs.Repo{{URL: s.url, Track: []string{"refs/heads/main"}, KeepRevisions: keep}}})
+		Repos: []lfs.Repo{{URL: s.url}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,25 +276,70 @@ func TestRestartRechecksAndPrunes(t *testing.T) {
 		t.Fatalf("refetched object = %q", got)
 	}
 
-	// A new revision without the file, keepRevisions 0: pruned.
-	s.repo.Commit("main", map[string]string{"one.yaml": "now plain\n"})
+	// An object no revision points at (left from a history the upstream
+	// rewrote and the mirror let go) is pruned by the next pass.
+	stray := lfsserver.ObjectOf([]byte("stray\n"))
+	strayPath := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(objs[0]))), stray.OID[0:2], stray.OID[2:4], stray.OID)
+	if err := os.MkdirAll(filepath.Dir(strayPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(strayPath, []byte("stray\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s.start(0)
+	if st := s.lm.Status(); st[0].Objects != 2 {
+		t.Fatalf("valid stray object not re-checked in: %+v", st)
+	}
 	if err := s.poll(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(objs[0]); !os.IsNotExist(err) {
-		t.Fatalf("object of a revision no longer kept still on disk: %v", err)
+	if _, err := os.Stat(strayPath); !os.IsNotExist(err) {
+		t.Fatalf("object no revision points at still on disk: %v", err)
+	}
+	if _, err := os.Stat(objs[0]); err != nil {
+		t.Fatalf("object of the history pruned: %v", err)
 	}
 }
 
-// lfsPull installs git-lfs's filters in the clone (as Argo CD's repo-server
-// image has them) and runs `git lfs pull` with the mirror as LFS endpoint.
-func lfsPull(t testing.TB, clone, mirrorURL string) {
-	t.Helper()
-	if out, err := clientGit(t, clone, nil, "lfs", "install", "--local"); err != nil {
-		t.Fatalf("git lfs install: %v\n%s", err, out)
+// TestArgoCDFetchAll runs what Argo CD's repo-server runs with enableLfs
+// (git fetch, `git lfs fetch --all`, checkout, `git lfs checkout`) against
+// the mirror with every upstream stopped: the objects of older revisions
+// must be there too, or `git lfs fetch --all` fails.
+func TestArgoCDFetchAll(t *testing.T) {
+	s := newSite(t)
+	s.commitLFS(nil, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\nmetadata: {name: v1}\n"})
+	s.commitLFS(nil, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\nmetadata: {name: v2}\n"})
+	s.repo.Tag("v1.0", s.repo.Rev("main~1"))
+	sha := s.commitLFS(nil, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\nmetadata: {name: v3}\n"})
+	s.start(0)
+	if err := s.poll(); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := clientGit(t, clone, nil, "-c", "lfs.url="+mirrorURL+"/info/lfs", "lfs", "pull"); err != nil {
-		t.Fatalf("git lfs pull from mirror: %v\n%s", err, out)
+	if st := s.lm.Status(); st[0].Objects != 3 {
+		t.Fatalf("objects of the history on site: %+v, want 3", st)
+	}
+	s.git.Stop()
+	s.lfsUp.Stop()
+	root := t.TempDir()
+	env := []string{"GIT_LFS_SKIP_SMUDGE=1", "HOME=" + t.TempDir()}
+	steps := [][]string{
+		{"init", "--quiet"},
+		{"lfs", "install", "--local"}, // the repo-server image installs git-lfs system-wide
+		{"remote", "add", "origin", s.mirrorURL()},
+		{"config", "lfs.url", s.mirrorURL() + "/info/lfs"},
+		{"fetch", "origin", "--tags", "--force", "--prune"},
+		{"lfs", "fetch", "--all"},
+		{"checkout", "--force", sha},
+		{"lfs", "checkout"},
+	}
+	for _, args := range steps {
+		if out, err := clientGit(t, root, env, args...); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "deploy", "cm.yaml")); !strings.Contains(string(got), "name: v3") {
+		t.Fatalf("deploy/cm.yaml = %q", got)
 	}
 }
 
@@ -357,5 +402,17 @@ func TestLFSAPIBadInputAndWrites(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 206 || string(b) != "ConfigMap\n" {
 		t.Fatalf("range read: %d %q", resp.StatusCode, b)
+	}
+}
+
+// lfsPull installs git-lfs's filters in the clone (as Argo CD's repo-server
+// image has them) and runs `git lfs pull` with the mirror as LFS endpoint.
+func lfsPull(t testing.TB, clone, mirrorURL string) {
+	t.Helper()
+	if out, err := clientGit(t, clone, nil, "lfs", "install", "--local"); err != nil {
+		t.Fatalf("git lfs install: %v\n%s", err, out)
+	}
+	if out, err := clientGit(t, clone, nil, "-c", "lfs.url="+mirrorURL+"/info/lfs", "lfs", "pull"); err != nil {
+		t.Fatalf("git lfs pull from mirror: %v\n%s", err, out)
 	}
 }

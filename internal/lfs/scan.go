@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -165,4 +168,88 @@ func parseCatFileBatch(out []byte) (map[string][]byte, error) {
 		}
 		blobs[f[0]] = b[:n]
 	}
+}
+
+// scanHistory lists the pointer files of every revision reachable from the
+// repository's refs (all of them: branches, tags, kept tips), each object
+// once, with one path that holds it. Blobs over MaxPointerSize are left out
+// by git itself (rev-list --filter). The result is cached until a ref moves.
+func (m *Mirror) scanHistory(ctx context.Context, r *repoState) (*scanResult, error) {
+	refs, err := m.o.Git.RunGit(ctx, r.id, false, nil, "for-each-ref", "--format=%(objectname) %(refname)")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(refs)
+	key := r.id + " refs:" + hex.EncodeToString(sum[:])
+	m.scanMu.Lock()
+	if res, ok := m.scans[key]; ok {
+		m.scanMu.Unlock()
+		return res, nil
+	}
+	m.scanMu.Unlock()
+	res := &scanResult{}
+	if len(bytes.TrimSpace(refs)) > 0 {
+		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "rev-list", "--objects", "--all",
+			"--filter=blob:limit="+strconv.Itoa(MaxPointerSize+1), "--")
+		if err != nil {
+			return nil, fmt.Errorf("list history: %w", err)
+		}
+		paths := map[string]string{}
+		var ids bytes.Buffer
+		for _, line := range strings.Split(string(out), "\n") {
+			oid, path, ok := strings.Cut(line, " ")
+			if !ok || path == "" {
+				continue // commits and root trees
+			}
+			if _, dup := paths[oid]; !dup {
+				paths[oid] = path
+				ids.WriteString(oid + "\n")
+			}
+		}
+		var blobs bytes.Buffer
+		if ids.Len() > 0 {
+			out, err := m.o.Git.RunGit(ctx, r.id, false, &ids, "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)")
+			if err != nil {
+				return nil, fmt.Errorf("list history: %w", err)
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) == 3 && f[1] == "blob" {
+					if n, err := strconv.Atoi(f[2]); err == nil && n <= MaxPointerSize {
+						blobs.WriteString(f[0] + "\n")
+					}
+				}
+			}
+		}
+		if blobs.Len() > 0 {
+			out, err := m.o.Git.RunGit(ctx, r.id, false, &blobs, "cat-file", "--batch")
+			if err != nil {
+				return nil, fmt.Errorf("read small files: %w", err)
+			}
+			contents, err := parseCatFileBatch(out)
+			if err != nil {
+				return nil, fmt.Errorf("read small files: %w", err)
+			}
+			seen := map[string]bool{}
+			for blob, b := range contents {
+				p, err := ParsePointer(b)
+				switch {
+				case errors.Is(err, ErrNotPointer):
+				case err != nil:
+					res.malformed = append(res.malformed, Malformed{Path: paths[blob], Error: err.Error()})
+				case !seen[p.OID]:
+					seen[p.OID] = true
+					res.entries = append(res.entries, Entry{Path: paths[blob], Pointer: p})
+				}
+			}
+			sort.Slice(res.entries, func(i, j int) bool { return res.entries[i].Path < res.entries[j].Path })
+		}
+	}
+	m.scanMu.Lock()
+	if len(m.scans) >= maxScans {
+		clear(m.scans)
+	}
+	m.scans[key] = res
+	m.scanMu.Unlock()
+	return res, nil
 }

@@ -7,12 +7,12 @@ import (
 )
 
 // openLFS builds the LFS store of the site's repositories: the objects of
-// the revisions sync keeps (track, keepRevisions), fetched under the same
-// link policy as git polls.
+// every revision the mirror holds, fetched under the same link policy as
+// git polls.
 func (s *Site) openLFS() error {
 	var repos []lfs.Repo
 	for _, r := range s.Config.Repositories {
-		repos = append(repos, lfs.Repo{URL: r.URL, Track: r.Track, KeepRevisions: r.KeepRevisions})
+		repos = append(repos, lfs.Repo{URL: r.URL})
 	}
 	m, err := lfs.New(lfs.Options{DataDir: s.Config.DataDir, Repos: repos, Git: s.Mirror, Logger: s.log,
 		MayFetch: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() }})
