@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -361,7 +362,12 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 			return fmt.Errorf("lfs: %w", err)
 		}
 	}
+	ep, err := m.endpoint(ctx, r)
+	if err != nil {
+		return err
+	}
 	args := []string{
+		"-c", "lfs.url=" + ep,
 		"-c", "lfs.storage=" + staging,
 		// Retries belong to the next pass (backoff of the link policy),
 		// not to a tight loop inside git-lfs.
@@ -420,6 +426,35 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 		}
 	}
 	return nil
+}
+
+// endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
+// clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
+// of HEAD, else <url>.git/info/lfs. Only http and https endpoints without
+// credentials are used: a .lfsconfig cannot send the mirror to file:// or
+// any other transport. It is passed to git-lfs explicitly, so nothing else
+// in the repository can change it.
+func (m *Mirror) endpoint(ctx context.Context, r *repoState) (string, error) {
+	for _, key := range []string{"lfs.url", "remote.origin.lfsurl"} {
+		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "config", "--blob", "HEAD:.lfsconfig", "--get", key)
+		v := strings.TrimSpace(string(out))
+		if err != nil || v == "" {
+			continue // no .lfsconfig, or no such key
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return "", fmt.Errorf("LFS endpoint %q in .lfsconfig: want an http(s) URL without credentials", short(v))
+		}
+		return v, nil
+	}
+	u := strings.TrimSuffix(r.cfg.URL, "/")
+	if !strings.HasSuffix(u, ".git") {
+		u += ".git"
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return "", fmt.Errorf("LFS endpoint of %s: only http(s) upstreams (or an http(s) lfs.url in .lfsconfig) are fetched", short(r.cfg.URL))
+	}
+	return u + "/info/lfs", nil
 }
 
 // commitWorkers bounds the objects hashed and fsynced at once.

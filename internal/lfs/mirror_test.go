@@ -416,3 +416,19 @@ func lfsPull(t testing.TB, clone, mirrorURL string) {
 		t.Fatalf("git lfs pull from mirror: %v\n%s", err, out)
 	}
 }
+
+func TestLfsconfigCannotSendTheMirrorElsewhere(t *testing.T) {
+	s := newSite(t)
+	store := t.TempDir()
+	obj := lfsserver.ObjectOf([]byte("kind: Secret\n"))
+	for _, bad := range []string{"file://" + store, "http://user:pw@127.0.0.1:1/x", "ext::sh -c touch% /tmp/pwned"} {
+		s.repo.Commit("main", map[string]string{".lfsconfig": "[lfs]\n\turl = " + bad + "\n", "s.yaml": obj.Pointer()})
+		if s.srv == nil {
+			s.start(0)
+		}
+		err := s.poll()
+		if err == nil || !strings.Contains(err.Error(), ".lfsconfig") {
+			t.Fatalf("lfs.url %q: pass error %v, want one naming .lfsconfig", bad, err)
+		}
+	}
+}
