@@ -263,9 +263,21 @@ func TestRestartRechecksAndPrunes(t *testing.T) {
 	if err := os.WriteFile(objs[0], []byte("kind: ConfigMap\nmetadata: {name: evil}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// What a fetch killed mid-way leaves in git-lfs's storage is never
+	// trusted: cleared at start.
+	staging := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(objs[0])))), "staging")
+	if err := os.MkdirAll(filepath.Join(staging, "incomplete"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, "incomplete", "x.part"), []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s.git.Start(t)
 	s.lfsUp.Start(t)
 	s.start(0)
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Fatalf("staging left after restart: %v", err)
+	}
 	if st := s.lm.Status(); st[0].Objects != 0 {
 		t.Fatalf("damaged object kept: %+v", st)
 	}
