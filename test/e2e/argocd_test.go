@@ -85,7 +85,12 @@ spec:
 	// The repo-server runs `helm` (pull, template) for chart sources: the
 	// pinned one from the deps build comes first on its PATH, as the Argo CD
 	// image ships its own.
-	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// The Argo CD image installs git-lfs's filters system-wide (`git lfs
+	// install --system`); here a system config of the repo-server's own
+	// stands for /etc/gitconfig (tests may append to it: repoGitConfig).
+	writeFile(t, repoGitConfig(dir), "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n")
+	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"GIT_CONFIG_SYSTEM="+repoGitConfig(dir))
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort), "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
 		"--redis", redisAddr, "--disable-tls", "--loglevel", "info")
@@ -102,6 +107,10 @@ spec:
 		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", ctlMetrics), plain)
 	}, ctl, redis)
 }
+
+// repoGitConfig is the system git config file of the repo-server started
+// with data dir dir.
+func repoGitConfig(dir string) string { return filepath.Join(dir, "argocd-gitconfig") }
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
