@@ -424,3 +424,45 @@ func TestLFSAPIBadInputAndWrites(t *testing.T) {
 		t.Fatalf("range read: %d %q", resp.StatusCode, b)
 	}
 }
+
+// TestArgoCDFirstFetch replays Argo CD v3.2.11's repo-server on a
+// repository it has never fetched (util/git: fetch, `git lfs ls-files`,
+// which lists nothing before the first checkout so no `git lfs fetch`,
+// checkout with GIT_LFS_SKIP_SMUDGE=1, `git lfs checkout`, clean), HOME
+// pointing nowhere, against the mirror with every upstream stopped. With
+// lfs.RepoServerGitConfig as the system config (and the .lfsconfig endpoint
+// rewritten to the mirror) the checkout holds the real file.
+func TestArgoCDFirstFetch(t *testing.T) {
+	s := newSite(t)
+	want := "kind: ConfigMap\nmetadata: {name: v1}\n"
+	sha := s.commitLFS(nil, map[string]string{"deploy/cm.yaml": want})
+	s.start(0)
+	if err := s.poll(); err != nil {
+		t.Fatal(err)
+	}
+	s.git.Stop()
+	s.lfsUp.Stop()
+	sys := filepath.Join(t.TempDir(), "gitconfig")
+	cfg := lfs.RepoServerGitConfig + "[url \"" + s.mirrorURL() + "/info/lfs\"]\n\tinsteadOf = " + s.lfsURL + "\n"
+	if err := os.WriteFile(sys, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	env := []string{"GIT_LFS_SKIP_SMUDGE=1", "HOME=/dev/null", "GIT_CONFIG_SYSTEM=" + sys, "GIT_CONFIG_NOSYSTEM="}
+	for _, args := range [][]string{
+		{"init", "--quiet"},
+		{"remote", "add", "origin", s.mirrorURL()},
+		{"fetch", "origin", "--tags", "--force", "--prune"},
+		{"lfs", "ls-files", "-n"},
+		{"checkout", "--force", sha},
+		{"lfs", "checkout"},
+		{"clean", "-ffdx"},
+	} {
+		if out, err := clientGit(t, root, env, args...); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "deploy", "cm.yaml")); string(got) != want {
+		t.Fatalf("deploy/cm.yaml after Argo CD's first fetch = %q", got)
+	}
+}

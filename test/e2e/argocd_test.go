@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/lfs"
 )
 
 // startArgoCD runs the parts of Argo CD that sync an Application, as local
@@ -85,10 +87,11 @@ spec:
 	// The repo-server runs `helm` (pull, template) for chart sources: the
 	// pinned one from the deps build comes first on its PATH, as the Argo CD
 	// image ships its own.
-	// The Argo CD image installs git-lfs's filters system-wide (`git lfs
-	// install --system`); here a system config of the repo-server's own
-	// stands for /etc/gitconfig (tests may append to it: repoGitConfig).
-	writeFile(t, repoGitConfig(dir), "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n")
+	// The repo-server's system git config (standing for the image's
+	// /etc/gitconfig; tests may append to it: repoGitConfig): git-lfs's
+	// filters as LFS repositories served by the edge need them (see
+	// lfs.RepoServerGitConfig).
+	writeFile(t, repoGitConfig(dir), lfs.RepoServerGitConfig)
 	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"GIT_CONFIG_SYSTEM="+repoGitConfig(dir))
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
