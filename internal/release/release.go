@@ -122,6 +122,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if err := checkLFSPointers(dir); err != nil {
+		return nil, err
+	}
 
 	cfg := o.Config
 	if cfg == nil {
