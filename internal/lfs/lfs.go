@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/gitmirror"
@@ -54,6 +55,8 @@ type Options struct {
 	Interval time.Duration
 	// FetchTimeout bounds one `git lfs fetch`. The default value is 6h.
 	FetchTimeout time.Duration
+	// Metrics, when set, receives the store's Prometheus metrics.
+	Metrics prometheus.Registerer
 	// MaxConcurrentDownloads bounds the objects being served at once;
 	// further requests wait (up to their context). The default value is 16.
 	MaxConcurrentDownloads int
@@ -130,6 +133,11 @@ func New(o Options) (*Mirror, error) {
 			have: map[string]int64{}, failed: map[string]string{}}
 		m.repos = append(m.repos, rs)
 		m.byKey[key] = rs
+	}
+	if o.Metrics != nil {
+		if err := o.Metrics.Register(newCollector(m)); err != nil {
+			return nil, fmt.Errorf("lfs: metrics: %w", err)
+		}
 	}
 	return m, nil
 }

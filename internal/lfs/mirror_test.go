@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/lfs"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
@@ -36,7 +38,29 @@ type site struct {
 	gm      *gitmirror.Mirror
 	lm      *lfs.Mirror
 	srv     *httptest.Server
+	reg     *prometheus.Registry
 	cancel  context.CancelFunc
+}
+
+// metric returns the value of an LFS gauge for the site's repository.
+func (s *site) metric(name string) float64 {
+	s.t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == s.id {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	s.t.Fatalf("metric %s{repo=%q} not found", name, s.id)
+	return 0
 }
 
 const lfsRepo = "fleet/apps"
@@ -79,7 +103,8 @@ func (s *site) start(keep int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lm, err := lfs.New(lfs.Options{DataDir: s.dataDir, Git: gm,
+	s.reg = prometheus.NewRegistry()
+	lm, err := lfs.New(lfs.Options{DataDir: s.dataDir, Git: gm, Metrics: s.reg,
 		Repos: []lfs.Repo{{URL: s.url}}})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +187,9 @@ func TestCloneAndLFSPullFromMirrorWithUpstreamsStopped(t *testing.T) {
 	if rep := s.report(sha); !rep.Complete || rep.Objects != 1 || rep.Bytes != int64(len(manifest)) {
 		t.Fatalf("revision report %+v, want complete with 1 object of %d bytes", rep, len(manifest))
 	}
+	if n, b := s.metric("ballast_lfs_objects"), s.metric("ballast_lfs_bytes"); n != 1 || b != float64(len(manifest)) {
+		t.Fatalf("metrics: %v objects, %v bytes", n, b)
+	}
 	// Every upstream gone: git and LFS.
 	s.git.Stop()
 	s.lfsUp.Stop()
@@ -197,6 +225,9 @@ func TestObjectMissingUpstream(t *testing.T) {
 	err := s.poll()
 	if err == nil || !strings.Contains(err.Error(), ghost.OID) || !strings.Contains(err.Error(), "deploy/ghost.yaml") {
 		t.Fatalf("pass error %v: want one naming object %s and its path", err, ghost.OID)
+	}
+	if n := s.metric("ballast_lfs_pending_objects"); n != 1 {
+		t.Fatalf("pending metric %v, want 1", n)
 	}
 	rep := s.report(sha)
 	if rep.Complete || len(rep.Missing) != 1 || rep.Missing[0].OID != ghost.OID || rep.Missing[0].Path != "deploy/ghost.yaml" {

@@ -137,7 +137,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 	if s.Sync, err = syncer.New(so); err != nil {
 		return nil, err
 	}
-	if err := s.openLFS(); err != nil {
+	if err := s.openLFS(o.Metrics); err != nil {
 		return nil, err
 	}
 	ok = true
