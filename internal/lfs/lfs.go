@@ -76,7 +76,6 @@ type Mirror struct {
 
 	openOnce sync.Once
 	openErr  error
-	kick     chan string
 }
 
 type repoState struct {
@@ -117,8 +116,7 @@ func New(o Options) (*Mirror, error) {
 		return nil, fmt.Errorf("lfs: %w", err)
 	}
 	m := &Mirror{o: o, log: o.Logger, root: root, byKey: map[string]*repoState{},
-		sem: make(chan struct{}, o.MaxConcurrentDownloads), scans: map[string]*scanResult{},
-		kick: make(chan string, 64)}
+		sem: make(chan struct{}, o.MaxConcurrentDownloads), scans: map[string]*scanResult{}}
 	for _, r := range o.Repos {
 		id, err := imageref.RepoID(r.URL)
 		if err != nil {
@@ -169,8 +167,8 @@ func (m *Mirror) Open() error {
 }
 
 // Run opens the store, then runs a pass for every repository at start,
-// after each change of a repository's refs (events), on Kick and every
-// Interval, until ctx is done.
+// after each change of a repository's refs (events) and every Interval,
+// until ctx is done.
 func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) error {
 	if err := m.Open(); err != nil {
 		return err
@@ -195,21 +193,9 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 			if r := m.repoOf(ev.Repo); r != nil {
 				m.pass(ctx, r)
 			}
-		case id := <-m.kick:
-			if r := m.repoOf(id); r != nil {
-				m.pass(ctx, r)
-			}
 		case <-t.C:
 			all()
 		}
-	}
-}
-
-// Kick asks Run for a pass of one repository now.
-func (m *Mirror) Kick(idOrURL string) {
-	select {
-	case m.kick <- idOrURL:
-	default:
 	}
 }
 
