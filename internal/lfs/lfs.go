@@ -92,6 +92,10 @@ type repoState struct {
 	malformed int
 	lastPass  time.Time
 	lastErr   string
+	// fetchFailures counts passes in a row whose fetch left objects
+	// missing; retryAt is when a scheduled pass may fetch again.
+	fetchFailures int
+	retryAt       time.Time
 }
 
 // New validates o. It does no I/O; Open and Run do.
@@ -175,12 +179,12 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 	}
 	t := time.NewTicker(m.o.Interval)
 	defer t.Stop()
-	all := func() {
+	all := func(force bool) {
 		for _, r := range m.repos {
-			m.pass(ctx, r)
+			m.pass(ctx, r, force)
 		}
 	}
-	all()
+	all(true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,10 +195,10 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 				continue
 			}
 			if r := m.repoOf(ev.Repo); r != nil {
-				m.pass(ctx, r)
+				m.pass(ctx, r, true)
 			}
 		case <-t.C:
-			all()
+			all(false)
 		}
 	}
 }
@@ -220,7 +224,7 @@ func (m *Mirror) Pass(ctx context.Context, idOrURL string) error {
 	if r == nil {
 		return fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
 	}
-	return m.pass(ctx, r)
+	return m.pass(ctx, r, true)
 }
 
 // Missing is an LFS object a revision needs that is not on site.
@@ -233,11 +237,14 @@ type Missing struct {
 
 // pass brings the repository's store in line with its history: scan every
 // revision the refs reach, fetch what is missing (when the link policy
-// allows), prune what no revision points at any more.
-func (m *Mirror) pass(ctx context.Context, r *repoState) error {
+// allows), prune what no revision points at any more. After a fetch that
+// left objects missing (an object the upstream does not have), scheduled
+// passes (not forced) wait before fetching again: Interval doubling up to
+// maxRetryWait. A change of refs forces a pass.
+func (m *Mirror) pass(ctx context.Context, r *repoState, force bool) error {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
-	err := m.passLocked(ctx, r)
+	err := m.passLocked(ctx, r, force)
 	r.mu.Lock()
 	r.lastPass = time.Now()
 	prev := r.lastErr
@@ -252,7 +259,10 @@ func (m *Mirror) pass(ctx context.Context, r *repoState) error {
 	return err
 }
 
-func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
+// maxRetryWait bounds the wait between fetches that leave objects missing.
+const maxRetryWait = time.Hour
+
+func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error {
 	sr, err := m.scanHistory(ctx, r)
 	if errors.Is(err, gitmirror.ErrNotReady) {
 		return nil // nothing mirrored yet: nothing to want
@@ -269,7 +279,10 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
 		}
 	}
 	var fetchErr error
-	if len(missing) > 0 && (m.o.MayFetch == nil || m.o.MayFetch()) {
+	r.mu.Lock()
+	due := force || !time.Now().Before(r.retryAt)
+	r.mu.Unlock()
+	if len(missing) > 0 && due && (m.o.MayFetch == nil || m.o.MayFetch()) {
 		fetchErr = m.fetch(ctx, r, missing)
 		still := missing[:0]
 		for _, mi := range missing {
@@ -278,6 +291,18 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState) error {
 			}
 		}
 		missing = still
+		r.mu.Lock()
+		if len(missing) == 0 {
+			r.fetchFailures, r.retryAt = 0, time.Time{}
+		} else {
+			r.fetchFailures++
+			wait := m.o.Interval
+			for i := 1; i < r.fetchFailures && wait < maxRetryWait; i++ {
+				wait *= 2
+			}
+			r.retryAt = time.Now().Add(min(wait, maxRetryWait))
+		}
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	pruned, perr := r.st.prune(r.have, need)
