@@ -499,7 +499,7 @@ type RevisionReport struct {
 	// Missing lists the objects not on site (path: one file pointing at it).
 	Missing   []Missing   `json:"missing"`
 	Malformed []Malformed `json:"malformed"`
-	// HistoryMissing lists objects of older revisions the mirror serves
+	// HistoryMissing lists objects of other revisions the mirror serves
 	// that are not on site (after the last pass). Argo CD's `git lfs fetch
 	// --all` fails on any of them, so they make the revision not complete.
 	HistoryMissing []Missing `json:"historyMissing"`

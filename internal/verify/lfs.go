@@ -29,7 +29,10 @@ type lfsReport struct {
 	Complete  bool           `json:"complete"`
 	Missing   []LFSMissing   `json:"missing"`
 	Malformed []LFSMalformed `json:"malformed"`
-	Error     string         `json:"error"`
+	// HistoryMissing: objects of other revisions the mirror serves, not on
+	// site; Argo CD's `git lfs fetch --all` fails on them.
+	HistoryMissing []LFSMissing `json:"historyMissing"`
+	Error          string       `json:"error"`
 }
 
 // checkLFS asks the mirror whether every LFS object of the revision is on
@@ -55,20 +58,26 @@ func (v *verifier) checkLFS(ctx context.Context, res *Result) (string, error) {
 	}
 	var parts []string
 	const show = 5
-	for i, m := range rep.Missing {
-		if i == show {
-			parts = append(parts, fmt.Sprintf("and %d more", len(rep.Missing)-show))
-			break
+	describe := func(ms []LFSMissing, what string) {
+		for i, m := range ms {
+			if i == show {
+				parts = append(parts, fmt.Sprintf("and %d more", len(ms)-show))
+				break
+			}
+			s := fmt.Sprintf("%s%s (sha256:%s, %d bytes)", what, m.Path, m.OID, m.Size)
+			if m.Reason != "" {
+				s += ": " + m.Reason
+			}
+			parts = append(parts, s)
 		}
-		s := fmt.Sprintf("%s (sha256:%s, %d bytes)", m.Path, m.OID, m.Size)
-		if m.Reason != "" {
-			s += ": " + m.Reason
-		}
-		parts = append(parts, s)
 	}
+	describe(rep.Missing, "")
 	for _, m := range rep.Malformed {
 		parts = append(parts, fmt.Sprintf("%s: malformed LFS pointer: %s", m.Path, m.Error))
 	}
-	return fmt.Sprintf("%d of %d LFS objects of revision %s not on site: %s", len(rep.Missing), rep.Objects,
-		short(v.o.Revision), strings.Join(parts, "; ")), nil
+	describe(rep.HistoryMissing, "other revision's ")
+	res.LFSMissing = append(res.LFSMissing, rep.HistoryMissing...)
+	return fmt.Sprintf("LFS objects of revision %s not all on site (%d of its %d missing, %d malformed pointer(s), "+
+		"%d of other revisions missing, which Argo CD's git lfs fetch --all needs too): %s",
+		short(v.o.Revision), len(rep.Missing), rep.Objects, len(rep.Malformed), len(rep.HistoryMissing), strings.Join(parts, "; ")), nil
 }

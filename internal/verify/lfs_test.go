@@ -58,6 +58,16 @@ func TestVerifyLFS(t *testing.T) {
 		t.Fatalf("revision whose LFS object is missing upstream: %+v", r2)
 	}
 
+	// rev1 is not deployable either now: Argo CD's `git lfs fetch --all`
+	// would fail on the object rev2 points at.
+	r1 = s.verify(rev1)
+	for deadline := time.Now().Add(30 * time.Second); r1.Ready && time.Now().Before(deadline); r1 = s.verify(rev1) {
+		time.Sleep(200 * time.Millisecond) // the pass that failed the fetch records it
+	}
+	if r1.Ready || !strings.Contains(r1.Reason, ghost.OID) || !strings.Contains(r1.Reason, "other revision") {
+		t.Fatalf("rev1 with an object of the history missing: %+v", r1)
+	}
+
 	// Every upstream stopped: a client clones rev1's branch state from the
 	// daemon and pulls its LFS objects from it.
 	lfsUp.Stop()
