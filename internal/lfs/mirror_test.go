@@ -458,11 +458,12 @@ func TestLFSAPIBadInputAndWrites(t *testing.T) {
 
 // TestArgoCDFirstFetch replays Argo CD v3.2.11's repo-server on a
 // repository it has never fetched (util/git: fetch, `git lfs ls-files`,
-// which lists nothing before the first checkout so no `git lfs fetch`,
+// `git lfs fetch --all` — run whatever ls-files printed: it splits the
+// output on newlines and an empty output still gives one element —
 // checkout with GIT_LFS_SKIP_SMUDGE=1, `git lfs checkout`, clean), HOME
-// pointing nowhere, against the mirror with every upstream stopped. With
-// lfs.RepoServerGitConfig as the system config (and the .lfsconfig endpoint
-// rewritten to the mirror) the checkout holds the real file.
+// pointing nowhere, against the mirror with every upstream stopped, with
+// lfs.RepoServerGitConfig as the system config and the .lfsconfig endpoint
+// rewritten to the mirror: the checkout holds the real file.
 func TestArgoCDFirstFetch(t *testing.T) {
 	s := newSite(t)
 	want := "kind: ConfigMap\nmetadata: {name: v1}\n"
@@ -485,6 +486,7 @@ func TestArgoCDFirstFetch(t *testing.T) {
 		{"remote", "add", "origin", s.mirrorURL()},
 		{"fetch", "origin", "--tags", "--force", "--prune"},
 		{"lfs", "ls-files", "-n"},
+		{"lfs", "fetch", "--all"},
 		{"checkout", "--force", sha},
 		{"lfs", "checkout"},
 		{"clean", "-ffdx"},

@@ -89,8 +89,9 @@ spec:
 	// image ships its own.
 	// The repo-server's system git config (standing for the image's
 	// /etc/gitconfig; tests may append to it: repoGitConfig): git-lfs's
-	// filters as LFS repositories served by the edge need them (see
-	// lfs.RepoServerGitConfig).
+	// filters, as `git lfs install --system` writes them
+	// (lfs.RepoServerGitConfig). Without them Argo CD syncs LFS
+	// repositories with their LFS files as pointer text.
 	writeFile(t, repoGitConfig(dir), lfs.RepoServerGitConfig)
 	repoEnv := append(slices.Clone(env), "PATH="+filepath.Dir(d.helm)+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"GIT_CONFIG_SYSTEM="+repoGitConfig(dir))
