@@ -128,9 +128,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.Mirror, d.Registry, d.Deployed, d.Sync = st.Mirror, st.Registry, st.Deployed, st.Sync
 	d.gate = newGate(cfg, m, log)
 	d.AddService(Service{Name: "git-mirror", Run: m.Run})
-	d.AddRoute("/git/", m.GitHandler())
+	d.AddRoute("/git/", st.LFS.Wrap(m.GitHandler()))
 	d.AddRoute("/api/v1/repos", m.APIHandler())
 	d.AddRoute("/api/v1/gitdeps", m.GitDepsHandler())
+	d.addLFS()
 	d.AddReadyCheck("git-mirror", func(ctx context.Context) error {
 		select {
 		case <-m.Started():

@@ -37,6 +37,10 @@ type ImageSpec struct {
 	// GitExecPath is git's compiled-in exec path. The default value is
 	// "/usr/lib/git-core".
 	GitExecPath string
+	// GitLFS is the git-lfs executable copied in (with its shared
+	// libraries) when it exists: the mirror fetches LFS objects with it.
+	// The default value is "/usr/bin/git-lfs"; a missing one is left out.
+	GitLFS string
 	// Root is prepended to every host path read (tests point it at a
 	// fake root). The default value is "/".
 	Root string
@@ -92,6 +96,9 @@ func BuildImage(spec ImageSpec) (v1.Image, error) {
 	if spec.GitExecPath == "" {
 		spec.GitExecPath = "/usr/lib/git-core"
 	}
+	if spec.GitLFS == "" {
+		spec.GitLFS = "/usr/bin/git-lfs"
+	}
 	if spec.Root == "" {
 		spec.Root = "/"
 	}
@@ -120,6 +127,12 @@ func BuildImage(spec ImageSpec) (v1.Image, error) {
 		return nil, err
 	}
 	l.symlink(path.Join(spec.GitExecPath, "git-remote-https"), helper)
+	if _, err := os.Stat(l.host(spec.GitLFS)); err == nil {
+		// git finds `git lfs` as git-lfs on its PATH.
+		if err := l.elf("/usr/bin/git-lfs", spec.GitLFS); err != nil {
+			return nil, err
+		}
+	}
 	if l.err != nil {
 		return nil, l.err
 	}

@@ -77,7 +77,13 @@ func TestAirgapImageRuns(t *testing.T) {
 		// The remote helper loads its libraries and answers with its
 		// usage (exit 1), not the loader's 127 for a missing library.
 		{[]string{"/usr/lib/git-core/git-remote-https"}, "remote-curl: usage", 1},
+		{[]string{"/usr/bin/git", "lfs", "version"}, "git-lfs/", 0},
 	} {
+		if len(tc.args) > 1 && tc.args[1] == "lfs" {
+			if _, err := os.Stat("/usr/bin/git-lfs"); err != nil {
+				realtest.Missing(t, "git-lfs on the host (copied into the image)", "apt-get install git-lfs")
+			}
+		}
 		cmd := exec.Command("chroot", append([]string{root}, tc.args...)...)
 		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin", "HOME=/tmp"}
 		b, err := cmd.CombinedOutput()

@@ -45,7 +45,7 @@ var rules = []rule{
 	{
 		name: "the edge daemon and the gate never import rendering",
 		from: []string{"internal/edge", "internal/verify", "internal/syncer", "internal/registry",
-			"internal/gitmirror", "internal/sneakernet", "internal/site/...", "internal/helmrepo"},
+			"internal/gitmirror", "internal/sneakernet", "internal/site/...", "internal/helmrepo", "internal/lfs/..."},
 		required: []string{"internal/edge", "internal/verify", "internal/helmrepo"},
 		forbid:   []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/..."},
 	},
@@ -106,6 +106,14 @@ var rules = []rule{
 		from:     []string{"internal/gitmirror/..."},
 		required: []string{"internal/gitmirror"},
 		forbid:   []string{"internal/registry/..."},
+	},
+	{
+		// It reads the mirror's repositories through gitmirror.RunGit and
+		// keeps its own store: no registry, bundles or sync policy.
+		name:     "the LFS store knows the git mirror only",
+		from:     []string{"internal/lfs/..."},
+		required: []string{"internal/lfs"},
+		forbid:   []string{"internal/registry/...", "internal/syncer/...", "internal/bundle/...", "internal/transfer/...", "internal/release/..."},
 	},
 	{
 		name:     "the registry does not know the git mirror",

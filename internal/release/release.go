@@ -130,6 +130,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.Submodules, err = fillSubmodules(ctx, o.RepoDir, sha, res.Source, dir); err != nil {
 		return nil, err
 	}
+	// After the submodules: their files are rendered too.
+	if err := checkLFSPointers(dir); err != nil {
+		return nil, err
+	}
 
 	cfg := o.Config
 	if cfg == nil {

@@ -33,6 +33,7 @@ func (s *Site) SyncOnce(ctx context.Context) (PassResult, Status, error) {
 			s.log.Warn("git fetch failed; using the mirror's local copy", "repo", r.URL, "err", err)
 		}
 	}
+	s.passLFS(ctx)
 	res, err := s.Sync.Pass(ctx)
 	// The submodules and remote bases of the revisions (the pass has
 	// handed the bundles' ones to the mirror): fetched now, as the

@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/lfs"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/syncer"
 )
@@ -65,6 +66,8 @@ type Site struct {
 	Deployed *syncer.DeployedStore
 	// Sync brings bundles aboard and lands imports.
 	Sync *syncer.Syncer
+	// LFS keeps and serves the LFS objects of the kept revisions.
+	LFS *lfs.Mirror
 
 	log    *slog.Logger
 	unlock func()
@@ -139,6 +142,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 		o.SyncOptions(&so)
 	}
 	if s.Sync, err = syncer.New(so); err != nil {
+		return nil, err
+	}
+	if err := s.openLFS(o.Metrics); err != nil {
 		return nil, err
 	}
 	ok = true

@@ -77,11 +77,17 @@ type Result struct {
 	Blobs         int              `json:"blobs"`
 	Bytes         int64            `json:"bytes"`
 	Missing       []bundle.Missing `json:"missing,omitempty"`
-	MissingBytes  int64            `json:"missingBytes,omitempty"`
-	Activated     bool             `json:"activated,omitempty"`
-	SyncState     string           `json:"syncState,omitempty"`
-	SyncPercent   float64          `json:"syncPercent,omitempty"`
-	SyncETA       float64          `json:"syncEtaSeconds,omitempty"`
+	// LFSObjects counts the LFS objects the revision's files point at;
+	// LFSMissing lists those not on site (and LFSMalformed the pointer
+	// files that are not valid), which make the revision not ready.
+	LFSObjects   int            `json:"lfsObjects,omitempty"`
+	LFSMissing   []LFSMissing   `json:"lfsMissing,omitempty"`
+	LFSMalformed []LFSMalformed `json:"lfsMalformed,omitempty"`
+	MissingBytes int64          `json:"missingBytes,omitempty"`
+	Activated    bool           `json:"activated,omitempty"`
+	SyncState    string         `json:"syncState,omitempty"`
+	SyncPercent  float64        `json:"syncPercent,omitempty"`
+	SyncETA      float64        `json:"syncEtaSeconds,omitempty"`
 	// SyncMissing names, as sync last saw them, the bundle's entries not
 	// on site yet ("chart cert-manager 1.15.0 from …: not on site"): what
 	// a bundle whose index is not here yet waits for.
@@ -179,6 +185,14 @@ func (v *verifier) run(ctx context.Context) *Result {
 		v.o.Revision = obj.Target
 	}
 	res.CommitPresent = true
+	// 1b. The LFS objects its files point at, in the mirror's LFS store.
+	if reason, err := v.checkLFS(ctx, res); err != nil {
+		res.Reason = "git mirror unreachable: " + err.Error()
+		return res
+	} else if reason != "" {
+		res.Reason = reason
+		return res
+	}
 	// 2. The edge's platform selection, so completeness is judged as sync
 	// judges it.
 	plats, err := v.platforms(ctx)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/lfs"
 )
 
 // startArgoCD runs the parts of Argo CD that sync an Application, as local
@@ -90,10 +92,17 @@ spec:
 		// And the pinned kustomize CLI, as the image ships one.
 		path = filepath.Dir(d.kustomize) + string(os.PathListSeparator) + path
 	}
+	// The repo-server's system git config (standing for the image's
+	// /etc/gitconfig; tests may append to it: repoGitConfig): git-lfs's
+	// filters, as `git lfs install --system` writes them
+	// (lfs.RepoServerGitConfig). Without them Argo CD syncs LFS
+	// repositories with their LFS files as pointer text.
+	writeFile(t, repoGitConfig(dir), lfs.RepoServerGitConfig)
 	// GIT_CONFIG_GLOBAL as the Deployment patch of `ballast install` sets
 	// it (argocd/repo-server-patch.yaml): git ignores a file that is not
 	// there, so only the tests that write it (gitdeps) use it.
-	repoEnv := append(slices.Clone(env), "PATH="+path, "GIT_CONFIG_GLOBAL="+filepath.Join(dir, "argocd-gitconfig"))
+	repoEnv := append(slices.Clone(env), "PATH="+path, "GIT_CONFIG_GLOBAL="+filepath.Join(dir, "argocd-gitconfig"),
+		"GIT_CONFIG_SYSTEM="+repoGitConfig(dir))
 	repo := startProc(t, logs, "argocd-repo-server", filepath.Join(bin, "argocd-repo-server"), repoEnv,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort), "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
 		"--redis", redisAddr, "--disable-tls", "--loglevel", "info")
@@ -110,6 +119,10 @@ spec:
 		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", ctlMetrics), plain)
 	}, ctl, redis)
 }
+
+// repoGitConfig is the system git config file of the repo-server started
+// with data dir dir.
+func repoGitConfig(dir string) string { return filepath.Join(dir, "argocd-gitconfig") }
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
