@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // ImageLister returns the images one app needs, rendered from the checkout
@@ -50,6 +51,10 @@ type Options struct {
 	Progress    progress.Func // copy progress; nil for none
 	Log         *slog.Logger
 	Now         func() time.Time // overrides the commit time as the created time
+	// Signer, when set, signs the bundle index: the signature manifest is
+	// written to every end before the index, tagged sha256-<hex>.sig (the
+	// cosign tag scheme) with the index as its OCI subject (docs/trust.md).
+	Signer *trust.Signer
 }
 
 // ImageResult is one image of the bundle.
@@ -68,6 +73,9 @@ type Result struct {
 	Source       string        `json:"source,omitempty"`
 	BundleDigest string        `json:"bundleDigest"`
 	Bundle       string        `json:"bundle,omitempty"` // To:revision
+	// Signature is the tag of the bundle index's signature (sha256-<hex>.sig)
+	// when the bundle was signed.
+	Signature string `json:"signature,omitempty"`
 	OCILayout    string        `json:"ociLayout,omitempty"`
 	Output       string        `json:"output,omitempty"`
 	DryRun       bool          `json:"dryRun,omitempty"`
@@ -265,6 +273,27 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return jobs
 	}
 	index := transfer.Job{Src: transfer.ManifestSource(raw, idxDesc), Root: idxDesc, Tags: []string{sha}, RootOnly: true}
+	var sigJob *transfer.Job
+	if o.Signer != nil {
+		ref := o.To
+		if ref == "" {
+			ref = "ballast-bundle"
+		}
+		sig, err := o.Signer.Sign(ref, idxDesc)
+		if err != nil {
+			return nil, fmt.Errorf("sign bundle index: %w", err)
+		}
+		blobs := make([][]byte, 0, len(sig.Blobs))
+		for _, b := range sig.Blobs {
+			blobs = append(blobs, b)
+		}
+		src, err := newMemorySource(&Content{Manifest: sig.Manifest, Blobs: blobs})
+		if err != nil {
+			return nil, err
+		}
+		sigJob = &transfer.Job{Src: src, Root: sig.Descriptor, Tags: []string{sig.Tag}}
+		res.Signature = sig.Tag
+	}
 
 	if o.DryRun {
 		var plans []*transfer.Plan
@@ -316,6 +345,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
+		}
+		// The signature before the index, so an index that is visible is
+		// signed: it names the index as its subject, which registries take
+		// before the subject exists.
+		if sigJob != nil {
+			sj := *sigJob
+			sj.Dst = e.dst
+			st, err = eng.Copy(ctx, sj)
+			addStats(&total, st)
+			if err != nil {
+				return nil, fmt.Errorf("write bundle signature to %s: %w", e.name, err)
+			}
 		}
 		// The bundle index last: the commit point.
 		ix := index
