@@ -69,18 +69,18 @@ type ImageResult struct {
 
 // Result is the summary of a bundle run.
 type Result struct {
-	Revision     string        `json:"revision"`
-	Source       string        `json:"source,omitempty"`
-	BundleDigest string        `json:"bundleDigest"`
-	Bundle       string        `json:"bundle,omitempty"` // To:revision
+	Revision     string `json:"revision"`
+	Source       string `json:"source,omitempty"`
+	BundleDigest string `json:"bundleDigest"`
+	Bundle       string `json:"bundle,omitempty"` // To:revision
 	// Signature is the tag of the bundle index's signature (sha256-<hex>.sig)
 	// when the bundle was signed.
-	Signature string `json:"signature,omitempty"`
-	OCILayout    string        `json:"ociLayout,omitempty"`
-	Output       string        `json:"output,omitempty"`
-	DryRun       bool          `json:"dryRun,omitempty"`
-	Images       []ImageResult `json:"images"`
-	Charts       []ChartResult `json:"charts,omitempty"`
+	Signature string        `json:"signature,omitempty"`
+	OCILayout string        `json:"ociLayout,omitempty"`
+	Output    string        `json:"output,omitempty"`
+	DryRun    bool          `json:"dryRun,omitempty"`
+	Images    []ImageResult `json:"images"`
+	Charts    []ChartResult `json:"charts,omitempty"`
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
 	ChartBytes  int64           `json:"chartBytes,omitempty"`
