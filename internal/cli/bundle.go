@@ -185,6 +185,9 @@ func printBundle(w io.Writer, r *release.Result) error {
 			fmt.Fprintf(&b, "  %s@%s\n", c.Ref, c.Digest)
 		}
 	}
+	if len(r.Attached) > 0 {
+		fmt.Fprintf(&b, "attached: %d signatures, attestations and SBOMs (%s)\n", len(r.Attached), units.Bytes(r.AttachedBytes))
+	}
 	fmt.Fprintf(&b, "images:   %d\n", len(r.Images))
 	for _, im := range r.Images {
 		if r.DryRun {

@@ -83,11 +83,16 @@ type Result struct {
 	Charts    []ChartResult `json:"charts,omitempty"`
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
-	ChartBytes  int64           `json:"chartBytes,omitempty"`
-	BytesNew    int64           `json:"bytesNew"`
-	BytesReused int64           `json:"bytesReused"`
-	Stats       *transfer.Stats `json:"stats,omitempty"`
-	Plan        *PlanSummary    `json:"plan,omitempty"`
+	ChartBytes int64 `json:"chartBytes,omitempty"`
+	// Attached are the signatures, attestations and SBOMs the images had
+	// upstream (cosign's tags), carried as entries; AttachedBytes is
+	// their manifest and blob bytes.
+	Attached      []AttachedResult `json:"attached,omitempty"`
+	AttachedBytes int64            `json:"attachedBytes,omitempty"`
+	BytesNew      int64            `json:"bytesNew"`
+	BytesReused   int64            `json:"bytesReused"`
+	Stats         *transfer.Stats  `json:"stats,omitempty"`
+	Plan          *PlanSummary     `json:"plan,omitempty"`
 }
 
 // PlanSummary is what a dry run found.
@@ -215,13 +220,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ChartBytes += chartSizes[i]
 	}
 	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
+	// What the images already have attached upstream (cosign signatures,
+	// attestations, SBOMs) travels with them.
+	att, attSrcs, attSizes, err := findAttached(ctx, eng, images, srcs)
+	if err != nil {
+		return nil, err
+	}
+	images, srcs = append(images, att...), append(srcs, attSrcs...)
+	res.Attached, res.AttachedBytes = attachedResults(att, attSizes)
 	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images})
 	if err != nil {
 		return nil, err
 	}
 	res.BundleDigest = idxDesc.Digest.String()
 	for _, im := range images {
-		if im.Chart != nil {
+		if im.Chart != nil || im.Attached != nil {
 			continue
 		}
 		res.Images = append(res.Images, ImageResult{Ref: im.Ref.String(), Digest: im.Descriptor.Digest.String(), MediaType: string(im.Descriptor.MediaType)})

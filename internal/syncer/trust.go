@@ -52,7 +52,7 @@ func (s *Syncer) checkSignature(ctx context.Context, src transfer.Source, what s
 			return v1.Descriptor{}, nil
 		}
 		s.metrics.signatureChecks.WithLabelValues("untrusted").Inc()
-		return v1.Descriptor{}, &UntrustedError{Reason: fmt.Sprintf("%s %s is not signed (no %s in %s)", what, subject.Digest, tag, src)}
+		return v1.Descriptor{}, &UntrustedError{Reason: fmt.Sprintf("%s %s is not signed (no %s beside it)", what, subject.Digest, tag)}
 	}
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("read signature %s: %w", tag, err)
@@ -166,8 +166,13 @@ func (s *Syncer) trustLocal(ctx context.Context, bundleRepo string, b *bundle.Bu
 
 // markUntrusted records a refusal by the trust policy.
 func (s *Syncer) markUntrusted(id, sha string, err error) {
+	reason := err.Error()
+	var u *UntrustedError
+	if errors.As(err, &u) {
+		reason = u.Reason
+	}
 	s.status.update(id, sha, func(r *RevisionStatus) {
-		r.State, r.Error, r.Rate, r.ETASeconds = StateUntrusted, err.Error(), 0, 0
+		r.State, r.Error, r.Rate, r.ETASeconds = StateUntrusted, reason, 0, 0
 	})
 	s.log.Warn("bundle refused by the trust policy", "repo", id, "revision", sha, "reason", err)
 }

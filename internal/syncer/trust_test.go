@@ -1,0 +1,207 @@
+package syncer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
+	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/trust"
+)
+
+// revState is sync's state and error of revision sha.
+func (s *site) revState(sha string) (string, string) {
+	for _, r := range s.sync.Status().Repos {
+		for _, rv := range r.Revisions {
+			if rv.Revision == sha {
+				return rv.State, rv.Error
+			}
+		}
+	}
+	return "", ""
+}
+
+// serveEdge serves the site's edge registry on a loopback port for
+// outside clients (cosign) and returns its host:port.
+func (s *site) serveEdge() string {
+	s.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.reg.Serve(ctx, ln) }()
+	s.t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// TestTrustBundleSignatures signs bundle indexes upstream with the real
+// cosign CLI and checks that sync lands only those signed by a trusted
+// key, for exactly their digest, and that `cosign verify --key` passes
+// against the edge registry with the upstream stopped.
+func TestTrustBundleSignatures(t *testing.T) {
+	cli := cosigncli.Find(t)
+	keyA, pubA := cli.KeyPair(t)
+	keyB, _ := cli.KeyPair(t)
+	s := newSite(t, func(c *config.Config) {
+		c.Trust = &config.Trust{PublicKeys: []string{pubA}}
+	})
+	if err := s.cfg.Trust.LoadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	// newSite's config skipped Parse's defaults: signatures are required
+	// by default.
+	if !s.cfg.Trust.SignaturesRequired() {
+		t.Fatal("signatures not required by default")
+	}
+	ctx := context.Background()
+	edge := s.serveEdge()
+	bundleRef := func(d v1.Descriptor) string { return s.up.Repo(s.bundles) + "@" + d.Digest.String() }
+	push := func(files map[string]string) (string, v1.Descriptor) {
+		sha := s.commit(files)
+		img := testimage.Image(t, "linux/amd64", 1, 4<<10)
+		return sha, pushBundle(t, s.up, s.bundles, sha, map[string]artifact{s.up.Repo("src/app") + ":" + sha[:8]: img})
+	}
+	pass := func() error {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_, err := s.sync.Pass(pctx)
+		return err
+	}
+	refused := func(sha, want string) {
+		t.Helper()
+		err := pass()
+		if err == nil || !syncer.IsUntrusted(err) {
+			t.Fatalf("pass err = %v, want an untrusted refusal", err)
+		}
+		st, reason := s.revState(sha)
+		if st != syncer.StateUntrusted || !strings.Contains(reason, want) {
+			t.Fatalf("state %q (%q), want %q with a reason containing %q", st, reason, syncer.StateUntrusted, want)
+		}
+		rep := s.check(sha)
+		if rep.Bundle != nil || rep.Complete() {
+			t.Fatalf("refused bundle %s is visible at the edge", sha[:8])
+		}
+		ok, err := s.sync.BundleComplete(ctx, s.cfg.Repositories[0].URL, sha)
+		if err != nil || ok {
+			t.Fatalf("BundleComplete = %v, %v; want false", ok, err)
+		}
+	}
+
+	// Unsigned.
+	sha, _ := push(map[string]string{"a": "1"})
+	refused(sha, "is not signed")
+	var terr *transport.Error
+	if _, err := remote.Head(mustTag(t, s.edgeTag(edge, sha))); !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+		t.Fatalf("image tag of a refused bundle: HEAD err = %v, want 404", err)
+	}
+
+	// Signed by a key the edge does not trust.
+	sha, d := push(map[string]string{"a": "2"})
+	if err := cli.Sign(ctx, keyB, bundleRef(d)); err != nil {
+		t.Fatal(err)
+	}
+	refused(sha, "not signed by a trusted key")
+
+	// A trusted signature of another digest, copied under this digest's tag.
+	shaOK, dOK := push(map[string]string{"a": "3"})
+	if err := cli.Sign(ctx, keyA, bundleRef(dOK)); err != nil {
+		t.Fatal(err)
+	}
+	sha, d = push(map[string]string{"a": "4"})
+	copyTag(t, s.up.Repo(s.bundles), trust.SignatureTag(dOK.Digest), trust.SignatureTag(d.Digest), nil)
+	refused(sha, "signature is for another digest")
+
+	// A trusted signature, tampered with.
+	sha, d = push(map[string]string{"a": "5"})
+	if err := cli.Sign(ctx, keyA, bundleRef(d)); err != nil {
+		t.Fatal(err)
+	}
+	copyTag(t, s.up.Repo(s.bundles), trust.SignatureTag(d.Digest), trust.SignatureTag(d.Digest), func(raw []byte) []byte {
+		i := bytes.Index(raw, []byte(trust.SignatureAnnotation+`":"`)) + len(trust.SignatureAnnotation) + 3
+		sig, err := base64.StdEncoding.DecodeString(string(raw[i : i+bytes.IndexByte(raw[i:], '"')]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := append([]byte(nil), sig...)
+		bad[len(bad)-3] ^= 0x01
+		return bytes.Replace(raw, []byte(base64.StdEncoding.EncodeToString(sig)), []byte(base64.StdEncoding.EncodeToString(bad)), 1)
+	})
+	refused(sha, "not signed by a trusted key")
+
+	// Signed properly: it lands, with its signature beside the index.
+	sha = shaOK
+	s.repo.Commit("main", map[string]string{"a": "3b"}) // move on, then back
+	s.cfg.Repositories[0].KeepRevisions = 10
+	s.restart()
+	if err := pass(); err != nil && !syncer.IsUntrusted(err) {
+		t.Fatal(err)
+	}
+	if st, reason := s.revState(sha); st != syncer.StateComplete {
+		t.Fatalf("signed revision: state %q (%s), want complete", st, reason)
+	}
+	if _, err := remote.Head(mustTag(t, s.edgeTag(edge, sha))); err != nil {
+		t.Fatalf("image tag of the trusted bundle: %v", err)
+	}
+	br, _ := imageref.BundleRepository(s.cfg.Repositories[0].URL)
+	s.up.Stop()
+	out, err := cli.Verify(ctx, pubA, edge+"/"+br+"@"+dOK.Digest.String())
+	if err != nil {
+		t.Fatalf("cosign verify against the edge, upstream stopped: %v", err)
+	}
+	if !strings.Contains(out, dOK.Digest.String()) {
+		t.Fatalf("cosign verify output does not name the digest: %s", out)
+	}
+	// The local copy keeps passing the policy without upstream.
+	if ok, err := s.sync.BundleComplete(ctx, s.cfg.Repositories[0].URL, sha); err != nil || !ok {
+		t.Fatalf("BundleComplete after landing = %v, %v", ok, err)
+	}
+}
+
+// edgeTag is the edge tag of the image pushed for revision sha.
+func (s *site) edgeTag(edge, sha string) string {
+	r, _ := imageref.Parse(s.up.Repo("src/app") + ":" + sha[:8])
+	return edge + "/" + r.EdgeRepository() + ":" + r.Tag
+}
+
+func mustTag(t *testing.T, s string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+// copyTag copies manifest repo:from to repo:to, through edit when set.
+func copyTag(t *testing.T, repo, from, to string, edit func([]byte) []byte) {
+	t.Helper()
+	src := mustTag(t, repo+":"+from)
+	desc, err := remote.Get(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := desc.Manifest
+	if edit != nil {
+		raw = edit(raw)
+	}
+	if err := remote.Put(mustTag(t, repo+":"+to), rawManifest{raw, desc.MediaType}); err != nil {
+		t.Fatal(err)
+	}
+}
