@@ -7,6 +7,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,9 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
+	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/sneakernet"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -204,4 +210,176 @@ func copyTag(t *testing.T, repo, from, to string, edit func([]byte) []byte) {
 	if err := remote.Put(mustTag(t, repo+":"+to), rawManifest{raw, desc.MediaType}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTrustCarriesImageSignatures signs, attests and attaches an SBOM to an
+// image upstream with the real cosign CLI, bundles it with `ballast
+// bundle`'s code (signing the index with the cosign key), syncs it to an
+// edge that requires image signatures, and runs `cosign verify` and
+// `cosign verify-attestation` against the edge registry with the upstream
+// stopped. The same bundle carried by an export file lands signed at a
+// second edge; an image without a signature is refused.
+func TestTrustCarriesImageSignatures(t *testing.T) {
+	cli := cosigncli.Find(t)
+	key, pub := cli.KeyPair(t)
+	s := newSite(t, func(c *config.Config) {
+		c.Trust = &config.Trust{PublicKeys: []string{pub}, RequireImageSignatures: true}
+	})
+	if err := s.cfg.Trust.LoadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	img := testimage.Image(t, "linux/amd64", 2, 8<<10)
+	imgRef := s.up.Repo("src/app") + ":1.0"
+	if err := remote.Write(mustTag(t, imgRef), img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	byDigest := s.up.Repo("src/app") + "@" + d.String()
+	if err := cli.Sign(ctx, key, byDigest); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pred := filepath.Join(dir, "predicate.json")
+	sbom := filepath.Join(dir, "sbom.spdx.json")
+	if err := os.WriteFile(pred, []byte(`{"builder":"ci","ok":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sbom, []byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"app","packages":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Attest(ctx, key, pred, byDigest); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.AttachSBOM(ctx, sbom, byDigest); err != nil {
+		t.Fatal(err)
+	}
+	// An unsigned image for the refusal case.
+	bare := testimage.Image(t, "linux/amd64", 1, 2<<10)
+	bareRef := s.up.Repo("src/bare") + ":1.0"
+	if err := remote.Write(mustTag(t, bareRef), bare); err != nil {
+		t.Fatal(err)
+	}
+
+	keyPEM, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := trust.LoadSigner(keyPEM, []byte(cosigncli.Password))
+	if err != nil {
+		t.Fatalf("load the cosign key: %v", err)
+	}
+	checkout := t.TempDir()
+	if out, err := exec.Command("git", "clone", "-q", s.git.URL("fleet/apps"), checkout).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v: %s", err, out)
+	}
+	bundleRev := func(sha string, images ...string) *release.Result {
+		t.Helper()
+		if out, err := exec.Command("git", "-C", checkout, "fetch", "-q", "origin", "main").CombinedOutput(); err != nil {
+			t.Fatalf("git fetch: %v: %s", err, out)
+		}
+		res, err := release.Run(ctx, release.Options{RepoDir: checkout, Revision: sha, To: s.up.Repo(s.bundles),
+			Config: &release.Config{ExtraImages: images}, RemoteOptions: []registryclient.Option{registryclient.WithInsecure(true)}, Signer: signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	sha := s.commit(map[string]string{"app": "1"})
+	res := bundleRev(sha, imgRef)
+	kinds := map[string]bool{}
+	for _, a := range res.Attached {
+		kinds[a.Kind] = a.Subject == d.String()
+	}
+	if len(res.Attached) != 3 || !kinds["sig"] || !kinds["att"] || !kinds["sbom"] || res.Signature != trust.SignatureTag(mustHash(t, res.BundleDigest)) {
+		t.Fatalf("bundle: attached %+v, signature %q", res.Attached, res.Signature)
+	}
+	t.Logf("bytes added by the signature, attestation and SBOM of one image: %d", res.AttachedBytes)
+	// Standard tools check the bundle upstream without ballast.
+	if _, err := cli.Verify(ctx, pub, s.up.Repo(s.bundles)+"@"+res.BundleDigest); err != nil {
+		t.Fatalf("cosign verify of the bundle upstream: %v", err)
+	}
+
+	if err := func() error { c, cancel := context.WithTimeout(ctx, 2*time.Minute); defer cancel(); _, err := s.sync.Pass(c); return err }(); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := s.revState(sha); st != syncer.StateComplete {
+		t.Fatalf("state %q (%s), want complete", st, reason)
+	}
+
+	// An export file of the same bundle, for the second edge below.
+	exp := filepath.Join(t.TempDir(), "bundle.tar")
+	er, err := sneakernet.Export(ctx, sneakernet.ExportOptions{Bundle: s.up.Repo(s.bundles) + ":" + sha, Output: exp,
+		RemoteOptions: []registryclient.Option{registryclient.WithInsecure(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !er.Signed {
+		t.Fatal("export did not carry the bundle signature")
+	}
+
+	// With trust.requireImageSignatures, an image without a signature
+	// keeps its whole bundle out.
+	sha2 := s.commit(map[string]string{"app": "2"})
+	res2 := bundleRev(sha2, imgRef, bareRef)
+	if len(res2.Attached) != 3 {
+		t.Fatalf("second bundle: attached %+v", res2.Attached)
+	}
+	if err := func() error { c, cancel := context.WithTimeout(ctx, 2*time.Minute); defer cancel(); _, err := s.sync.Pass(c); return err }(); !syncer.IsUntrusted(err) {
+		t.Fatalf("pass with an unsigned image: err = %v, want untrusted", err)
+	}
+	if st, reason := s.revState(sha2); st != syncer.StateUntrusted || !strings.Contains(reason, "src/bare:1.0: no signature carried") {
+		t.Fatalf("unsigned image: state %q (%s), want untrusted naming src/bare", st, reason)
+	}
+	if rep := s.check(sha2); rep.Bundle != nil {
+		t.Fatal("bundle with an unsigned image is visible at the edge")
+	}
+
+	edge := s.serveEdge()
+	s.up.Stop()
+	r, _ := imageref.Parse(byDigest)
+	edgeImage := edge + "/" + r.EdgeRepository() + "@" + d.String()
+	if _, err := cli.Verify(ctx, pub, edgeImage); err != nil {
+		t.Fatalf("cosign verify of the image against the edge, upstream stopped: %v", err)
+	}
+	if _, err := cli.VerifyAttestation(ctx, pub, edgeImage); err != nil {
+		t.Fatalf("cosign verify-attestation against the edge, upstream stopped: %v", err)
+	}
+	if _, err := remote.Head(mustTag(t, edge+"/"+r.EdgeRepository()+":"+trust.Tag(d, ".sbom"))); err != nil {
+		t.Fatalf("SBOM at the edge: %v", err)
+	}
+	br, _ := imageref.BundleRepository(s.cfg.Repositories[0].URL)
+	if _, err := cli.Verify(ctx, pub, edge+"/"+br+"@"+res.BundleDigest); err != nil {
+		repo, _ := name.NewRepository(edge+"/"+br, name.Insecure)
+		tags, lerr := remote.List(repo)
+		t.Fatalf("cosign verify of the bundle against the edge: %v (edge tags %v %v)", err, tags, lerr)
+	}
+
+	// A second edge takes the export file: signatures travel in it.
+	s2 := newSite(t, func(c *config.Config) {
+		c.Trust = &config.Trust{PublicKeys: []string{pub}, RequireImageSignatures: true}
+	})
+	if err := s2.cfg.Trust.LoadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	edge2 := s2.serveEdge()
+	if _, err := sneakernet.Import(ctx, sneakernet.ImportOptions{File: exp, Registry: edge2, RepoURL: s.cfg.Repositories[0].URL, Sync: s2.sync,
+		RemoteOptions: []registryclient.Option{registryclient.WithInsecure(true)}}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if _, err := cli.Verify(ctx, pub, edge2+"/"+r.EdgeRepository()+"@"+d.String()); err != nil {
+		t.Fatalf("cosign verify of the image at the edge fed by an export file: %v", err)
+	}
+	if _, err := cli.Verify(ctx, pub, edge2+"/"+br+"@"+res.BundleDigest); err != nil {
+		t.Fatalf("cosign verify of the bundle at the edge fed by an export file: %v", err)
+	}
+}
+
+func mustHash(t *testing.T, s string) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
