@@ -62,13 +62,13 @@ func (m Missing) String() string {
 
 // Report is the result of a completeness check.
 type Report struct {
-	Revision string    `json:"revision"`
-	Bundle   *Bundle   `json:"-"`
+	Revision string  `json:"revision"`
+	Bundle   *Bundle `json:"-"`
 	// Index is the bundle index's descriptor when it was found.
 	Index   v1.Descriptor `json:"-"`
-	Missing  []Missing `json:"missing,omitempty"`
-	Blobs    int       `json:"blobs"`
-	Bytes    int64     `json:"bytes"`
+	Missing []Missing     `json:"missing,omitempty"`
+	Blobs   int           `json:"blobs"`
+	Bytes   int64         `json:"bytes"`
 }
 
 // Complete reports whether nothing is missing.

@@ -300,7 +300,12 @@ func TestTrustCarriesImageSignatures(t *testing.T) {
 		t.Fatalf("cosign verify of the bundle upstream: %v", err)
 	}
 
-	if err := func() error { c, cancel := context.WithTimeout(ctx, 2*time.Minute); defer cancel(); _, err := s.sync.Pass(c); return err }(); err != nil {
+	if err := func() error {
+		c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_, err := s.sync.Pass(c)
+		return err
+	}(); err != nil {
 		t.Fatal(err)
 	}
 	if st, reason := s.revState(sha); st != syncer.StateComplete {
@@ -325,7 +330,12 @@ func TestTrustCarriesImageSignatures(t *testing.T) {
 	if len(res2.Attached) != 3 {
 		t.Fatalf("second bundle: attached %+v", res2.Attached)
 	}
-	if err := func() error { c, cancel := context.WithTimeout(ctx, 2*time.Minute); defer cancel(); _, err := s.sync.Pass(c); return err }(); !syncer.IsUntrusted(err) {
+	if err := func() error {
+		c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_, err := s.sync.Pass(c)
+		return err
+	}(); !syncer.IsUntrusted(err) {
 		t.Fatalf("pass with an unsigned image: err = %v, want untrusted", err)
 	}
 	if st, reason := s.revState(sha2); st != syncer.StateUntrusted || !strings.Contains(reason, "src/bare:1.0: no signature carried") {
