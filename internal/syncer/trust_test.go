@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +18,14 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -392,4 +400,112 @@ func mustHash(t *testing.T, s string) v1.Hash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestTrustCarriesReferrers carries OCI 1.1 referrers of two images: one
+// from a registry with the referrers API (go-containerregistry's registry),
+// one from Distribution 2.8, which has none, where the referrer was pushed
+// by the tag schema (go-containerregistry's client keeps the sha256-<hex>
+// index). At the edge, whose registry has no referrers API either, a
+// standard client finds both through the tag schema with the upstreams
+// stopped.
+func TestTrustCarriesReferrers(t *testing.T) {
+	s := newSite(t, nil)
+	ctx := context.Background()
+	withAPI := httptest.NewServer(ggcrregistry.New(ggcrregistry.WithReferrersSupport(true), ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer withAPI.Close()
+	apiHost := strings.TrimPrefix(withAPI.URL, "http://")
+
+	push := func(repo string) (string, v1.Descriptor, v1.Hash) {
+		t.Helper()
+		img := testimage.Image(t, "linux/amd64", 1, 2<<10)
+		if err := remote.Write(mustTag(t, repo+":1.0"), img); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := img.Digest()
+		mt, _ := img.MediaType()
+		size, _ := img.Size()
+		subject := v1.Descriptor{MediaType: mt, Size: size, Digest: d}
+		sbom := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+		sbom = mutate.ConfigMediaType(sbom, "application/vnd.example.sbom.config+json")
+		sbom, err := mutate.Append(sbom, mutate.Addendum{Layer: static.NewLayer([]byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sbom = mutate.Subject(sbom, subject).(v1.Image)
+		rd, _ := sbom.Digest()
+		if err := remote.Write(mustDigest(t, repo+"@"+rd.String()), sbom); err != nil {
+			t.Fatal(err)
+		}
+		return repo + ":1.0", subject, rd
+	}
+	apiRef, apiSubj, apiReferrer := push(apiHost + "/src/app")
+	tagRef, tagSubj, tagReferrer := push(s.up.Repo("src/other"))
+	// The registry with the API keeps no tag-schema index: what the bundle
+	// carries for it came through the API. Distribution 2.8 has the tag.
+	if _, err := remote.Head(mustTag(t, apiHost+"/src/app:"+trust.Tag(apiSubj.Digest, ""))); err == nil {
+		t.Fatal("the registry with the referrers API has a tag-schema index too")
+	}
+	if _, err := remote.Head(mustTag(t, s.up.Repo("src/other")+":"+trust.Tag(tagSubj.Digest, ""))); err != nil {
+		t.Fatalf("Distribution 2.8 has no tag-schema index: %v", err)
+	}
+
+	sha := s.commit(map[string]string{"a": "1"})
+	checkout := t.TempDir()
+	if out, err := exec.Command("git", "clone", "-q", s.git.URL("fleet/apps"), checkout).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v: %s", err, out)
+	}
+	res, err := release.Run(ctx, release.Options{RepoDir: checkout, Revision: sha, To: s.up.Repo(s.bundles),
+		Config: &release.Config{ExtraImages: []string{apiRef, tagRef}}, RemoteOptions: []registryclient.Option{registryclient.WithInsecure(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]bool{}
+	for _, a := range res.Attached {
+		if a.Kind == "referrer" {
+			subjects[a.Subject] = true
+		}
+	}
+	if !subjects[apiSubj.Digest.String()] || !subjects[tagSubj.Digest.String()] {
+		t.Fatalf("attached %+v: want the referrers of both images", res.Attached)
+	}
+	if _, err := s.sync.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := s.revState(sha); st != syncer.StateComplete {
+		t.Fatalf("state %q (%s)", st, reason)
+	}
+	edge := s.serveEdge()
+	withAPI.Close()
+	s.up.Stop()
+	for _, c := range []struct {
+		ref      string
+		subject  v1.Descriptor
+		referrer v1.Hash
+	}{{apiRef, apiSubj, apiReferrer}, {tagRef, tagSubj, tagReferrer}} {
+		r, _ := imageref.Parse(c.ref)
+		idx, err := remote.Referrers(mustDigest(t, edge+"/"+r.EdgeRepository()+"@"+c.subject.Digest.String()))
+		if err != nil {
+			t.Fatalf("referrers of %s at the edge: %v", c.ref, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(im.Manifests) != 1 || im.Manifests[0].Digest != c.referrer {
+			t.Fatalf("referrers of %s at the edge: %+v, want %s", c.ref, im.Manifests, c.referrer)
+		}
+		if _, err := remote.Get(mustDigest(t, edge+"/"+r.EdgeRepository()+"@"+c.referrer.String())); err != nil {
+			t.Fatalf("referrer %s at the edge: %v", c.referrer, err)
+		}
+	}
+}
+
+func mustDigest(t *testing.T, s string) name.Digest {
+	t.Helper()
+	d, err := name.NewDigest(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
