@@ -197,9 +197,6 @@ func ParsePublicKey(name string, pemBytes []byte) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("public key %s: %w", name, err)
 	}
-	if err := cryptoutils.ValidatePubKey(pub); err != nil {
-		return Key{}, fmt.Errorf("public key %s: %w", name, err)
-	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {
 		return Key{}, fmt.Errorf("public key %s: %w", name, err)
