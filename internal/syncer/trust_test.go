@@ -3,6 +3,9 @@ package syncer_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -26,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -508,4 +512,78 @@ func mustDigest(t *testing.T, s string) name.Digest {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestTrustOptionalSignatures: with trust.requireSignatures false an
+// unsigned bundle lands, but one whose signature is present and made by
+// an untrusted key is still refused.
+func TestTrustOptionalSignatures(t *testing.T) {
+	trusted, other := newSigner(t), newSigner(t)
+	pub := filepath.Join(t.TempDir(), "cosign.pub")
+	pemBytes, _ := trusted.PublicKeyPEM()
+	if err := os.WriteFile(pub, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	s := newSite(t, func(c *config.Config) {
+		c.Trust = &config.Trust{PublicKeys: []string{pub}, RequireSignatures: &no}
+		c.Repositories[0].KeepRevisions = 5
+	})
+	if err := s.cfg.Trust.LoadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	img := testimage.Image(t, "linux/amd64", 1, 1<<10)
+	sha := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, sha, map[string]artifact{s.up.Repo("src/app") + ":1": img})
+	if _, err := s.sync.Pass(context.Background()); err != nil {
+		t.Fatalf("unsigned bundle with signatures optional: %v", err)
+	}
+	if st, _ := s.revState(sha); st != syncer.StateComplete {
+		t.Fatalf("unsigned bundle with signatures optional: state %q", st)
+	}
+	sha2 := s.commit(map[string]string{"a": "2"})
+	d := pushBundle(t, s.up, s.bundles, sha2, map[string]artifact{s.up.Repo("src/app") + ":2": img})
+	pushSignature(t, s.up.Repo(s.bundles), other, d)
+	if _, err := s.sync.Pass(context.Background()); !syncer.IsUntrusted(err) {
+		t.Fatalf("bundle signed by an untrusted key: err = %v, want untrusted", err)
+	}
+	if st, reason := s.revState(sha2); st != syncer.StateUntrusted || !strings.Contains(reason, "not signed by a trusted key") {
+		t.Fatalf("state %q (%s)", st, reason)
+	}
+}
+
+func newSigner(t *testing.T) *trust.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cryptoutils.MarshalPrivateKeyToPEM(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := trust.LoadSigner(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// pushSignature signs manifest d of repo with s and pushes the signature
+// under cosign's tag, as `ballast bundle --sign-key` does.
+func pushSignature(t *testing.T, repo string, s *trust.Signer, d v1.Descriptor) {
+	t.Helper()
+	sig, err := s.Sign(repo, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.NewRepository(repo, name.Insecure)
+	for _, blob := range sig.Blobs {
+		if err := remote.WriteLayer(r, static.NewLayer(blob, "application/octet-stream")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := remote.Put(mustTag(t, repo+":"+sig.Tag), rawManifest{sig.Manifest, types.OCIManifestSchema1}); err != nil {
+		t.Fatal(err)
+	}
 }
