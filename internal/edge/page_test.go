@@ -39,7 +39,7 @@ func sampleStatus() Status {
 		}, {
 			ID: "git.example.com/fleet/infra", URL: "https://git.example.com/fleet/infra.git", MirrorPath: "/git/git.example.com/fleet/infra.git",
 			LastAttempt: &fail, LastSuccess: &lost, Failures: 4, LastError: `dial tcp: connection refused <script>alert(1)</script>`,
-			Tracked:   []TrackedRef{{Name: "refs/heads/main", UpstreamTip: shaD}},
+			Tracked: []TrackedRef{{Name: "refs/heads/main", UpstreamTip: shaD}},
 			Revisions: []syncer.RevisionStatus{{Revision: shaD, Tip: true, State: syncer.StateFailed, Error: "blob sha256:abcd: digest mismatch"},
 				{Revision: shaC, State: syncer.StateUntrusted, Error: "bundle index of ccccccc33333 sha256:ab: not signed by a trusted key"}},
 			SyncError: "pass failed",
