@@ -60,26 +60,9 @@ func (s *Syncer) checkSignature(ctx context.Context, src transfer.Source, what s
 	if err := oci.VerifyBytes(raw, d); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("signature %s: %w", tag, err)
 	}
-	fetch := func(ctx context.Context, d v1.Descriptor, max int64) ([]byte, error) {
-		rc, err := src.OpenBlob(ctx, d, 0)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, max+1))
-	}
-	v, err := trust.Verify(ctx, subject.Digest, raw, s.o.Config.Trust.Keys(), fetch)
-	if err != nil {
-		for _, class := range []error{trust.ErrUnsigned, trust.ErrUntrustedKey, trust.ErrOtherDigest, trust.ErrMalformed} {
-			if errors.Is(err, class) {
-				s.metrics.signatureChecks.WithLabelValues("untrusted").Inc()
-				return v1.Descriptor{}, &UntrustedError{Reason: fmt.Sprintf("%s %s: %v", what, subject.Digest, err)}
-			}
-		}
+	if err := s.verifySignature(ctx, src, what, subject.Digest, raw); err != nil {
 		return v1.Descriptor{}, err
 	}
-	s.metrics.signatureChecks.WithLabelValues("trusted").Inc()
-	s.log.Debug("signature verified", "what", what, "digest", subject.Digest, "key", v.Key)
 	return d, nil
 }
 
@@ -125,28 +108,40 @@ func (s *Syncer) trustImages(ctx context.Context, src transfer.Source, b *bundle
 		if err != nil {
 			return fmt.Errorf("signature of image %s: %w", im.Ref, err)
 		}
-		fetch := func(ctx context.Context, d v1.Descriptor, max int64) ([]byte, error) {
-			rc, err := src.OpenBlob(ctx, d, 0)
-			if err != nil {
-				return nil, err
-			}
-			defer rc.Close()
-			return io.ReadAll(io.LimitReader(rc, max+1))
-		}
 		start := time.Now()
-		_, err = trust.Verify(ctx, im.Descriptor.Digest, raw, s.o.Config.Trust.Keys(), fetch)
+		err = s.verifySignature(ctx, src, "image "+im.Ref.String(), im.Descriptor.Digest, raw)
 		s.metrics.signatureSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
-			for _, class := range []error{trust.ErrUnsigned, trust.ErrUntrustedKey, trust.ErrOtherDigest, trust.ErrMalformed} {
-				if errors.Is(err, class) {
-					s.metrics.signatureChecks.WithLabelValues("untrusted").Inc()
-					return &UntrustedError{Reason: fmt.Sprintf("image %s: %v", im.Ref, err)}
-				}
-			}
-			return fmt.Errorf("signature of image %s: %w", im.Ref, err)
+			return err
 		}
-		s.metrics.signatureChecks.WithLabelValues("trusted").Inc()
 	}
+	return nil
+}
+
+// verifySignature checks the signature manifest raw, read from src, for
+// manifest subject with the trusted keys and counts the result. A refusal
+// is an *UntrustedError naming what; other errors are the source's.
+func (s *Syncer) verifySignature(ctx context.Context, src transfer.Source, what string, subject v1.Hash, raw []byte) error {
+	fetch := func(ctx context.Context, d v1.Descriptor, max int64) ([]byte, error) {
+		rc, err := src.OpenBlob(ctx, d, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(io.LimitReader(rc, max+1))
+	}
+	v, err := trust.Verify(ctx, subject, raw, s.o.Config.Trust.Keys(), fetch)
+	if err != nil {
+		for _, class := range []error{trust.ErrUnsigned, trust.ErrUntrustedKey, trust.ErrOtherDigest, trust.ErrMalformed} {
+			if errors.Is(err, class) {
+				s.metrics.signatureChecks.WithLabelValues("untrusted").Inc()
+				return &UntrustedError{Reason: fmt.Sprintf("%s %s: %v", what, subject, err)}
+			}
+		}
+		return fmt.Errorf("signature of %s: %w", what, err)
+	}
+	s.metrics.signatureChecks.WithLabelValues("trusted").Inc()
+	s.log.Debug("signature verified", "what", what, "digest", subject, "key", v.Key)
 	return nil
 }
 
