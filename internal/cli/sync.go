@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ballast-dev/ballast/internal/apiauth"
+	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/site"
@@ -21,9 +22,10 @@ func newSyncCmd(e *env) *cobra.Command {
 		edgeURL    string
 		tokenFile  string
 		ignoreBud  bool
+		revisions  []string
 	)
 	c := &cobra.Command{
-		Use:   "sync (--once --config FILE | --now [--edge URL] [--ignore-budget])",
+		Use:   "sync (--once --config FILE [--revision SHA]… | --now [--edge URL] [--ignore-budget])",
 		Short: "Run one sync pass on the edge data dir (CronJob style), or ask the running daemon for one now",
 		Long: `sync --once fetches every configured repository into the mirror (when the link
 allows), then brings the bundle of every wanted revision into the edge
@@ -31,7 +33,12 @@ registry, working on the data dir directly. It exits 0 once every wanted
 revision that has a bundle upstream is complete, 1 otherwise. A lock keeps it
 from running beside the edge daemon, which syncs by itself. It keeps to the
 link's windows and budget (link in the edge config): outside a window it
-moves nothing and exits 1, saying when the next window opens.
+moves nothing and exits 1, saying when the next window opens. --revision SHA
+(repeatable) also wants that revision, of every configured repository whose
+mirror has the commit, beyond the kept history: an older revision to roll back
+to that the upstream (an upstream edge, a port) still keeps. It is fetched
+first; retention keeps it once it is deployed (verify --activate), and a later
+pass removes it otherwise.
 
 sync --now asks the running edge daemon for a pass at once that may use the
 link outside its windows (POST /api/v1/sync/now, with the API token from
@@ -43,6 +50,9 @@ URL; with --config instead, it is derived from listen.http.`,
 			if now {
 				if once {
 					return exitcode.Invalid(errors.New("--now and --once exclude each other"))
+				}
+				if len(revisions) > 0 {
+					return exitcode.Invalid(errors.New("--revision goes with --once"))
 				}
 				return syncNow(cmd.Context(), e, syncNowOptions{edgeURL: edgeURL, configPath: configPath, tokenFile: tokenFile, ignoreBudget: ignoreBud, output: output})
 			}
@@ -58,12 +68,17 @@ URL; with --config instead, it is derived from listen.http.`,
 			if configPath == "" {
 				return exitcode.Invalid(errors.New("--config is required"))
 			}
+			for _, r := range revisions {
+				if !bundle.IsRevision(r) {
+					return exitcode.Invalid(fmt.Errorf("--revision %q: want a full 40-hex commit SHA", r))
+				}
+			}
 			cfg, err := config.Load(configPath)
 			if err != nil {
 				return exitcode.Invalid(err)
 			}
 			ctx := cmd.Context()
-			s, err := site.Open(ctx, cfg, site.Options{Logger: e.log})
+			s, err := site.Open(ctx, cfg, site.Options{Logger: e.log, Revisions: revisions})
 			if err != nil {
 				return exitcode.Fail(err)
 			}
@@ -107,6 +122,7 @@ URL; with --config instead, it is derived from listen.http.`,
 	}
 	pathVar(c.Flags(), &configPath, "config", "", "edge config file (YAML)")
 	c.Flags().BoolVar(&once, "once", false, "run one pass and exit")
+	c.Flags().StringArrayVar(&revisions, "revision", nil, "with --once: also fetch this revision (full SHA) beyond the kept history, e.g. to roll back; repeatable")
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	c.Flags().BoolVar(&now, "now", false, "ask the running edge daemon for a pass now, outside the link's windows")
 	c.Flags().StringVar(&edgeURL, "edge", "", "with --now: the edge daemon's HTTP base URL (default: from --config's listen.http)")

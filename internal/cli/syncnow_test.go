@@ -49,6 +49,12 @@ func TestSyncNowTalksToTheDaemon(t *testing.T) {
 	if _, _, code := runCLI(t, "sync", "--once", "--now"); code != 2 {
 		t.Fatalf("--once --now: exit %d", code)
 	}
+	if _, errOut, code := runCLI(t, "sync", "--once", "--config", "x", "--revision", "main"); code != 2 || !strings.Contains(errOut, `--revision "main"`) {
+		t.Fatalf("--revision main: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, "sync", "--now", "--edge", "http://127.0.0.1:1", "--revision", strings.Repeat("a", 40)); code != 2 || !strings.Contains(errOut, "--revision goes with --once") {
+		t.Fatalf("--now --revision: exit %d, %s", code, errOut)
+	}
 }
 
 // Bad link settings are exit 2 and the message names the field.
@@ -59,6 +65,8 @@ func TestLinkConfigErrorsNameTheField(t *testing.T) {
 		{"windows: [{from: '25:00', to: '06:00'}]", "link.windows[0].from"},
 		{"windows: [{from: '22:00', to: '06:00', timeZone: Europe/Osl}]", "link.windows[0].timeZone"},
 		{"timeZone: Nowhere/City", "link.timeZone"},
+		{"windows: [{schedule: '0 25 * * *', duration: 6h}]", "link.windows[0].schedule"},
+		{"windows: [{schedule: '0 22 * * *', duration: 6 hours}]", "link.windows[0].duration"},
 		{"maxBandwidth: 2 MB", "link.maxBandwidth"},
 		{"windows: [{from: '22:00', to: '06:00', maxBandwidth: 1mbps}]", "link.windows[0].maxBandwidth"},
 		{"budget: {perMonth: 3 GB per month}", "link.budget.perMonth"},

@@ -128,12 +128,16 @@ type Link struct {
 	GitPollOutsideWindows *bool `json:"gitPollOutsideWindows,omitempty"`
 }
 
-// Window is one weekly transfer window (linkplan.ParseWindow has the
-// grammar): it opens at From on each of Days and closes at To.
+// Window is one transfer window, in one of two forms: weekly
+// (linkplan.ParseWindow: opens at From on each of Days and closes at To)
+// or cron (linkplan.ParseCronWindow: opens whenever Schedule matches and
+// stays open for Duration).
 type Window struct {
-	Days         []string `json:"days,omitempty"` // "mon"…"sun", "mon-fri"; absent: every day
-	From         string   `json:"from"`           // "HH:MM"
-	To           string   `json:"to"`             // "HH:MM" or "24:00"; ≤ from: the next day
+	Days         []string `json:"days,omitempty"`     // "mon"…"sun", "mon-fri"; absent: every day
+	From         string   `json:"from,omitempty"`     // "HH:MM"
+	To           string   `json:"to,omitempty"`       // "HH:MM" or "24:00"; ≤ from: the next day
+	Schedule     string   `json:"schedule,omitempty"` // cron form: "0 22 * * mon-fri"
+	Duration     string   `json:"duration,omitempty"` // cron form: "6h"
 	TimeZone     string   `json:"timeZone,omitempty"`
 	MaxBandwidth Quantity `json:"maxBandwidth,omitempty"` // cap while open; absent: the link's
 }
@@ -207,7 +211,18 @@ func (l Link) Schedule() (linkplan.Schedule, error) {
 	}
 	ws := make([]linkplan.Window, 0, len(l.Windows))
 	for i, w := range l.Windows {
-		pw, err := linkplan.ParseWindow(w.Days, w.From, w.To, w.TimeZone, l.TimeZone)
+		var pw linkplan.Window
+		var err error
+		switch {
+		case w.Schedule != "" && (w.Days != nil || w.From != "" || w.To != ""):
+			return linkplan.Schedule{}, fmt.Errorf("link.windows[%d].schedule: a window has either schedule and duration or days, from and to, not both", i)
+		case w.Schedule != "":
+			pw, err = linkplan.ParseCronWindow(w.Schedule, w.Duration, w.TimeZone, l.TimeZone)
+		case w.Duration != "":
+			return linkplan.Schedule{}, fmt.Errorf("link.windows[%d].duration: only with schedule (the weekly form closes at to)", i)
+		default:
+			pw, err = linkplan.ParseWindow(w.Days, w.From, w.To, w.TimeZone, l.TimeZone)
+		}
 		if err != nil {
 			return linkplan.Schedule{}, fmt.Errorf("link.windows[%d].%w", i, err)
 		}

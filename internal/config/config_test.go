@@ -117,6 +117,17 @@ func TestParseErrors(t *testing.T) {
 		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', maxBandwidth: fast}]}", "link.windows[0].maxBandwidth"},
 		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '22:00'}]}", "link.windows[0].to: \"22:00\" equals from"},
 		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', cron: '* * * * *'}]}", "unknown field \"cron\""},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * mon-fry', duration: 6h}]}", "link.windows[0].schedule: \"0 22 * * mon-fry\" is not a cron expression"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * *', duration: 6h}]}", "link.windows[0].schedule"},
+		{"dataDir: /d\nlink: {windows: [{schedule: 'TZ=UTC 0 22 * * *', duration: 6h}]}", "link.windows[0].schedule: \"TZ=UTC 0 22 * * *\": name the zone in timeZone"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '@every 1h', duration: 6h}]}", "link.windows[0].schedule: \"@every 1h\": @every has no fixed start"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 0 30 2 *', duration: 6h}]}", "link.windows[0].schedule: \"0 0 30 2 *\" never fires"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * *'}]}", "link.windows[0].duration: required"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * *', duration: 6}]}", "link.windows[0].duration: \"6\" is not a duration"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * *', duration: 200h}]}", "link.windows[0].duration: 200h is outside"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * *', duration: 6h, from: '22:00'}]}", "link.windows[0].schedule: a window has either"},
+		{"dataDir: /d\nlink: {windows: [{from: '22:00', to: '06:00', duration: 6h}]}", "link.windows[0].duration: only with schedule"},
+		{"dataDir: /d\nlink: {windows: [{schedule: '0 22 * * *', duration: 6h, timeZone: Local}]}", "link.windows[0].timeZone"},
 		{"dataDir: /d\nlink: {budget: {perDay: 5 apples}}", "link.budget.perDay: \"5 apples\": unknown unit"},
 		{"dataDir: /d\nlink: {budget: {perMonth: 0}}", "link.budget.perMonth: 0 would allow nothing"},
 		{"dataDir: /d\nlink: {budget: {perWeek: 1.5B}}", "link.budget.perWeek: \"1.5B\": not a whole number"},
@@ -205,6 +216,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte("dataDir: /d\nrepositories: [{url: 'https://h/a'}]"))
 	f.Add([]byte("dataDir: /d\nlink: {timeZone: Europe/Oslo, maxBandwidth: 2MB/s, windows: [{days: [mon-fri], from: '22:00', to: '06:00', maxBandwidth: 512kbit/s}], budget: {perDay: 500MB}}"))
+	f.Add([]byte("dataDir: /d\nlink: {timeZone: Europe/Oslo, windows: [{schedule: '0 22 * * mon-fri', duration: 6h, maxBandwidth: 1MB/s}, {schedule: '@monthly', duration: 4h, timeZone: UTC}]}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err == nil && c.DataDir == "" {

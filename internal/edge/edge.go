@@ -67,6 +67,7 @@ type Daemon struct {
 	site     *site.Site
 
 	verifs verifications
+	misses bundleMisses
 	disk   diskCache
 	gate   *gate
 	api    *apiGuard        // nil: every state-changing API request is refused
@@ -118,7 +119,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// mirror opens itself in Run: the site is opened as the daemon's.
 	st, err := site.Open(context.Background(), cfg, site.Options{Daemon: true, Logger: log, Metrics: reg,
 		Notify:      func(repoID string) { d.gate.mark(repoID) },
-		SyncOptions: func(o *syncer.Options) { o.Waiting = d.waitingOn }})
+		SyncOptions: func(o *syncer.Options) { o.Waiting, o.Demanded = d.waitingOn, d.demanded }})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/datadir"
 	"github.com/ballast-dev/ballast/internal/fleet"
+	"github.com/ballast-dev/ballast/internal/linkplan"
 	"github.com/ballast-dev/ballast/internal/redact"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/version"
@@ -87,7 +88,7 @@ func (d *Daemon) lastLink() time.Time {
 // repository the tracked refs' ready revisions, every complete revision,
 // the deployed one and those on their way, and the errors, all redacted.
 // It holds no clock readings, so it changes only when the site's state
-// does. Budget stays nil until the edge has a metered-link budget.
+// does. Budget is the link budget's tightest period, nil without one.
 func (d *Daemon) FleetDocument() fleet.Document {
 	site := ""
 	if d.cfg.Fleet != nil {
@@ -119,8 +120,14 @@ func (d *Daemon) FleetDocument() fleet.Document {
 				continue
 			}
 			p := fleet.Pending{Revision: rv.Revision, State: rv.State, Percent: int(rv.Percent()) / 5 * 5}
-			if rv.ETASeconds > 0 {
+			if rv.State == syncer.StateSyncing && rv.ETASeconds > 0 {
 				p.ETAMinutes = int(math.Ceil(rv.ETASeconds / 60))
+			}
+			if rv.CompleteBy != nil {
+				p.CompleteBy = roundUp(*rv.CompleteBy, 15*time.Minute).Format(time.RFC3339)
+			}
+			if rv.SizeKnownAt != nil {
+				p.SizeKnownAt = roundUp(*rv.SizeKnownAt, time.Minute).Format(time.RFC3339)
 			}
 			r.Pending = append(r.Pending, p)
 			if rv.Error != "" {
@@ -129,5 +136,44 @@ func (d *Daemon) FleetDocument() fleet.Document {
 		}
 		doc.Repos = append(doc.Repos, r)
 	}
+	if l := d.Sync.Plan().Ledger; l != nil {
+		doc.Budget = fleetBudget(ss.Link.Budget, l.Budget().Loc)
+	}
 	return fleet.Fit(doc)
+}
+
+// roundUp rounds t up to a multiple of step, in UTC.
+func roundUp(t time.Time, step time.Duration) time.Time {
+	r := t.UTC().Truncate(step)
+	if r.Before(t) {
+		r = r.Add(step)
+	}
+	return r
+}
+
+// fleetBudget is the budget's tightest period (the least left) for the
+// status document, its use rounded down to 1% of the limit (at least
+// 1 MB) so that the document changes at most about a hundred times a
+// period; nil without a budget. Periods are named in loc, the budget's
+// zone (nil: UTC).
+func fleetBudget(us []linkplan.Usage, loc *time.Location) *fleet.Budget {
+	var tight *linkplan.Usage
+	for i := range us {
+		if tight == nil || us[i].Left < tight.Left {
+			tight = &us[i]
+		}
+	}
+	if tight == nil {
+		return nil
+	}
+	step := max(tight.Limit/100, 1_000_000)
+	if loc == nil {
+		loc = time.UTC
+	}
+	start := tight.Start.In(loc)
+	label := string(tight.Period) + " " + start.Format("2006-01-02")
+	if tight.Period == linkplan.Month {
+		label = string(tight.Period) + " " + start.Format("2006-01")
+	}
+	return &fleet.Budget{UsedBytes: tight.Used / step * step, LimitBytes: tight.Limit, Period: label}
 }

@@ -72,6 +72,21 @@ func TestLinkForecastInBrowser(t *testing.T) {
 	if text := evaluate[string](t, tab, linkText); !strings.Contains(text, "Budget per day") || !strings.Contains(text, "0 B used") {
 		t.Errorf("link section before sync now:\n%s", text)
 	}
+	// The bundle index was never read: no ETA, but when its size will be
+	// known, on the page, in the API and in /metrics.
+	waitFor(t, tab, "the unknown size and when it will be known", fmt.Sprintf(
+		`%s.includes("size unknown until its bundle index is read at the next window")`, sectionText(appsID)))
+	var before edge.Status
+	getJSON(t, d.URL+"/api/v1/status", &before)
+	if rv := before.Repos[0].Revisions[0]; rv.CompleteBy != nil || rv.SizeKnownAt == nil || before.Link.NextWindow == nil || !rv.SizeKnownAt.Equal(*before.Link.NextWindow) {
+		t.Errorf("before the index is read: completeBy %v, sizeKnownAt %v, next window %v; want no ETA and the size known at the next window", rv.CompleteBy, rv.SizeKnownAt, before.Link.NextWindow)
+	} else if text := evaluate[string](t, tab, sectionText(appsID)); !strings.Contains(text, rv.SizeKnownAt.Format("Mon 02 Jan 15:04")) {
+		t.Errorf("the page does not say when the size will be known (%v):\n%s", rv.SizeKnownAt, text)
+	}
+	if m := metricsText(t, d.URL); !strings.Contains(m, fmt.Sprintf(`ballast_sync_revision_size_known_at_timestamp_seconds{repo=%q,revision=%q} %s`, appsID, rev,
+		strconv.FormatFloat(float64(before.Link.NextWindow.Unix()), 'e', -1, 64))) {
+		t.Errorf("/metrics lacks when the size will be known")
+	}
 
 	// Sync now without the token: refused; with it: accepted.
 	if code := postSyncNow(t, d.URL, "", false); code != http.StatusUnauthorized {
@@ -101,12 +116,10 @@ func TestLinkForecastInBrowser(t *testing.T) {
 		t.Errorf("forecast %v, next window %v: the revision cannot complete before a window opens and the budget resets", rv.CompleteBy, st.Link.NextWindow)
 	}
 	// /metrics: the same figures.
-	resp, err := http.Get(d.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	if rv.SizeKnownAt != nil || rv.ForecastNote != "" {
+		t.Errorf("after the index was read: sizeKnownAt %v, note %q", rv.SizeKnownAt, rv.ForecastNote)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, d.URL)
 	for _, want := range []string{
 		fmt.Sprintf(`ballast_link_budget_used_bytes{period="day"} %d`, st.Link.Budget[0].Used),
 		`ballast_link_budget_left_bytes{period="day"}`,
@@ -114,7 +127,7 @@ func TestLinkForecastInBrowser(t *testing.T) {
 		fmt.Sprintf(`ballast_sync_revision_eta_seconds{repo=%q,revision=%q}`, appsID, rev),
 		"ballast_link_window_open 0",
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
@@ -154,4 +167,18 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

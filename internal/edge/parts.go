@@ -24,7 +24,8 @@ import (
 // sync loop of the site to the daemon, with their API routes.
 func (d *Daemon) addRegistryAndSync() error {
 	reg, sy := d.Registry, d.Sync
-	d.AddListener("registry", d.cfg.Listen.Registry, kickOnBundleWrite(reg.Handler(), sy.Kick))
+	d.AddListener("registry", d.cfg.Listen.Registry,
+		noteBundleMisses(kickOnBundleWrite(reg.Handler(), sy.Kick), bundleRepos(d.cfg), &d.misses, d.syncWants, sy.Kick))
 	d.AddService(Service{Name: "sync", Run: func(ctx context.Context) error {
 		// The first pass reads the mirror's refs: before the mirror has
 		// recovered its repositories it would find none, and with the

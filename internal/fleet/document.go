@@ -30,6 +30,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -118,16 +119,30 @@ type Pending struct {
 	// document does not change with every megabyte.
 	Percent int `json:"percent"`
 	// ETAMinutes is the sync's estimate of the remaining time at the
-	// moment of publishing, rounded up to minutes; 0 when unknown.
+	// moment of publishing, rounded up to minutes, while the revision is
+	// syncing; 0 otherwise or when unknown.
 	ETAMinutes int `json:"etaMinutes,omitempty"`
+	// CompleteBy is the forecast of when the revision will be complete
+	// (its missing bytes, those ahead of it, the measured rate, windows
+	// and budget), RFC 3339 UTC rounded up to the quarter hour so that
+	// the document stays the same while the forecast does; "" when none.
+	CompleteBy string `json:"completeBy,omitempty"`
+	// SizeKnownAt, for a revision whose bundle index was never read, is
+	// when the link policy next lets the edge read it (RFC 3339 UTC, to
+	// the minute); "" otherwise.
+	SizeKnownAt string `json:"sizeKnownAt,omitempty"`
 }
 
-// Budget is the use of a metered link's budget. Every field is optional:
-// the metered-link work (issue 16) fills what it knows.
+// Budget is the use of a metered link's budget in its tightest period
+// (the one with the least left), from the edge's budget ledger.
 type Budget struct {
-	UsedBytes  int64  `json:"usedBytes"`
-	LimitBytes int64  `json:"limitBytes,omitempty"` // 0: no limit
-	Period     string `json:"period,omitempty"`     // e.g. "2026-12" or "day"
+	// UsedBytes is rounded down to a step of 1% of the limit (at least
+	// 1 MB), so the document changes a hundred times a period at most.
+	UsedBytes  int64 `json:"usedBytes"`
+	LimitBytes int64 `json:"limitBytes,omitempty"` // 0: no limit
+	// Period names the period and which one: "day 2026-12-04",
+	// "week 2026-11-30" (its Monday), "month 2026-12", in the link's zone.
+	Period string `json:"period,omitempty"`
 }
 
 // siteName is a site name: a single OCI repository path component, at
@@ -264,6 +279,14 @@ func (d Document) validate() error {
 			}
 			if p.ETAMinutes < 0 {
 				return bad("%s.pending[%d].etaMinutes: negative", key, j)
+			}
+			for _, f := range []struct{ name, v string }{{"completeBy", p.CompleteBy}, {"sizeKnownAt", p.SizeKnownAt}} {
+				if f.v == "" {
+					continue
+				}
+				if _, err := time.Parse(time.RFC3339, f.v); err != nil || len(f.v) > 40 {
+					return bad("%s.pending[%d].%s: %q is not an RFC 3339 time", key, j, f.name, clip(f.v, 80))
+				}
 			}
 		}
 		if err := checkErrors(key+".errors", r.Errors); err != nil {

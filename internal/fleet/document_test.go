@@ -19,7 +19,7 @@ func sample() Document {
 	return Document{Schema: SchemaVersion, Site: "ship-17", Version: "v0.9.0", Repos: []Repo{{
 		ID: "github.com/fleet/apps", Deployed: revA, Ready: []string{revA},
 		Tracked: []TrackedRef{{Name: "refs/heads/main", Ready: revA}},
-		Pending: []Pending{{Revision: revB, State: "syncing", Percent: 45, ETAMinutes: 12}},
+		Pending: []Pending{{Revision: revB, State: "syncing", Percent: 45, ETAMinutes: 12, CompleteBy: "2026-12-04T03:15:00Z"}},
 		Errors:  []string{"mirror: dial tcp: i/o timeout"},
 	}}, Budget: &Budget{UsedBytes: 10 << 20, LimitBytes: 1 << 30, Period: "2026-12"}}
 }
@@ -66,6 +66,12 @@ func TestParseRefuses(t *testing.T) {
 		{"bad percent", mutate(func(m map[string]any) {
 			repo(m)["pending"] = []map[string]any{{"revision": revB, "state": "syncing", "percent": 101}}
 		}), "percent: 101"},
+		{"bad completeBy", mutate(func(m map[string]any) {
+			repo(m)["pending"] = []map[string]any{{"revision": revB, "state": "waiting", "percent": 0, "completeBy": "tomorrow"}}
+		}), `pending[0].completeBy: "tomorrow" is not an RFC 3339 time`},
+		{"bad sizeKnownAt", mutate(func(m map[string]any) {
+			repo(m)["pending"] = []map[string]any{{"revision": revB, "state": "waiting", "percent": 0, "sizeKnownAt": "2026-13-01T00:00:00Z"}}
+		}), `pending[0].sizeKnownAt`},
 		{"control char", mutate(func(m map[string]any) { repo(m)["errors"] = []string{"a\x1b[31mred"} }), "control character"},
 		{"negative budget", mutate(func(m map[string]any) { m["budget"] = map[string]any{"usedBytes": -1} }), "budget: negative"},
 		{"too many repos", mutate(func(m map[string]any) {

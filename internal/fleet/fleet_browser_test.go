@@ -79,6 +79,14 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	if live.ID != appsID || len(live.Tracked) != 1 || live.Tracked[0].Ready != rev {
 		t.Errorf("ship-17's repository: %+v", live)
 	}
+	// The link budget's use and the last successful link time.
+	if b := site(f, "ship-17").Document.Budget; b == nil || b.LimitBytes != 10_000_000_000 || b.UsedBytes != 0 ||
+		b.Period != "month "+time.Now().UTC().Format("2006-01") {
+		t.Errorf("ship-17's budget: %+v", b)
+	}
+	if s := site(f, "ship-17"); s.LastLinkAt == nil || time.Since(*s.LastLinkAt) > 5*time.Minute {
+		t.Errorf("ship-17's last link time: %v", s.LastLinkAt)
+	}
 	if s := site(f, "ship-03"); s.State != fleet.StateUnknown {
 		t.Errorf("ship-03, silent for 10h: %+v", s)
 	}
@@ -117,6 +125,9 @@ func TestFleetPageWithRealEdge(t *testing.T) {
 	}
 	if r := rowText("ship-17"); !strings.Contains(r, "CURRENT") || !strings.Contains(r, appsID) {
 		t.Errorf("ship-17 row: %q", r)
+	}
+	if c := cell("ship-17", "note"); !strings.Contains(c, "budget month "+time.Now().UTC().Format("2006-01")+": 0 MB of 10000 MB used") {
+		t.Errorf("ship-17 note cell: %q", c)
 	}
 	if c := cell("ship-17", "ready"); !strings.Contains(c, "main="+rev[:12]) {
 		t.Errorf("ship-17 ready cell: %q", c)
@@ -163,6 +174,7 @@ func startPublishingEdge(t *testing.T, git *gitserver.Server, up *regserver.Serv
 		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}, h.host: {Insecure: true}},
 		Fleet: &config.Fleet{Site: "ship-17", Repository: h.host + "/fleet/sites", UsernameFile: userFile, PasswordFile: passFile,
 			Interval: config.Duration{Duration: time.Second}, Heartbeat: config.Duration{Duration: time.Hour}},
+		Link: config.Link{Budget: &config.Budget{PerMonth: "10GB"}},
 	}
 	if up.User != "" { // the bundles upstream wants credentials too
 		upUser, upPass := filepath.Join(dir, "up-user"), filepath.Join(dir, "up-pass")

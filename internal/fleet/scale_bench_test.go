@@ -54,6 +54,10 @@ func benchFleet(b *testing.B, h hub, sites int) {
 		// A realistic document: two repositories, a handful of revisions.
 		d.Repos = append(d.Repos, fleet.Repo{ID: "git.example.com/fleet/infra", Ready: []string{rev2, rev1},
 			Tracked: []fleet.TrackedRef{{Name: "refs/heads/main", Ready: rev2}}, Deployed: rev2})
+		// A metered site waiting for its window: its budget's use and a
+		// pending revision's forecast, both steady while nothing moves.
+		d.Budget = &fleet.Budget{UsedBytes: 120_000_000, LimitBytes: 500_000_000, Period: "day 2026-12-01"}
+		d.Repos[0].Pending = []fleet.Pending{{Revision: rev2, State: "waiting", Percent: 35, CompleteBy: "2026-12-01T23:15:00Z"}}
 		p, err := fleet.NewPublisher(fleet.PublisherOptions{
 			Repository: h.host + "/fleet/sites/" + site, Username: h.user, Password: h.pass, Insecure: true,
 			StateFile: filepath.Join(dir, site+".json"), Interval: interval, Heartbeat: heartbeat, Now: clock,

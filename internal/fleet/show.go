@@ -66,11 +66,24 @@ func (f *Fleet) rows() []row {
 			x.Deployed = Short(r.Deployed)
 			x.Pending = pendingText(r.Pending)
 			notes := append(append([]string{}, d.Errors...), r.Errors...)
+			if b := d.Budget; b != nil {
+				notes = append(notes, budgetText(*b))
+			}
 			x.Note = strings.Join(notes, "; ")
 			out = append(out, x)
 		}
 	}
 	return out
+}
+
+// budgetText is "budget day 2026-12-04: 120 MB of 500 MB used".
+func budgetText(b Budget) string {
+	mb := func(n int64) string { return fmt.Sprintf("%d MB", n/1_000_000) }
+	s := "budget " + b.Period + ": " + mb(b.UsedBytes)
+	if b.LimitBytes > 0 {
+		s += " of " + mb(b.LimitBytes)
+	}
+	return s + " used"
 }
 
 func readyText(r Repo) string {
@@ -95,6 +108,11 @@ func pendingText(ps []Pending) string {
 		s := fmt.Sprintf("%s %s %d%%", Short(p.Revision), p.State, p.Percent)
 		if p.ETAMinutes > 0 {
 			s += " eta " + FormatAge(time.Duration(p.ETAMinutes)*time.Minute)
+		}
+		if t, err := time.Parse(time.RFC3339, p.CompleteBy); err == nil {
+			s += " by " + t.UTC().Format("Mon 02 Jan 15:04 UTC")
+		} else if t, err := time.Parse(time.RFC3339, p.SizeKnownAt); err == nil {
+			s += " size unknown until " + t.UTC().Format("Mon 02 Jan 15:04 UTC")
 		}
 		parts = append(parts, s)
 	}

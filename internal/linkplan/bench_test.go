@@ -33,3 +33,24 @@ func BenchmarkScheduleAt(b *testing.B) {
 		s.At(t)
 	}
 }
+
+// BenchmarkScheduleAtCron: At over cron windows, a nightly one and, the
+// worst case, one opening every minute for two (openings that overlap
+// forever: At follows them to its step bound). Compare with
+// BenchmarkScheduleAt.
+func BenchmarkScheduleAtCron(b *testing.B) {
+	loc, _ := LoadZone("Europe/Oslo")
+	t := time.Date(2026, 12, 4, 12, 0, 30, 0, loc)
+	for _, c := range []struct{ name, spec, dur string }{{"nightly", "0 22 * * mon-fri", "8h"}, {"every-minute", "* * * * *", "2m"}} {
+		w, err := ParseCronWindow(c.spec, c.dur, "", "Europe/Oslo")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := NewSchedule(0, w)
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				s.At(t)
+			}
+		})
+	}
+}

@@ -321,7 +321,7 @@ func FuzzParseWindow(f *testing.F) {
 			}
 			return
 		}
-		if w.From < 0 || w.From > 1439 || w.To < 1 || w.To > 1440 || w.From == w.To {
+		if w.From < 0 || w.From > 1439 || w.To < 0 || w.To > 1440 || w.From == w.To {
 			t.Fatalf("bounds %d-%d", w.From, w.To)
 		}
 		now := time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)
@@ -371,4 +371,28 @@ func FuzzOpenLedger(f *testing.F) {
 			t.Fatalf("left %d", left)
 		}
 	})
+}
+
+// NextUse is now while the link may be used, else the next window's
+// opening or the budget's refill, whichever is later.
+func TestNextUse(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	l, _ := OpenLedger(filepath.Join(t.TempDir(), "l.json"), Budget{Day: 100}, clk)
+	p := &Plan{Clock: clk, Schedule: NewSchedule(0, mustWindow(t, nil, "22:00", "06:00", "UTC", 0)), Ledger: l}
+	if got, want := p.NextUse(), time.Date(2026, 12, 4, 22, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("window closed: %v, want %v", got, want)
+	}
+	clk.Set(time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC))
+	if got := p.NextUse(); !got.Equal(clk.Now()) {
+		t.Errorf("window open: %v, want now", got)
+	}
+	_ = l.Charge(100)
+	if got, want := p.NextUse(), time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("budget spent: %v, want the refill %v", got, want)
+	}
+	clk.Set(time.Date(2026, 12, 5, 5, 0, 0, 0, time.UTC))
+	_ = l.Charge(100)
+	if got, want := p.NextUse(), time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("budget spent all day: %v, want the refill inside the next window %v", got, want)
+	}
 }

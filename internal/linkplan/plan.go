@@ -180,3 +180,39 @@ func (p *Plan) Forecast(rate float64, missing []int64) []time.Time {
 	}
 	return out
 }
+
+// NextUse is when sync may next move a byte over the link without an
+// override: the clock's time when a window is open and the budget has
+// bytes left, else the first moment both hold (the next window's opening
+// or the budget's refill, whichever comes later). Zero: not within a year.
+func (p *Plan) NextUse() time.Time {
+	now := p.Clock.Now()
+	var usage []Usage
+	if p.Ledger != nil {
+		usage = p.Ledger.Usage()
+	}
+	end := now.Add(forecastHorizon)
+	for t := now; t.Before(end); {
+		st := p.Schedule.At(t)
+		if !st.Open {
+			if st.Until.IsZero() {
+				return time.Time{}
+			}
+			t = st.Until
+			continue
+		}
+		// A period spent now is spent until it resets; the periods after
+		// it start with nothing used.
+		next := t
+		for _, u := range usage {
+			if u.Left <= 0 && t.Before(u.ResetsAt) && u.ResetsAt.After(next) {
+				next = u.ResetsAt
+			}
+		}
+		if next.Equal(t) {
+			return t
+		}
+		t = next
+	}
+	return time.Time{}
+}

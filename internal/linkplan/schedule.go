@@ -35,18 +35,59 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// Window is one weekly transfer window: it opens at From on each of its
-// Days, in Loc's local time, and closes at To, the same day when To is
-// after From, else the next day. Its length follows the wall clock, so a
-// window across a DST change is an hour shorter or longer.
+// Window is one transfer window, in one of two forms. The weekly form
+// (ParseWindow) opens at From on each of its Days, in Loc's local time,
+// and closes at To, the same day when To is after From, else the next
+// day; its length follows the wall clock, so a window across a DST change
+// is an hour shorter or longer. The cron form (ParseCronWindow) opens
+// whenever its cron expression matches on Loc's wall clock and stays open
+// for a fixed elapsed duration.
 type Window struct {
 	Days [7]bool // by time.Weekday: the days the window opens on
 	From int     // minutes after local midnight, 0–1439
-	To   int     // minutes after local midnight, 1–1440; ≤ From: the next day
+	To   int     // minutes after local midnight, 0–1440; ≤ From: the next day
 	Loc  *time.Location
 	// Rate caps the link while this window is open, in bytes/s; 0 means
 	// the link's own cap.
 	Rate int64
+	// cron, when set, is the cron form; Days, From and To are unused.
+	cron *cronWindow
+}
+
+// in reports whether the window is open at t.
+func (w Window) in(t time.Time) bool {
+	if w.cron != nil {
+		return w.cron.in(t, w.Loc)
+	}
+	in := false
+	w.occurrences(t, func(st, e time.Time) {
+		in = in || (!t.Before(st) && t.Before(e))
+	})
+	return in
+}
+
+// nextChange is the first time after t at which the window opens or
+// closes (zero: not within the days searched).
+func (w Window) nextChange(t time.Time) time.Time {
+	if w.cron != nil {
+		return w.cron.nextChange(t, w.Loc)
+	}
+	open := w.in(t)
+	var bs []time.Time
+	w.occurrences(t, func(start, end time.Time) {
+		for _, b := range []time.Time{start, end} {
+			if b.After(t) {
+				bs = append(bs, b)
+			}
+		}
+	})
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Before(bs[j]) })
+	for _, b := range bs {
+		if w.in(b) != open {
+			return b
+		}
+	}
+	return time.Time{}
 }
 
 var dayNames = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
@@ -231,13 +272,7 @@ func (s Schedule) eval(t time.Time) (bool, int64) {
 	}
 	open, rate := false, int64(0)
 	for _, w := range s.windows {
-		in := false
-		w.occurrences(t, func(st, e time.Time) {
-			if !t.Before(st) && t.Before(e) {
-				in = true
-			}
-		})
-		if !in {
+		if !w.in(t) {
 			continue
 		}
 		r := w.Rate
@@ -259,25 +294,32 @@ func (s Schedule) At(t time.Time) State {
 	if s.Always() {
 		return st
 	}
-	var bs []time.Time
-	for _, w := range s.windows {
-		w.occurrences(t, func(start, end time.Time) {
-			for _, b := range []time.Time{start, end} {
-				if b.After(t) {
-					bs = append(bs, b)
-				}
+	// Step from one window's change to the next until the state changes;
+	// windows that hand over to each other change nothing.
+	cur := t
+	for range maxAtSteps {
+		var b time.Time
+		for _, w := range s.windows {
+			if c := w.nextChange(cur); !c.IsZero() && (b.IsZero() || c.Before(b)) {
+				b = c
 			}
-		})
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].Before(bs[j]) })
-	for _, b := range bs {
+		}
+		if b.IsZero() {
+			return st
+		}
 		if o, r := s.eval(b); o != open || (o && r != rate) {
 			st.Until = b
-			break
+			return st
 		}
+		cur = b
 	}
+	st.Until = cur // a time to look again; the state may hold past it
 	return st
 }
+
+// maxAtSteps bounds how many changes of single windows At follows without
+// a change of the link's state.
+const maxAtSteps = 64
 
 // NextOpen returns t when the link is open at t, else when it next opens
 // (zero: never, which a valid schedule cannot be).

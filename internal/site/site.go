@@ -44,6 +44,10 @@ type Options struct {
 	LockWait time.Duration
 	// Notify is passed to the syncer (syncer.Options.Notify).
 	Notify func(repoID string)
+	// Revisions are wanted on demand beyond the kept history, in every
+	// repository whose mirror has the commit (`sync --once --revision`;
+	// syncer.Options.Demanded).
+	Revisions []string
 	// SyncOptions, when set, adjusts the syncer's options before it is
 	// built (tests make retries fast with it).
 	SyncOptions func(*syncer.Options)
@@ -127,6 +131,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 		Metrics:   o.Metrics,
 		Collector: syncer.CollectorFunc(func(ctx context.Context) error { return reg.GarbageCollect(ctx, registry.GCOptions{}) }),
 		Notify:    o.Notify,
+	}
+	if revs := o.Revisions; len(revs) > 0 {
+		so.Demanded = func(string) []string { return revs }
 	}
 	if o.SyncOptions != nil {
 		o.SyncOptions(&so)

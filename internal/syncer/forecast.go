@@ -48,8 +48,10 @@ func (s *Syncer) linkStatus() LinkStatus {
 // forecast fills CompleteBy and ETASeconds of every revision not complete,
 // taking them in the last pass's fetch order (then the rest, newest
 // first): each one's missing bytes queue behind those of the revisions
-// before it. A revision whose size is not known yet (its bundle index not
-// read) ends the forecast: what comes after it is unknown too.
+// before it. A revision whose size is not known yet (its bundle index
+// never read) gets SizeKnownAt, when the index can next be read, and a
+// note instead; the revisions after it get a note too, as their forecast
+// would leave its bytes out.
 func (s *Syncer) forecast(st *Status) {
 	type ref struct{ i, j int }
 	var pending []ref
@@ -67,24 +69,43 @@ func (s *Syncer) forecast(st *Status) {
 		return 1 << 30
 	}
 	sort.SliceStable(pending, func(a, b int) bool { return q(pending[a]) < q(pending[b]) })
+	now := s.plan.Clock.Now()
 	var missing []int64
+	unknown := ""
 	for _, x := range pending {
-		rv := st.Repos[x.i].Revisions[x.j]
-		if rv.BytesTotal <= 0 {
-			break
+		rv := &st.Repos[x.i].Revisions[x.j]
+		switch {
+		case unknown != "":
+			rv.ForecastNote = "after " + unknown + ", whose size is not known yet"
+		case rv.BytesTotal <= 0:
+			unknown = short(rv.Revision)
+			at := s.plan.NextUse()
+			switch {
+			case at.IsZero():
+				rv.ForecastNote = "size unknown until its bundle index is read; the link policy allows no read within a year"
+			case !at.After(now):
+				// Now is no news, and a time that moves with the clock
+				// would change the fleet document every minute.
+				rv.ForecastNote = "size unknown until its bundle index is read at the next pass"
+			default:
+				u := at.UTC()
+				rv.SizeKnownAt = &u
+				rv.ForecastNote = "size unknown until its bundle index is read at the next window, " + u.Format("Mon 02 Jan 15:04 MST")
+			}
+		default:
+			missing = append(missing, max(rv.BytesTotal-rv.BytesDone, 0))
 		}
-		missing = append(missing, max(rv.BytesTotal-rv.BytesDone, 0))
 	}
 	if len(missing) == 0 {
 		return
 	}
-	now := s.plan.Clock.Now()
 	eta := s.plan.Forecast(st.Link.MeasuredRate, missing)
 	for k, t := range eta {
+		rv := &st.Repos[pending[k].i].Revisions[pending[k].j]
 		if t.IsZero() {
+			rv.ForecastNote = "no forecast: no link rate measured or capped yet, or not within a year"
 			continue
 		}
-		rv := &st.Repos[pending[k].i].Revisions[pending[k].j]
 		u := t.UTC()
 		rv.CompleteBy = &u
 		rv.ETASeconds = t.Sub(now).Seconds()
@@ -95,6 +116,7 @@ func (s *Syncer) forecast(st *Status) {
 type linkCollector struct {
 	s                                 *Syncer
 	used, left, open, nextWindow, eta *prometheus.Desc
+	sizeKnownAt                       *prometheus.Desc
 	rateCap, measured                 *prometheus.Desc
 }
 
@@ -105,13 +127,15 @@ func newLinkCollector(s *Syncer) *linkCollector {
 		open:       prometheus.NewDesc("ballast_link_window_open", "1 while a transfer window is open (or no windows are configured).", nil, nil),
 		nextWindow: prometheus.NewDesc("ballast_link_next_window_start_timestamp_seconds", "When the next transfer window opens (after the open one, if any).", nil, nil),
 		eta:        prometheus.NewDesc("ballast_sync_revision_eta_seconds", "Forecast seconds until a pending revision's bundle is complete.", []string{"repo", "revision"}, nil),
-		rateCap:    prometheus.NewDesc("ballast_link_rate_cap_bytes_per_second", "The link's rate cap now (0: none).", nil, nil),
-		measured:   prometheus.NewDesc("ballast_link_measured_rate_bytes_per_second", "The link's recently measured rate.", nil, nil),
+		sizeKnownAt: prometheus.NewDesc("ballast_sync_revision_size_known_at_timestamp_seconds",
+			"For a pending revision whose bundle index was never read (its size and ETA unknown): when the link policy next lets sync read it.", []string{"repo", "revision"}, nil),
+		rateCap:  prometheus.NewDesc("ballast_link_rate_cap_bytes_per_second", "The link's rate cap now (0: none).", nil, nil),
+		measured: prometheus.NewDesc("ballast_link_measured_rate_bytes_per_second", "The link's recently measured rate.", nil, nil),
 	}
 }
 
 func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.used, c.left, c.open, c.nextWindow, c.eta, c.rateCap, c.measured} {
+	for _, d := range []*prometheus.Desc{c.used, c.left, c.open, c.nextWindow, c.eta, c.sizeKnownAt, c.rateCap, c.measured} {
 		ch <- d
 	}
 }
@@ -137,6 +161,9 @@ func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, rv := range r.Revisions {
 			if rv.CompleteBy != nil {
 				ch <- prometheus.MustNewConstMetric(c.eta, prometheus.GaugeValue, rv.ETASeconds, r.Repo, rv.Revision)
+			}
+			if rv.SizeKnownAt != nil {
+				ch <- prometheus.MustNewConstMetric(c.sizeKnownAt, prometheus.GaugeValue, float64(rv.SizeKnownAt.Unix()), r.Repo, rv.Revision)
 			}
 		}
 	}

@@ -121,7 +121,11 @@ func newSite(t testing.TB, mutate func(*config.Config), opts ...func(*syncer.Opt
 	if s.cfg.Repositories[0].Gate {
 		gated = s.cfg.Repositories[0].Track
 	}
-	m, err := gitmirror.New(gitmirror.Options{DataDir: dataDir, Upstreams: []gitmirror.Upstream{{URL: s.cfg.Repositories[0].URL, PollInterval: time.Hour, Gated: gated}}, Logger: log, CloneWait: 20 * time.Second})
+	ups := []gitmirror.Upstream{{URL: s.cfg.Repositories[0].URL, PollInterval: time.Hour, Gated: gated}}
+	for _, r := range s.cfg.Repositories[1:] {
+		ups = append(ups, gitmirror.Upstream{URL: r.URL, PollInterval: time.Hour})
+	}
+	m, err := gitmirror.New(gitmirror.Options{DataDir: dataDir, Upstreams: ups, Logger: log, CloneWait: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,17 @@
 package syncer_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/linkplan"
 	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 )
 
@@ -320,5 +323,53 @@ func TestWindowClosingMidBlobsInFlight(t *testing.T) {
 	// socket buffer each on loopback).
 	if cut >= size || over < 0 || over > 4<<20 {
 		t.Fatalf("cut at %d, the link carried %d bytes for %d: not resumed", cut, link.Down(), size)
+	}
+}
+
+// Per-repository weights order fetches between repositories within a
+// tier: with a budget that lets about one revision through per day, the
+// tip of the heavier repository comes first although it is configured
+// second.
+func TestWeightsOrderRepositories(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	infraGit := gitserver.New(t)
+	infra := infraGit.CreateRepo(t, "fleet/infra")
+	infraRev := infra.Commit("main", map[string]string{"b": "1"})
+	var infraID, infraBundles string
+	s := newSite(t, func(c *config.Config) {
+		c.Link = config.Link{Budget: &config.Budget{PerDay: "1200KiB"}}
+		infraBundles = strings.Replace(c.Repositories[0].Bundles, "apps-bundles", "infra-bundles", 1)
+		c.Repositories = append(c.Repositories, config.Repository{URL: infraGit.URL("fleet/infra"), Bundles: infraBundles,
+			Track: []string{"refs/heads/main"}, KeepRevisions: 1, Weight: 5, PollInterval: config.Duration{Duration: time.Hour}})
+		infraID, _ = imageref.RepoID(infraGit.URL("fleet/infra"))
+	}, withClock(clk))
+	link := viaLink(t, s)
+	link.SetRate(8_000_000)
+	appsRev := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, appsRev, map[string]artifact{"ghcr.io/org/app:1": testimage.Image(t, "linux/amd64", 1, mb)})
+	pushBundle(t, s.up, "fleet/infra-bundles", infraRev, map[string]artifact{"ghcr.io/org/infra:1": testimage.Image(t, "linux/amd64", 1, mb)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.mirror.Poll(ctx, infraID); err != nil {
+		t.Fatal(err)
+	}
+	state := func(repo, sha string) syncer.RevisionStatus {
+		for _, r := range s.sync.Status().Repos {
+			for _, rv := range r.Revisions {
+				if r.Repo == repo && rv.Revision == sha {
+					return rv
+				}
+			}
+		}
+		return syncer.RevisionStatus{}
+	}
+	s.pass()
+	if a, b := state(s.repoID, appsRev), state(infraID, infraRev); b.State != syncer.StateComplete || a.State == syncer.StateComplete || b.Queue != 1 || a.Queue != 2 {
+		t.Fatalf("day 1: apps (weight 1) %s queue %d, infra (weight 5) %s queue %d; want infra first", a.State, a.Queue, b.State, b.Queue)
+	}
+	clk.Set(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
+	s.pass()
+	if a := state(s.repoID, appsRev); a.State != syncer.StateComplete {
+		t.Fatalf("day 2: apps %s", a.State)
 	}
 }

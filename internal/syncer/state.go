@@ -43,9 +43,18 @@ type RevisionStatus struct {
 	// windows and the budget; absent when complete or unknown (its size
 	// not known yet, or no rate).
 	CompleteBy *time.Time `json:"completeBy,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	Missing    []string   `json:"missing,omitempty"` // a few of what is not yet local
-	UpdatedAt  time.Time  `json:"updatedAt"`
+	// SizeKnownAt, for a revision whose bundle index was never read (its
+	// missing bytes unknown) while the link may not be used, is when the
+	// index can next be read: the next window's opening or the budget's
+	// refill. Absent while the link may be used (the next pass reads it).
+	SizeKnownAt *time.Time `json:"sizeKnownAt,omitempty"`
+	// ForecastNote says why CompleteBy is absent for a revision not
+	// complete: its size is unknown until its index is read, it queues
+	// behind one whose size is, or no rate is known yet.
+	ForecastNote string    `json:"forecastNote,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	Missing      []string  `json:"missing,omitempty"` // a few of what is not yet local
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // ChartStatus is one Helm chart or Argo CD OCI source of a revision's

@@ -105,7 +105,19 @@ type Options struct {
 	// sha of repository repoID (a verify of it answered NOT READY
 	// recently): such revisions are fetched first. It must return at once.
 	Waiting func(repoID, sha string) bool
+	// Demanded, when set, lists revisions of repository repoID asked for
+	// beyond its wanted history (each tracked ref's tip and keepRevisions
+	// before it): the gate waits on one (a verify of an older revision, a
+	// rollback), or an edge downstream asked this edge's registry for its
+	// bundle. Each one the mirror holds as a commit is wanted while
+	// listed, at the front of the fetch order; at most maxDemanded per
+	// repository are taken. It must return at once.
+	Demanded func(repoID string) []string
 }
+
+// maxDemanded bounds the revisions per repository that Options.Demanded
+// adds to the wanted ones.
+const maxDemanded = 16
 
 // Syncer runs sync passes. It is safe for concurrent use; passes are
 // serialized.
@@ -439,7 +451,7 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 // tier ranks a wanted revision for the fetch order.
 func (s *Syncer) tier(id string, w wantedRev) linkplan.Tier {
 	switch {
-	case s.o.Waiting != nil && s.o.Waiting(id, w.sha):
+	case w.demanded, s.o.Waiting != nil && s.o.Waiting(id, w.sha):
 		return linkplan.TierWaiting
 	case w.tip:
 		return linkplan.TierNewest
@@ -494,6 +506,7 @@ func (s *Syncer) prepareRepo(ctx context.Context, r *config.Repository, res *Pas
 		s.status.passDone(id, err)
 		return nil, err
 	}
+	wanted = s.addDemanded(ctx, id, r, wanted)
 	s.status.setWanted(id, r.URL, r.Bundles, wanted)
 	res.Wanted += len(wanted)
 	bundleRepo, err := imageref.BundleRepository(r.URL)
@@ -521,10 +534,48 @@ func (s *Syncer) prepareRepo(ctx context.Context, r *config.Repository, res *Pas
 }
 
 type wantedRev struct {
-	sha   string
-	refs  []string
-	tip   bool
-	depth int // least distance from a tracked ref's tip
+	sha      string
+	refs     []string
+	tip      bool
+	depth    int  // least distance from a tracked ref's tip
+	demanded bool // outside the tracked history, wanted on demand (Options.Demanded)
+}
+
+// commitChecker is the mirror's commit lookup (gitmirror.Mirror.HasCommit).
+type commitChecker interface {
+	HasCommit(ctx context.Context, idOrURL, sha string) (bool, error)
+}
+
+// addDemanded appends to wanted the revisions Options.Demanded lists for
+// repository id that the mirror holds as commits and wanted lacks.
+func (s *Syncer) addDemanded(ctx context.Context, id string, r *config.Repository, wanted []wantedRev) []wantedRev {
+	if s.o.Demanded == nil {
+		return wanted
+	}
+	hc, ok := s.o.Mirror.(commitChecker)
+	if !ok {
+		return wanted
+	}
+	have := map[string]bool{}
+	for _, w := range wanted {
+		have[w.sha] = true
+	}
+	n := 0
+	for _, sha := range s.o.Demanded(id) {
+		if n == maxDemanded {
+			break
+		}
+		if !bundle.IsRevision(sha) || have[sha] {
+			continue
+		}
+		if ok, err := hc.HasCommit(ctx, r.URL, sha); err != nil || !ok {
+			continue
+		}
+		have[sha] = true
+		n++
+		wanted = append(wanted, wantedRev{sha: sha, demanded: true, depth: r.KeepRevisions + 1})
+	}
+	return wanted
 }
 
 // wanted lists a repository's wanted revisions: each tracked ref's tip,

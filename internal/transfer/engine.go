@@ -330,6 +330,35 @@ type blobSched struct {
 	ids  map[Target]int
 	seen map[schedKey]bool
 	open map[v1.Hash]*blobTask
+
+	// cancel stops every other blob and the walks at the first failure,
+	// before that blob's slot is given back: with the slot free and the
+	// context not yet cancelled, a queued blob would otherwise start a
+	// fetch that only the failure's cancellation cuts (bytes for nothing
+	// on a metered link). err is that first failure, the copy's cause.
+	cancel  context.CancelFunc
+	errOnce sync.Once
+	err     error
+}
+
+// fail records err as the copy's cause (the first one wins) and cancels
+// the rest.
+func (s *blobSched) fail(err error) error {
+	s.errOnce.Do(func() {
+		s.err = err
+		s.cancel()
+	})
+	return err
+}
+
+// wait waits for every blob; the error is the first blob failure, not the
+// cancellations it caused.
+func (s *blobSched) wait() error {
+	err := s.g.Wait()
+	if err != nil && s.err != nil {
+		return s.err
+	}
+	return err
 }
 
 type schedKey struct {
@@ -378,7 +407,13 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 			return s.ctx.Err()
 		}
 		defer func() { <-s.sem }()
-		return s.e.copyBlobTask(s.ctx, bt, s.st)
+		if err := s.ctx.Err(); err != nil {
+			return err // another blob failed while this one queued
+		}
+		if err := s.e.copyBlobTask(s.ctx, bt, s.st); err != nil {
+			return s.fail(err)
+		}
+		return nil
 	})
 }
 
@@ -416,12 +451,12 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 	sched := &blobSched{e: e, st: &st, g: g, ctx: gctx, sem: make(chan struct{}, e.o.concurrency),
-		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}}
+		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, cancel: cancel}
 	// Blobs start as the walks find them (sched.add); the walks go on.
 	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) })
 	if err != nil {
 		cancel()
-		if gerr := g.Wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
+		if gerr := sched.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
 			// A blob's failure stopped the walks: it is the cause.
 			if errors.Is(err, context.Canceled) {
 				return st.get(), gerr
@@ -435,7 +470,7 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 			st.add(func(s *Stats) { s.ManifestsSkipped++ })
 		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := sched.wait(); err != nil {
 		return st.get(), err
 	}
 	for _, m := range w.children {
