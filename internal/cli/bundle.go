@@ -110,6 +110,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	chartRepoAuthVar(f, &chartAuth)
 	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	f.Int64Var(&chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "refuse a chart archive larger than this, compressed or not (bytes)")
+	f.BoolVar(&o.NoAttached, "no-attached", false, "leave out the images' cosign signatures, attestations, SBOMs and OCI referrers (carried by default)")
 	pathVar(f, &signKey, "sign-key", "", "sign the bundle index with this cosign key file (password from $COSIGN_PASSWORD); the signature is tagged sha256-<hex>.sig beside it")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c

@@ -31,6 +31,24 @@ func TestBundleSignKey(t *testing.T) {
 		t.Fatalf("cosign verify of the signed bundle: %v", err)
 	}
 
+	// An image's own signature is carried, unless --no-attached.
+	web := f.reg.Repo("src/web")
+	if err := cli.Sign(context.Background(), key, web+"@"+f.want[web+":1.0"].String()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  int
+	}{{nil, 1}, {[]string{"--no-attached"}, 0}} {
+		r, errOut, code := runBundle(t, append([]string{"--repo", f.repo, "--to", to, "--dry-run"}, tc.flags...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.flags, code, errOut)
+		}
+		if len(r.Attached) != tc.want || (tc.want == 1 && r.Attached[0].Kind != "sig") {
+			t.Fatalf("%v: attached %+v, want %d signature(s)", tc.flags, r.Attached, tc.want)
+		}
+	}
+
 	bad := filepath.Join(t.TempDir(), "bad.key")
 	if err := os.WriteFile(bad, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)

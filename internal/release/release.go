@@ -55,6 +55,10 @@ type Options struct {
 	// written to every end before the index, tagged sha256-<hex>.sig (the
 	// cosign tag scheme) with the index as its OCI subject (docs/trust.md).
 	Signer *trust.Signer
+	// NoAttached leaves out what the images have attached upstream
+	// (cosign signatures, attestations, SBOMs, OCI referrers), which are
+	// carried by default.
+	NoAttached bool
 }
 
 // ImageResult is one image of the bundle.
@@ -222,9 +226,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
 	// What the images already have attached upstream (cosign signatures,
 	// attestations, SBOMs) travels with them.
-	att, attSrcs, attSizes, err := findAttached(ctx, eng, images, srcs)
-	if err != nil {
-		return nil, err
+	var (
+		att      []bundle.Image
+		attSrcs  []transfer.Source
+		attSizes []int64
+	)
+	if !o.NoAttached {
+		if att, attSrcs, attSizes, err = findAttached(ctx, eng, images, srcs); err != nil {
+			return nil, err
+		}
 	}
 	images, srcs = append(images, att...), append(srcs, attSrcs...)
 	res.Attached, res.AttachedBytes = attachedResults(att, attSizes)
