@@ -46,17 +46,26 @@ func IsRevision(s string) bool { return shaRE.MatchString(s) }
 // original digest, and the reference it was found under. A Helm chart or an
 // Argo CD OCI source is an entry too: Ref is where it is stored and Chart
 // says what it is (nil for an image).
+//
+// What an image already has attached upstream (cosign signatures,
+// attestations, SBOMs) is an entry too: Ref is where it is stored (the
+// image's repository, under cosign's tag) and Attached says of which
+// image it is (nil otherwise).
 type Image struct {
 	Ref        imageref.Ref
 	Descriptor v1.Descriptor
 	Chart      *Chart
+	Attached   *Attachment
 }
 
 // Name is how reports name the entry: its reference, or for a chart or OCI
-// source Chart.String().
+// source Chart.String(), or for an attachment Attachment.String().
 func (im Image) Name() string {
 	if im.Chart != nil {
 		return im.Chart.String()
+	}
+	if im.Attached != nil {
+		return im.Attached.String() + " (" + im.Ref.String() + ")"
 	}
 	return im.Ref.String()
 }
@@ -116,6 +125,15 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 		}
 		seen[ref] = true
 		d.Annotations = map[string]string{}
+		if im.Chart != nil && im.Attached != nil {
+			return nil, v1.Descriptor{}, fmt.Errorf("image %s: both a chart and an attachment", im.Ref)
+		}
+		if im.Attached != nil {
+			if err := im.Attached.check(); err != nil {
+				return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", im.Ref, err)
+			}
+			d.Annotations = im.Attached.annotations()
+		}
 		if im.Chart != nil {
 			if err := im.Chart.check(); err != nil {
 				return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", im.Ref, err)
@@ -201,7 +219,14 @@ func Parse(raw []byte) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bundle index: manifests[%d]: %w", i, err)
 		}
-		b.Images = append(b.Images, Image{Ref: ref, Descriptor: d, Chart: chart})
+		att, err := parseAttachment(d.Annotations)
+		if err != nil {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: %w", i, err)
+		}
+		if att != nil && chart != nil {
+			return nil, fmt.Errorf("bundle index: manifests[%d]: both a chart and an attachment", i)
+		}
+		b.Images = append(b.Images, Image{Ref: ref, Descriptor: d, Chart: chart, Attached: att})
 	}
 	return b, nil
 }

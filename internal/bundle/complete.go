@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -61,11 +62,13 @@ func (m Missing) String() string {
 
 // Report is the result of a completeness check.
 type Report struct {
-	Revision string    `json:"revision"`
-	Bundle   *Bundle   `json:"-"`
-	Missing  []Missing `json:"missing,omitempty"`
-	Blobs    int       `json:"blobs"`
-	Bytes    int64     `json:"bytes"`
+	Revision string  `json:"revision"`
+	Bundle   *Bundle `json:"-"`
+	// Index is the bundle index's descriptor when it was found.
+	Index   v1.Descriptor `json:"-"`
+	Missing []Missing     `json:"missing,omitempty"`
+	Blobs   int           `json:"blobs"`
+	Bytes   int64         `json:"bytes"`
 }
 
 // Complete reports whether nothing is missing.
@@ -114,6 +117,7 @@ func CheckComplete(ctx context.Context, p Presence, pl Placement, revision strin
 		return r, nil
 	}
 	r.Bundle = b
+	r.Index = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: dig, Size: int64(len(raw))}
 	for _, im := range b.Images {
 		repo := pl.BundleRepo
 		if pl.ImageRepo != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/render"
 	"github.com/ballast-dev/ballast/internal/render/charts"
+	"github.com/ballast-dev/ballast/internal/trust"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -31,6 +33,7 @@ func newBundleCmd(e *env) *cobra.Command {
 		chartMaxBytes                    int64
 		chartAuth                        string
 		helmCommand                      string
+		signKey                          string
 	)
 	c := &cobra.Command{
 		Use:   "bundle",
@@ -69,6 +72,11 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			}
 			o.Lister = discover.Lister(discover.ListerOptions{Log: e.log, HelmCommand: helmCommand, Fetcher: &charts.Fetcher{
 				CacheDir: chartCache, MaxChartBytes: chartMaxBytes, Insecure: insecure, RepoAuth: creds}})
+			if signKey != "" {
+				if o.Signer, err = loadSignKey(signKey); err != nil {
+					return exitcode.Invalid(err)
+				}
+			}
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.Concurrency, o.Progress = concurrency, progressLogger(e)
@@ -102,8 +110,28 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	chartRepoAuthVar(f, &chartAuth)
 	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
 	f.Int64Var(&chartMaxBytes, "chart-max-bytes", charts.DefaultMaxChartBytes, "refuse a chart archive larger than this, compressed or not (bytes)")
+	f.BoolVar(&o.NoAttached, "no-attached", false, "leave out the images' cosign signatures, attestations, SBOMs and OCI referrers (carried by default)")
+	pathVar(f, &signKey, "sign-key", "", "sign the bundle index with this cosign key file (password from $COSIGN_PASSWORD); the signature is tagged sha256-<hex>.sig beside it")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
 	return c
+}
+
+// loadSignKey reads a cosign private key file with its password from
+// COSIGN_PASSWORD, as cosign takes them.
+func loadSignKey(path string) (*trust.Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key: %w", err)
+	}
+	pw, ok := os.LookupEnv("COSIGN_PASSWORD")
+	if !ok && strings.Contains(string(raw), "ENCRYPTED") {
+		return nil, fmt.Errorf("--sign-key %s: the key is encrypted and COSIGN_PASSWORD is not set", path)
+	}
+	s, err := trust.LoadSigner(raw, []byte(pw))
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key %s: %w", path, err)
+	}
+	return s, nil
 }
 
 func splitComma(ss []string) []string {
@@ -144,6 +172,9 @@ func printBundle(w io.Writer, r *release.Result) error {
 	if r.Bundle != "" {
 		fmt.Fprintf(&b, "pushed:   %s\n", r.Bundle)
 	}
+	if r.Signature != "" {
+		fmt.Fprintf(&b, "signed:   %s\n", r.Signature)
+	}
 	for _, p := range []string{r.OCILayout, r.Output} {
 		if p != "" {
 			fmt.Fprintf(&b, "written:  %s\n", p)
@@ -154,6 +185,9 @@ func printBundle(w io.Writer, r *release.Result) error {
 		for _, c := range r.Charts {
 			fmt.Fprintf(&b, "  %s@%s\n", c.Ref, c.Digest)
 		}
+	}
+	if len(r.Attached) > 0 {
+		fmt.Fprintf(&b, "attached: %d signatures, attestations and SBOMs (%s)\n", len(r.Attached), units.Bytes(r.AttachedBytes))
 	}
 	fmt.Fprintf(&b, "images:   %d\n", len(r.Images))
 	for _, im := range r.Images {

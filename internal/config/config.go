@@ -48,6 +48,9 @@ type Config struct {
 	API                API                         `json:"api,omitempty"`
 	// Fleet, when set, publishes this site's status to the hub (fleet.go).
 	Fleet *Fleet `json:"fleet,omitempty"`
+	// Trust, when set, checks bundle (and optionally image) signatures
+	// before anything of a bundle becomes visible (trust.go).
+	Trust *Trust `json:"trust,omitempty"`
 }
 
 // API configures who may change state through the daemon's HTTP API.
@@ -298,6 +301,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	c.resolvePaths(filepath.Dir(path))
+	if err := c.loadTrustKeys(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	return c, nil
 }
 
@@ -343,6 +349,9 @@ func (c *Config) applyDefaults() {
 	if c.Fleet != nil {
 		c.Fleet.applyDefaults()
 	}
+	if c.Trust != nil {
+		c.Trust.applyDefaults()
+	}
 }
 
 func (c *Config) resolvePaths(base string) {
@@ -357,6 +366,11 @@ func (c *Config) resolvePaths(base string) {
 	if c.Fleet != nil {
 		abs(&c.Fleet.UsernameFile)
 		abs(&c.Fleet.PasswordFile)
+	}
+	if c.Trust != nil {
+		for i := range c.Trust.PublicKeys {
+			abs(&c.Trust.PublicKeys[i])
+		}
 	}
 	for i := range c.Repositories {
 		if cr := c.Repositories[i].Credentials; cr != nil {
@@ -458,6 +472,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Fleet != nil {
 		if err := c.Fleet.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Trust != nil {
+		if err := c.Trust.validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -39,8 +39,9 @@ func sampleStatus() Status {
 		}, {
 			ID: "git.example.com/fleet/infra", URL: "https://git.example.com/fleet/infra.git", MirrorPath: "/git/git.example.com/fleet/infra.git",
 			LastAttempt: &fail, LastSuccess: &lost, Failures: 4, LastError: `dial tcp: connection refused <script>alert(1)</script>`,
-			Tracked:   []TrackedRef{{Name: "refs/heads/main", UpstreamTip: shaD}},
-			Revisions: []syncer.RevisionStatus{{Revision: shaD, Tip: true, State: syncer.StateFailed, Error: "blob sha256:abcd: digest mismatch"}},
+			Tracked: []TrackedRef{{Name: "refs/heads/main", UpstreamTip: shaD}},
+			Revisions: []syncer.RevisionStatus{{Revision: shaD, Tip: true, State: syncer.StateFailed, Error: "blob sha256:abcd: digest mismatch"},
+				{Revision: shaC, State: syncer.StateUntrusted, Error: "bundle index of ccccccc33333 sha256:ab: not signed by a trusted key"}},
 			SyncError: "pass failed",
 		}},
 		Verifications: []Verification{
@@ -79,6 +80,8 @@ func TestRenderPage(t *testing.T) {
 		{"escaped error", infra, "connection refused &lt;script&gt;alert(1)&lt;/script&gt;"},
 		{"failed revision", infra, `<span class="badge failed">failed</span>`},
 		{"failed error", infra, "digest mismatch"},
+		{"untrusted revision", infra, `<span class="badge untrusted">untrusted</span>`},
+		{"untrusted reason", infra, "Refused by the trust policy, nothing of it landed: bundle index of ccccccc33333 sha256:ab: not signed by a trusted key"},
 		{"sync error", infra, "pass failed"},
 		{"no verify results", infra, "No verify results reported yet."},
 		{"disk use", html, "3.0 GiB"},

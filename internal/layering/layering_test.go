@@ -47,7 +47,16 @@ var rules = []rule{
 		from: []string{"internal/edge", "internal/verify", "internal/syncer", "internal/registry",
 			"internal/gitmirror", "internal/sneakernet", "internal/site/...", "internal/helmrepo", "internal/lfs/..."},
 		required: []string{"internal/edge", "internal/verify", "internal/helmrepo"},
-		forbid:   []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/..."},
+		forbid:   []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/...", "github.com/sigstore/cosign/..."},
+	},
+	{
+		// Signatures are sigstore's library (crypto, key files, payload)
+		// plus the OCI side: no I/O, no cosign CLI packages, no policy.
+		name:      "trust knows the generic OCI layer and sigstore's library only",
+		from:      []string{"internal/trust/..."},
+		required:  []string{"internal/trust"},
+		allowOnly: []string{"internal/trust/...", "internal/oci"},
+		forbid:    []string{"github.com/sigstore/cosign/...", "github.com/sigstore/rekor/...", "github.com/sigstore/fulcio/..."},
 	},
 	{
 		name:      "the copy engine depends on the generic OCI layer only (no bundle, no policy)",

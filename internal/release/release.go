@@ -22,6 +22,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // ImageLister returns the images one app needs, rendered from the checkout
@@ -51,6 +52,14 @@ type Options struct {
 	Progress    progress.Func // copy progress; nil for none
 	Log         *slog.Logger
 	Now         func() time.Time // overrides the commit time as the created time
+	// Signer, when set, signs the bundle index: the signature manifest is
+	// written to every end before the index, tagged sha256-<hex>.sig (the
+	// cosign tag scheme) with the index as its OCI subject (docs/trust.md).
+	Signer *trust.Signer
+	// NoAttached leaves out what the images have attached upstream
+	// (cosign signatures, attestations, SBOMs, OCI referrers), which are
+	// carried by default.
+	NoAttached bool
 }
 
 // ImageResult is one image of the bundle.
@@ -65,15 +74,18 @@ type ImageResult struct {
 
 // Result is the summary of a bundle run.
 type Result struct {
-	Revision     string        `json:"revision"`
-	Source       string        `json:"source,omitempty"`
-	BundleDigest string        `json:"bundleDigest"`
-	Bundle       string        `json:"bundle,omitempty"` // To:revision
-	OCILayout    string        `json:"ociLayout,omitempty"`
-	Output       string        `json:"output,omitempty"`
-	DryRun       bool          `json:"dryRun,omitempty"`
-	Images       []ImageResult `json:"images"`
-	Charts       []ChartResult `json:"charts,omitempty"`
+	Revision     string `json:"revision"`
+	Source       string `json:"source,omitempty"`
+	BundleDigest string `json:"bundleDigest"`
+	Bundle       string `json:"bundle,omitempty"` // To:revision
+	// Signature is the tag of the bundle index's signature (sha256-<hex>.sig)
+	// when the bundle was signed.
+	Signature string        `json:"signature,omitempty"`
+	OCILayout string        `json:"ociLayout,omitempty"`
+	Output    string        `json:"output,omitempty"`
+	DryRun    bool          `json:"dryRun,omitempty"`
+	Images    []ImageResult `json:"images"`
+	Charts    []ChartResult `json:"charts,omitempty"`
 	// ChartBytes is what the charts and OCI sources add to the bundle:
 	// their manifest and blob bytes.
 	ChartBytes int64 `json:"chartBytes,omitempty"`
@@ -81,10 +93,15 @@ type Result struct {
 	// needs (recorded in the bundle index, see bundle.GitDep).
 	Submodules  []bundle.GitDep `json:"submodules,omitempty"`
 	RemoteBases []bundle.GitDep `json:"remoteBases,omitempty"`
-	BytesNew    int64           `json:"bytesNew"`
-	BytesReused int64           `json:"bytesReused"`
-	Stats       *transfer.Stats `json:"stats,omitempty"`
-	Plan        *PlanSummary    `json:"plan,omitempty"`
+	// Attached are the signatures, attestations and SBOMs the images had
+	// upstream (cosign's tags), carried as entries; AttachedBytes is
+	// their manifest and blob bytes.
+	Attached      []AttachedResult `json:"attached,omitempty"`
+	AttachedBytes int64            `json:"attachedBytes,omitempty"`
+	BytesNew      int64            `json:"bytesNew"`
+	BytesReused   int64            `json:"bytesReused"`
+	Stats         *transfer.Stats  `json:"stats,omitempty"`
+	Plan          *PlanSummary     `json:"plan,omitempty"`
 }
 
 // PlanSummary is what a dry run found.
@@ -223,6 +240,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ChartBytes += chartSizes[i]
 	}
 	sort.Slice(res.Charts, func(i, j int) bool { return res.Charts[i].Ref < res.Charts[j].Ref })
+	// What the images already have attached upstream (cosign signatures,
+	// attestations, SBOMs) travels with them.
+	var (
+		att      []bundle.Image
+		attSrcs  []transfer.Source
+		attSizes []int64
+	)
+	if !o.NoAttached {
+		if att, attSrcs, attSizes, err = findAttached(ctx, eng, images, srcs); err != nil {
+			return nil, err
+		}
+	}
+	images, srcs = append(images, att...), append(srcs, attSrcs...)
+	res.Attached, res.AttachedBytes = attachedResults(att, attSizes)
 	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images,
 		GitDeps: append(append([]bundle.GitDep(nil), res.Submodules...), res.RemoteBases...)})
 	if err != nil {
@@ -230,7 +261,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.BundleDigest = idxDesc.Digest.String()
 	for _, im := range images {
-		if im.Chart != nil {
+		if im.Chart != nil || im.Attached != nil {
 			continue
 		}
 		res.Images = append(res.Images, ImageResult{Ref: im.Ref.String(), Digest: im.Descriptor.Digest.String(), MediaType: string(im.Descriptor.MediaType)})
@@ -282,6 +313,27 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return jobs
 	}
 	index := transfer.Job{Src: transfer.ManifestSource(raw, idxDesc), Root: idxDesc, Tags: []string{sha}, RootOnly: true}
+	var sigJob *transfer.Job
+	if o.Signer != nil {
+		ref := o.To
+		if ref == "" {
+			ref = "ballast-bundle"
+		}
+		sig, err := o.Signer.Sign(ref, idxDesc)
+		if err != nil {
+			return nil, fmt.Errorf("sign bundle index: %w", err)
+		}
+		blobs := make([][]byte, 0, len(sig.Blobs))
+		for _, b := range sig.Blobs {
+			blobs = append(blobs, b)
+		}
+		src, err := newMemorySource(&Content{Manifest: sig.Manifest, Blobs: blobs})
+		if err != nil {
+			return nil, err
+		}
+		sigJob = &transfer.Job{Src: src, Root: sig.Descriptor, Tags: []string{sig.Tag}}
+		res.Signature = sig.Tag
+	}
 
 	if o.DryRun {
 		var plans []*transfer.Plan
@@ -333,6 +385,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
+		}
+		// The signature before the index, so an index that is visible is
+		// signed: it names the index as its subject, which registries take
+		// before the subject exists.
+		if sigJob != nil {
+			sj := *sigJob
+			sj.Dst = e.dst
+			st, err = eng.Copy(ctx, sj)
+			addStats(&total, st)
+			if err != nil {
+				return nil, fmt.Errorf("write bundle signature to %s: %w", e.name, err)
+			}
 		}
 		// The bundle index last: the commit point.
 		ix := index

@@ -34,6 +34,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/ocitar"
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // ErrInput marks errors in what the user gave or in the file read (exit 2).
@@ -65,6 +66,8 @@ type ExportResult struct {
 	BlobBytes int64          `json:"blobBytes"` // bytes under oci/blobs (manifests included)
 	GitBytes  int64          `json:"gitBytes"`
 	Stats     transfer.Stats `json:"stats"`
+	// Signed reports whether the bundle index's signature was carried.
+	Signed bool `json:"signed,omitempty"`
 }
 
 // SplitBundleRef splits "registry/repo:SHA" into the repository and the SHA.
@@ -149,7 +152,25 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copy bundle: %w", err)
 	}
+	// The bundle index's signature (cosign's tag beside it), when it has
+	// one, travels too: the edge's trust policy checks it on import.
+	sigTag := trust.SignatureTag(root.Digest)
+	sig, err := eng.Resolve(ctx, src, sigTag)
+	switch {
+	case err == nil:
+		sst, err := eng.Copy(ctx, transfer.Job{Src: src, Dst: lay, Root: sig, Tags: []string{sigTag}})
+		if err != nil {
+			return nil, fmt.Errorf("copy bundle signature: %w", err)
+		}
+		st.BytesRead += sst.BytesRead
+		st.BytesWritten += sst.BytesWritten
+		st.BlobsCopied += sst.BlobsCopied
+		st.ManifestsWritten += sst.ManifestsWritten
+	case !errors.Is(err, transfer.ErrNotFound):
+		return nil, fmt.Errorf("bundle signature %s: %w", sigTag, err)
+	}
 	res := &ExportResult{Revision: sha, Since: o.Since, Output: o.Output, Bundle: root.Digest.String(), Stats: st}
+	res.Signed = err == nil
 
 	m := exportfile.Manifest{Format: exportfile.Format, Revision: sha, Since: o.Since, Repository: repo, Source: b.Source, Bundle: root.Digest.String()}
 	for _, p := range o.Platforms {

@@ -22,6 +22,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/progress"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // ImportOptions for Import.
@@ -190,6 +191,16 @@ func land(ctx context.Context, eng *transfer.Engine, lay *layout.Layout, jobs []
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
 		return st, fmt.Errorf("load images: %w", err)
+	}
+	// The index's signature, when the file carries one, before the index:
+	// the edge's trust policy checks it there.
+	sigTag := trust.SignatureTag(root.Digest)
+	if sig, err := lay.ResolveTag(ctx, sigTag); err == nil {
+		if _, err := eng.Copy(ctx, transfer.Job{Src: lay, Dst: bdst, Root: sig, Tags: []string{sigTag}}); err != nil {
+			return st, fmt.Errorf("load bundle signature: %w", err)
+		}
+	} else if !errors.Is(err, transfer.ErrNotFound) {
+		return st, fmt.Errorf("bundle signature: %w", err)
 	}
 	// The bundle index last; its children are linked into the bundle
 	// repository too (mounted), as registries that validate indexes need.

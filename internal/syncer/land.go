@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // claims are the image tags ("edge-repo:tag") that revisions of one
@@ -120,6 +121,11 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	if plats == nil {
 		plats = s.platforms
 	}
+	// The trust policy first: nothing of a refused bundle is written.
+	sig, err := s.trustBundle(ctx, l.Src, l.Bundle, l.Root)
+	if err != nil {
+		return transfer.Stats{}, err
+	}
 	bdst, err := s.local(l.BundleRepo)
 	if err != nil {
 		return transfer.Stats{}, err
@@ -133,6 +139,12 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 		}
 		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]})
 		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
+	}
+	if sig.Digest.Hex != "" {
+		// The index's signature lands in the bundle repository under
+		// cosign's tag before the index, so `cosign verify` against the
+		// edge finds it and a visible index is a signed one.
+		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: bdst, Root: sig, Tags: []string{trust.SignatureTag(l.Root.Digest)}})
 	}
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {

@@ -12,6 +12,9 @@ type metrics struct {
 	blobsCopied  prometheus.Counter
 	retries      prometheus.Counter
 	deleted      prometheus.Counter
+	// Trust policy (edge config trust).
+	signatureChecks  *prometheus.CounterVec
+	signatureSeconds prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, s *Syncer) *metrics {
@@ -23,9 +26,26 @@ func newMetrics(reg prometheus.Registerer, s *Syncer) *metrics {
 		blobsCopied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ballast_sync_blobs_copied_total", Help: "Blobs copied into the edge registry."}),
 		retries:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ballast_sync_retries_total", Help: "Transfer attempts that failed and were retried."}),
 		deleted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ballast_sync_bundles_deleted_total", Help: "Bundles deleted by retention."}),
+		signatureChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ballast_sync_signature_checks_total",
+			Help: "Signature checks of bundle indexes and images by the trust policy, by result (trusted, untrusted)."}, []string{"result"}),
+		signatureSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ballast_sync_signature_check_seconds",
+			Help: "Duration of one signature check (read the signature and its payload, verify).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}),
 	}
+	untrusted := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ballast_sync_untrusted_revisions",
+		Help: "Wanted revisions whose bundle the trust policy refuses (state untrusted)."}, func() float64 {
+		n := 0
+		for _, r := range s.status.snapshot().Repos {
+			for _, rv := range r.Revisions {
+				if rv.State == StateUntrusted {
+					n++
+				}
+			}
+		}
+		return float64(n)
+	})
 	if reg != nil {
-		reg.MustRegister(m.passes, m.passDuration, m.lastSuccess, m.linkBytes, m.blobsCopied, m.retries, m.deleted, newLinkCollector(s))
+		reg.MustRegister(m.passes, m.passDuration, m.lastSuccess, m.linkBytes, m.blobsCopied, m.retries, m.deleted, newLinkCollector(s),
+			m.signatureChecks, m.signatureSeconds, untrusted)
 	}
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // manifestKey names one manifest in one edge repository.
@@ -58,6 +59,11 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 	}
 	var drop []string
 	for _, t := range tags {
+		if !bundle.IsRevision(t) {
+			// A bundle index's signature (cosign's sha256-<hex>.sig) goes
+			// with its bundle, below.
+			continue
+		}
 		if keep[t] || (s.o.Deployed != nil && s.o.Deployed.IsDeployed(id, t)) {
 			keep[t] = true
 			continue
@@ -105,6 +111,13 @@ func (s *Syncer) retain(ctx context.Context, url, id, bundleRepo string, wanted 
 		if err := s.deleteManifest(ctx, bundleRepo, d.Digest); err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if sig, err := bundles.ResolveTag(ctx, trust.SignatureTag(d.Digest)); err == nil {
+			if err := s.deleteManifest(ctx, bundleRepo, sig.Digest); err != nil {
+				errs = append(errs, err)
+			}
+		} else if !errors.Is(err, transfer.ErrNotFound) {
+			errs = append(errs, err)
 		}
 		for k := range reached {
 			if kept[k] {

@@ -70,6 +70,9 @@ type ChartStatus struct {
 // entries counts b's images and lists its charts and OCI sources.
 func entries(b *bundle.Bundle) (images int, charts []ChartStatus) {
 	for _, im := range b.Images {
+		if im.Attached != nil {
+			continue
+		}
 		if im.Chart == nil {
 			images++
 			continue

@@ -731,10 +731,16 @@ func (s *Syncer) BundleComplete(ctx context.Context, repoURL, sha string) (bool,
 		return false, err
 	}
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(br, false), sha, s.platforms)
-	if err != nil {
+	if err != nil || !rep.Complete() {
 		return false, err
 	}
-	return rep.Complete(), nil
+	if err := s.trustLocal(ctx, br, rep.Bundle, rep.Index); err != nil {
+		if IsUntrusted(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 func (s *Syncer) notify(id string) {
@@ -751,6 +757,14 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		return StateFailed, fmt.Errorf("check local bundle: %w", err)
 	}
 	if rep.Complete() {
+		if err := s.trustLocal(ctx, bundleRepo, rep.Bundle, rep.Index); err != nil {
+			if IsUntrusted(err) {
+				s.markUntrusted(id, sha, err)
+				return StateUntrusted, err
+			}
+			s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
+			return StateFailed, err
+		}
 		s.needGitDeps(ctx, id, sha, rep.Bundle)
 		s.stateMu.Lock()
 		err := s.claimDeployed(ctx, cl)
@@ -828,6 +842,10 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	st, err := s.Land(ctx, Landing{Src: up, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl})
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
+	if IsUntrusted(err) {
+		s.markUntrusted(id, sha, err)
+		return StateUntrusted, err
+	}
 	if err != nil {
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, err

@@ -67,16 +67,19 @@ type Result struct {
 	// Requested is the revision asked for when it was an annotated tag
 	// object that the gate peeled to the commit Revision; PeeledTags lists
 	// the tag objects peeled, outermost first.
-	Requested     string           `json:"requestedRevision,omitempty"`
-	PeeledTags    []string         `json:"peeledTags,omitempty"`
-	Reason        string           `json:"reason,omitempty"`
-	CommitPresent bool             `json:"commitPresent"`
-	BundlePresent bool             `json:"bundlePresent"`
-	Images        int              `json:"images"`           // image entries of the bundle
-	Charts        int              `json:"charts,omitempty"` // Helm chart and OCI source entries
-	Blobs         int              `json:"blobs"`
-	Bytes         int64            `json:"bytes"`
-	Missing       []bundle.Missing `json:"missing,omitempty"`
+	Requested     string   `json:"requestedRevision,omitempty"`
+	PeeledTags    []string `json:"peeledTags,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	CommitPresent bool     `json:"commitPresent"`
+	BundlePresent bool     `json:"bundlePresent"`
+	Images        int      `json:"images"`           // image entries of the bundle
+	Charts        int      `json:"charts,omitempty"` // Helm chart and OCI source entries
+	// Attached counts signature, attestation and SBOM entries carried for
+	// the images (docs/trust.md).
+	Attached int              `json:"attached,omitempty"`
+	Blobs    int              `json:"blobs"`
+	Bytes    int64            `json:"bytes"`
+	Missing  []bundle.Missing `json:"missing,omitempty"`
 	// LFSObjects counts the LFS objects the revision's files point at;
 	// LFSMissing lists those not on site (and LFSMalformed the pointer
 	// files that are not valid), which make the revision not ready.
@@ -213,6 +216,14 @@ func (v *verifier) run(ctx context.Context) *Result {
 		return res
 	}
 	v.fill(res, rep)
+	// The trust policy is the daemon's (edge config trust): a bundle it
+	// refuses is never ready, even one landed before the policy or a key
+	// changed.
+	if reason := v.untrusted(ctx); reason != "" {
+		res.SyncState = untrustedState
+		res.Reason = fmt.Sprintf("bundle of %s is untrusted: %s", short(res.Revision), reason)
+		return res
+	}
 	// Every ready activation is recorded, whether or not a tag has to move:
 	// the first deployment of a revision usually finds its tags in place
 	// (sync set them), and an unrecorded deployment is one retention may
@@ -265,10 +276,12 @@ func (v *verifier) fill(res *Result, rep *bundle.Report) {
 	res.Missing = rep.Missing
 	res.Blobs, res.Bytes = rep.Blobs, rep.Bytes
 	res.MissingBytes = 0
-	res.Images, res.Charts = 0, 0
+	res.Images, res.Charts, res.Attached = 0, 0, 0
 	if rep.Bundle != nil {
 		for _, im := range rep.Bundle.Images {
-			if im.Chart != nil {
+			if im.Attached != nil {
+				res.Attached++
+			} else if im.Chart != nil {
 				res.Charts++
 			} else {
 				res.Images++
@@ -543,6 +556,43 @@ func (v *verifier) syncProgress(ctx context.Context, res *Result) {
 	if res.SyncState == "" {
 		res.SyncState = "not wanted by sync (not a tracked ref's tip or recent history)"
 	}
+}
+
+// untrustedState is sync's state of a revision the trust policy refuses
+// (syncer.StateUntrusted; verify does not import sync).
+const untrustedState = "untrusted"
+
+// untrusted returns why sync's trust policy refuses the revision's
+// bundle, or "" when it does not (or the daemon cannot say: the registry
+// check stands alone then).
+func (v *verifier) untrusted(ctx context.Context) string {
+	var st struct {
+		Repos []struct {
+			Repo      string `json:"repo"`
+			Revisions []struct {
+				Revision string `json:"revision"`
+				State    string `json:"state"`
+				Error    string `json:"error"`
+			} `json:"revisions"`
+		} `json:"repos"`
+	}
+	if code, err := v.get(ctx, "/api/v1/sync", &st); err != nil || code != http.StatusOK {
+		return ""
+	}
+	for _, r := range st.Repos {
+		if !strings.EqualFold(r.Repo, v.id) {
+			continue
+		}
+		for _, rv := range r.Revisions {
+			if rv.Revision == v.o.Revision && rv.State == untrustedState {
+				if rv.Error == "" {
+					return "refused by the edge's trust policy"
+				}
+				return truncate(rv.Error, 1024)
+			}
+		}
+	}
+	return ""
 }
 
 func (v *verifier) activate(ctx context.Context) error {

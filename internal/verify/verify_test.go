@@ -43,7 +43,7 @@ type edgeSite struct {
 	gitDeps []bundle.GitDep
 }
 
-func startEdge(t testing.TB) *edgeSite {
+func startEdge(t testing.TB, mutate ...func(*config.Config)) *edgeSite {
 	t.Helper()
 	gitserver.RequireGit(t)
 	git := gitserver.New(t)
@@ -57,6 +57,9 @@ func startEdge(t testing.TB) *edgeSite {
 		Repositories: []config.Repository{{URL: s.url, Bundles: s.up.Repo("fleet/apps-bundles"), Track: []string{"refs/heads/main"},
 			KeepRevisions: 5, PollInterval: config.Duration{Duration: time.Second}}},
 		UpstreamRegistries: map[string]config.UpstreamRegistry{s.up.Addr: {Insecure: true}},
+	}
+	for _, f := range mutate {
+		f(s.cfg)
 	}
 	ed := edged.Start(t, s.cfg)
 	s.d = ed.Daemon

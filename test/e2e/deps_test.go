@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
 )
 
 // requires reads the require directives of a go.mod: module path → version.
@@ -109,5 +111,29 @@ func TestRequires(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCosignDepsInStep keeps the cosign version in one step across the
+// wrapper module (deps/cosign/go.mod), the deps build (deps/build.sh) and
+// the test helper that finds the binary (internal/testutil/cosigncli).
+func TestCosignDepsInStep(t *testing.T) {
+	wrapper, err := os.ReadFile(filepath.Join("deps", "cosign", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := requires(wrapper)
+	if err != nil {
+		t.Fatalf("deps/cosign/go.mod: %v", err)
+	}
+	script, err := os.ReadFile(filepath.Join("deps", "build.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := req["github.com/sigstore/cosign/v2"]; v != cosigncli.Version {
+		t.Errorf("deps/cosign/go.mod requires cosign %q, cosigncli.Version is %s", v, cosigncli.Version)
+	}
+	if !strings.Contains(string(script), "\ncosign_version="+cosigncli.Version+"\n") {
+		t.Errorf("deps/build.sh does not set cosign_version=%s (cosigncli.Version)", cosigncli.Version)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/apiauth"
+	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
@@ -61,16 +62,25 @@ type stack struct {
 	upstream string // the repository's upstream URL
 	hookYAML []byte // the PreSync hook Job from `ballast install`
 	appYAML  []byte // the Application from `ballast install`
+
+	// trustKey and trustPub, when set, make the edge require bundle
+	// signatures by trustPub (edge config trust) and bundle sign with
+	// trustKey (docs/trust.md).
+	trustKey, trustPub string
+	unsigned           bool // bundle without --sign-key even with trustKey
 }
 
 // newStack starts the cluster, Argo CD, the upstream git and registry, the
 // link and `ballast edge`, and applies what `ballast install` generates for
 // Argo CD (repository Secret, verify RBAC). gate turns on readiness-gated
 // refs for the repository.
-func newStack(t *testing.T, gate bool) *stack {
+func newStack(t *testing.T, gate bool, opts ...func(*stack)) *stack {
 	d := findDeps(t)
 	gitserver.RequireGit(t)
 	s := &stack{t: t, dir: t.TempDir(), deps: d}
+	for _, o := range opts {
+		o(s)
+	}
 	s.logs = filepath.Join(s.dir, "logs")
 	if d := os.Getenv("BALLAST_E2E_LOGS"); d != "" {
 		// Keep every component's log after the test.
@@ -133,6 +143,19 @@ upstreamRegistries:
 platforms: [linux/amd64]
 api: {tokenFile: %q}
 `, filepath.Join(s.dir, "edge"), s.edgeHTTP, s.edgeReg, s.upstream, s.link.Addr+"/fleet/apps-bundles", gate, s.link.Addr, tokenFile))
+	if s.trustPub != "" {
+		f, err := os.OpenFile(edgeYAML, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fmt.Fprintf(f, "trust:\n  publicKeys: [%q]\n  requireSignatures: true\n", s.trustPub)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The daemon and the hook Job share one API token: install puts the
 	// daemon's into the Secret the hook mounts.
@@ -189,6 +212,9 @@ func (s *stack) ballastRun(args ...string) string {
 func (s *stack) ballastTry(args ...string) (string, error) {
 	cmd := exec.Command(s.ballast, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
+	if s.trustKey != "" {
+		cmd.Env = append(cmd.Env, "COSIGN_PASSWORD="+cosigncli.Password)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -236,8 +262,12 @@ func (s *stack) bundle(sha string) {
 		gitserver.Git(s.t, "", "clone", "--quiet", s.upstream, s.work)
 	}
 	gitserver.Git(s.t, s.work, "fetch", "--quiet", "origin")
-	s.ballastRun("bundle", "--repo", s.work, "--revision", sha, "--path", ".", "--insecure",
-		"--to", s.reg.Addr+"/fleet/apps-bundles")
+	args := []string{"bundle", "--repo", s.work, "--revision", sha, "--path", ".", "--insecure",
+		"--to", s.reg.Addr + "/fleet/apps-bundles"}
+	if s.trustKey != "" && !s.unsigned {
+		args = append(args, "--sign-key", s.trustKey)
+	}
+	s.ballastRun(args...)
 }
 
 // ready reports whether the edge has sha and its complete bundle (the
@@ -472,6 +502,53 @@ func TestArgoCDGatedRefs(t *testing.T) {
 	}
 	t.Logf("TIMING gated rev2: commit → Succeeded in %.1fs; link restored → Succeeded in %.1fs; failed operations: 0",
 		time.Since(t2).Seconds(), time.Since(t3).Seconds())
+}
+
+// TestArgoCDTrustGate: with signatures required at the edge, a revision
+// whose bundle is not signed is blocked by the gate (the hook's verify
+// names the trust policy) and the running revision stays; once CI signs
+// the same bundle, Argo CD's retry deploys it with no other action.
+func TestArgoCDTrustGate(t *testing.T) {
+	cli := cosigncli.Find(t)
+	key, pub := cli.KeyPair(t)
+	s := newStack(t, false, func(s *stack) { s.trustKey, s.trustPub = key, pub })
+	image1, image2 := s.reg.Addr+"/app/web:rev1", s.reg.Addr+"/app/web:rev2"
+	s.deployRev1(image1)
+
+	s.pushImage("app/web:rev2")
+	t2 := time.Now()
+	rev2 := s.commit(image2, "rev2")
+	s.unsigned = true
+	s.bundle(rev2)
+	var a appStatus
+	waitFor(t, 120*time.Second, "the gate fails the unsigned rev2 and Argo CD retries", func() (bool, error) {
+		a = s.app()
+		if a.Phase == "Succeeded" && a.Revision == rev2 {
+			t.Fatalf("unsigned rev2 synced: %+v", a)
+		}
+		if s.failedRunsSince(t2) > 0 && a.Revision == rev2 && strings.Contains(a.Message, "Retrying attempt") {
+			return true, nil
+		}
+		return false, fmt.Errorf("%+v", a)
+	})
+	if got := s.image(); got != image1 {
+		t.Fatalf("while unsigned rev2 is blocked: deployment image %s, want still %s", got, image1)
+	}
+	if _, err := s.ready(rev2); err == nil || !strings.Contains(err.Error(), "untrusted") {
+		t.Fatalf("verify of unsigned rev2: %v, want NOT READY naming the trust policy", err)
+	}
+	t.Logf("unsigned rev2 blocked by the gate: %v", func() error { _, err := s.ready(rev2); return err }())
+
+	// CI signs the same bundle (a re-run copies nothing, writes the
+	// signature): the next pass lands it and Argo CD's retry deploys it.
+	s.unsigned = false
+	t3 := time.Now()
+	s.bundle(rev2)
+	s.waitSynced(rev2, 240*time.Second)
+	if got := s.image(); got != image2 {
+		t.Fatalf("after signing rev2: deployment image %s, want %s", got, image2)
+	}
+	t.Logf("TIMING signed rev2: signature pushed → Succeeded in %.1fs", time.Since(t3).Seconds())
 }
 
 func lastLine(s string) string {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the real components of the end-to-end test (etcd, kube-apiserver,
-# Argo CD, and the helm CLI that Argo CD's repo-server runs) from the Go
+# Argo CD, the helm and kustomize CLIs that Argo CD's repo-server runs, and the cosign CLI
+# the trust tests sign and verify with) from the Go
 # module proxy, each in its own wrapper module here, into
 # a cache directory outside the checkout keyed by version:
 #
 #   ${BALLAST_E2E_CACHE:-$HOME/.cache/ballast/e2e}/<name>-<version>/<binary>
 #
 # A binary that is already there is not rebuilt, so a machine pays the cold
-# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd|helm|kustomize]...
+# build (~15 min on 2 cores) once. Usage: build.sh [etcd|kube-apiserver|argocd|helm|kustomize|cosign]...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +21,7 @@ kube_version=v1.37.2
 argocd_version=v3.2.11
 helm_version=v3.22.0
 kustomize_version=v5.8.1
+cosign_version=v2.6.5
 
 # build NAME VERSION BINARY PACKAGE [LDFLAGS [CGO_ENABLED]]
 build() {
@@ -62,6 +64,11 @@ argocd_manifests() {
   mv "$dst.tmp" "$dst"
 }
 
+# cosign as its release Makefile stamps it (`cosign version` prints it).
+cosign_ldflags() {
+  printf -- '-X sigs.k8s.io/release-utils/version.gitVersion=%s -X sigs.k8s.io/release-utils/version.gitTreeState=clean' "$cosign_version"
+}
+
 # Helm as its release Makefile stamps it: the version `helm version` prints
 # and the Kubernetes version charts see by default (client-go's minor, major+1).
 helm_ldflags() {
@@ -76,7 +83,7 @@ helm_ldflags() {
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd helm kustomize)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube-apiserver argocd helm kustomize cosign)
 for t in "${targets[@]}"; do
   case $t in
     etcd) build etcd "$etcd_version" etcd go.etcd.io/etcd/server/v3 ;;
@@ -95,6 +102,10 @@ for t in "${targets[@]}"; do
     # remote bases make Kustomize run git, through the repo-server's
     # gitconfig.
     kustomize) build kustomize "$kustomize_version" kustomize sigs.k8s.io/kustomize/kustomize/v5 "" 0 ;;
-    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver, argocd, helm or kustomize)" >&2; exit 2 ;;
+    # cosign is used by the trust tests only (signing upstream, `cosign
+    # verify --key` against the edge registry); ballast links sigstore's
+    # library, not cosign's packages.
+    cosign) build cosign "$cosign_version" cosign github.com/sigstore/cosign/v2/cmd/cosign "$(cosign_ldflags)" 0 ;;
+    *) echo "e2e-deps: unknown component $t (want etcd, kube-apiserver, argocd, helm, kustomize or cosign)" >&2; exit 2 ;;
   esac
 done
