@@ -1,0 +1,113 @@
+package delta
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// MaxContent bounds the uncompressed size of a base layer and of a target
+// layer that a delta is made for, in bytes. A zstd window (the distance a
+// match may reach back) is at most 512 MiB in the library, and the base is
+// the window's first part, so base and target together must fit in it;
+// larger layers go whole. The edge holds the base's content in memory
+// while it applies a delta.
+const MaxContent = 256 << 20
+
+// patchDictID is the dictionary id of every patch (a raw dictionary has no
+// id of its own; the frame names none).
+const patchDictID = 0
+
+// windowFor is the zstd window that lets a match anywhere in base reach
+// from anywhere in a target of the given size: the next power of two of
+// their sum.
+func windowFor(base, target int) int {
+	n := max(base+target, zstd.MinWindowSize)
+	return 1 << bits.Len(uint(n-1))
+}
+
+// Create returns the patch that makes target from base: a zstd frame of
+// target compressed with base as raw dictionary (what `zstd --patch-from`
+// does), at the library's best level. Both must be at most MaxContent.
+func Create(base, target []byte) ([]byte, error) {
+	if len(base) > MaxContent || len(target) > MaxContent {
+		return nil, fmt.Errorf("delta: base %d and target %d bytes: more than %d", len(base), len(target), MaxContent)
+	}
+	opts := []zstd.EOption{
+		zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(windowFor(len(base), len(target))),
+		zstd.WithEncoderCRC(true),
+	}
+	if len(base) > 8 {
+		opts = append(opts, zstd.WithEncoderDictRaw(patchDictID, base))
+	}
+	enc, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("delta: %w", err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(target, nil), nil
+}
+
+// ErrBadPatch is wrapped by Apply for a patch that does not make a target
+// of the declared size (corrupt, cut short, made for another base).
+var ErrBadPatch = errors.New("bad patch")
+
+// Apply writes the target that patch makes from base to w: exactly size
+// bytes, or an error wrapping ErrBadPatch (the caller then takes the whole
+// blob). It streams: memory is base plus the decoder's window.
+func Apply(base []byte, patch io.Reader, size int64, w io.Writer) error {
+	if len(base) > MaxContent || size < 0 || size > MaxContent {
+		return fmt.Errorf("%w: base %d and target %d bytes: more than %d", ErrBadPatch, len(base), size, MaxContent)
+	}
+	// Small inputs may be framed with a larger window than needed.
+	window := uint64(max(windowFor(len(base), int(size)), 8<<20))
+	opts := []zstd.DOption{
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(window),
+		// Output is bounded by the LimitReader below; a tiny frame still
+		// declares at least the minimum window.
+		zstd.WithDecoderMaxMemory(max(uint64(size)+1, window)),
+		zstd.WithDecoderLowmem(true),
+	}
+	if len(base) > 8 {
+		opts = append(opts, zstd.WithDecoderDictRaw(patchDictID, base))
+	}
+	dec, err := zstd.NewReader(patch, opts...)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadPatch, err)
+	}
+	defer dec.Close()
+	n, err := io.Copy(errWriter{w}, io.LimitReader(dec, size+1))
+	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			return we.err
+		}
+		return fmt.Errorf("%w: %w", ErrBadPatch, err)
+	}
+	if n != size {
+		return fmt.Errorf("%w: makes %d bytes, want %d", ErrBadPatch, n, size)
+	}
+	return nil
+}
+
+// writeError marks a failure of the writer given to Apply, which is not
+// the patch's fault.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+type errWriter struct{ w io.Writer }
+
+func (e errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
+}
