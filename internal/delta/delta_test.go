@@ -144,7 +144,7 @@ func roundTrip(t *testing.T, up layergen.Update, zstd bool) (patch int, blob int
 func TestRoundTrip(t *testing.T) {
 	ups := []layergen.Update{layergen.Assets(t, 60), layergen.Rootfs(t, 16<<20)}
 	if !testing.Short() {
-		ups = append(ups, layergen.GoService(t))
+		ups = append(ups, layergen.GoService(t, true))
 	}
 	for _, up := range ups {
 		for _, zstd := range []bool{false, true} {

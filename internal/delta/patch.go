@@ -1,6 +1,8 @@
 package delta
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -29,9 +31,16 @@ func windowFor(base, target int) int {
 	return 1 << bits.Len(uint(n-1))
 }
 
-// Create returns the patch that makes target from base: a zstd frame of
-// target compressed with base as raw dictionary (what `zstd --patch-from`
-// does), at the library's best level. Both must be at most MaxContent.
+// patchMagic starts every patch.
+var patchMagic = []byte("BDP1")
+
+// Create returns the patch that makes target from base. Its format:
+// "BDP1", a uvarint length and the transforms section (files of the tar
+// stored as differences against the base file of the same name, see
+// align.go), then one zstd frame of the target content, transformed files
+// as differences, compressed with base as raw dictionary (what
+// `zstd --patch-from` does) at the library's best level. Both must be at
+// most MaxContent.
 func Create(base, target []byte) ([]byte, error) {
 	if len(base) > MaxContent || len(target) > MaxContent {
 		return nil, fmt.Errorf("delta: base %d and target %d bytes: more than %d", len(base), len(target), MaxContent)
@@ -50,7 +59,12 @@ func Create(base, target []byte) ([]byte, error) {
 		return nil, fmt.Errorf("delta: %w", err)
 	}
 	defer enc.Close()
-	return enc.EncodeAll(target, nil), nil
+	ts, transformed := planTransforms(base, target)
+	ctrl := encodeTransforms(ts)
+	out := append([]byte(nil), patchMagic...)
+	out = binary.AppendUvarint(out, uint64(len(ctrl)))
+	out = append(out, ctrl...)
+	return enc.EncodeAll(transformed, out), nil
 }
 
 // ErrBadPatch is wrapped by Apply for a patch that does not make a target
@@ -65,6 +79,23 @@ func Apply(base []byte, patch io.Reader, size int64, w io.Writer) error {
 		return fmt.Errorf("%w: base %d and target %d bytes: more than %d", ErrBadPatch, len(base), size, MaxContent)
 	}
 	// Small inputs may be framed with a larger window than needed.
+	br := bufio.NewReader(patch)
+	magic := make([]byte, len(patchMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != string(patchMagic) {
+		return fmt.Errorf("%w: not a patch (magic %q)", ErrBadPatch, magic)
+	}
+	n, err := binary.ReadUvarint(br)
+	if err != nil || n > maxControl {
+		return fmt.Errorf("%w: transforms section length", ErrBadPatch)
+	}
+	ctrl := make([]byte, n)
+	if _, err := io.ReadFull(br, ctrl); err != nil {
+		return fmt.Errorf("%w: transforms section: %w", ErrBadPatch, err)
+	}
+	ts, err := decodeTransforms(ctrl, size, int64(len(base)))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadPatch, err)
+	}
 	window := uint64(max(windowFor(len(base), int(size)), 8<<20))
 	opts := []zstd.DOption{
 		zstd.WithDecoderConcurrency(1),
@@ -77,12 +108,16 @@ func Apply(base []byte, patch io.Reader, size int64, w io.Writer) error {
 	if len(base) > 8 {
 		opts = append(opts, zstd.WithDecoderDictRaw(patchDictID, base))
 	}
-	dec, err := zstd.NewReader(patch, opts...)
+	dec, err := zstd.NewReader(br, opts...)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadPatch, err)
 	}
 	defer dec.Close()
-	n, err := io.Copy(errWriter{w}, io.LimitReader(dec, size+1))
+	var out io.Writer = errWriter{w}
+	if len(ts) > 0 {
+		out = &undoWriter{w: out, base: base, ts: ts}
+	}
+	got, err := io.Copy(out, io.LimitReader(dec, size+1))
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
@@ -90,8 +125,8 @@ func Apply(base []byte, patch io.Reader, size int64, w io.Writer) error {
 		}
 		return fmt.Errorf("%w: %w", ErrBadPatch, err)
 	}
-	if n != size {
-		return fmt.Errorf("%w: makes %d bytes, want %d", ErrBadPatch, n, size)
+	if got != size {
+		return fmt.Errorf("%w: makes %d bytes, want %d", ErrBadPatch, got, size)
 	}
 	return nil
 }

@@ -152,8 +152,11 @@ func main() {
 
 // GoService builds the Go service twice with `go build -trimpath` (the
 // second time with one line changed) and returns its layer's update: the
-// binary at app/server.
-func GoService(t testing.TB) Update {
+// binary at app/server. With strip the binary is linked with -s -w (no
+// symbol table, no DWARF), as most image builds do; without, Go's linker
+// writes zlib-compressed DWARF sections, whose bytes change throughout
+// after any change (kind "go-service-dwarf").
+func GoService(t testing.TB, strip bool) Update {
 	t.Helper()
 	goBin := realtest.LookPath(t, "go", "install Go (https://go.dev/dl)")
 	build := func(line string) []byte {
@@ -165,7 +168,11 @@ func GoService(t testing.TB) Update {
 		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/service\n\ngo 1.22\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-buildid=", "-o", "server", ".")
+		ldflags := "-ldflags=-buildid="
+		if strip {
+			ldflags = "-ldflags=-s -w -buildid="
+		}
+		cmd := exec.Command(goBin, "build", "-trimpath", ldflags, "-o", "server", ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -179,7 +186,11 @@ func GoService(t testing.TB) Update {
 	}
 	old := build(`http.Error(w, "not found", http.StatusNotFound)`)
 	nw := build(`http.Error(w, "no such page: "+r.URL.Path, http.StatusNotFound)`)
-	return Update{Kind: "go-service",
+	kind := "go-service"
+	if !strip {
+		kind = "go-service-dwarf"
+	}
+	return Update{Kind: kind,
 		Old: Tar([]File{{Name: "app/server", Data: old, Mode: 0o755}}),
 		New: Tar([]File{{Name: "app/server", Data: nw, Mode: 0o755}})}
 }
