@@ -98,6 +98,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (images, digests, sizes, what is present) without copying")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
+	f.IntVar(&o.DeltaBases, "delta-bases", release.DefaultDeltaBases, "publish sub-layer deltas of changed layers against the bundles of this many earlier first-parent revisions in --to (0: none)")
 	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
 	chartRepoAuthVar(f, &chartAuth)
 	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")

@@ -28,7 +28,7 @@ func Content(d v1.Descriptor, blob []byte) (Layer, []byte, error) {
 		return l, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
 	}
 	if len(content) > MaxContent {
-		return l, nil, fmt.Errorf("layer %s: content is more than %d bytes", d.Digest, MaxContent)
+		return l, nil, fmt.Errorf("layer %s: %w (more than %d bytes)", d.Digest, ErrTooLarge, MaxContent)
 	}
 	l.Content = int64(len(content))
 	l.DiffID = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(content))}

@@ -19,6 +19,10 @@ import (
 // while it applies a delta.
 const MaxContent = 256 << 20
 
+// ErrTooLarge is wrapped when a layer's content is above MaxContent: it
+// goes whole.
+var ErrTooLarge = errors.New("layer content too large for a delta")
+
 // patchDictID is the dictionary id of every patch (a raw dictionary has no
 // id of its own; the frame names none).
 const patchDictID = 0
@@ -43,7 +47,7 @@ var patchMagic = []byte("BDP1")
 // most MaxContent.
 func Create(base, target []byte) ([]byte, error) {
 	if len(base) > MaxContent || len(target) > MaxContent {
-		return nil, fmt.Errorf("delta: base %d and target %d bytes: more than %d", len(base), len(target), MaxContent)
+		return nil, fmt.Errorf("delta: base %d and target %d bytes: %w (%d)", len(base), len(target), ErrTooLarge, MaxContent)
 	}
 	opts := []zstd.EOption{
 		zstd.WithEncoderLevel(zstd.SpeedBestCompression),

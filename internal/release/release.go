@@ -48,6 +48,10 @@ type Options struct {
 	// default, 4.
 	Concurrency int
 	Progress    progress.Func // copy progress; nil for none
+	// DeltaBases is how many earlier first-parent revisions' bundles in
+	// To serve as bases for sub-layer deltas (PublishDeltas); 0, the
+	// default, publishes none. Only a registry end (To) gets deltas.
+	DeltaBases int
 	Log         *slog.Logger
 	Now         func() time.Time // overrides the commit time as the created time
 }
@@ -79,6 +83,7 @@ type Result struct {
 	BytesNew    int64           `json:"bytesNew"`
 	BytesReused int64           `json:"bytesReused"`
 	Stats       *transfer.Stats `json:"stats,omitempty"`
+	Deltas      *DeltaSummary   `json:"deltas,omitempty"`
 	Plan        *PlanSummary    `json:"plan,omitempty"`
 }
 
@@ -224,6 +229,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		dst    transfer.Target
 		finish func() error
 		name   string
+		deltas DeltaTarget // where deltas go; nil for none
 	}
 	var ends []end
 	if o.To != "" {
@@ -231,7 +237,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("--to: %w", err))
 		}
-		ends = append(ends, end{dst: dst, name: o.To})
+		e := end{dst: dst, name: o.To}
+		if o.DeltaBases > 0 {
+			e.deltas = dst
+		}
+		ends = append(ends, e)
 		res.Bundle = o.To + ":" + sha
 	}
 	if o.OCILayout != "" {
@@ -316,6 +326,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
+		}
+		// Deltas before the bundle index, so an edge that sees the
+		// bundle finds them.
+		if e.deltas != nil {
+			bases, err := FirstParents(ctx, o.RepoDir, sha, o.DeltaBases)
+			if err != nil {
+				return nil, err
+			}
+			ds, err := PublishDeltas(ctx, eng, e.deltas, sha, images, bases, o.Log)
+			if err != nil {
+				return nil, fmt.Errorf("deltas for %s: %w", e.name, err)
+			}
+			res.Deltas = ds
 		}
 		// The bundle index last: the commit point.
 		ix := index
