@@ -105,7 +105,11 @@ func edgeBlobVerified(t testing.TB, s *site, image string, d v1.Descriptor) {
 func TestSyncDeltasOverLink(t *testing.T) {
 	s := newSite(t, nil)
 	link := viaLink(t, s)
-	ups := []layergen.Update{layergen.GoService(t, true), layergen.Rootfs(t, 12<<20), layergen.Assets(t, 60)}
+	rootfs := int64(12 << 20)
+	if raceOn {
+		rootfs = 3 << 20
+	}
+	ups := []layergen.Update{layergen.GoService(t, true), layergen.Rootfs(t, rootfs), layergen.Assets(t, 60)}
 	var oldL, newL []layergen.Layer
 	for i, up := range ups {
 		zstd := i%2 == 1
