@@ -52,8 +52,8 @@ type Options struct {
 	// To serve as bases for sub-layer deltas (PublishDeltas); 0, the
 	// default, publishes none. Only a registry end (To) gets deltas.
 	DeltaBases int
-	Log         *slog.Logger
-	Now         func() time.Time // overrides the commit time as the created time
+	Log        *slog.Logger
+	Now        func() time.Time // overrides the commit time as the created time
 }
 
 // ImageResult is one image of the bundle.

@@ -139,8 +139,8 @@ type Syncer struct {
 	deltaLayout string
 	deltaSem    chan struct{}
 	deltaStats  deltaCounters
-	plan    *linkplan.Plan
-	gate    *linkGate
+	plan        *linkplan.Plan
+	gate        *linkGate
 	// now is a pending manual "sync now" (SyncNow), taken by the next pass.
 	now struct {
 		sync.Mutex
