@@ -164,6 +164,7 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 	}
 	defer func() { <-d.s.deltaSem }()
 	log := d.s.log.With("layer", b.Digest.String())
+	tried := false
 	for _, e := range es {
 		if e.Delta.Target.Size != b.Size {
 			continue
@@ -176,6 +177,7 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 			log.Debug("delta base not on site", "base", e.Delta.Base.Digest.String(), "err", err)
 			continue
 		}
+		tried = true
 		path, err := d.apply(ctx, b, e, base)
 		base.Close()
 		if err == nil {
@@ -194,7 +196,9 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 		d.s.deltaStats.fallbacks.Add(1)
 		log.Warn("delta refused: the whole layer comes instead", "base", e.Delta.Base.Digest.String(), "err", err)
 	}
-	d.s.deltaStats.noBase.Add(1)
+	if !tried {
+		d.s.deltaStats.noBase.Add(1)
+	}
 	return "", oci.Permanent(fmt.Errorf("layer %s: no delta applies", b.Digest))
 }
 
