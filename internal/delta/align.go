@@ -121,8 +121,8 @@ const seedLen = 24
 const rollBase = 0x100000001b3
 
 // align returns the segments that predict nw from old and the differences
-// nw - prediction, byte by byte. Memory: a table of 4 bytes per 2 bytes
-// of old.
+// nw - prediction, byte by byte. Memory: the differences (len(nw)) and a
+// table of about 2 bytes per byte of old.
 func align(nw, old []byte) ([]seg, []byte) {
 	diff := make([]byte, len(nw))
 	segs := []seg{{0, 0}}
@@ -132,8 +132,10 @@ func align(nw, old []byte) ([]seg, []byte) {
 		}
 		return segs, diff
 	}
+	// Every second position of old is indexed: a table of 4 bytes per
+	// 2 bytes of old (collisions keep the last).
 	bits := 1
-	for 1<<bits < len(old) {
+	for 1<<bits < len(old)/2 {
 		bits++
 	}
 	mask := uint64(1)<<bits - 1
@@ -193,8 +195,8 @@ func predict(old []byte, i, off int64) byte {
 // Limits of the transforms section of a patch read from outside.
 const (
 	maxTransforms = 1 << 16
-	maxSegments   = 1 << 24
-	maxControl    = 64 << 20
+	maxSegments   = 1 << 20
+	maxControl    = 16 << 20
 )
 
 // encodeTransforms is the transforms section: uvarint count, then per

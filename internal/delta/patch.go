@@ -92,9 +92,10 @@ func Apply(base []byte, patch io.Reader, size int64, w io.Writer) error {
 	if err != nil || n > maxControl {
 		return fmt.Errorf("%w: transforms section length", ErrBadPatch)
 	}
-	ctrl := make([]byte, n)
-	if _, err := io.ReadFull(br, ctrl); err != nil {
-		return fmt.Errorf("%w: transforms section: %w", ErrBadPatch, err)
+	// Allocate what arrives, not what the length claims.
+	ctrl, err := io.ReadAll(io.LimitReader(br, int64(n)))
+	if err != nil || uint64(len(ctrl)) != n {
+		return fmt.Errorf("%w: transforms section cut short", ErrBadPatch)
 	}
 	ts, err := decodeTransforms(ctrl, size, int64(len(base)))
 	if err != nil {

@@ -38,9 +38,12 @@ type DeltaSummary struct {
 	// "not-reproducible" (no known recipe makes its compressed bytes),
 	// "too-large" (content above delta.MaxContent), "not-smaller" (the
 	// patch saves less than 1 %), "media-type" (not a tar layer).
-	Whole    map[string]int `json:"whole,omitempty"`
-	Index    string         `json:"index,omitempty"` // the delta index's digest
-	Duration float64        `json:"seconds"`
+	Whole map[string]int `json:"whole,omitempty"`
+	Index string         `json:"index,omitempty"` // the delta index's digest
+	// Present: the revision's delta index was already in the repository
+	// (a re-run); nothing was computed.
+	Present  bool    `json:"present,omitempty"`
+	Duration float64 `json:"seconds"`
 }
 
 // DeltaTarget is where PublishDeltas reads the bundles and writes the
@@ -76,6 +79,13 @@ func PublishDeltas(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	sum := &DeltaSummary{Whole: map[string]int{}, Bases: []string{}}
+	// Deltas are made once per revision: a re-run finds the index.
+	if d, _, err := eng.ResolveManifest(ctx, repo, delta.IndexTag(revision)); err == nil {
+		sum.Index, sum.Present = d.Digest.String(), true
+		return sum, nil
+	} else if !errors.Is(err, transfer.ErrNotFound) {
+		return nil, fmt.Errorf("delta index: %w", err)
+	}
 	newLayers, err := bundleLayers(ctx, eng, repo, images)
 	if err != nil {
 		return nil, err

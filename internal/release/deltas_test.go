@@ -104,4 +104,14 @@ func TestRunPublishesDeltas(t *testing.T) {
 	if err != nil || len(es) != 1 || es[0].Delta.Target.Digest != newLayer.Desc.Digest {
 		t.Fatalf("delta index: %v %+v", err, es)
 	}
+	// Bundling the same revision again finds its deltas and computes none.
+	again, err := release.Run(ctx, release.Options{RepoDir: repo, Revision: second.Revision, To: down.Repo("fleet/bundles"),
+		Config: &release.Config{ExtraImages: []string{up.Repo("src/web:v2")}}, RemoteOptions: []registryclient.Option{anon, registryclient.WithInsecure(true)},
+		DeltaBases: release.DefaultDeltaBases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Deltas == nil || !again.Deltas.Present || again.Deltas.Index != d.Index || again.BundleDigest != second.BundleDigest {
+		t.Fatalf("re-run: %+v", again.Deltas)
+	}
 }
