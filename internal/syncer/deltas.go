@@ -166,7 +166,10 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 	log := d.s.log.With("layer", b.Digest.String())
 	tried := false
 	for _, e := range es {
-		if e.Delta.Target.Size != b.Size {
+		// By size: a delta only where it saves at least 1 % of the
+		// whole blob (bundle publishes no other; the index is not
+		// trusted for it).
+		if e.Delta.Target.Size != b.Size || float64(e.Delta.Patch.Size+e.Manifest.Size) > 0.99*float64(b.Size) {
 			continue
 		}
 		base, err := d.openBase(ctx, e.Delta)
@@ -248,7 +251,7 @@ func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry,
 	if err != nil {
 		return "", oci.Permanent(err)
 	}
-	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Target.Digest != b.Digest {
+	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Target.Digest != b.Digest {
 		return "", oci.Permanent(errors.New("delta manifest does not match its index entry"))
 	}
 	content, err := delta.LoadBase(ctx, dl.Base, base)
