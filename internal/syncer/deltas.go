@@ -42,27 +42,49 @@ func (s *Syncer) DeltaStats() DeltaStats {
 }
 
 // withDeltas returns the source to land revision sha's bundle from: up,
-// or, when upstream publishes deltas for it (delta.IndexTag), up with
-// every blob that has a delta made on site instead (deltaSource). Reading
-// the delta index costs one small request; absent or bad, the bundle
-// comes whole. The returned func removes what was made on site.
-func (s *Syncer) withDeltas(ctx context.Context, up transfer.Source, sha string) (transfer.Source, func()) {
-	nop := func() {}
+// with every blob that has a delta made on site instead (deltaSource).
+// The delta index (delta.IndexTag) is read when the first blob must
+// cross the link, so a revision whose blobs are all on site costs no
+// request; absent or bad, the bundle comes whole. The returned func
+// removes what was made on site.
+func (s *Syncer) withDeltas(up transfer.Source, sha string) (transfer.Source, func()) {
 	if s.o.DisableDeltas {
-		return up, nop
+		return up, func() {}
 	}
-	_, raw, err := s.engine.ResolveManifest(ctx, up, delta.IndexTag(sha))
+	ds := &deltaSource{Source: up, s: s, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
+	return ds, func() {
+		ds.mu.Lock()
+		defer ds.mu.Unlock()
+		if ds.work != "" {
+			os.RemoveAll(ds.work)
+		}
+	}
+}
+
+// load reads the delta index once; a failure other than a cancelled
+// context leaves the bundle whole.
+func (d *deltaSource) load(ctx context.Context) error {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	if d.loaded {
+		return nil
+	}
+	_, raw, err := d.s.engine.ResolveManifest(ctx, d.Source, delta.IndexTag(d.sha))
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	d.loaded = true
 	if err != nil {
 		if !errors.Is(err, transfer.ErrNotFound) {
-			s.log.Debug("delta index", "revision", sha, "err", err)
+			d.s.log.Debug("delta index", "revision", d.sha, "err", err)
 		}
-		return up, nop
+		return nil
 	}
-	entries, err := delta.ParseIndex(raw, sha)
+	entries, err := delta.ParseIndex(raw, d.sha)
 	if err != nil {
-		s.deltaStats.indexErrors.Add(1)
-		s.log.Warn("delta index refused: the bundle comes whole", "revision", sha, "err", err)
-		return up, nop
+		d.s.deltaStats.indexErrors.Add(1)
+		d.s.log.Warn("delta index refused: the bundle comes whole", "revision", d.sha, "err", err)
+		return nil
 	}
 	byTarget := map[v1.Hash][]delta.Entry{}
 	for _, e := range entries {
@@ -71,13 +93,15 @@ func (s *Syncer) withDeltas(ctx context.Context, up transfer.Source, sha string)
 	for _, es := range byTarget {
 		sort.Slice(es, func(i, j int) bool { return es[i].Delta.Patch.Size < es[j].Delta.Patch.Size })
 	}
-	work, err := os.MkdirTemp(s.deltaDir, "made-")
+	work, err := os.MkdirTemp(d.s.deltaDir, "made-")
 	if err != nil {
-		s.log.Warn("delta work dir", "err", err)
-		return up, nop
+		d.s.log.Warn("delta work dir", "err", err)
+		return nil
 	}
-	ds := &deltaSource{Source: up, s: s, byTarget: byTarget, work: work, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
-	return ds, func() { os.RemoveAll(work) }
+	d.mu.Lock()
+	d.byTarget, d.work = byTarget, work
+	d.mu.Unlock()
+	return nil
 }
 
 // deltaSource is an upstream source whose blobs with a delta are made on
@@ -89,13 +113,17 @@ func (s *Syncer) withDeltas(ctx context.Context, up transfer.Source, sha string)
 // blob from upstream.
 type deltaSource struct {
 	transfer.Source
-	s        *Syncer
+	s   *Syncer
+	sha string
+
+	loadMu sync.Mutex // held while the index is read
+	loaded bool
+
+	mu       sync.Mutex
 	byTarget map[v1.Hash][]delta.Entry
 	work     string
-
-	mu     sync.Mutex
-	failed map[v1.Hash]bool
-	made   map[v1.Hash]string // target digest → verified blob file
+	failed   map[v1.Hash]bool
+	made     map[v1.Hash]string // target digest → verified blob file
 }
 
 // Location keeps the upstream's location visible to the engine.
@@ -122,9 +150,11 @@ func (d *deltaSource) FetchRef(ctx context.Context, ref string) (v1.Descriptor, 
 // OpenBlob serves blob b made from a delta when one applies, else from
 // upstream.
 func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int64) (io.ReadCloser, error) {
-	es := d.byTarget[b.Digest]
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
-	failed, path := d.failed[b.Digest], d.made[b.Digest]
+	es, failed, path := d.byTarget[b.Digest], d.failed[b.Digest], d.made[b.Digest]
 	d.mu.Unlock()
 	if len(es) == 0 || failed {
 		return d.Source.OpenBlob(ctx, b, offset)

@@ -798,7 +798,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	src, cleanup := s.withDeltas(ctx, up, sha)
+	src, cleanup := s.withDeltas(up, sha)
 	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, claims: cl})
 	cleanup()
 	s.endRevision()
