@@ -239,6 +239,13 @@ func New(o Options) (*Syncer, error) {
 	if err := os.MkdirAll(s.deltaDir, 0o750); err != nil {
 		return nil, fmt.Errorf("sync deltas dir: %w", err)
 	}
+	// Layers made from deltas by a process that died (kill -9) are not
+	// trusted: they are made again, from the staged patch.
+	if old, _ := filepath.Glob(filepath.Join(s.deltaDir, "made-*")); len(old) > 0 {
+		for _, p := range old {
+			os.RemoveAll(p)
+		}
+	}
 	s.presence = registryclient.NewPresence(localHost, registryclient.WithInsecure(true), registryclient.WithTransport(o.Local.Transport()),
 		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, r := range o.Config.Repositories {
