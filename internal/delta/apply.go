@@ -117,3 +117,39 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// ErrCompressorDiffers is returned by ProbeBase when this build's
+// compressor no longer makes the base blob by its recorded recipe: the
+// target could not be made exact either, so the layer goes whole before
+// its patch crosses the link.
+var ErrCompressorDiffers = errors.New("delta: this build's compressor does not reproduce the base")
+
+// ProbeBase compresses the base's verified content (LoadBase) by the
+// recipe recorded for it and checks the result against the base's digest.
+// Without a base recipe it returns nil (nothing to check). Cost: one
+// compression of the base, no memory beyond the compressor's.
+func ProbeBase(ctx context.Context, d *Delta, content []byte) error {
+	if d.BaseRecipe == nil {
+		return nil
+	}
+	blob := &hashWriter{w: io.Discard, h: sha256.New()}
+	zw, err := d.BaseRecipe.Compress(blob)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCompressorDiffers, err)
+	}
+	for off := 0; off < len(content); off += 1 << 20 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := zw.Write(content[off:min(off+1<<20, len(content))]); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if got := (v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", blob.h.Sum(nil))}); got != d.Base.Digest || blob.n != d.Base.Size {
+		return fmt.Errorf("%w: recipe %s makes %s (%d bytes), want %s", ErrCompressorDiffers, d.BaseRecipe, got, blob.n, d.Base.Digest)
+	}
+	return nil
+}

@@ -46,6 +46,10 @@ const (
 	// looks for it.
 	AnnotationBaseImage = "io.ballast.delta.base.image"
 	AnnotationRecipe    = "io.ballast.delta.recipe" // Recipe.String()
+	// AnnotationBaseRecipe, when present, is the recipe that reproduces
+	// the base blob at bundle time: the edge checks that its own
+	// compressor still does before the patch crosses the link.
+	AnnotationBaseRecipe = "io.ballast.delta.base.recipe"
 	// AnnotationRevision on the index is the revision whose bundle the
 	// deltas serve.
 	AnnotationRevision = "org.opencontainers.image.revision"
@@ -87,10 +91,20 @@ type Delta struct {
 	Base      Layer
 	BaseImage string
 	Recipe    Recipe
-	Patch     v1.Descriptor // the patch blob
+	// BaseRecipe reproduces the base blob; nil when none does.
+	BaseRecipe *Recipe
+	Patch      v1.Descriptor // the patch blob
 }
 
 func (d *Delta) annotations() map[string]string {
+	a := d.baseAnnotations()
+	if d.BaseRecipe != nil {
+		a[AnnotationBaseRecipe] = d.BaseRecipe.String()
+	}
+	return a
+}
+
+func (d *Delta) baseAnnotations() map[string]string {
 	return map[string]string{
 		AnnotationTarget:          d.Target.Digest.String(),
 		AnnotationTargetSize:      strconv.FormatInt(d.Target.Size, 10),
@@ -257,6 +271,16 @@ func FromAnnotations(a map[string]string) (*Delta, error) {
 	d.BaseImage = a[AnnotationBaseImage]
 	if d.Recipe, err = ParseRecipe(a[AnnotationRecipe]); err != nil {
 		return nil, err
+	}
+	if v, ok := a[AnnotationBaseRecipe]; ok {
+		r, err := ParseRecipe(v)
+		if err != nil {
+			return nil, fmt.Errorf("base %w", err)
+		}
+		if r.Format != FormatOf(d.Base.MediaType) {
+			return nil, fmt.Errorf("base recipe format %q does not fit base media type %q", r.Format, d.Base.MediaType)
+		}
+		d.BaseRecipe = &r
 	}
 	return &d, nil
 }

@@ -326,3 +326,38 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// The edge checks its compressor on the base before a patch crosses: a
+// base recipe this build does not reproduce (as with another compressor
+// version) is refused.
+func TestProbeBase(t *testing.T) {
+	up := layergen.Assets(t, 30)
+	old, nw := layergen.Compress(t, up.Old, false), layergen.Compress(t, up.New, false)
+	d, _, err := delta.Make(context.Background(), old.Desc, old.Blob, nw.Desc, nw.Blob, "example.com/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.BaseRecipe == nil || *d.BaseRecipe != d.Recipe {
+		t.Fatalf("base recipe %v, want the target's %s", d.BaseRecipe, d.Recipe)
+	}
+	base, err := delta.LoadBase(context.Background(), d.Base, bytes.NewReader(old.Blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := delta.ProbeBase(context.Background(), d, base); err != nil {
+		t.Fatal(err)
+	}
+	skewed := *d
+	r := *d.BaseRecipe
+	r.Level = 9
+	skewed.BaseRecipe = &r
+	if err := delta.ProbeBase(context.Background(), &skewed, base); !errors.Is(err, delta.ErrCompressorDiffers) {
+		t.Fatalf("skewed recipe: err %v, want ErrCompressorDiffers", err)
+	}
+	// The base recipe survives the manifest.
+	raw, _, _ := delta.BuildManifest(&skewed)
+	back, err := delta.ParseManifest(raw)
+	if err != nil || back.BaseRecipe == nil || *back.BaseRecipe != r {
+		t.Fatalf("manifest round trip: %v %v", back, err)
+	}
+}

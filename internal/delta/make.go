@@ -61,6 +61,14 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	}
 	h, n, _ := v1.SHA256(bytes.NewReader(patch))
 	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Patch: v1.Descriptor{MediaType: MediaTypePatch, Digest: h, Size: n}}
+	// The base's own recipe lets the edge check its compressor before
+	// the patch crosses the link (ProbeBase). Candidates like the
+	// target's first: a base and its update usually share a builder.
+	if Reproduces(recipe, baseBlob, bc) {
+		d.BaseRecipe = &recipe
+	} else if br, err := Detect(FormatOf(base.MediaType), baseBlob, bc); err == nil {
+		d.BaseRecipe = &br
+	}
 	if err := Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard); err != nil {
 		return nil, nil, fmt.Errorf("layer %s: the delta does not round-trip: %w", target.Digest, err)
 	}

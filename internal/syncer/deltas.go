@@ -27,18 +27,19 @@ type DeltaStats struct {
 	LayerBytes  int64 `json:"layerBytes"`  // compressed bytes of the layers they made
 	Fallbacks   int64 `json:"fallbacks"`   // deltas refused (bad patch, base, digest): the whole blob came
 	NoBase      int64 `json:"noBase"`      // layers with deltas whose bases are not on site
+	Skew        int64 `json:"skew"`        // deltas skipped before their patch crossed: this build's compressor does not reproduce the base
 	IndexErrors int64 `json:"indexErrors"` // delta indexes that did not parse
 }
 
 type deltaCounters struct {
-	applied, patchBytes, layerBytes, fallbacks, noBase, indexErrors atomic.Int64
+	applied, patchBytes, layerBytes, fallbacks, noBase, skew, indexErrors atomic.Int64
 }
 
 // DeltaStats returns what deltas did so far.
 func (s *Syncer) DeltaStats() DeltaStats {
 	c := &s.deltaStats
 	return DeltaStats{Applied: c.applied.Load(), PatchBytes: c.patchBytes.Load(), LayerBytes: c.layerBytes.Load(),
-		Fallbacks: c.fallbacks.Load(), NoBase: c.noBase.Load(), IndexErrors: c.indexErrors.Load()}
+		Fallbacks: c.fallbacks.Load(), NoBase: c.noBase.Load(), Skew: c.skew.Load(), IndexErrors: c.indexErrors.Load()}
 }
 
 // withDeltas returns the source to land revision sha's bundle from: up,
@@ -210,9 +211,29 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 			log.Debug("delta base not on site", "base", e.Delta.Base.Digest.String(), "err", err)
 			continue
 		}
-		tried = true
-		path, err := d.apply(ctx, b, e, base)
+		// The base first, checked; then whether this build's compressor
+		// still makes it by its recipe: if not, the target could not be
+		// made exact either, and the patch never crosses the link.
+		content, err := delta.LoadBase(ctx, e.Delta.Base, base)
 		base.Close()
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			log.Warn("delta base on site does not check out", "base", e.Delta.Base.Digest.String(), "err", err)
+			continue
+		}
+		if err := delta.ProbeBase(ctx, e.Delta, content); err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			tried = true
+			d.s.deltaStats.skew.Add(1)
+			log.Warn("delta skipped before its patch crossed the link", "base", e.Delta.Base.Digest.String(), "err", err)
+			continue
+		}
+		tried = true
+		path, err := d.apply(ctx, b, e, content)
 		if err == nil {
 			d.s.deltaStats.applied.Add(1)
 			d.s.deltaStats.patchBytes.Add(e.Delta.Patch.Size)
@@ -257,10 +278,10 @@ func (d *deltaSource) openBase(ctx context.Context, dl *delta.Delta) (io.ReadClo
 	return r.OpenBlob(ctx, bd, 0)
 }
 
-// apply fetches e's patch (resumable), makes the blob into a file under
-// the work dir and checks it. Errors that are not the link's are
+// apply fetches e's patch (resumable), makes the blob from the base's
+// checked content into a file under the work dir and checks it. Errors that are not the link's are
 // permanent.
-func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry, base io.Reader) (string, error) {
+func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry, content []byte) (string, error) {
 	lay, err := ocilayout.New(d.s.deltaLayout)
 	if err != nil {
 		return "", oci.Permanent(err)
@@ -283,10 +304,6 @@ func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry,
 	}
 	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Target.Digest != b.Digest {
 		return "", oci.Permanent(errors.New("delta manifest does not match its index entry"))
-	}
-	content, err := delta.LoadBase(ctx, dl.Base, base)
-	if err != nil {
-		return "", oci.Permanent(err)
 	}
 	patch, err := lay.OpenBlob(ctx, dl.Patch, 0)
 	if err != nil {

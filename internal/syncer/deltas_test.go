@@ -272,3 +272,57 @@ func TestSyncDeltaResumesOverCuts(t *testing.T) {
 		t.Fatalf("the link carried %d bytes for a %d byte patch: the cut patch was not resumed", moved, st.PatchBytes)
 	}
 }
+
+// A delta whose base this edge's compressor does not reproduce by the
+// base's recorded recipe (another compressor version: simulated with a
+// recipe of another level) is skipped before its patch crosses the link:
+// the link carries the whole layer and not the patch.
+func TestSyncCompressorSkewSkipsPatch(t *testing.T) {
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	files := []layergen.File{}
+	for i := range 4 {
+		data := make([]byte, 256<<10)
+		rand.Read(data)
+		files = append(files, layergen.File{Name: "srv/data/" + string(rune('a'+i)), Data: data})
+	}
+	noise := make([]byte, 400<<10)
+	rand.Read(noise)
+	oldL := layergen.Compress(t, layergen.Tar(files), false)
+	newL := layergen.Compress(t, layergen.Tar(append(files, layergen.File{Name: "srv/data/new", Data: noise})), false)
+	const ref = "ghcr.io/org/data:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, map[string]artifact{ref: layeredImage(t, newL)})
+	d, patch, err := delta.Make(context.Background(), oldL.Desc, oldL.Blob, newL.Desc, newL.Blob, "ghcr.io/org/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *d.BaseRecipe
+	r.Level = 9
+	d.BaseRecipe = &r
+	raw, desc, err := delta.BuildManifest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushDelta(t, s, rev2, raw, desc, patch)
+
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	edgeBlobVerified(t, s, ref, newL.Desc)
+	st := s.sync.DeltaStats()
+	moved := link.Down() - before
+	t.Logf("layer %d bytes, patch %d bytes; the link carried %d bytes", newL.Desc.Size, len(patch), moved)
+	if st.Skew != 1 || st.Applied != 0 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	if moved >= newL.Desc.Size+int64(len(patch))/2 {
+		t.Fatalf("the link carried %d bytes: the patch (%d) crossed as well as the layer (%d)", moved, len(patch), newL.Desc.Size)
+	}
+}
