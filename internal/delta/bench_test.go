@@ -112,6 +112,9 @@ func runRole(role, dir string) error {
 		if err != nil {
 			return err
 		}
+		if err := delta.ProbeBase(ctx, d, base); err != nil {
+			return err
+		}
 		out, err := os.Create(filepath.Join(dir, "made.blob"))
 		if err != nil {
 			return err
@@ -152,7 +155,7 @@ func side(b *testing.B, role, dir string) (cpu time.Duration, peak int64, err er
 // the bytes a delta puts on the link (patch and delta manifest) over the
 // changed layer's compressed bytes (the layer-level baseline, 1.00x),
 // and the CPU time and peak memory of making it (bundle time) and
-// applying it (the edge, base verification and recompression included),
+// applying it (the edge: base verification and probe, patch, recompression),
 // each in a process of its own. A layer no recipe reproduces goes whole
 // (whole=1, link/layer=1). Run:
 //
