@@ -80,6 +80,9 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			o.Log = e.log
 			o.RemoteOptions = append(o.RemoteOptions, registryclient.WithInsecure(insecure))
 			o.Concurrency, o.Progress = concurrency, progressLogger(e)
+			if o.DeltaBases < 0 {
+				return exitcode.Invalid(fmt.Errorf("--delta-bases %d: want 0 or more", o.DeltaBases))
+			}
 			res, err := release.Run(cmd.Context(), o)
 			if errors.Is(err, release.ErrInput) {
 				return exitcode.Invalid(err)
@@ -106,6 +109,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan (images, digests, sizes, what is present) without copying")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
+	f.IntVar(&o.DeltaBases, "delta-bases", release.DefaultDeltaBases, "publish sub-layer deltas of changed layers against the bundles of this many earlier first-parent revisions in --to (0: none; docs/deltas.md)")
 	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
 	chartRepoAuthVar(f, &chartAuth)
 	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")
@@ -207,6 +211,15 @@ func printBundle(w io.Writer, r *release.Result) error {
 	} else if r.Stats != nil {
 		fmt.Fprintf(&b, "bytes:    %s new, %s reused (%d blobs copied, %d present, %d mounted)\n",
 			units.Bytes(r.BytesNew), units.Bytes(r.BytesReused), r.Stats.BlobsCopied, r.Stats.BlobsSkipped, r.Stats.BlobsMounted)
+	}
+	if d := r.Deltas; d != nil {
+		fmt.Fprintf(&b, "deltas:   %d of %d changed layers (%s of patches for %s of layers; %s changed in all) against %d earlier bundles\n",
+			d.Deltas, d.ChangedLayers, units.Bytes(d.DeltaBytes), units.Bytes(d.DeltaLayerBytes), units.Bytes(d.ChangedBytes), len(d.Bases))
+		for _, why := range []string{"no-base", "not-reproducible", "too-large", "not-smaller", "media-type"} {
+			if n := d.Whole[why]; n > 0 {
+				fmt.Fprintf(&b, "  whole (%s): %d\n", why, n)
+			}
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -27,6 +27,11 @@ func (l Layout) Registry() string { return filepath.Join(l.Root, "registry") }
 // Staging holds sync's partial blob downloads, resumable across restarts.
 func (l Layout) Staging() string { return filepath.Join(l.Root, "sync", "staging") }
 
+// Deltas holds sync's sub-layer delta work: fetched delta manifests and
+// patches (an OCI image layout) and layers made from them, until a pass
+// leaves every wanted revision complete.
+func (l Layout) Deltas() string { return filepath.Join(l.Root, "sync", "deltas") }
+
 // Deployed is the file of revisions recorded as deployed.
 func (l Layout) Deployed() string { return filepath.Join(l.Root, "state", "deployed.json") }
 

@@ -28,6 +28,10 @@ const mib = 1 << 20
 type layerSpec struct {
 	name string
 	size float64 // MiB, before Options.Scale
+	// edit, when set, makes a rebuilt version of the layer: the same file
+	// with a sixteenth of it rewritten and a little appended, seeded by
+	// edit (what a sub-layer delta moves instead of the layer).
+	edit string
 }
 
 type platformSpec struct {
@@ -42,29 +46,30 @@ type imageSpec struct {
 }
 
 var (
-	baseAMD64 = layerSpec{"debian-bookworm-slim/amd64", 14}
-	baseARM64 = layerSpec{"debian-bookworm-slim/arm64", 13}
+	baseAMD64 = layerSpec{"debian-bookworm-slim/amd64", 14, ""}
+	baseARM64 = layerSpec{"debian-bookworm-slim/arm64", 13, ""}
 )
 
 // catalog holds the images of the example apps with sizes near the real
 // ones. Anything else an app names (a renderer may find more than the demo
 // knows) gets a small image on the shared base.
 var catalog = map[string]imageSpec{
-	"docker.io/library/busybox:1.36.1": {[]platformSpec{{"linux", "amd64", []layerSpec{{"busybox-1.36.1", 2}}}}},
+	"docker.io/library/busybox:1.36.1": {[]platformSpec{{"linux", "amd64", []layerSpec{{"busybox-1.36.1", 2, ""}}}}},
 	"docker.io/library/nginx:1.27.1": {[]platformSpec{
-		{"linux", "amd64", []layerSpec{baseAMD64, {"nginx-1.27.1/amd64", 9}, {"nginx-1.27.1-conf", 0.1}}},
-		{"linux", "arm64", []layerSpec{baseARM64, {"nginx-1.27.1/arm64", 8}, {"nginx-1.27.1-conf", 0.1}}},
+		{"linux", "amd64", []layerSpec{baseAMD64, {"nginx-1.27.1/amd64", 9, ""}, {"nginx-1.27.1-conf", 0.1, ""}}},
+		{"linux", "arm64", []layerSpec{baseARM64, {"nginx-1.27.1/arm64", 8, ""}, {"nginx-1.27.1-conf", 0.1, ""}}},
 	}},
-	"docker.io/library/redis:7.4.1":                 {[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {"redis-7.4.1", 11}}}}},
+	"docker.io/library/redis:7.4.1":                 {[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {"redis-7.4.1", 11, ""}}}}},
 	"ghcr.io/ballast-dev/shop-api:1.4.0":            {[]platformSpec{{"linux", "amd64", shopAPI}}},
-	"ghcr.io/ballast-dev/shop-api:1.4.1":            {[]platformSpec{{"linux", "amd64", append(shopAPI[:len(shopAPI):len(shopAPI)], layerSpec{"shop-api-1.4.1-fix", 6})}}},
-	"registry.example.com:5000/shop/payments:0.9.3": {[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {"payments-0.9.3", 9}}}}},
+	"ghcr.io/ballast-dev/shop-api:1.4.1":            {[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {"shop-api-runtime", 12, ""}, {"shop-api-1.4.0", 3, "shop-api-1.4.1"}}}}},
+	"registry.example.com:5000/shop/payments:0.9.3": {[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {"payments-0.9.3", 9, ""}}}}},
 }
 
-var shopAPI = []layerSpec{baseAMD64, {"shop-api-runtime", 12}, {"shop-api-1.4.0", 3}}
+var shopAPI = []layerSpec{baseAMD64, {"shop-api-runtime", 12, ""}, {"shop-api-1.4.0", 3, ""}}
 
-// The second revision changes one image: a new tag of shop-api, which is
-// the old image plus one layer.
+// The second revision changes one image: a new tag of shop-api whose app
+// layer is rebuilt (a sixteenth of its file changed): bundle publishes a
+// delta of it, and the edge makes the layer from the one it holds.
 const (
 	changedImage = "ghcr.io/ballast-dev/shop-api:1.4.0"
 	changedTo    = "ghcr.io/ballast-dev/shop-api:1.4.1"
@@ -74,7 +79,7 @@ func specFor(ref string) imageSpec {
 	if s, ok := catalog[ref]; ok {
 		return s
 	}
-	return imageSpec{[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {ref, 5}}}}}
+	return imageSpec{[]platformSpec{{"linux", "amd64", []layerSpec{baseAMD64, {ref, 5, ""}}}}}
 }
 
 // layerBytes makes the layer: an uncompressed tar with one file of
@@ -85,6 +90,14 @@ func layerBytes(l layerSpec, scale float64) ([]byte, error) {
 	rng := rand.NewChaCha8(seed)
 	data := make([]byte, size)
 	_, _ = rng.Read(data) // ChaCha8.Read never fails
+	if l.edit != "" {
+		erng := rand.NewChaCha8(sha256.Sum256([]byte(l.edit)))
+		_, _ = erng.Read(data[size/3 : size/3+size/16])
+		more := make([]byte, size/64)
+		_, _ = erng.Read(more)
+		data = append(data, more...)
+		size = int64(len(data))
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	hdr := &tar.Header{Name: "opt/demo/" + fmt.Sprintf("%x", seed[:8]) + ".bin", Mode: 0o644, Size: size, ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}

@@ -50,8 +50,12 @@ type Options struct {
 	// default, 4.
 	Concurrency int
 	Progress    progress.Func // copy progress; nil for none
-	Log         *slog.Logger
-	Now         func() time.Time // overrides the commit time as the created time
+	// DeltaBases is how many earlier first-parent revisions' bundles in
+	// To serve as bases for sub-layer deltas (PublishDeltas); 0, the
+	// default, publishes none. Only a registry end (To) gets deltas.
+	DeltaBases int
+	Log        *slog.Logger
+	Now        func() time.Time // overrides the commit time as the created time
 	// Signer, when set, signs the bundle index: the signature manifest is
 	// written to every end before the index, tagged sha256-<hex>.sig (the
 	// cosign tag scheme) with the index as its OCI subject (docs/trust.md).
@@ -101,6 +105,7 @@ type Result struct {
 	BytesNew      int64            `json:"bytesNew"`
 	BytesReused   int64            `json:"bytesReused"`
 	Stats         *transfer.Stats  `json:"stats,omitempty"`
+	Deltas        *DeltaSummary    `json:"deltas,omitempty"`
 	Plan          *PlanSummary     `json:"plan,omitempty"`
 }
 
@@ -272,6 +277,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		dst    transfer.Target
 		finish func() error
 		name   string
+		deltas DeltaTarget // where deltas go; nil for none
 	}
 	var ends []end
 	if o.To != "" {
@@ -279,7 +285,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("--to: %w", err))
 		}
-		ends = append(ends, end{dst: dst, name: o.To})
+		e := end{dst: dst, name: o.To}
+		if o.DeltaBases > 0 {
+			e.deltas = dst
+		}
+		ends = append(ends, e)
 		res.Bundle = o.To + ":" + sha
 	}
 	if o.OCILayout != "" {
@@ -385,6 +395,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("copy to %s: %w", e.name, err)
+		}
+		// Deltas before the bundle index, so an edge that sees the
+		// bundle finds them.
+		if e.deltas != nil {
+			bases, err := FirstParents(ctx, o.RepoDir, sha, o.DeltaBases)
+			if err != nil {
+				return nil, err
+			}
+			ds, err := PublishDeltas(ctx, eng, e.deltas, sha, images, bases, o.Log)
+			if err != nil {
+				return nil, fmt.Errorf("deltas for %s: %w", e.name, err)
+			}
+			res.Deltas = ds
 		}
 		// The signature before the index, so an index that is visible is
 		// signed: it names the index as its subject, which registries take

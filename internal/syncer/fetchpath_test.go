@@ -58,7 +58,8 @@ func TestSyncUpstreamRequests(t *testing.T) {
 	if res := s.pass(); res.Complete != 1 {
 		t.Fatalf("pass: %+v", res)
 	}
-	want := map[string]int{"GET /v2/" + s.bundles + "/manifests/" + rev: 1}
+	// The delta index is asked for once, as blobs must cross the link.
+	want := map[string]int{"GET /v2/" + s.bundles + "/manifests/" + rev: 1, "GET /v2/" + s.bundles + "/manifests/" + rev + ".deltas": 1}
 	for _, img := range []v1.Image{base, derived} {
 		d, _ := img.Digest()
 		want["GET /v2/"+s.bundles+"/manifests/"+d.String()] = 1

@@ -46,6 +46,18 @@ func newMetrics(reg prometheus.Registerer, s *Syncer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.passes, m.passDuration, m.lastSuccess, m.linkBytes, m.blobsCopied, m.retries, m.deleted, newLinkCollector(s),
 			m.signatureChecks, m.signatureSeconds, untrusted)
+		c := &s.deltaStats
+		for _, f := range []struct {
+			name, help string
+			v          func() int64
+		}{
+			{"ballast_sync_delta_layers_total", "Layers made on site from a sub-layer delta, digest verified.", c.applied.Load},
+			{"ballast_sync_delta_patch_bytes_total", "Patch bytes of the deltas applied.", c.patchBytes.Load},
+			{"ballast_sync_delta_layer_bytes_total", "Compressed bytes of the layers made from deltas (what would have crossed the link).", c.layerBytes.Load},
+			{"ballast_sync_delta_fallbacks_total", "Deltas refused on site (bad patch, base or digest): the whole layer was fetched.", c.fallbacks.Load},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: f.name, Help: f.help}, func() float64 { return float64(f.v()) }))
+		}
 	}
 	return m
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,10 @@ type Options struct {
 	// Clock gives the link policy (windows, budget periods) the time. The
 	// default is the wall clock.
 	Clock linkplan.Clock
+	// DisableDeltas makes sync ignore the sub-layer deltas upstream
+	// publishes (delta.IndexTag) and fetch every missing layer whole. The
+	// default value is false.
+	DisableDeltas bool
 	// Waiting, when set, reports whether the gate is waiting on revision
 	// sha of repository repoID (a verify of it answered NOT READY
 	// recently): such revisions are fetched first. It must return at once.
@@ -138,8 +143,16 @@ type Syncer struct {
 	stateMu sync.Mutex
 	kick    chan struct{}
 	staging string // partial blobs (transfer's staging directory)
-	plan    *linkplan.Plan
-	gate    *linkGate
+	// Sub-layer deltas (deltas.go): their own engine (no progress events,
+	// a short retry budget inside the blob's own), work dirs, one
+	// reconstruction at a time, counters.
+	deltaEngine *transfer.Engine
+	deltaDir    string
+	deltaLayout string
+	deltaSem    chan struct{}
+	deltaStats  deltaCounters
+	plan        *linkplan.Plan
+	gate        *linkGate
 	// now is a pending manual "sync now" (SyncNow), taken by the next pass.
 	now struct {
 		sync.Mutex
@@ -228,6 +241,23 @@ func New(o Options) (*Syncer, error) {
 		return nil, err
 	}
 	s.engine = eng
+	deltaOpts := []transfer.Option{transfer.WithStagingDir(staging), transfer.WithLogger(s.log), transfer.WithRetry(4, 200*time.Millisecond, 2*time.Second)}
+	if s.deltaEngine, err = transfer.New(append(deltaOpts, o.EngineOptions...)...); err != nil {
+		return nil, err
+	}
+	s.deltaDir = datadir.Of(o.Config.DataDir).Deltas()
+	s.deltaLayout = filepath.Join(s.deltaDir, "layout")
+	s.deltaSem = make(chan struct{}, 1)
+	if err := os.MkdirAll(s.deltaDir, 0o750); err != nil {
+		return nil, fmt.Errorf("sync deltas dir: %w", err)
+	}
+	// Layers made from deltas by a process that died (kill -9) are not
+	// trusted: they are made again, from the staged patch.
+	if old, _ := filepath.Glob(filepath.Join(s.deltaDir, "made-*")); len(old) > 0 {
+		for _, p := range old {
+			os.RemoveAll(p)
+		}
+	}
 	s.presence = registryclient.NewPresence(localHost, registryclient.WithInsecure(true), registryclient.WithTransport(o.Local.Transport()),
 		registryclient.WithKeychain(authn.NewMultiKeychain()))
 	for _, r := range o.Config.Repositories {
@@ -443,6 +473,9 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 		// Nothing else removes it; the pass lock keeps every copy out.
 		if perr := transfer.PruneStaging(s.staging, 0); perr != nil {
 			s.log.Warn("clear staging", "dir", s.staging, "err", perr)
+		}
+		if perr := os.RemoveAll(s.deltaLayout); perr != nil {
+			s.log.Warn("clear deltas", "dir", s.deltaLayout, "err", perr)
 		}
 	}
 	return res, err
@@ -839,7 +872,9 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	st, err := s.Land(ctx, Landing{Src: up, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl})
+	src, cleanup := s.withDeltas(up, sha)
+	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl})
+	cleanup()
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
 	if IsUntrusted(err) {

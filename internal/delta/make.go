@@ -1,0 +1,76 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Content decompresses a layer blob held in memory, at most MaxContent
+// bytes of content, and returns the layer as Layer with the content.
+func Content(d v1.Descriptor, blob []byte) (Layer, []byte, error) {
+	l := Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+	format := FormatOf(d.MediaType)
+	if format == "" {
+		return l, nil, fmt.Errorf("layer %s: media type %q not handled", d.Digest, d.MediaType)
+	}
+	zr, err := Decompress(format, bytes.NewReader(blob))
+	if err != nil {
+		return l, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	defer zr.Close()
+	content, err := io.ReadAll(io.LimitReader(zr, MaxContent+1))
+	if err != nil {
+		return l, nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	if len(content) > MaxContent {
+		return l, nil, fmt.Errorf("layer %s: %w (more than %d bytes)", d.Digest, ErrTooLarge, MaxContent)
+	}
+	l.Content = int64(len(content))
+	l.DiffID = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(content))}
+	return l, content, nil
+}
+
+// Make computes the delta that makes the target layer blob from the base
+// layer blob (both as stored, with their descriptors; digests are trusted
+// here, the caller fetched them verified). It detects the target's recipe
+// (ErrNotReproducible when there is none: the layer goes whole), creates
+// the patch and applies it once as the edge will, so only a delta that
+// round-trips to the exact target digest is returned. The returned Delta's
+// Patch descriptor is set; baseImage names where the edge finds the base.
+func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.Descriptor, targetBlob []byte, baseImage string) (*Delta, []byte, error) {
+	tl, tc, err := Content(target, targetBlob)
+	if err != nil {
+		return nil, nil, err
+	}
+	recipe, err := Detect(FormatOf(target.MediaType), targetBlob, tc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %s: %w", target.Digest, err)
+	}
+	bl, bc, err := Content(base, baseBlob)
+	if err != nil {
+		return nil, nil, err
+	}
+	patch, err := Create(bc, tc)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, n, _ := v1.SHA256(bytes.NewReader(patch))
+	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Patch: v1.Descriptor{MediaType: MediaTypePatch, Digest: h, Size: n}}
+	// The base's own recipe lets the edge check its compressor before
+	// the patch crosses the link (ProbeBase). Candidates like the
+	// target's first: a base and its update usually share a builder.
+	if Reproduces(recipe, baseBlob, bc) {
+		d.BaseRecipe = &recipe
+	} else if br, err := Detect(FormatOf(base.MediaType), baseBlob, bc); err == nil {
+		d.BaseRecipe = &br
+	}
+	if err := Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard); err != nil {
+		return nil, nil, fmt.Errorf("layer %s: the delta does not round-trip: %w", target.Digest, err)
+	}
+	return d, patch, nil
+}

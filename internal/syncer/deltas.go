@@ -1,0 +1,333 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ballast-dev/ballast/internal/delta"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	ocilayout "github.com/ballast-dev/ballast/internal/oci/layout"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// DeltaStats counts what sub-layer deltas did since the syncer started.
+type DeltaStats struct {
+	Applied     int64 `json:"applied"`     // layers made from a delta, digest verified
+	PatchBytes  int64 `json:"patchBytes"`  // patch bytes of those deltas
+	LayerBytes  int64 `json:"layerBytes"`  // compressed bytes of the layers they made
+	Fallbacks   int64 `json:"fallbacks"`   // deltas refused (bad patch, base, digest): the whole blob came
+	NoBase      int64 `json:"noBase"`      // layers with deltas whose bases are not on site
+	Skew        int64 `json:"skew"`        // deltas skipped before their patch crossed: this build's compressor does not reproduce the base
+	IndexErrors int64 `json:"indexErrors"` // delta indexes that did not parse
+}
+
+type deltaCounters struct {
+	applied, patchBytes, layerBytes, fallbacks, noBase, skew, indexErrors atomic.Int64
+}
+
+// DeltaStats returns what deltas did so far.
+func (s *Syncer) DeltaStats() DeltaStats {
+	c := &s.deltaStats
+	return DeltaStats{Applied: c.applied.Load(), PatchBytes: c.patchBytes.Load(), LayerBytes: c.layerBytes.Load(),
+		Fallbacks: c.fallbacks.Load(), NoBase: c.noBase.Load(), Skew: c.skew.Load(), IndexErrors: c.indexErrors.Load()}
+}
+
+// withDeltas returns the source to land revision sha's bundle from: up,
+// with every blob that has a delta made on site instead (deltaSource).
+// The delta index (delta.IndexTag) is read when the first blob must
+// cross the link, so a revision whose blobs are all on site costs no
+// request; absent or bad, the bundle comes whole. The returned func
+// removes what was made on site.
+func (s *Syncer) withDeltas(up transfer.Source, sha string) (transfer.Source, func()) {
+	if s.o.DisableDeltas {
+		return up, func() {}
+	}
+	ds := &deltaSource{Source: up, s: s, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
+	return ds, func() {
+		ds.mu.Lock()
+		defer ds.mu.Unlock()
+		if ds.work != "" {
+			os.RemoveAll(ds.work)
+		}
+	}
+}
+
+// load reads the delta index once; a failure other than a cancelled
+// context leaves the bundle whole.
+func (d *deltaSource) load(ctx context.Context) error {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	if d.loaded {
+		return nil
+	}
+	_, raw, err := d.s.engine.ResolveManifest(ctx, d.Source, delta.IndexTag(d.sha))
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	d.loaded = true
+	if err != nil {
+		if !errors.Is(err, transfer.ErrNotFound) {
+			d.s.log.Debug("delta index", "revision", d.sha, "err", err)
+		}
+		return nil
+	}
+	entries, err := delta.ParseIndex(raw, d.sha)
+	if err != nil {
+		d.s.deltaStats.indexErrors.Add(1)
+		d.s.log.Warn("delta index refused: the bundle comes whole", "revision", d.sha, "err", err)
+		return nil
+	}
+	byTarget := map[v1.Hash][]delta.Entry{}
+	for _, e := range entries {
+		byTarget[e.Delta.Target.Digest] = append(byTarget[e.Delta.Target.Digest], e)
+	}
+	for _, es := range byTarget {
+		sort.Slice(es, func(i, j int) bool { return es[i].Delta.Patch.Size < es[j].Delta.Patch.Size })
+	}
+	work, err := os.MkdirTemp(d.s.deltaDir, "made-")
+	if err != nil {
+		d.s.log.Warn("delta work dir", "err", err)
+		return nil
+	}
+	d.mu.Lock()
+	d.byTarget, d.work = byTarget, work
+	d.mu.Unlock()
+	return nil
+}
+
+// deltaSource is an upstream source whose blobs with a delta are made on
+// site: the patch is fetched (a blob like any other, staged and resumable,
+// through the link), applied to the base the edge holds after checking
+// it, recompressed by the recipe and checked against the blob's digest;
+// only then is the blob handed to the copy engine, which checks it again
+// as it writes. Any failure but a link failure falls back to the whole
+// blob from upstream.
+type deltaSource struct {
+	transfer.Source
+	s   *Syncer
+	sha string
+
+	loadMu sync.Mutex // held while the index is read
+	loaded bool
+
+	mu       sync.Mutex
+	byTarget map[v1.Hash][]delta.Entry
+	work     string
+	failed   map[v1.Hash]bool
+	made     map[v1.Hash]string // target digest → verified blob file
+}
+
+// Location keeps the upstream's location visible to the engine.
+func (d *deltaSource) Location() oci.Location {
+	if l, ok := d.Source.(transfer.Located); ok {
+		return l.Location()
+	}
+	return oci.Location{}
+}
+
+// FetchRef passes the upstream's one-round-trip read through.
+func (d *deltaSource) FetchRef(ctx context.Context, ref string) (v1.Descriptor, []byte, error) {
+	if rf, ok := d.Source.(transfer.RefFetcher); ok {
+		return rf.FetchRef(ctx, ref)
+	}
+	desc, err := d.Source.Resolve(ctx, ref)
+	if err != nil {
+		return desc, nil, err
+	}
+	raw, err := d.Source.FetchManifest(ctx, desc)
+	return desc, raw, err
+}
+
+// OpenBlob serves blob b made from a delta when one applies, else from
+// upstream.
+func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int64) (io.ReadCloser, error) {
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	es, failed, path := d.byTarget[b.Digest], d.failed[b.Digest], d.made[b.Digest]
+	d.mu.Unlock()
+	if len(es) == 0 || failed {
+		return d.Source.OpenBlob(ctx, b, offset)
+	}
+	if path == "" {
+		var err error
+		path, err = d.make(ctx, b, es)
+		if err != nil {
+			if ctx.Err() != nil || !oci.IsPermanent(err) {
+				return nil, err // the link: retry, the staged patch resumes
+			}
+			d.mu.Lock()
+			d.failed[b.Digest] = true
+			d.mu.Unlock()
+			return d.Source.OpenBlob(ctx, b, offset)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// make makes blob b from the first delta (smallest patch first) whose base
+// is on site; a permanent error means none could (take the whole blob).
+func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entry) (string, error) {
+	// One at a time: each holds a base's content in memory.
+	select {
+	case d.s.deltaSem <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-d.s.deltaSem }()
+	log := d.s.log.With("layer", b.Digest.String())
+	tried := false
+	for _, e := range es {
+		// By size: a delta only where it saves at least 1 % of the
+		// whole blob (bundle publishes no other; the index is not
+		// trusted for it).
+		if e.Delta.Target.Size != b.Size || float64(e.Delta.Patch.Size+e.Manifest.Size) > 0.99*float64(b.Size) {
+			continue
+		}
+		base, err := d.openBase(ctx, e.Delta)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			log.Debug("delta base not on site", "base", e.Delta.Base.Digest.String(), "err", err)
+			continue
+		}
+		// The base first, checked; then whether this build's compressor
+		// still makes it by its recipe: if not, the target could not be
+		// made exact either, and the patch never crosses the link.
+		content, err := delta.LoadBase(ctx, e.Delta.Base, base)
+		base.Close()
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			log.Warn("delta base on site does not check out", "base", e.Delta.Base.Digest.String(), "err", err)
+			continue
+		}
+		if err := delta.ProbeBase(ctx, e.Delta, content); err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			tried = true
+			d.s.deltaStats.skew.Add(1)
+			log.Warn("delta skipped before its patch crossed the link", "base", e.Delta.Base.Digest.String(), "err", err)
+			continue
+		}
+		tried = true
+		path, err := d.apply(ctx, b, e, content)
+		if err == nil {
+			d.s.deltaStats.applied.Add(1)
+			d.s.deltaStats.patchBytes.Add(e.Delta.Patch.Size)
+			d.s.deltaStats.layerBytes.Add(b.Size)
+			log.Info("layer made from a delta", "base", e.Delta.Base.Digest.String(), "patchBytes", e.Delta.Patch.Size, "layerBytes", b.Size)
+			d.mu.Lock()
+			d.made[b.Digest] = path
+			d.mu.Unlock()
+			return path, nil
+		}
+		if ctx.Err() != nil || !oci.IsPermanent(err) {
+			return "", err
+		}
+		d.s.deltaStats.fallbacks.Add(1)
+		log.Warn("delta refused: the whole layer comes instead", "base", e.Delta.Base.Digest.String(), "err", err)
+	}
+	if !tried {
+		d.s.deltaStats.noBase.Add(1)
+	}
+	return "", oci.Permanent(fmt.Errorf("layer %s: no delta applies", b.Digest))
+}
+
+// openBase opens the delta's base layer in the edge registry (linked into
+// the base image's repository if the registry holds it elsewhere).
+func (d *deltaSource) openBase(ctx context.Context, dl *delta.Delta) (io.ReadCloser, error) {
+	ref, err := imageref.Parse(dl.BaseImage)
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.s.local(ref.EdgeRepository())
+	if err != nil {
+		return nil, err
+	}
+	bd := dl.Base.Descriptor()
+	if ok, err := r.BlobExists(ctx, bd); err != nil {
+		return nil, err
+	} else if !ok {
+		if linked, err := r.LinkBlob(ctx, bd); err != nil || !linked {
+			return nil, fmt.Errorf("base %s: %w", bd.Digest, transfer.ErrNotFound)
+		}
+	}
+	return r.OpenBlob(ctx, bd, 0)
+}
+
+// apply fetches e's patch (resumable), makes the blob from the base's
+// checked content into a file under the work dir and checks it. Errors that are not the link's are
+// permanent.
+func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry, content []byte) (string, error) {
+	lay, err := ocilayout.New(d.s.deltaLayout)
+	if err != nil {
+		return "", oci.Permanent(err)
+	}
+	// The delta manifest and its patch, like any image: staged, resumed,
+	// verified, over the link (the upstream source is metered).
+	if _, err := d.s.deltaEngine.Copy(ctx, transfer.Job{Src: d.Source, Dst: lay, Root: e.Manifest}); err != nil {
+		if errors.Is(err, transfer.ErrNotFound) || errors.Is(err, transfer.ErrDigestMismatch) {
+			return "", oci.Permanent(err)
+		}
+		return "", err
+	}
+	raw, err := lay.FetchManifest(ctx, e.Manifest)
+	if err != nil {
+		return "", oci.Permanent(err)
+	}
+	dl, err := delta.ParseManifest(raw)
+	if err != nil {
+		return "", oci.Permanent(err)
+	}
+	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Target.Digest != b.Digest {
+		return "", oci.Permanent(errors.New("delta manifest does not match its index entry"))
+	}
+	patch, err := lay.OpenBlob(ctx, dl.Patch, 0)
+	if err != nil {
+		return "", oci.Permanent(err)
+	}
+	defer patch.Close()
+	f, err := os.CreateTemp(d.work, "blob-")
+	if err != nil {
+		return "", oci.Permanent(err)
+	}
+	err = delta.Reconstruct(ctx, dl, content, oci.VerifyReader(patch, dl.Patch), f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", oci.Permanent(err)
+	}
+	path := filepath.Join(d.work, b.Digest.Hex)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return "", oci.Permanent(err)
+	}
+	return path, nil
+}

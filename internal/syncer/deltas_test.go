@@ -1,0 +1,328 @@
+package syncer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/delta"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
+	"github.com/ballast-dev/ballast/internal/release"
+	"github.com/ballast-dev/ballast/internal/syncer"
+	"github.com/ballast-dev/ballast/internal/testutil/layergen"
+	"github.com/ballast-dev/ballast/internal/transfer"
+)
+
+// layeredImage is an OCI image of the given layers for linux/amd64.
+func layeredImage(t testing.TB, layers ...layergen.Layer) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	for _, l := range layers {
+		var err error
+		img, err = mutate.AppendLayers(img, static.NewLayer(l.Blob, l.Desc.MediaType))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	img, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// publishDeltas runs bundle's delta step against the upstream registry
+// directly (CI's side of the link).
+func publishDeltas(t testing.TB, s *site, rev string, bases []string, images map[string]artifact) *release.DeltaSummary {
+	t.Helper()
+	repo, err := registryclient.New(s.up.Repo(s.bundles), registryclient.WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := transfer.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ims []bundle.Image
+	for ref, a := range images {
+		r, _ := imageref.Parse(ref)
+		d, _ := a.Digest()
+		mt, _ := a.MediaType()
+		n, _ := a.Size()
+		ims = append(ims, bundle.Image{Ref: r, Descriptor: v1.Descriptor{MediaType: mt, Digest: d, Size: n}})
+	}
+	sum, err := release.PublishDeltas(context.Background(), eng, repo, rev, ims, bases, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// edgeBlobDigest reads a layer back from the edge registry and checks its
+// bytes against its digest.
+func edgeBlobVerified(t testing.TB, s *site, image string, d v1.Descriptor) {
+	t.Helper()
+	r, _ := imageref.Parse(image)
+	rc, err := registryclient.New("127.0.0.1:1/"+r.EdgeRepository(), registryclient.WithInsecure(true), registryclient.WithTransport(s.reg.Transport()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := rc.OpenBlob(context.Background(), d, 0)
+	if err != nil {
+		t.Fatalf("edge blob %s: %v", d.Digest, err)
+	}
+	defer body.Close()
+	if _, err := io.Copy(io.Discard, oci.VerifyReader(body, d)); err != nil {
+		t.Fatalf("edge blob %s: %v", d.Digest, err)
+	}
+}
+
+// Two revisions of an app image (a Go service layer, a root filesystem
+// layer, a static-assets layer; gzip and zstd) cross the real link: the
+// first whole, the second as deltas made at bundle time. The edge ends
+// with every layer byte-identical (read back and hashed) and the link
+// carries at most 0.3x the changed layers' compressed bytes, counted by
+// the proxy.
+func TestSyncDeltasOverLink(t *testing.T) {
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	rootfs := int64(12 << 20)
+	if raceOn {
+		rootfs = 3 << 20
+	}
+	ups := []layergen.Update{layergen.GoService(t, true), layergen.Rootfs(t, rootfs), layergen.Assets(t, 60)}
+	var oldL, newL []layergen.Layer
+	for i, up := range ups {
+		zstd := i%2 == 1
+		oldL = append(oldL, layergen.Compress(t, up.Old, zstd))
+		newL = append(newL, layergen.Compress(t, up.New, zstd))
+	}
+	const ref = "ghcr.io/org/app:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL...)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	imgs := map[string]artifact{ref: layeredImage(t, newL...)}
+	pushBundle(t, s.up, s.bundles, rev2, imgs)
+	sum := publishDeltas(t, s, rev2, []string{rev1}, imgs)
+	if sum.Deltas != 3 || sum.ChangedLayers != 3 {
+		t.Fatalf("deltas published: %+v", sum)
+	}
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	if rep := s.check(rev2); !rep.Complete() {
+		t.Fatalf("not complete: %v", rep.Missing)
+	}
+	for _, l := range newL {
+		edgeBlobVerified(t, s, ref, l.Desc)
+	}
+	st := s.sync.DeltaStats()
+	if st.Applied != 3 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	moved := link.Down() - before
+	ratio := float64(moved) / float64(sum.ChangedBytes)
+	t.Logf("changed layers %d bytes; the link carried %d bytes (%.3fx); patches %d bytes", sum.ChangedBytes, moved, ratio, st.PatchBytes)
+	if ratio > 0.3 {
+		t.Fatalf("the link carried %.3fx the changed layers, want at most 0.3x", ratio)
+	}
+}
+
+// A delta whose patch is corrupt (it names a patch blob that makes
+// nothing good) is refused on site; the whole layer comes instead, and
+// the layer on the edge is exact.
+func TestSyncCorruptDeltaFallsBack(t *testing.T) {
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	up := layergen.Assets(t, 40)
+	oldL, newL := layergen.Compress(t, up.Old, false), layergen.Compress(t, up.New, false)
+	const ref = "ghcr.io/org/web:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, map[string]artifact{ref: layeredImage(t, newL)})
+
+	// A delta as bundle makes it, with its patch's bytes damaged.
+	d, patch, err := delta.Make(context.Background(), oldL.Desc, oldL.Blob, newL.Desc, newL.Blob, "ghcr.io/org/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), patch...)
+	bad[len(bad)-20] ^= 0xff
+	h, n, _ := v1.SHA256(bytes.NewReader(bad))
+	d.Patch = v1.Descriptor{MediaType: delta.MediaTypePatch, Digest: h, Size: n}
+	raw, desc, err := delta.BuildManifest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushDelta(t, s, rev2, raw, desc, bad)
+
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	edgeBlobVerified(t, s, ref, newL.Desc)
+	st := s.sync.DeltaStats()
+	if st.Applied != 0 || st.Fallbacks != 1 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	if moved := link.Down() - before; moved < newL.Desc.Size {
+		t.Fatalf("the link carried %d bytes, less than the whole layer (%d)", moved, newL.Desc.Size)
+	}
+}
+
+// pushDelta pushes one delta manifest, its blobs and the delta index of
+// rev to the upstream bundles repository.
+func pushDelta(t testing.TB, s *site, rev string, raw []byte, desc v1.Descriptor, patch []byte) {
+	t.Helper()
+	repo, err := name.NewRepository(s.up.Repo(s.bundles), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []struct {
+		data []byte
+		mt   types.MediaType
+	}{{patch, delta.MediaTypePatch}, {[]byte("{}"), delta.MediaTypeEmpty}} {
+		if err := remote.WriteLayer(repo, static.NewLayer(b.data, b.mt)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := remote.Put(repo.Digest(desc.Digest.String()), rawManifest{raw, desc.MediaType}); err != nil {
+		t.Fatal(err)
+	}
+	idx, idesc, err := delta.BuildIndex(rev, []v1.Descriptor{desc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(repo.Tag(delta.IndexTag(rev)), rawManifest{idx, idesc.MediaType}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A patch cut by the link resumes like any blob: the link cuts every
+// connection after 64 KB, the patch is about 300 KB, and the link carries
+// about the patch once, not the whole layer.
+func TestSyncDeltaResumesOverCuts(t *testing.T) {
+	s := newSite(t, nil, func(o *syncer.Options) {
+		o.EngineOptions = []transfer.Option{transfer.WithRetry(30, 10*time.Millisecond, 50*time.Millisecond)}
+	})
+	link := viaLink(t, s)
+	files := []layergen.File{}
+	for i := range 8 {
+		data := make([]byte, 256<<10)
+		rand.Read(data)
+		files = append(files, layergen.File{Name: "srv/data/" + string(rune('a'+i)), Data: data})
+	}
+	noise := make([]byte, 300<<10)
+	rand.Read(noise)
+	oldL := layergen.Compress(t, layergen.Tar(files), false)
+	newL := layergen.Compress(t, layergen.Tar(append(files, layergen.File{Name: "srv/data/new", Data: noise})), false)
+	const ref = "ghcr.io/org/data:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	imgs := map[string]artifact{ref: layeredImage(t, newL)}
+	pushBundle(t, s.up, s.bundles, rev2, imgs)
+	sum := publishDeltas(t, s, rev2, []string{rev1}, imgs)
+	if sum.Deltas != 1 {
+		t.Fatalf("deltas published: %+v", sum)
+	}
+	link.CutEvery(64 << 10)
+	before, cuts := link.Down(), link.Cuts()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	edgeBlobVerified(t, s, ref, newL.Desc)
+	st := s.sync.DeltaStats()
+	moved := link.Down() - before
+	t.Logf("patch %d bytes, layer %d bytes; %d cuts; the link carried %d bytes", st.PatchBytes, newL.Desc.Size, link.Cuts()-cuts, moved)
+	if st.Applied != 1 || link.Cuts() == cuts {
+		t.Fatalf("delta stats %+v, cuts %d: want one delta applied across cuts", st, link.Cuts()-cuts)
+	}
+	if float64(moved) > 1.2*float64(st.PatchBytes)+64<<10 {
+		t.Fatalf("the link carried %d bytes for a %d byte patch: the cut patch was not resumed", moved, st.PatchBytes)
+	}
+}
+
+// A delta whose base this edge's compressor does not reproduce by the
+// base's recorded recipe (another compressor version: simulated with a
+// recipe of another level) is skipped before its patch crosses the link:
+// the link carries the whole layer and not the patch.
+func TestSyncCompressorSkewSkipsPatch(t *testing.T) {
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	files := []layergen.File{}
+	for i := range 4 {
+		data := make([]byte, 256<<10)
+		rand.Read(data)
+		files = append(files, layergen.File{Name: "srv/data/" + string(rune('a'+i)), Data: data})
+	}
+	noise := make([]byte, 400<<10)
+	rand.Read(noise)
+	oldL := layergen.Compress(t, layergen.Tar(files), false)
+	newL := layergen.Compress(t, layergen.Tar(append(files, layergen.File{Name: "srv/data/new", Data: noise})), false)
+	const ref = "ghcr.io/org/data:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, map[string]artifact{ref: layeredImage(t, newL)})
+	d, patch, err := delta.Make(context.Background(), oldL.Desc, oldL.Blob, newL.Desc, newL.Blob, "ghcr.io/org/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *d.BaseRecipe
+	r.Level = 9
+	d.BaseRecipe = &r
+	raw, desc, err := delta.BuildManifest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushDelta(t, s, rev2, raw, desc, patch)
+
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	edgeBlobVerified(t, s, ref, newL.Desc)
+	st := s.sync.DeltaStats()
+	moved := link.Down() - before
+	t.Logf("layer %d bytes, patch %d bytes; the link carried %d bytes", newL.Desc.Size, len(patch), moved)
+	if st.Skew != 1 || st.Applied != 0 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	if moved >= newL.Desc.Size+int64(len(patch))/2 {
+		t.Fatalf("the link carried %d bytes: the patch (%d) crossed as well as the layer (%d)", moved, len(patch), newL.Desc.Size)
+	}
+}
