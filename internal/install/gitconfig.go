@@ -8,6 +8,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitdeps"
+	"github.com/ballast-dev/ballast/internal/lfs"
 )
 
 const (
@@ -27,7 +28,9 @@ const (
 // argocd-repo-server may be given (its repositories, their submodules in
 // any URL form, remote Kustomize bases) to the mirror at mirrorBase
 // (gitdeps.Rules). The scp-like form is rewritten for the hosts of the
-// configured repositories and extraHosts.
+// configured repositories and extraHosts. It also holds git-lfs's filters
+// (lfs.RepoServerGitConfig): GIT_CONFIG_GLOBAL replaces the image's global
+// config, and without them Argo CD checks LFS files out as pointer text.
 func RepoServerGitConfig(c *config.Config, mirrorBase string, extraHosts []string) (string, error) {
 	var urls []string
 	for _, r := range c.Repositories {
@@ -37,7 +40,7 @@ func RepoServerGitConfig(c *config.Config, mirrorBase string, extraHosts []strin
 	if err != nil {
 		return "", err
 	}
-	return gitdeps.GitConfig(rules), nil
+	return gitdeps.GitConfig(rules) + lfs.RepoServerGitConfig, nil
 }
 
 // repoServerGit returns the ConfigMap with the repo-server's gitconfig and

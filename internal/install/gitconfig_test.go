@@ -21,6 +21,9 @@ func TestRepoServerGitConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(text, "[filter \"lfs\"]") || !strings.Contains(text, "required = true") {
+		t.Errorf("no git-lfs filters in the repo-server gitconfig:\n%s", text)
+	}
 	p := filepath.Join(t.TempDir(), "gitconfig")
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -535,7 +535,10 @@ func (o *Options) repositorySecrets(c *config.Config) ([]any, error) {
 		out = append(out, &corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: m,
-			StringData: map[string]string{"type": "git", "url": u, "name": id},
+			// enableLfs: the mirror serves the LFS objects of what it
+			// serves (docs/mirror.md "Git LFS"); for a repository without
+			// LFS files git-lfs finds no pointer and asks for nothing.
+			StringData: map[string]string{"type": "git", "url": u, "name": id, "enableLfs": "true"},
 		})
 	}
 	for _, s := range ChartCredentialTemplates(o.ArgoCDNamespace, o.mirrorBase(c), o.clusterRegistry(c)) {
