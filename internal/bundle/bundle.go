@@ -81,6 +81,27 @@ type Bundle struct {
 	GitDeps []GitDep
 }
 
+// Kinds counts entries by kind, as logs and reports name them: container
+// images, charts (Helm charts and OCI sources), and attachments
+// (signatures, attestations, SBOMs).
+type Kinds struct{ Images, Charts, Attached int }
+
+// CountKinds counts entries by kind.
+func CountKinds(entries []Image) Kinds {
+	var k Kinds
+	for _, im := range entries {
+		switch {
+		case im.Chart != nil:
+			k.Charts++
+		case im.Attached != nil:
+			k.Attached++
+		default:
+			k.Images++
+		}
+	}
+	return k
+}
+
 // Build returns the canonical JSON of the bundle index for b and its
 // descriptor. Images are sorted by reference so the same inputs give the
 // same digest; an image's digest must be set.

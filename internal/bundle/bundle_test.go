@@ -338,3 +338,10 @@ func TestCheckComplete(t *testing.T) {
 		}
 	})
 }
+
+func TestCountKinds(t *testing.T) {
+	got := CountKinds([]Image{{}, {Chart: &Chart{}}, {}, {Attached: &Attachment{}}, {Chart: &Chart{}}})
+	if want := (Kinds{Images: 2, Charts: 2, Attached: 1}); got != want {
+		t.Fatalf("CountKinds = %+v, want %+v", got, want)
+	}
+}

@@ -92,7 +92,7 @@ func (g *apiGuard) allow(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ballast"`)
 		return refuse(http.StatusUnauthorized, "this route changes state and needs the API token: "+
-			"send \"Authorization: Bearer <token>\" (ballast verify: --api-token-file or $"+apiauth.EnvToken+")")
+			"send \"Authorization: Bearer <token>\" (ballast verify and ballast sync --now: --api-token-file or $"+apiauth.EnvToken+")")
 	}
 	if !g.token.Matches(tok) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ballast", error="invalid_token"`)

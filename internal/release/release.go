@@ -386,7 +386,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	var total transfer.Stats
 	for _, e := range ends {
-		o.Log.Info("copying images", "to", e.name, "images", len(images))
+		k := bundle.CountKinds(images)
+		o.Log.Info("copying images", "to", e.name, "images", k.Images, "charts", k.Charts, "attached", k.Attached)
 		st, err := eng.Copy(ctx, jobsFor(e.dst)...)
 		addStats(&total, st)
 		var he *registryclient.HTTPError

@@ -869,7 +869,8 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		r.State, r.Error, r.Missing = StateSyncing, "", missing
 		r.Images, r.Charts = entries(b)
 	})
-	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", len(b.Images), "missing", len(rep.Missing))
+	k := bundle.CountKinds(b.Images)
+	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", k.Images, "charts", k.Charts, "attached", k.Attached, "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
 	src, cleanup := s.withDeltas(up, sha)
