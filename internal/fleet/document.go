@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -317,10 +318,20 @@ func checkText(key, s string, max int) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s: invalid UTF-8", key)
 	}
-	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }) >= 0 {
-		return fmt.Errorf("%s: control character", key)
+	if i := strings.IndexFunc(s, isControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("%s: control character %U", key, r)
 	}
 	return nil
+}
+
+// isControl reports characters that act on a terminal or on the text around
+// them rather than show as themselves: C0 and C1 controls, and Unicode
+// format characters (category Cf: bidirectional overrides and isolates such
+// as U+202E, zero-width characters) and line/paragraph separators, with
+// which a site could reorder or hide what an operator reads.
+func isControl(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r)
 }
 
 // clip shortens s for an error message.
@@ -335,7 +346,7 @@ func clip(s string, n int) string {
 // become spaces, and it is cut at MaxErrorLen bytes on a rune boundary.
 func ClipError(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError {
+		if isControl(r) || r == utf8.RuneError {
 			return ' '
 		}
 		return r

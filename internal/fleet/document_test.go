@@ -73,6 +73,11 @@ func TestParseRefuses(t *testing.T) {
 			repo(m)["pending"] = []map[string]any{{"revision": revB, "state": "waiting", "percent": 0, "sizeKnownAt": "2026-13-01T00:00:00Z"}}
 		}), `pending[0].sizeKnownAt`},
 		{"control char", mutate(func(m map[string]any) { repo(m)["errors"] = []string{"a\x1b[31mred"} }), "control character"},
+		{"C1 control", mutate(func(m map[string]any) { repo(m)["errors"] = []string{"a\u009bred"} }), "control character U+009B"},
+		{"bidi override", mutate(func(m map[string]any) { repo(m)["errors"] = []string{"ok \u202eydaer"} }), "control character U+202E"},
+		{"bidi isolate", mutate(func(m map[string]any) { repo(m)["id"] = "a\u2067b" }), "control character U+2067"},
+		{"zero width", mutate(func(m map[string]any) { m["version"] = "v1\u200b" }), "control character U+200B"},
+		{"line separator", mutate(func(m map[string]any) { repo(m)["errors"] = []string{"a\u2028b"} }), "control character U+2028"},
 		{"negative budget", mutate(func(m map[string]any) { m["budget"] = map[string]any{"usedBytes": -1} }), "budget: negative"},
 		{"too many repos", mutate(func(m map[string]any) {
 			var rs []any
@@ -223,4 +228,13 @@ func FuzzFit(f *testing.F) {
 			t.Fatalf("Fit result does not encode: %v", err)
 		}
 	})
+}
+
+// What a site publishes about itself passes through ClipError: controls of
+// every kind become spaces, so the document still encodes.
+func TestClipErrorBlanksControls(t *testing.T) {
+	got := ClipError("a\x1bb\u009bc\u202ed\u2066e\u200bf\u2029g")
+	if want := "a b c d e f g"; got != want {
+		t.Fatalf("ClipError = %q, want %q", got, want)
+	}
 }
