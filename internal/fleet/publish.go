@@ -311,7 +311,11 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 // changeKey is what decides "changed": the document's hash with every run
 // of digits in its error lines made one '#', so an error that only counts
 // differently ("after 3 ms", "attempt 7") does not re-publish every
-// interval. The new text goes out with the next change or heartbeat.
+// interval, and with the estimates of pending revisions coarsened: the ETA
+// left out (Percent moves with it) and the forecast times cut to their UTC
+// day, so a forecast that creeps with the clock (a revision waiting while
+// the link is idle) does not re-publish every quarter hour. The new text
+// goes out with the next change or heartbeat.
 func changeKey(raw []byte) string {
 	var d Document
 	if err := json.Unmarshal(raw, &d); err != nil {
@@ -320,9 +324,23 @@ func changeKey(raw []byte) string {
 	d.Errors = hideDigits(d.Errors)
 	for i := range d.Repos {
 		d.Repos[i].Errors = hideDigits(d.Repos[i].Errors)
+		for j := range d.Repos[i].Pending {
+			p := &d.Repos[i].Pending[j]
+			p.ETAMinutes = 0
+			p.CompleteBy, p.SizeKnownAt = utcDay(p.CompleteBy), utcDay(p.SizeKnownAt)
+		}
 	}
 	b, _ := json.Marshal(d)
 	return Hash(b)
+}
+
+// utcDay is the UTC date of an RFC 3339 time, or t itself if it is not one.
+func utcDay(t string) string {
+	v, err := time.Parse(time.RFC3339, t)
+	if err != nil {
+		return t
+	}
+	return v.UTC().Format(time.DateOnly)
 }
 
 var digitRun = regexp.MustCompile(`[0-9]+`)

@@ -333,3 +333,40 @@ func TestErrorNumbersDoNotRepublish(t *testing.T) {
 		t.Fatalf("read back: %v %+v", err, f)
 	}
 }
+
+// TestForecastCreepDoesNotRepublish: a pending revision's forecast that
+// moves with the clock within a day (a revision waiting while the link is
+// idle) is not a change; a forecast that moves to another day, or a new
+// state, is.
+func TestForecastCreepDoesNotRepublish(t *testing.T) {
+	reg := edgeregistry.Start(t, edgeregistry.Options{})
+	creds := reg.Credentials()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	d := doc("ship-7", rev1)
+	p, err := fleet.NewPublisher(fleet.PublisherOptions{Repository: reg.Host + "/fleet/sites/ship-7",
+		Username: creds.Username, Password: creds.Password, Insecure: true, StateFile: filepath.Join(t.TempDir(), "s"),
+		Heartbeat: 2 * time.Hour, Now: func() time.Time { return now },
+		Source: func(context.Context) (fleet.Document, error) { return d, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, step := range []struct {
+		state, completeBy string
+		eta               int
+		want              fleet.Result
+	}{
+		{"syncing", "2026-12-01T10:00:00Z", 60, fleet.Changed},
+		{"syncing", "2026-12-01T10:15:00Z", 58, fleet.Skipped},
+		{"syncing", "2026-12-01T10:30:00Z", 57, fleet.Skipped},
+		{"syncing", "2026-12-01T23:45:00Z", 3, fleet.Skipped},
+		{"syncing", "2026-12-02T00:00:00Z", 2, fleet.Changed},
+		{"waiting", "2026-12-02T00:00:00Z", 0, fleet.Changed},
+	} {
+		now = now.Add(15 * time.Minute)
+		d.Repos[0].Pending = []fleet.Pending{{Revision: rev2, State: step.state, Percent: 40, ETAMinutes: step.eta, CompleteBy: step.completeBy}}
+		if got, err := p.PublishOnce(ctx); err != nil || got != step.want {
+			t.Fatalf("%s %s: %v, %v; want %v", step.state, step.completeBy, got, err, step.want)
+		}
+	}
+}
