@@ -1,6 +1,7 @@
 package gitmirror
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -94,6 +95,9 @@ type deps struct {
 	scanned map[string]error     // "<dir>@<sha>" whose .gitmodules were read → what was wrong
 	kick    chan struct{}
 	passMu  sync.Mutex // one pass at a time
+
+	saveMu sync.Mutex
+	saved  []byte // what the file holds (last saved), so an unchanged save writes nothing
 }
 
 func newDeps(m *Mirror) *deps {
@@ -301,7 +305,16 @@ func (d *deps) save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(d.path, raw, 0o644)
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if bytes.Equal(raw, d.saved) {
+		return nil // unchanged: no write (every pass saves; most change nothing)
+	}
+	if err := atomicfile.WriteFile(d.path, raw, 0o644); err != nil {
+		return err
+	}
+	d.saved = raw
+	return nil
 }
 
 // NeedGitDeps records commits of other repositories that revision rev of
