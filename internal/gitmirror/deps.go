@@ -784,10 +784,11 @@ func (m *Mirror) GitDepsHandler() http.Handler {
 
 // LoadDepBundle loads commits of a dependency repository (a submodule's or
 // a remote base's, upstream url) from a git bundle carried by an export
-// file, as if the mirror had fetched them: the commits become needs
-// (persisted first), the bundle's objects are fetched from the file into
-// the repository's incoming namespace, and one ref transaction keeps every
-// needed commit present (fetchNeeds without the link). The bundle must
+// file, as if the mirror had fetched them: the bundle's objects are
+// fetched from the file into the repository's incoming namespace, the
+// commits become needs (persisted) once the bundle proved to hold them,
+// and one ref transaction keeps every needed commit present (fetchNeeds
+// without the link). The bundle must
 // verify against the repository (its prerequisites present) and hold
 // every commit of commits, else it is an ErrBundle error and no commit of
 // it is kept. A killed load leaves at most unreferenced objects and
@@ -809,15 +810,6 @@ func (m *Mirror) LoadDepBundle(ctx context.Context, url, path string, commits []
 	r := d.lookup(key)
 	if r == nil {
 		return nil
-	}
-	d.mu.Lock()
-	need := d.needs[key]
-	d.mu.Unlock()
-	for _, c := range commits {
-		d.addNeed(need, c, "")
-	}
-	if err := d.save(); err != nil {
-		return fmt.Errorf("gitmirror: save dependencies: %w", err)
 	}
 	if err := m.ensureDirs(); err != nil {
 		return err
@@ -850,6 +842,18 @@ func (m *Mirror) LoadDepBundle(ctx context.Context, url, path string, commits []
 	}()
 	if err != nil {
 		return fmt.Errorf("gitmirror: %w", err)
+	}
+	// Only a bundle that held them makes the commits needs: a bad file
+	// adds nothing. Killed before this point, the objects are unreferenced
+	// (gc drops them) and the import is redone.
+	d.mu.Lock()
+	need := d.needs[key]
+	d.mu.Unlock()
+	for _, c := range commits {
+		d.addNeed(need, c, "")
+	}
+	if err := d.save(); err != nil {
+		return fmt.Errorf("gitmirror: save dependencies: %w", err)
 	}
 	// Keep the commits (and advertise the needed refs) as a fetch would;
 	// commits of other needs still missing stay missing and are named.
