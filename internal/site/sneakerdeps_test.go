@@ -41,7 +41,7 @@ import (
 // by git http-backend, an LFS upstream (lfs-test-server), a bundles
 // registry (Debian's docker-registry).
 type depsWorld struct {
-	t        *testing.T
+	t        testing.TB
 	git      *gitserver.Server
 	lfsUp    *lfsserver.Server
 	up       *regserver.Server
@@ -53,7 +53,7 @@ type depsWorld struct {
 	baseSHA  string
 }
 
-func newDepsWorld(t *testing.T) *depsWorld {
+func newDepsWorld(t testing.TB) *depsWorld {
 	gitserver.RequireGit(t)
 	realtest.LookPath(t, "git-lfs", "apt-get install git-lfs")
 	w := &depsWorld{t: t, git: gitserver.New(t), lfsUp: lfsserver.New(t), up: regserver.Start(t, regserver.Options{})}
