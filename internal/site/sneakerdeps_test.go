@@ -424,3 +424,65 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// Export from a connected edge: the bundle from its registry, the git
+// objects from its mirror's repository, the submodule and base commits and
+// the LFS objects from its mirror (--deps-mirror). The second edge, with
+// every upstream and the first edge stopped, is READY.
+func TestExportFromEdgeToEdge(t *testing.T) {
+	w := newDepsWorld(t)
+	sha := w.release(bytes.Repeat([]byte("weights\n"), 1000))
+	cfgA := w.siteConfig()
+	cfgA.Repositories[0].PollInterval = config.Duration{Duration: time.Second}
+	edA := edged.Start(t, cfgA)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		r, err := verify.Run(ctx, verify.Options{RepoURL: w.appsURL, Revision: sha, MirrorURL: edA.URL, Registry: edA.Registry})
+		if err == nil && r.Ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("edge A never ready: %v %+v", err, r)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	bundleRepo, err := imageref.BundleRepository(w.appsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := imageref.RepoID(w.appsURL)
+	file := filepath.Join(t.TempDir(), "from-edge.tar")
+	res, err := sneakernet.Export(ctx, sneakernet.ExportOptions{
+		Bundle: edA.Registry + "/" + bundleRepo + ":" + sha, GitDir: filepath.Join(cfgA.DataDir, "git", id+".git"),
+		Output: file, DepsMirror: edA.URL,
+		RemoteOptions: []registryclient.Option{anon, registryclient.WithInsecure(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GitDepCommits != 2 || res.LFSObjects != 1 {
+		t.Fatalf("export from edge A: %+v", res)
+	}
+	w.git.Stop()
+	w.lfsUp.Stop()
+	w.up.Stop()
+	cfgB := w.siteConfig()
+	if _, err := importFile(t, cfgB, file); err != nil {
+		t.Fatal(err)
+	}
+	edB := edged.Start(t, cfgB)
+	for {
+		r, err := verify.Run(ctx, verify.Options{RepoURL: w.appsURL, Revision: sha, MirrorURL: edB.URL, Registry: edB.Registry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("edge B not ready offline: %+v", r)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
