@@ -814,15 +814,15 @@ func (m *Mirror) LoadDepBundle(ctx context.Context, url, path string, commits []
 	if err := m.ensureDirs(); err != nil {
 		return err
 	}
-	if err := d.ensureRepo(ctx, r); err != nil {
-		return fmt.Errorf("gitmirror: %s: %w", id, err)
-	}
 	err = func() error {
 		lk, err := lockFile(ctx, r.lockPath)
 		if err != nil {
 			return err
 		}
 		defer lk.unlock()
+		if err := d.ensureRepo(ctx, r); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
 		if err := checkBundle(ctx, r.dir, path); err != nil {
 			return err
 		}
