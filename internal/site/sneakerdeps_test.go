@@ -131,6 +131,8 @@ func (w *depsWorld) export(sha, since string) (string, *sneakernet.ExportResult)
 	w.t.Helper()
 	dir := filepath.Join(w.t.TempDir(), "apps.git")
 	gitserver.Git(w.t, "", "clone", "--quiet", "--bare", w.appsURL, dir)
+	// CI checkouts may have no origin remote: LFS goes by LFSURL alone.
+	gitserver.Git(w.t, dir, "remote", "remove", "origin")
 	file := filepath.Join(w.t.TempDir(), "update.tar")
 	res, err := sneakernet.Export(context.Background(), sneakernet.ExportOptions{
 		Bundle: w.up.Repo("fleet/apps-bundles") + ":" + sha, GitDir: dir, Output: file, Since: since,

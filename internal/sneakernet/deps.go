@@ -301,7 +301,9 @@ func exportLFS(ctx context.Context, work, tmpRoot, dir, since, endpoint string) 
 			}
 		}
 		if _, err := output(ctx, dir, nil, "-c", "lfs.url="+endpoint, "-c", "lfs.storage="+staging,
-			"-c", "lfs.transfer.maxretries=2", "lfs", "fetch", "--all", "origin"); err != nil {
+			// The endpoint as the remote: a checkout without an origin
+			// remote works too, and lfs.url wins over anything else.
+			"-c", "lfs.transfer.maxretries=2", "lfs", "fetch", "--all", endpoint); err != nil {
 			return nil, fmt.Errorf("git lfs fetch from %s: %w", endpoint, err)
 		}
 	}
