@@ -112,3 +112,35 @@ func TestParseManifestV2(t *testing.T) {
 		t.Fatalf("parsed %+v", m)
 	}
 }
+
+// FuzzParseManifest feeds arbitrary manifests to the parser: an error or a
+// manifest whose v2 parts hold together, never a panic.
+func FuzzParseManifest(f *testing.F) {
+	sha := strings.Repeat("a", 40)
+	oid := strings.Repeat("d", 64)
+	f.Add([]byte(`{"format":"ballast-export/v1"}`))
+	f.Add([]byte(`{"format":"ballast-export/v2","revision":"` + sha + `","bundle":"sha256:` + strings.Repeat("b", 64) + `","repository":"r",` +
+		`"gitDeps":[{"url":"https://h/x.git","bundle":"git/deps/0.bundle","commits":["` + sha + `"]}],` +
+		`"lfs":[{"oid":"` + oid + `","size":7}],"files":[{"name":"oci/index.json","size":1,"sha256":"` + strings.Repeat("c", 64) + `"},` +
+		`{"name":"git/deps/0.bundle","size":9,"sha256":"` + strings.Repeat("c", 64) + `"},{"name":"lfs/` + oid + `","size":7,"sha256":"` + oid + `"}]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := ParseManifest(raw)
+		if err != nil {
+			return
+		}
+		files := map[string]File{}
+		for _, x := range m.Files {
+			files[x.Name] = x
+		}
+		for _, o := range m.LFS {
+			if fl, ok := files[LFSName(o.OID)]; !ok || fl.SHA256 != o.OID || fl.Size != o.Size {
+				t.Fatalf("accepted LFS object %s without a matching file", o.OID)
+			}
+		}
+		for _, g := range m.GitDeps {
+			if _, ok := files[g.Bundle]; !ok || len(g.Commits) == 0 {
+				t.Fatalf("accepted gitDeps %+v", g)
+			}
+		}
+	})
+}
