@@ -136,9 +136,15 @@ func depBundle(ctx context.Context, tmpRoot, src string, want, prereq []string, 
 		return nil, err
 	}
 	all := append(append([]string(nil), want...), prereq...)
-	if err := run(ctx, dir, append([]string{"fetch", "--quiet", "--no-tags", "--", src}, all...)...); err != nil {
+	// The URL comes from the bundle index: network transports only (no
+	// file://, ext::), as the mirror fetches them.
+	fetch := func(args ...string) error {
+		_, err := outputEnv(ctx, dir, nil, []string{"GIT_ALLOW_PROTOCOL=http:https:ssh:git"}, append([]string{"fetch", "--quiet", "--no-tags", "--", src}, args...)...)
+		return err
+	}
+	if err := fetch(all...); err != nil {
 		// Upstreams that refuse fetches by SHA: every branch and tag.
-		if err2 := run(ctx, dir, "fetch", "--quiet", "--no-tags", "--", src, "+refs/heads/*:refs/x/heads/*", "+refs/tags/*:refs/x/tags/*"); err2 != nil {
+		if err2 := fetch("+refs/heads/*:refs/x/heads/*", "+refs/tags/*:refs/x/tags/*"); err2 != nil {
 			return nil, errors.Join(err, err2)
 		}
 	}
@@ -349,11 +355,16 @@ func copyVerified(src, dst string, p lfs.Pointer) error {
 }
 
 func output(ctx context.Context, dir string, stdin io.Reader, args ...string) ([]byte, error) {
+	return outputEnv(ctx, dir, stdin, nil, args...)
+}
+
+// outputEnv runs git in dir with env added and returns its stdout.
+func outputEnv(ctx context.Context, dir string, stdin io.Reader, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	cmd.Env = append(append(os.Environ(), "GIT_TERMINAL_PROMPT=0"), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
