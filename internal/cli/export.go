@@ -31,9 +31,16 @@ func newExportCmd(e *env) *cobra.Command {
 		Use:   "export --bundle REGISTRY/REPO:SHA --git DIR --output FILE.tar",
 		Short: "Write a revision's bundle and git objects to one file, for sites without a link",
 		Long: `export writes one tar file holding the bundle of a revision (an OCI image
-layout), a git bundle of the repository's branches and tags, and a manifest of
+layout), a git bundle of the repository's branches and tags, the commits of the
+submodules and remote Kustomize bases the bundle records (one git bundle per
+repository), the LFS objects the exported history points at, and a manifest of
 checksums. With --since SHA it holds only what a site that already has SHA's
-bundle and git objects lacks.`,
+export lacks.
+
+Dependency commits are fetched from their upstreams, or with --deps-mirror from
+an edge's mirror. LFS objects come from the --git repository's LFS storage, the
+others from --lfs-url (default: the edge's LFS API with --deps-mirror, else
+<source>.git/info/lfs).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -56,6 +63,10 @@ bundle and git objects lacks.`,
 			}
 			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s\nwritten:  %s (%s: %s of blobs, %s of git)\n",
 				res.Revision, res.Bundle, res.Output, units.Bytes(res.Bytes), units.Bytes(res.BlobBytes), units.Bytes(res.GitBytes))
+			if err == nil && (res.GitDepCommits > 0 || res.LFSObjects > 0) {
+				_, err = fmt.Fprintf(e.stdout, "deps:     %d commits (%s), %d LFS objects (%s)\n",
+					res.GitDepCommits, units.Bytes(res.GitDepsBytes), res.LFSObjects, units.Bytes(res.LFSBytes))
+			}
 			return err
 		},
 	}
@@ -64,6 +75,8 @@ bundle and git objects lacks.`,
 	pathVar(f, &o.GitDir, "git", "", "git repository whose branches and tags go into the file")
 	pathVar(f, &o.Output, "output", "", "file to write")
 	f.StringVar(&o.Since, "since", "", "revision whose bundle and git objects the site already has")
+	f.StringVar(&o.DepsMirror, "deps-mirror", "", "edge HTTP base (http://edge:8080) to fetch submodule/base commits and LFS objects from, instead of their upstreams")
+	f.StringVar(&o.LFSURL, "lfs-url", "", "LFS endpoint for objects not in --git's LFS storage")
 	f.StringVar(&platform, "platform", "", "only these platforms, e.g. linux/arm64 (default all)")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for the registry")
 	f.StringVarP(&output, "output-format", "o", "text", "output format: text or json")
@@ -142,6 +155,10 @@ would (the edge daemon must not be running: they share the sync lock); with
 			}
 			_, err = fmt.Fprintf(e.stdout, "revision: %s\nbundle:   %s:%s (%s)\nimages:   %d\ncharts:   %d\ngit:      %v\nbytes:    %s written\n",
 				res.Revision, res.BundleRepository, res.Revision, res.Bundle, res.Images, res.Charts, res.Git, units.Bytes(res.Stats.BytesWritten))
+			if err == nil && (res.GitDepCommits > 0 || res.LFSObjects+res.LFSSkipped > 0) {
+				_, err = fmt.Fprintf(e.stdout, "deps:     %d commits, %d LFS objects (%s) stored, %d already on site\n",
+					res.GitDepCommits, res.LFSObjects, units.Bytes(res.LFSBytes), res.LFSSkipped)
+			}
 			return err
 		},
 	}

@@ -794,3 +794,94 @@ func (m *Mirror) GitDepsHandler() http.Handler {
 		writeAPIJSON(w, http.StatusOK, deps)
 	})
 }
+
+// LoadDepBundle loads commits of a dependency repository (a submodule's or
+// a remote base's, upstream url) from a git bundle carried by an export
+// file, as if the mirror had fetched them: the bundle's objects are
+// fetched from the file into the repository's incoming namespace, the
+// commits become needs (persisted) once the bundle proved to hold them,
+// and one ref transaction keeps every needed commit present (fetchNeeds
+// without the link). The bundle must
+// verify against the repository (its prerequisites present) and hold
+// every commit of commits, else it is an ErrBundle error and no commit of
+// it is kept. A killed load leaves at most unreferenced objects and
+// incoming refs, cleared by the next pass; the needs stay, so the commits
+// are fetched again or re-imported. A url that is a configured
+// repository's is a no-op: that repository is mirrored whole.
+func (m *Mirror) LoadDepBundle(ctx context.Context, url, path string, commits []string) error {
+	for _, c := range commits {
+		if !isHex(c) {
+			return fmt.Errorf("gitmirror: dependency %s: commit %q is not a full SHA", url, trim(c))
+		}
+	}
+	d := m.deps
+	id, err := d.add(url, "", "")
+	if err != nil {
+		return fmt.Errorf("gitmirror: %w", err)
+	}
+	key := strings.ToLower(id)
+	r := d.lookup(key)
+	if r == nil {
+		return nil
+	}
+	if err := m.ensureDirs(); err != nil {
+		return err
+	}
+	err = func() error {
+		lk, err := lockFile(ctx, r.lockPath)
+		if err != nil {
+			return err
+		}
+		defer lk.unlock()
+		if err := d.ensureRepo(ctx, r); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		if err := checkBundle(ctx, r.dir, path); err != nil {
+			return err
+		}
+		if err := clearNamespace(ctx, r.dir, refIncoming); err != nil {
+			return err
+		}
+		args := []string{"--git-dir=" + r.dir, "fetch", "--quiet", "--no-write-fetch-head", "--no-auto-maintenance", "--no-tags",
+			path, "+refs/ballast/export/*:" + refIncoming + "export/*"}
+		if _, err := (gitCmd{args: args, env: bundleEnv}).run(ctx); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBundle, id, err)
+		}
+		if miss := d.missingCommits(ctx, r, commits); len(miss) > 0 {
+			_ = clearNamespace(ctx, r.dir, refIncoming)
+			return fmt.Errorf("%w: %s: the bundle does not hold commit(s) %s", ErrBundle, id, strings.Join(shortList(miss), ", "))
+		}
+		return nil
+	}()
+	if err != nil {
+		return fmt.Errorf("gitmirror: %w", err)
+	}
+	// Only a bundle that held them makes the commits needs: a bad file
+	// adds nothing. Killed before this point, the objects are unreferenced
+	// (gc drops them) and the import is redone.
+	d.mu.Lock()
+	need := d.needs[key]
+	d.mu.Unlock()
+	for _, c := range commits {
+		d.addNeed(need, c, "")
+	}
+	if err := d.save(); err != nil {
+		return fmt.Errorf("gitmirror: save dependencies: %w", err)
+	}
+	// Keep the commits (and advertise the needed refs) as a fetch would;
+	// commits of other needs still missing stay missing and are named.
+	if err := d.fetchNeeds(ctx, r, false); err != nil {
+		d.mu.Lock()
+		miss := map[string]bool{}
+		for _, c := range d.missing[key] {
+			miss[c] = true
+		}
+		d.mu.Unlock()
+		for _, c := range commits {
+			if miss[c] {
+				return fmt.Errorf("gitmirror: %s: commit %s not kept: %w", id, c, err)
+			}
+		}
+	}
+	return nil
+}

@@ -574,3 +574,63 @@ func (m *Mirror) Status() []RepoStatus {
 	}
 	return out
 }
+
+// ErrObjectMismatch is returned by ImportObject for bytes that are not the
+// object they claim to be.
+var ErrObjectMismatch = errMismatch
+
+// Has reports whether the object oid of size bytes is on site, verified,
+// for repository idOrURL (configured URL or id).
+func (m *Mirror) Has(idOrURL, oid string, size int64) (bool, error) {
+	if err := m.Open(); err != nil {
+		return false, err
+	}
+	r := m.repoOf(idOrURL)
+	if r == nil {
+		return false, fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
+	}
+	if !IsOID(oid) || size < 0 {
+		return false, fmt.Errorf("lfs: bad object %q (%d bytes)", short(oid), size)
+	}
+	return r.st.has(Pointer{OID: oid, Size: size}), nil
+}
+
+// ImportObject stores LFS object oid (size bytes, read from rd) for
+// repository idOrURL, as a fetch would: hashed while written to a temp
+// file, checked, fsynced, renamed into place (store.put). It returns false
+// when the object was on site already (rd is not read: objects are never
+// re-copied). Bytes that do not match are an ErrObjectMismatch error and
+// nothing is stored. The next pass counts the object as present; it is
+// dropped from the repository's pending list now.
+func (m *Mirror) ImportObject(ctx context.Context, idOrURL, oid string, size int64, rd io.Reader) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := m.Open(); err != nil {
+		return false, err
+	}
+	r := m.repoOf(idOrURL)
+	if r == nil {
+		return false, fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
+	}
+	if !IsOID(oid) || size < 0 {
+		return false, fmt.Errorf("lfs: bad object %q (%d bytes)", short(oid), size)
+	}
+	p := Pointer{OID: oid, Size: size}
+	added, err := r.st.put(p, rd)
+	if err != nil {
+		return false, fmt.Errorf("lfs: import: %w", err)
+	}
+	r.mu.Lock()
+	r.have[oid] = size
+	delete(r.failed, oid)
+	kept := r.pending[:0]
+	for _, mi := range r.pending {
+		if mi.OID != oid {
+			kept = append(kept, mi)
+		}
+	}
+	r.pending = kept
+	r.mu.Unlock()
+	return added, nil
+}

@@ -97,6 +97,7 @@ func verifyFile(path string, p Pointer, sync bool) error {
 // fetch is redone, never trusted). It returns the objects kept, by oid.
 func (s store) recheck() (map[string]int64, int, error) {
 	_ = os.RemoveAll(s.staging())
+	_ = os.RemoveAll(s.incoming())
 	kept := map[string]int64{}
 	bad := 0
 	root := filepath.Join(s.dir, "objects")
@@ -152,4 +153,55 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// incoming is where imported objects are written before their commit;
+// like staging, never trusted: recheck clears it.
+func (s store) incoming() string { return filepath.Join(s.dir, "incoming") }
+
+// put writes the object p from r (at most p.Size+1 bytes are read) into
+// the store: temp file in incoming, sha256 and size checked, fsync,
+// rename, fsync the directories. An object already committed is left as
+// it is and r is not read (false). Bytes that do not match p are an
+// errMismatch error and nothing is committed.
+func (s store) put(p Pointer, r io.Reader) (bool, error) {
+	if s.has(p) {
+		return false, nil
+	}
+	if err := os.MkdirAll(s.incoming(), 0o755); err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp(s.incoming(), p.OID+"-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, p.Size+1))
+	if err != nil {
+		return false, err
+	}
+	if n != p.Size || hex.EncodeToString(h.Sum(nil)) != p.OID {
+		return false, fmt.Errorf("LFS object %s: %w (%d bytes read, %d expected)", p.OID, errMismatch, n, p.Size)
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	dst := s.path(p.OID)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, err
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return false, err
+	}
+	for _, d := range []string{filepath.Dir(dst), filepath.Dir(filepath.Dir(dst))} {
+		if err := syncDir(d); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }

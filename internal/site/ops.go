@@ -54,7 +54,9 @@ var ErrUnknownRepo = errors.New("repository not in the edge config")
 // Import loads an export file into the site as sync would have brought it:
 // the images, their tags by sync's claim rules and the bundle index
 // through the syncer, then the git objects through the mirror (branches
-// only forward unless o.Force). o.RepoURL defaults to the config's only
+// only forward unless o.Force), then the submodule and remote base commits
+// into the mirror's dependency repositories and the LFS objects into the
+// LFS store. o.RepoURL defaults to the config's only
 // repository. o.Registry, o.GitDir, o.Mirror and o.Sync are set here.
 func (s *Site) Import(ctx context.Context, o sneakernet.ImportOptions) (*sneakernet.ImportResult, error) {
 	if o.RepoURL == "" {
@@ -76,6 +78,10 @@ func (s *Site) Import(ctx context.Context, o sneakernet.ImportOptions) (*sneaker
 	}
 	o.GitDir = ""
 	o.Mirror, o.Sync = s.Mirror, s.Sync
+	o.GitDeps = s.Mirror
+	if s.LFS != nil {
+		o.LFS = s.LFS
+	}
 	o.Registry = "edge.ballast.invalid"
 	o.RemoteOptions = []registryclient.Option{registryclient.WithInsecure(true), registryclient.WithTransport(s.Registry.Transport()), registryclient.WithKeychain(authn.NewMultiKeychain()),
 		// The edge registry links blobs it already holds: an import moves

@@ -28,6 +28,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/exportfile"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/oci"
 	"github.com/ballast-dev/ballast/internal/oci/layout"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
@@ -49,6 +50,16 @@ type ExportOptions struct {
 	Output    string // the tar file to write
 	Since     string // SHA whose bundle (and git objects) the site has
 	Platforms oci.Platforms
+	// DepsMirror, when set, is an edge's HTTP base (http://edge:8080):
+	// the submodule and remote base commits the bundle records are fetched
+	// from its mirror (<base>/git/<id>.git) instead of their upstreams, and
+	// LFS objects from its LFS API unless LFSURL says otherwise.
+	DepsMirror string
+	// LFSURL is the LFS endpoint the objects missing from GitDir's LFS
+	// storage are fetched from. The default value is the DepsMirror's
+	// endpoint of the repository when DepsMirror is set, else
+	// <source>.git/info/lfs of the bundle's source (http(s) only).
+	LFSURL string
 
 	RemoteOptions []registryclient.Option
 	Progress      progress.Func // copy progress; nil for none
@@ -57,15 +68,22 @@ type ExportOptions struct {
 
 // ExportResult summarizes an export.
 type ExportResult struct {
-	Revision  string         `json:"revision"`
-	Since     string         `json:"since,omitempty"`
-	Output    string         `json:"output"`
-	Bundle    string         `json:"bundle"`
-	Bytes     int64          `json:"bytes"` // size of the file written
-	Files     int            `json:"files"`
-	BlobBytes int64          `json:"blobBytes"` // bytes under oci/blobs (manifests included)
-	GitBytes  int64          `json:"gitBytes"`
-	Stats     transfer.Stats `json:"stats"`
+	Revision  string `json:"revision"`
+	Since     string `json:"since,omitempty"`
+	Output    string `json:"output"`
+	Bundle    string `json:"bundle"`
+	Bytes     int64  `json:"bytes"` // size of the file written
+	Files     int    `json:"files"`
+	BlobBytes int64  `json:"blobBytes"` // bytes under oci/blobs (manifests included)
+	GitBytes  int64  `json:"gitBytes"`
+	// GitDepsBytes is the size of the dependency repositories' git
+	// bundles, holding GitDepCommits commits.
+	GitDepsBytes  int64 `json:"gitDepsBytes,omitempty"`
+	GitDepCommits int   `json:"gitDepCommits,omitempty"`
+	// LFSObjects and LFSBytes count the LFS objects carried.
+	LFSObjects int            `json:"lfsObjects,omitempty"`
+	LFSBytes   int64          `json:"lfsBytes,omitempty"`
+	Stats      transfer.Stats `json:"stats"`
 	// Signed reports whether the bundle index's signature was carried.
 	Signed bool `json:"signed,omitempty"`
 }
@@ -123,8 +141,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	}
 	// What the site already has: every blob of the --since bundle.
 	have := map[v1.Hash]bool{}
+	var sinceBundle *bundle.Bundle
 	if o.Since != "" {
-		sroot, _, err := readBundle(ctx, eng, src, o.Since)
+		sroot, sb, err := readBundle(ctx, eng, src, o.Since)
+		sinceBundle = sb
 		if err != nil {
 			return nil, fmt.Errorf("base revision: %w", err)
 		}
@@ -183,6 +203,28 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 		m.HasGit = ok
 	}
+	tmpRoot, err := os.MkdirTemp(filepath.Dir(o.Output), ".ballast-export-tmp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmpRoot)
+	m.GitDeps, res.GitDepCommits, err = exportGitDeps(ctx, work, tmpRoot, o.DepsMirror, b, sinceBundle)
+	if err != nil {
+		return nil, err
+	}
+	if o.GitDir != "" {
+		ep, err := lfsEndpoint(o, b)
+		if err != nil {
+			return nil, err
+		}
+		if m.LFS, err = exportLFS(ctx, work, tmpRoot, o.GitDir, o.Since, ep); err != nil {
+			return nil, err
+		}
+	}
+	res.LFSObjects = len(m.LFS)
+	if len(m.GitDeps) == 0 && len(m.LFS) == 0 {
+		m.Format = exportfile.FormatV1 // readable by importers that predate v2
+	}
 	err = filepath.WalkDir(work, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".tmp-") {
 			return err
@@ -196,6 +238,10 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		switch {
 		case f.Name == exportfile.GitBundle:
 			res.GitBytes = f.Size
+		case strings.HasPrefix(f.Name, exportfile.GitDepsPrefix+"/"):
+			res.GitDepsBytes += f.Size
+		case strings.HasPrefix(f.Name, exportfile.LFSPrefix+"/"):
+			res.LFSBytes += f.Size
 		case strings.HasPrefix(f.Name, exportfile.LayoutPrefix+"/blobs/"):
 			res.BlobBytes += f.Size
 		}
@@ -216,6 +262,32 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	}
 	res.Bytes = n
 	return res, nil
+}
+
+// lfsEndpoint is where LFS objects missing locally are fetched from (see
+// ExportOptions.LFSURL); "" when there is none.
+func lfsEndpoint(o ExportOptions, b *bundle.Bundle) (string, error) {
+	if o.LFSURL != "" {
+		return o.LFSURL, nil
+	}
+	if b.Source == "" {
+		return "", nil
+	}
+	if o.DepsMirror != "" {
+		id, err := gitdeps.ID(b.Source)
+		if err != nil {
+			return "", inputErr(err)
+		}
+		return strings.TrimSuffix(o.DepsMirror, "/") + "/git/" + id + ".git/info/lfs", nil
+	}
+	if !strings.HasPrefix(b.Source, "http://") && !strings.HasPrefix(b.Source, "https://") {
+		return "", nil
+	}
+	u := strings.TrimSuffix(b.Source, "/")
+	if !strings.HasSuffix(u, ".git") {
+		u += ".git"
+	}
+	return u + "/info/lfs", nil
 }
 
 // readBundle resolves and parses the bundle tagged sha.

@@ -41,6 +41,12 @@ type ImportOptions struct {
 	// by the claim rules, then the index) in the edge registry it owns;
 	// Registry and RemoteOptions then only serve the pre-flight checks.
 	Sync *syncer.Syncer
+	// GitDeps, when set, loads the dependency repositories' commits the
+	// file carries (the site's mirror); LFS, when set, stores its LFS
+	// objects (the site's LFS store). Without them those parts of a v2
+	// file are checked but not loaded.
+	GitDeps GitDepsLoader
+	LFS     LFSImporter
 	// Force lets the file move mirror branches backwards and re-point git
 	// tags (old tips are kept). The default is false.
 	Force bool
@@ -60,7 +66,13 @@ type ImportResult struct {
 	Git              bool   `json:"git"`
 	// GitRefs says which mirror refs the file moved or was refused.
 	GitRefs *gitmirror.LoadResult `json:"gitRefs,omitempty"`
-	Stats   transfer.Stats        `json:"stats"`
+	// GitDepCommits counts the dependency commits loaded; LFSObjects and
+	// LFSBytes the LFS objects stored (LFSSkipped: already on site).
+	GitDepCommits int            `json:"gitDepCommits,omitempty"`
+	LFSObjects    int            `json:"lfsObjects,omitempty"`
+	LFSBytes      int64          `json:"lfsBytes,omitempty"`
+	LFSSkipped    int            `json:"lfsSkipped,omitempty"`
+	Stats         transfer.Stats `json:"stats"`
 }
 
 // OpenExport opens and fully verifies an export file (exportfile.Verify);
@@ -134,6 +146,24 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 		}
 	}
 
+	// Dependency pre-flight: each bundle holds the commits it claims.
+	var depFiles []string
+	if len(m.GitDeps) > 0 && o.GitDeps != nil {
+		tmp, err := os.MkdirTemp("", "ballast-import-deps-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		if depFiles, err = extractDeps(ctx, ex.Archive, m, tmp); err != nil {
+			return nil, err
+		}
+	} else if len(m.GitDeps) > 0 {
+		o.Log.Warn("the file carries git dependencies but there is no mirror to load them into", "repositories", len(m.GitDeps))
+	}
+	if len(m.LFS) > 0 && o.LFS == nil {
+		o.Log.Warn("the file carries LFS objects but there is no LFS store to load them into", "objects", len(m.LFS))
+	}
+
 	remote := func(repo string) (*registryclient.Remote, error) {
 		return registryclient.New(o.Registry+"/"+repo, o.RemoteOptions...)
 	}
@@ -181,6 +211,23 @@ func Import(ctx context.Context, o ImportOptions) (*ImportResult, error) {
 			return nil, fmt.Errorf("load git objects: %w", err)
 		}
 		res.Git, res.GitRefs = true, lr
+	}
+	for i, p := range depFiles {
+		g := m.GitDeps[i]
+		if err := o.GitDeps.LoadDepBundle(ctx, g.URL, p, g.Commits); err != nil {
+			if errors.Is(err, gitmirror.ErrBundle) {
+				err = inputErr(err)
+			}
+			return nil, fmt.Errorf("load git dependency %s: %w", g.URL, err)
+		}
+		res.GitDepCommits += len(g.Commits)
+	}
+	if len(m.LFS) > 0 && o.LFS != nil {
+		n, b, err := importLFS(ctx, o.LFS, repoURL, ex.Archive, m.LFS)
+		if err != nil {
+			return nil, err
+		}
+		res.LFSObjects, res.LFSBytes, res.LFSSkipped = n, b, len(m.LFS)-n
 	}
 	return res, nil
 }
