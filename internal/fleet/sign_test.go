@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -18,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/ballast-dev/ballast/internal/fleet"
 	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
@@ -27,19 +27,21 @@ import (
 	"github.com/ballast-dev/ballast/internal/trust"
 )
 
-// siteKey makes a key pair as `cosign generate-key-pair` writes it and
-// returns the signer and the path of the public key file.
-func siteKey(t *testing.T, dir, name string) (*trust.Signer, string) {
+// siteKey makes a key pair (an unencrypted PKCS#8 key: cosign's scrypt
+// encryption costs about a second a key, too slow for 500 sites; the
+// encrypted form is covered by the config and page tests) and returns the
+// signer and the path of the public key file.
+func siteKey(t testing.TB, dir, name string) (*trust.Signer, string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(k, cryptoutils.StaticPasswordFunc([]byte("pw")))
+	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := trust.LoadSigner(pem.EncodeToMemory(&pem.Block{Type: string(cryptoutils.EncryptedSigstorePrivateKeyPEMType), Bytes: der}), []byte("pw"))
+	s, err := trust.LoadSigner(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
