@@ -88,6 +88,7 @@ type PublisherStatus struct {
 	Digest        string     `json:"digest,omitempty"` // sha256 of the published document
 	Publishes     int64      `json:"publishes"`        // successful publishes since start
 	Skipped       int64      `json:"skipped"`          // looks that found nothing to publish
+	Signed        bool       `json:"signed"`           // documents are signed (fleet.signKey)
 }
 
 // Result says what one PublishOnce did.
@@ -173,7 +174,7 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 			return nil, fmt.Errorf("fleet publisher: signing key: %w", err)
 		}
 	}
-	p.pub = PublisherStatus{Repository: o.Repository, Heartbeat: o.Heartbeat.String()}
+	p.pub = PublisherStatus{Repository: o.Repository, Heartbeat: o.Heartbeat.String(), Signed: o.Signer != nil}
 	p.loadState()
 	return p, nil
 }

@@ -145,6 +145,9 @@ func TestSignedDocuments(t *testing.T) {
 			d1 := doc("ship-1", rev1)
 			p1 := newPub("ship-1", &d1, signA)
 			r, by := publish(p1, fleet.Changed)
+			if !p1.Status().Signed {
+				t.Error("the publisher's status does not say it signs")
+			}
 			t.Logf("signed change: %d requests, %d bytes", r, by)
 			now = now.Add(2 * time.Hour)
 			if r, by := publish(p1, fleet.Heartbeat); r != 1 {
