@@ -17,6 +17,7 @@ func newFleetCmd(e *env) *cobra.Command {
 		o        fleet.ReadOptions
 		output   string
 		htmlPath string
+		keyPaths []string
 	)
 	c := &cobra.Command{
 		Use:   "fleet --repository REGISTRY/PATH",
@@ -27,6 +28,14 @@ per site and repository, the ready, deployed and pending revisions and how old
 that information is. A site whose latest document is older than --stale is
 UNKNOWN: nothing it last said is shown as ready. A site whose document cannot be
 read is ERROR, with the reason; the others are shown all the same.
+
+With --key, every site's latest document must be signed (the edge's
+fleet.signKey, cosign's format) by a trusted key: --key FILE trusts a public key
+for every site, --key DIR trusts DIR/<site>.pub and DIR/<site>/*.pub for that
+site only; repeat --key to give old and new keys while rotating. A site whose
+document is unsigned, signed by another key or whose signature is of another
+digest is UNTRUSTED, with the reason, never shown as ready. Without --key the
+documents are read unverified, and the output says so.
 
 Sites are listed from the registry's catalog (/v2/_catalog: Distribution,
 including Debian's docker-registry, and ballast's edge registry); on a registry
@@ -50,6 +59,13 @@ could not be listed or the page not written, 2 bad flags.`,
 				if err := fleet.ValidSiteName(s); err != nil {
 					return exitcode.Invalid(fmt.Errorf("--sites: %w", err))
 				}
+			}
+			if len(keyPaths) > 0 {
+				keys, err := fleet.LoadKeys(keyPaths)
+				if err != nil {
+					return exitcode.Invalid(fmt.Errorf("--key: %w", err))
+				}
+				o.Keys = keys
 			}
 			f, err := fleet.Read(cmd.Context(), o)
 			if err != nil {
@@ -77,6 +93,7 @@ could not be listed or the page not written, 2 bad flags.`,
 	fl.BoolVar(&o.Insecure, "insecure", false, "use plain HTTP for the registry")
 	fl.IntVar(&o.Concurrency, "concurrency", 16, "sites read at once")
 	pathVar(fl, &htmlPath, "html", "", "also write a static HTML page to this file")
+	fl.StringArrayVar(&keyPaths, "key", nil, "verify the documents: a public key file trusted for every site, or a directory of <site>.pub and <site>/*.pub; repeatable (rotation)")
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c
 }

@@ -20,11 +20,25 @@ func TestFleetUsageErrorsExitTwo(t *testing.T) {
 		"fleet: {site: ship-17, repository: 127.0.0.1:1/fleet/sites, usernameFile: nope-user, passwordFile: nope-pass}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	signCfg := filepath.Join(dir, "edge-signed.yaml")
+	if err := os.WriteFile(signCfg, []byte("dataDir: "+filepath.Join(dir, "data")+
+		"\nlisten: {http: '127.0.0.1:0', registry: '127.0.0.1:0'}\n"+
+		"fleet: {site: ship-17, repository: 127.0.0.1:1/fleet/sites, signKey: nope.key}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notAKey := filepath.Join(dir, "not-a-key.pub")
+	if err := os.WriteFile(notAKey, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"missing --key", []string{"fleet", "--repository", "r.example.com/s", "--key", filepath.Join(dir, "nope.pub")}, "--key:"},
+		{"bad --key", []string{"fleet", "--repository", "r.example.com/s", "--key", notAKey}, "--key: public key " + notAKey},
+		// The daemon refuses to start with an unreadable signing key, naming it.
+		{"edge with a missing fleet.signKey", []string{"edge", "--config", signCfg}, "fleet.signKey: open"},
 		{"no --repository", []string{"fleet"}, "--repository is required"},
 		{"bad output", []string{"fleet", "--repository", "r.example.com/s", "-o", "yaml"}, "output format"},
 		{"bad site", []string{"fleet", "--repository", "r.example.com/s", "--sites", "a/b"}, "--sites"},

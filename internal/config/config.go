@@ -304,6 +304,11 @@ func Load(path string) (*Config, error) {
 	if err := c.loadTrustKeys(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if c.Fleet != nil {
+		if err := c.Fleet.LoadSigner(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	return c, nil
 }
 
@@ -366,6 +371,8 @@ func (c *Config) resolvePaths(base string) {
 	if c.Fleet != nil {
 		abs(&c.Fleet.UsernameFile)
 		abs(&c.Fleet.PasswordFile)
+		abs(&c.Fleet.SignKey)
+		abs(&c.Fleet.SignPasswordFile)
 	}
 	if c.Trust != nil {
 		for i := range c.Trust.PublicKeys {

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // Fleet configures publishing this site's status document to the hub
@@ -28,6 +32,59 @@ type Fleet struct {
 	// Heartbeat is how often an unchanged status is re-published (one
 	// manifest, about 1 KB on the wire). Default 2h, at least Interval.
 	Heartbeat Duration `json:"heartbeat,omitempty"`
+	// SignKey is a cosign private key file (`cosign generate-key-pair`:
+	// "ENCRYPTED SIGSTORE PRIVATE KEY", or an unencrypted PKCS#8/EC/PKCS#1
+	// PEM key) with which every published document is signed, in cosign's
+	// format (docs/fleet.md "Signed documents"). Empty: documents are
+	// published unsigned.
+	SignKey string `json:"signKey,omitempty"`
+	// SignPasswordFile holds the password of an encrypted SignKey (the
+	// file's content without its final line ending). Empty: the password
+	// comes from the COSIGN_PASSWORD environment variable, as cosign takes
+	// it.
+	SignPasswordFile string `json:"signPasswordFile,omitempty"`
+
+	signer *trust.Signer
+}
+
+// Signer is the loaded SignKey (set by Load; LoadSigner for a config built
+// another way); nil when documents are published unsigned.
+func (f *Fleet) Signer() *trust.Signer { return f.signer }
+
+// LoadSigner reads SignKey with its password (SignPasswordFile, else
+// $COSIGN_PASSWORD). Errors name the field and the file.
+func (f *Fleet) LoadSigner() error {
+	if f.SignKey == "" {
+		return nil
+	}
+	raw, err := readBounded(f.SignKey, maxKeyFile)
+	if err != nil {
+		return fmt.Errorf("fleet.signKey: %w", err)
+	}
+	var pw []byte
+	switch {
+	case f.SignPasswordFile != "":
+		b, err := readBounded(f.SignPasswordFile, maxKeyFile)
+		if err != nil {
+			return fmt.Errorf("fleet.signPasswordFile: %w", err)
+		}
+		pw = []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
+	default:
+		env, ok := os.LookupEnv("COSIGN_PASSWORD")
+		if !ok && bytes.Contains(raw, []byte("ENCRYPTED")) {
+			return fmt.Errorf("fleet.signKey: %s is encrypted; set fleet.signPasswordFile (or COSIGN_PASSWORD)", f.SignKey)
+		}
+		pw = []byte(env)
+	}
+	s, err := trust.LoadSigner(raw, pw)
+	if err != nil {
+		if f.SignPasswordFile != "" {
+			return fmt.Errorf("fleet.signKey: %s (password from fleet.signPasswordFile): %w", f.SignKey, err)
+		}
+		return fmt.Errorf("fleet.signKey: %s: %w", f.SignKey, err)
+	}
+	f.signer = s
+	return nil
 }
 
 // Fleet defaults.
@@ -77,6 +134,9 @@ func (f *Fleet) validate() error {
 	}
 	if f.Heartbeat.Duration < f.Interval.Duration {
 		bad("fleet.heartbeat: %v is below fleet.interval (%v)", f.Heartbeat, f.Interval)
+	}
+	if f.SignPasswordFile != "" && f.SignKey == "" {
+		bad("fleet.signPasswordFile: needs fleet.signKey")
 	}
 	return errors.Join(errs...)
 }

@@ -1,9 +1,16 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
 func TestFleetSection(t *testing.T) {
@@ -42,5 +49,60 @@ func TestFleetSection(t *testing.T) {
 				t.Fatalf("Parse: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestFleetSignKey: fleet.signKey is loaded when the config is read, with
+// its password from fleet.signPasswordFile or COSIGN_PASSWORD; every
+// failure names the field.
+func TestFleetSignKey(t *testing.T) {
+	dir := t.TempDir()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(k, cryptoutils.StaticPasswordFunc([]byte("s3cret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("site.key", string(pem.EncodeToMemory(&pem.Block{Type: string(cryptoutils.EncryptedSigstorePrivateKeyPEMType), Bytes: der})))
+	write("pw", "s3cret\n")
+	write("bad-pw", "wrong\n")
+	write("garbage.key", "not a key")
+	base := "dataDir: /d\nrepositories: [{url: https://github.com/fleet/apps.git}]\nfleet: {site: ship-17, repository: registry.example.com/fleet/sites"
+	load := func(extra string) (*Config, error) {
+		return Load(write("edge.yaml", base+extra+"}\n"))
+	}
+	t.Setenv("COSIGN_PASSWORD", "")
+	os.Unsetenv("COSIGN_PASSWORD")
+	c, err := load(", signKey: site.key, signPasswordFile: pw")
+	if err != nil || c.Fleet.Signer() == nil {
+		t.Fatalf("a good key: %v", err)
+	}
+	if c, err := load(""); err != nil || c.Fleet.Signer() != nil {
+		t.Fatalf("no signKey: %v, signer %v", err, c.Fleet.Signer())
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{", signKey: nope.key", "fleet.signKey: open"},
+		{", signKey: site.key", "fleet.signKey: " + filepath.Join(dir, "site.key") + " is encrypted; set fleet.signPasswordFile"},
+		{", signKey: site.key, signPasswordFile: bad-pw", "fleet.signKey: " + filepath.Join(dir, "site.key") + " (password from fleet.signPasswordFile)"},
+		{", signKey: site.key, signPasswordFile: nope", "fleet.signPasswordFile: open"},
+		{", signKey: garbage.key", "fleet.signKey: "},
+		{", signPasswordFile: pw", "fleet.signPasswordFile: needs fleet.signKey"},
+	} {
+		if _, err := load(tc.extra); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+	t.Setenv("COSIGN_PASSWORD", "s3cret")
+	if c, err := load(", signKey: site.key"); err != nil || c.Fleet.Signer() == nil {
+		t.Fatalf("password from COSIGN_PASSWORD: %v", err)
 	}
 }

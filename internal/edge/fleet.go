@@ -50,6 +50,7 @@ func (d *Daemon) addFleet() error {
 		Heartbeat: fc.Heartbeat.Duration,
 		Source:    func(context.Context) (fleet.Document, error) { return d.FleetDocument(), nil },
 		LastLink:  d.lastLink,
+		Signer:    fc.Signer(),
 		Logger:    d.log,
 	})
 	if err != nil {

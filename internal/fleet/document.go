@@ -15,9 +15,16 @@
 //	                io.ballast.fleet.changed    (RFC 3339, UTC: when the Document last changed)
 //	                io.ballast.fleet.link       (RFC 3339, UTC: last successful upstream fetch; optional)
 //
+// With a signing key (PublisherOptions.Signer) the site also writes the
+// document's own manifest (the same without annotations, DocumentManifest)
+// tagged "document", and cosign's signature of it tagged sha256-<hex>.sig;
+// `ballast fleet --key` verifies it (Keys) and shows a site without a
+// valid signature as StateUntrusted.
+//
 // The document holds no clock readings that change by themselves, so an
 // edge whose state did not change re-publishes only the manifest (about
-// 600 bytes) at its heartbeat interval, and nothing in between.
+// 600 bytes) at its heartbeat interval, and nothing in between; the
+// signature, which covers the document and not the heartbeat, stays valid.
 package fleet
 
 import (

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // Publishing defaults (edge config fleet.interval and fleet.heartbeat).
@@ -63,6 +64,10 @@ type PublisherOptions struct {
 	// LastLink, when set, returns the site's last successful upstream
 	// contact (zero: unknown); it is published as an annotation.
 	LastLink func() time.Time
+	// Signer, when set, signs every new document (see DocumentManifest):
+	// the signature is written once per document, before the document
+	// becomes "latest", and heartbeats leave it valid.
+	Signer *trust.Signer
 	// Transport is the HTTP transport (tests count bytes with it);
 	// default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
@@ -83,6 +88,7 @@ type PublisherStatus struct {
 	Digest        string     `json:"digest,omitempty"` // sha256 of the published document
 	Publishes     int64      `json:"publishes"`        // successful publishes since start
 	Skipped       int64      `json:"skipped"`          // looks that found nothing to publish
+	Signed        bool       `json:"signed"`           // documents are signed (fleet.signKey)
 }
 
 // Result says what one PublishOnce did.
@@ -107,6 +113,9 @@ type state struct {
 	PublishedAt  time.Time `json:"publishedAt"`  // last successful manifest PUT
 	ChangedAt    time.Time `json:"changedAt"`    // when Digest was first published
 	BlobsPresent bool      `json:"blobsPresent"` // the config and Digest's layer are in Repository
+	// SignedBy is the signer's key ID (KeyID) whose signature of Digest's
+	// document manifest is in Repository; empty when not signed.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // Publisher publishes a site's status document (see the package doc). Its
@@ -116,6 +125,8 @@ type Publisher struct {
 	o      PublisherOptions
 	remote *registryclient.Remote
 	log    *slog.Logger
+
+	keyID string // KeyID of o.Signer; empty when unsigned
 
 	run sync.Mutex // one attempt at a time
 	mu  sync.Mutex
@@ -158,7 +169,12 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 		return nil, fmt.Errorf("fleet publisher: %w", err)
 	}
 	p := &Publisher{o: o, remote: r, log: o.Logger}
-	p.pub = PublisherStatus{Repository: o.Repository, Heartbeat: o.Heartbeat.String()}
+	if o.Signer != nil {
+		if p.keyID, err = KeyID(o.Signer); err != nil {
+			return nil, fmt.Errorf("fleet publisher: signing key: %w", err)
+		}
+	}
+	p.pub = PublisherStatus{Repository: o.Repository, Heartbeat: o.Heartbeat.String(), Signed: o.Signer != nil}
 	p.loadState()
 	return p, nil
 }
@@ -261,13 +277,15 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 	case key != st.Key:
 		res = Changed
 		st.Key, st.ChangedAt = key, now
-	case now.Sub(st.PublishedAt) < p.o.Heartbeat && st.BlobsPresent:
+	case now.Sub(st.PublishedAt) < p.o.Heartbeat && st.BlobsPresent && st.SignedBy == p.keyID:
+		// (A new signing key, or signing turned on or off, publishes at
+		// once: the hub then sees the document signed by the new key.)
 		return Skipped, nil
 	}
 	if digest != st.Digest {
 		// Changed, or a heartbeat whose error texts differ only in numbers
 		// from what was published: the new text goes out with it.
-		st.Digest, st.BlobsPresent = digest, false
+		st.Digest, st.BlobsPresent, st.SignedBy = digest, false, ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
@@ -280,6 +298,12 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 			return res, fmt.Errorf("fleet: publish to %s: %w", p.o.Repository, err)
 		}
 		st.BlobsPresent = true
+	}
+	if st.SignedBy != p.keyID {
+		if err := p.sign(ctx, layer); err != nil {
+			return res, err
+		}
+		st.SignedBy = p.keyID
 	}
 	var link time.Time
 	if p.o.LastLink != nil {
@@ -294,7 +318,7 @@ func (p *Publisher) publish(ctx context.Context, now time.Time) (Result, error) 
 	if err := p.remote.WriteManifest(ctx, md, man, Tag); err != nil {
 		// The registry may have lost a blob (garbage collection): upload
 		// both again next time.
-		p.st.BlobsPresent = false
+		p.st.BlobsPresent, p.st.SignedBy = false, ""
 		return res, fmt.Errorf("fleet: publish to %s: %w", p.o.Repository, err)
 	}
 	st.Repository, st.PublishedAt = p.o.Repository, now
@@ -353,6 +377,49 @@ func hideDigits(errs []string) []string {
 	return out
 }
 
+// sign writes the document manifest of layer (tagged DocumentTag) and its
+// signature (cosign's tag sha256-<hex>.sig, with the document manifest as
+// OCI subject), or, unsigned, nothing. Both go before the "latest"
+// manifest that makes the document visible, so a reader never sees a new
+// document before its signature.
+func (p *Publisher) sign(ctx context.Context, layer v1.Descriptor) error {
+	if p.o.Signer == nil {
+		return nil
+	}
+	dm, err := DocumentManifest(layer)
+	if err != nil {
+		return err
+	}
+	h, n, _ := v1.SHA256(bytes.NewReader(dm))
+	dd := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: n, Digest: h}
+	if err := p.remote.WriteManifest(ctx, dd, dm, DocumentTag); err != nil {
+		return fmt.Errorf("fleet: publish to %s: document manifest: %w", p.o.Repository, err)
+	}
+	sig, err := p.o.Signer.Sign(p.o.Repository, dd)
+	if err != nil {
+		return fmt.Errorf("fleet: sign the document: %w", err)
+	}
+	for d, b := range sig.Blobs {
+		if err := p.pushBlob(ctx, v1.Descriptor{Digest: d, Size: int64(len(b))}, b); err != nil {
+			return err
+		}
+	}
+	if err := p.remote.WriteManifest(ctx, sig.Descriptor, sig.Manifest, sig.Tag); err != nil {
+		return fmt.Errorf("fleet: publish to %s: signature: %w", p.o.Repository, err)
+	}
+	return nil
+}
+
+// KeyID names a signing key in the publisher's state: the hex SHA-256 of
+// its public key's PEM.
+func KeyID(s *trust.Signer) (string, error) {
+	pub, err := s.PublicKeyPEM()
+	if err != nil {
+		return "", err
+	}
+	return Hash(pub), nil
+}
+
 // pushBlob uploads b unless the repository already holds it.
 func (p *Publisher) pushBlob(ctx context.Context, d v1.Descriptor, b []byte) error {
 	ok, err := p.remote.BlobExists(ctx, d)
@@ -371,6 +438,34 @@ func (p *Publisher) pushBlob(ctx context.Context, d v1.Descriptor, b []byte) err
 func emptyDescriptor() v1.Descriptor {
 	h, n, _ := v1.SHA256(bytes.NewReader(emptyConfig))
 	return v1.Descriptor{MediaType: EmptyConfigType, Size: n, Digest: h}
+}
+
+// DocumentTag is the tag of the newest signed document manifest (see
+// DocumentManifest), so that `cosign verify --key site.pub
+// <repository>/<site>:document` finds it. Readers do not use it.
+const DocumentTag = "document"
+
+// DocumentManifest is what a signature of a document signs: the OCI
+// manifest of the status artifact without annotations (artifactType
+// ArtifactType, the empty config, the document as its one layer). It is a
+// function of the document alone, fixed bytes for a given layer
+// descriptor, so a heartbeat (which writes the annotated "latest"
+// manifest again) leaves the signature valid, and a reader recomputes its
+// digest from the "latest" manifest's layer and looks for cosign's tag
+// sha256-<hex>.sig.
+func DocumentManifest(layer v1.Descriptor) ([]byte, error) {
+	cfg := emptyDescriptor()
+	b, err := json.Marshal(manifest{
+		SchemaVersion: 2,
+		MediaType:     string(types.OCIManifestSchema1),
+		ArtifactType:  ArtifactType,
+		Config:        descriptor{MediaType: EmptyConfigType, Digest: cfg.Digest.String(), Size: cfg.Size},
+		Layers:        []descriptor{{MediaType: ArtifactType, Digest: layer.Digest.String(), Size: layer.Size}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: document manifest: %w", err)
+	}
+	return b, nil
 }
 
 // manifest is the artifact's manifest, fields in a fixed order.

@@ -29,6 +29,10 @@ const (
 	StateCurrent = "current" // the document is younger than the stale threshold
 	StateUnknown = "unknown" // too old: nothing it says is claimed
 	StateError   = "error"   // no readable document
+	// StateUntrusted: documents are verified (ReadOptions.Keys) and the
+	// latest one is unsigned, signed by a key not trusted for the site,
+	// or its signature is of another digest. Nothing it says is claimed.
+	StateUntrusted = "untrusted"
 )
 
 // ReadOptions configure Read.
@@ -54,6 +58,10 @@ type ReadOptions struct {
 	Concurrency int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Keys, when set, verify every site's latest document: one without a
+	// valid signature by a key trusted for its site is StateUntrusted.
+	// Nil: documents are read unverified (Fleet.Verified is false).
+	Keys *Keys
 }
 
 // Fleet is what Read found.
@@ -61,7 +69,12 @@ type Fleet struct {
 	Repository string        `json:"repository"`
 	ReadAt     time.Time     `json:"readAt"`
 	Stale      time.Duration `json:"staleSeconds"` // written in seconds
-	Sites      []SiteView    `json:"sites"`
+	// Verified says whether documents were checked against keys; false:
+	// what the sites say was not verified (no --key).
+	Verified bool `json:"verified"`
+	// Keys describes the keys documents were verified with.
+	Keys  string     `json:"keys,omitempty"`
+	Sites []SiteView `json:"sites"`
 }
 
 // MarshalJSON writes Stale in seconds.
@@ -84,6 +97,7 @@ type SiteView struct {
 	LastLinkAt  *time.Time `json:"lastLinkAt,omitempty"` // the site's last successful upstream fetch
 	AgeSeconds  int64      `json:"ageSeconds,omitempty"`
 	Error       string     `json:"error,omitempty"`
+	SignedBy    string     `json:"signedBy,omitempty"` // the key file that signed the document (Fleet.Verified)
 	Document    *Document  `json:"document,omitempty"`
 	LastKnown   *Document  `json:"lastKnown,omitempty"`
 }
@@ -139,12 +153,16 @@ func Read(ctx context.Context, o ReadOptions) (*Fleet, error) {
 			return nil, err
 		}
 	}
-	f := &Fleet{Repository: parent.String(), ReadAt: o.Now().UTC(), Stale: o.Stale, Sites: make([]SiteView, len(sites))}
+	f := &Fleet{Repository: parent.String(), ReadAt: o.Now().UTC(), Stale: o.Stale, Sites: make([]SiteView, len(sites)),
+		Verified: o.Keys != nil}
+	if o.Keys != nil {
+		f.Keys = o.Keys.Describe()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
 	for i, s := range sites {
 		g.Go(func() error {
-			f.Sites[i] = readSite(gctx, client, parent, s, f.ReadAt, o.Stale)
+			f.Sites[i] = readSite(gctx, client, parent, s, f.ReadAt, o.Stale, o.Keys)
 			return nil
 		})
 	}
@@ -198,7 +216,7 @@ func listSites(ctx context.Context, client *http.Client, parent name.Repository)
 }
 
 // readSite reads and judges one site; it never fails, it reports.
-func readSite(ctx context.Context, client *http.Client, parent name.Repository, site string, now time.Time, stale time.Duration) SiteView {
+func readSite(ctx context.Context, client *http.Client, parent name.Repository, site string, now time.Time, stale time.Duration, keys *Keys) SiteView {
 	v := SiteView{Site: site, State: StateError}
 	if err := ValidSiteName(site); err != nil {
 		v.Error = "site name: " + err.Error()
@@ -230,6 +248,17 @@ func readSite(ctx context.Context, client *http.Client, parent name.Repository, 
 	if doc.Site != site {
 		v.Error = ClipError(fmt.Sprintf("document names site %q, but is in the repository of %q", doc.Site, site))
 		return v
+	}
+	if keys != nil {
+		by, err := verifySignature(ctx, client, base, m.Layer, m.Size, keys.For(site))
+		if errors.Is(err, errUntrusted) {
+			v.State = StateUntrusted
+		}
+		if err != nil {
+			v.Error = ClipError(strings.TrimPrefix(err.Error(), errUntrusted.Error()+": "))
+			return v
+		}
+		v.SignedBy = by
 	}
 	if age > stale {
 		v.State, v.LastKnown = StateUnknown, &doc

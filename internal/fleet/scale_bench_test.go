@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/fleet"
+	"github.com/ballast-dev/ballast/internal/trust"
 )
 
 // BenchmarkFleet500 simulates 500 sites (lightweight publishers: the
@@ -21,21 +22,27 @@ import (
 //   - a simulated day with nothing changing: every site looks every 5
 //     minutes and heartbeats every 2 hours; reported per site per hour
 //     (requests and bytes on the TCP connections, plain HTTP);
+//   - one change of every site's document, per site (requests, bytes);
 //   - `ballast fleet`'s read of all 500 (catalog listing, manifest and
 //     document of each), timed per iteration, and as a ratio to a baseline
 //     run in the same process: one manifest HEAD per site, the least any
 //     reader must do.
 //
-// Run: go test -run XXX -bench Fleet500 -benchtime 5x ./internal/fleet/
+// Each hub runs twice: "unsigned", and "signed", where every site signs
+// with its own key (fleet.signKey) and the read verifies every document
+// against a directory of the 500 sites' public keys (--key DIR).
+//
+// Run: go test -run XXX -bench Fleet500 -benchtime 3x ./internal/fleet/
 func BenchmarkFleet500(b *testing.B) {
 	for _, h := range hubs(b) {
-		b.Run(h.name, func(b *testing.B) { benchFleet(b, h, 500) })
+		b.Run(h.name+"/unsigned", func(b *testing.B) { benchFleet(b, h, 500, false) })
+		b.Run(h.name+"/signed", func(b *testing.B) { benchFleet(b, h, 500, true) })
 	}
 }
 
 func parseRef(s string) (name.Reference, error) { return name.ParseReference(s, name.Insecure) }
 
-func benchFleet(b *testing.B, h hub, sites int) {
+func benchFleet(b *testing.B, h hub, sites int, signed bool) {
 	const (
 		interval  = 5 * time.Minute
 		heartbeat = 2 * time.Hour
@@ -46,11 +53,23 @@ func benchFleet(b *testing.B, h hub, sites int) {
 	clock := func() time.Time { return now }
 	var c counter
 	tr := c.transport()
-	dir := b.TempDir()
+	dir, keyDir := b.TempDir(), b.TempDir()
+	// The repository differs between runs, so that "signed" does not find
+	// the documents "unsigned" wrote.
+	parent := h.host + "/fleet/sites"
+	if signed {
+		parent = h.host + "/fleet/signed"
+	}
 	pubs := make([]*fleet.Publisher, sites)
+	docs := make([]fleet.Document, sites)
 	for i := range pubs {
 		site := fmt.Sprintf("site-%03d", i)
-		d := doc(site, rev1)
+		var signer *trust.Signer
+		if signed {
+			signer, _ = siteKey(b, keyDir, site+".pub")
+		}
+		d := &docs[i]
+		*d = doc(site, rev1)
 		// A realistic document: two repositories, a handful of revisions.
 		d.Repos = append(d.Repos, fleet.Repo{ID: "git.example.com/fleet/infra", Ready: []string{rev2, rev1},
 			Tracked: []fleet.TrackedRef{{Name: "refs/heads/main", Ready: rev2}}, Deployed: rev2})
@@ -59,9 +78,9 @@ func benchFleet(b *testing.B, h hub, sites int) {
 		d.Budget = &fleet.Budget{UsedBytes: 120_000_000, LimitBytes: 500_000_000, Period: "day 2026-12-01"}
 		d.Repos[0].Pending = []fleet.Pending{{Revision: rev2, State: "waiting", Percent: 35, CompleteBy: "2026-12-01T23:15:00Z"}}
 		p, err := fleet.NewPublisher(fleet.PublisherOptions{
-			Repository: h.host + "/fleet/sites/" + site, Username: h.user, Password: h.pass, Insecure: true,
+			Repository: parent + "/" + site, Username: h.user, Password: h.pass, Insecure: true,
 			StateFile: filepath.Join(dir, site+".json"), Interval: interval, Heartbeat: heartbeat, Now: clock,
-			Transport: tr, Source: func(context.Context) (fleet.Document, error) { return d, nil },
+			Transport: tr, Signer: signer, Source: func(context.Context) (fleet.Document, error) { return *d, nil },
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -89,15 +108,32 @@ func benchFleet(b *testing.B, h hub, sites int) {
 	b.ReportMetric(perSiteHour(b1-b0), "bytes/site/h")
 	b.ReportMetric(perSiteHour(r1-r0), "requests/site/h")
 
-	ro := fleet.ReadOptions{Repository: h.host + "/fleet/sites", Insecure: true, Keychain: h.keychain,
+	// One change on every site: a new revision is ready.
+	for i := range docs {
+		docs[i].Repos[0].Ready = []string{rev2, rev1}
+	}
+	now = now.Add(interval)
+	tick()
+	r2, b2 := c.snapshot()
+	b.ReportMetric(float64(b2-b1)/float64(sites), "bytes/change")
+	b.ReportMetric(float64(r2-r1)/float64(sites), "requests/change")
+
+	ro := fleet.ReadOptions{Repository: parent, Insecure: true, Keychain: h.keychain,
 		Now: func() time.Time { return now }}
+	if signed {
+		k, err := fleet.LoadKeys([]string{keyDir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ro.Keys = k
+	}
 	// Baseline: one manifest HEAD per site, same concurrency.
 	start := time.Now()
 	g := errgroup.Group{}
 	g.SetLimit(16)
 	for i := range sites {
 		g.Go(func() error {
-			ref := fmt.Sprintf("%s/fleet/sites/site-%03d:latest", h.host, i)
+			ref := fmt.Sprintf("%s/site-%03d:latest", parent, i)
 			r, err := parseRef(ref)
 			if err != nil {
 				return err
@@ -139,6 +175,7 @@ func benchFleet(b *testing.B, h hub, sites int) {
 	b.ReportMetric(namedTime.Seconds(), "s/read-named")
 	b.ReportMetric(per.Seconds(), "s/read-all")
 	b.ReportMetric(per.Seconds()/baseline.Seconds(), "x-baseline-HEADs")
-	b.Logf("%s: %d sites; quiet day: %.0f bytes and %.2f requests per site per hour; read all in %v, %v with --sites (baseline %d HEADs: %v)",
-		h.name, sites, perSiteHour(b1-b0), perSiteHour(r1-r0), per.Round(time.Millisecond), namedTime.Round(time.Millisecond), sites, baseline.Round(time.Millisecond))
+	b.Logf("%s signed=%v: %d sites; quiet day: %.0f bytes and %.2f requests per site per hour; a change: %.0f bytes, %.1f requests per site; read all in %v, %v with --sites (baseline %d HEADs: %v)",
+		h.name, signed, sites, perSiteHour(b1-b0), perSiteHour(r1-r0), float64(b2-b1)/float64(sites), float64(r2-r1)/float64(sites),
+		per.Round(time.Millisecond), namedTime.Round(time.Millisecond), sites, baseline.Round(time.Millisecond))
 }

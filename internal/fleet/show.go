@@ -45,7 +45,7 @@ func (f *Fleet) rows() []row {
 		}
 		base := row{Site: s.Site, State: strings.ToUpper(s.State), Age: age}
 		switch s.State {
-		case StateError:
+		case StateError, StateUntrusted:
 			base.Note = s.Error
 			out = append(out, base)
 			continue
@@ -120,7 +120,11 @@ func pendingText(ps []Pending) string {
 }
 
 // WriteText writes the fleet as an aligned table.
+//
+// A last line says whether the documents were verified: "documents
+// verified: …" or "documents NOT verified (no --key): …".
 func (f *Fleet) WriteText(w io.Writer) error {
+	defer fmt.Fprintln(w, f.VerifiedText())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tSTATE\tAGE\tREPOSITORY\tREADY\tDEPLOYED\tPENDING\tNOTE")
 	for _, r := range f.rows() {
@@ -137,7 +141,16 @@ func dash(s string) string {
 	return s
 }
 
-// Counts returns how many sites are in each state.
+// VerifiedText says whether and how the documents were verified.
+func (f *Fleet) VerifiedText() string {
+	if !f.Verified {
+		return "documents NOT verified (no --key): what each site says is shown as published, signed or not"
+	}
+	return "documents verified: each shown site's latest document is signed by a trusted key (" + f.Keys + ")"
+}
+
+// Counts returns how many sites are in each state (untrusted ones count
+// as bad).
 func (f *Fleet) Counts() (current, unknown, bad int) {
 	for _, s := range f.Sites {
 		switch s.State {
@@ -160,10 +173,11 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td:first-child,td:nth-child(3){white-space:nowrap}code{font:12px ui-monospace,monospace}
 .state{font-weight:600}.current .state{color:#17692e}.unknown .state{color:#8a5a00}.error .state{color:#a4161a}
-.unknown td,.error td{background:#fff8e6}.scroll{overflow-x:auto}.note{color:#555}
+.untrusted .state{color:#a4161a}.unknown td,.error td,.untrusted td{background:#fff8e6}.unverified{color:#a4161a;font-weight:600}.scroll{overflow-x:auto}.note{color:#555}
 </style></head><body>
 <h1>ballast fleet</h1>
-<p id="summary">{{.Current}} current, {{.Unknown}} unknown, {{.Bad}} unreadable · read {{.ReadAt}} from <code>{{.Repository}}</code> · a site silent for more than {{.Stale}} is UNKNOWN</p>
+<p id="summary">{{.Current}} current, {{.Unknown}} unknown, {{.Bad}} unreadable or untrusted · read {{.ReadAt}} from <code>{{.Repository}}</code> · a site silent for more than {{.Stale}} is UNKNOWN</p>
+<p id="verification"{{if not .Verified}} class="unverified"{{end}}>{{.VerifiedText}}</p>
 <div class="scroll"><table id="fleet"><thead><tr><th>site</th><th>state</th><th>age</th><th>repository</th><th>ready</th><th>deployed</th><th>pending</th><th>note</th></tr></thead><tbody>
 {{range .Rows}}<tr class="{{.Class}}" data-site="{{.Site}}" data-state="{{.Class}}"><td>{{.Site}}</td><td class="state">{{.State}}</td><td>{{.Age}}</td><td>{{.Repo}}</td><td class="ready"><code>{{.Ready}}</code></td><td class="deployed"><code>{{.Deployed}}</code></td><td class="pending">{{.Pending}}</td><td class="note">{{.Note}}</td></tr>
 {{end}}</tbody></table></div>
@@ -185,5 +199,6 @@ func (f *Fleet) WriteHTML(w io.Writer) error {
 	return page.Execute(w, map[string]any{
 		"Current": c, "Unknown": u, "Bad": b, "ReadAt": f.ReadAt.Format(time.RFC3339),
 		"Repository": f.Repository, "Stale": FormatAge(f.Stale), "Rows": rows,
+		"Verified": f.Verified, "VerifiedText": f.VerifiedText(),
 	})
 }

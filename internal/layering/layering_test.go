@@ -97,11 +97,12 @@ var rules = []rule{
 	},
 	{
 		// The edge daemon publishes with it and the hub reads with it: it
-		// knows the generic OCI layer and nothing of the site's parts.
-		name:      "the fleet view sits on the generic OCI layer only",
+		// knows the generic OCI layer and the signature format (signed
+		// documents), and nothing of the site's parts.
+		name:      "the fleet view sits on the generic OCI layer and signatures only",
 		from:      []string{"internal/fleet/..."},
 		required:  []string{"internal/fleet"},
-		allowOnly: []string{"internal/fleet/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile"},
+		allowOnly: []string{"internal/fleet/...", "internal/oci/...", "internal/ocitar", "internal/atomicfile", "internal/trust"},
 		forbid:    []string{"internal/render/...", "helm.sh/...", "sigs.k8s.io/kustomize/..."},
 	},
 	{
