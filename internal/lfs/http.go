@@ -87,6 +87,14 @@ func (m *Mirror) serveBatch(w http.ResponseWriter, req *http.Request, r *repoSta
 		lfsError(w, http.StatusForbidden, "this mirror is read-only: push LFS objects to the upstream")
 		return
 	}
+	// The hrefs repeat the request's Host once per object: a Host of up to
+	// net/http's 1 MiB header limit times MaxBatchObjects would build a
+	// response of a GiB in memory. A DNS name is at most 253 bytes.
+	if len(req.Host) > maxHost {
+		w.Header().Set("Connection", "close")
+		lfsError(w, http.StatusBadRequest, fmt.Sprintf("Host header over %d bytes", maxHost))
+		return
+	}
 	scheme := "http"
 	if req.TLS != nil {
 		scheme = "https"
@@ -134,6 +142,10 @@ func (m *Mirror) serveObject(w http.ResponseWriter, req *http.Request, r *repoSt
 	// Objects never change: their name is their sha256.
 	http.ServeContent(w, req, "", time.Time{}, f)
 }
+
+// maxHost bounds the Host header the batch API puts into its hrefs: a DNS
+// name (253), a port, brackets of an IPv6 literal.
+const maxHost = 270
 
 // lfsError answers with the LFS API's error body {"message": …}.
 func lfsError(w http.ResponseWriter, code int, msg string) {
