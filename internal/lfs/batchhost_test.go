@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ballast-dev/ballast/internal/lfs"
 	"github.com/ballast-dev/ballast/internal/testutil/lfsserver"
 )
 
@@ -45,5 +48,47 @@ func TestBatchHostNotAmplified(t *testing.T) {
 	}
 	if n > 8<<20 {
 		t.Fatalf("batch response of %d bytes for a %d-byte request: the Host header is repeated per object", n, len(body)+len(host))
+	}
+}
+
+// TestDownloadSlotWaitBounded: clients that ask for an object and stop
+// reading hold the download slots; another download waits a bounded time
+// and gets 503 with Retry-After instead of hanging for as long as they
+// like.
+func TestDownloadSlotWaitBounded(t *testing.T) {
+	s := newSite(t)
+	big := strings.Repeat("kind: ConfigMap\n", 4<<20) // 64 MiB: more than socket buffers hold
+	s.commitLFS(nil, map[string]string{"big.yaml": big})
+	s.opts = func(o *lfs.Options) { o.MaxConcurrentDownloads, o.SlotWait = 1, 500*time.Millisecond }
+	s.start(0)
+	if err := s.poll(); err != nil {
+		t.Fatal(err)
+	}
+	url := s.mirrorURL() + "/info/lfs/objects/" + lfsserver.ObjectOf([]byte(big)).OID
+	stalled, err := http.Get(url) // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Body.Close()
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+		if err != nil {
+			t.Errorf("second download: %v (still waiting for a slot?)", err)
+			resp = nil
+		}
+		done <- resp
+	}()
+	select {
+	case resp := <-done:
+		if resp == nil {
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("second download: %s (Retry-After %q), want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second download still waiting for a slot after 10 s")
 	}
 }

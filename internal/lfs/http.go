@@ -125,10 +125,19 @@ func (m *Mirror) serveObject(w http.ResponseWriter, req *http.Request, r *repoSt
 		lfsError(w, http.StatusNotFound, "object not on this mirror")
 		return
 	}
+	// Clients that stop reading hold a slot until the daemon's write
+	// deadline cuts them; the others wait a bounded time, then retry
+	// (git-lfs retries 503 with Retry-After), instead of piling up.
+	t := time.NewTimer(m.o.SlotWait)
+	defer t.Stop()
 	select {
 	case m.sem <- struct{}{}:
 		defer func() { <-m.sem }()
 	case <-req.Context().Done():
+		return
+	case <-t.C:
+		w.Header().Set("Retry-After", "10")
+		lfsError(w, http.StatusServiceUnavailable, "too many LFS downloads at once: retry later")
 		return
 	}
 	f, err := r.st.open(Pointer{OID: oid, Size: size})
