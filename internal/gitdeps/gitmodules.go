@@ -19,6 +19,10 @@ type Submodule struct {
 	URL  string // as written: absolute, scp-like or relative ("../lib.git")
 }
 
+// MaxGitmodulesSize bounds the bytes of a .gitmodules blob that is read:
+// maxSubmodules entries of a few hundred bytes each fit many times over.
+const MaxGitmodulesSize = 1 << 20
+
 // maxSubmodules bounds the entries of one .gitmodules.
 const maxSubmodules = 1000
 

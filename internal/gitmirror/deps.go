@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -567,8 +568,14 @@ func submodulesAt(ctx context.Context, dir, superURL, commit string) ([]Dep, err
 	if len(links) == 0 {
 		return nil, nil
 	}
-	if _, err := gitIn(ctx, dir, "cat-file", "-e", commit+":.gitmodules"); err != nil {
+	size, err := gitIn(ctx, dir, "cat-file", "-s", commit+":.gitmodules")
+	if err != nil {
 		return nil, fmt.Errorf("%w: gitlinks but no .gitmodules", gitdeps.ErrBadGitmodules)
+	}
+	// git's parse of it is read whole into memory: a blob of hundreds of
+	// MB costs its pusher a few KB of pack.
+	if n, err := strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64); err != nil || n > gitdeps.MaxGitmodulesSize {
+		return nil, fmt.Errorf("%w: .gitmodules of %s bytes, at most %d", gitdeps.ErrBadGitmodules, strings.TrimSpace(string(size)), gitdeps.MaxGitmodulesSize)
 	}
 	z, err := gitIn(ctx, dir, "config", "--blob", commit+":.gitmodules", "-z", "--list")
 	if err != nil {

@@ -87,6 +87,14 @@ func (m *Mirror) serveBatch(w http.ResponseWriter, req *http.Request, r *repoSta
 		lfsError(w, http.StatusForbidden, "this mirror is read-only: push LFS objects to the upstream")
 		return
 	}
+	// The hrefs repeat the request's Host once per object: a Host of up to
+	// net/http's 1 MiB header limit times MaxBatchObjects would build a
+	// response of a GiB in memory. A DNS name is at most 253 bytes.
+	if len(req.Host) > maxHost {
+		w.Header().Set("Connection", "close")
+		lfsError(w, http.StatusBadRequest, fmt.Sprintf("Host header over %d bytes", maxHost))
+		return
+	}
 	scheme := "http"
 	if req.TLS != nil {
 		scheme = "https"
@@ -117,10 +125,19 @@ func (m *Mirror) serveObject(w http.ResponseWriter, req *http.Request, r *repoSt
 		lfsError(w, http.StatusNotFound, "object not on this mirror")
 		return
 	}
+	// Clients that stop reading hold a slot until the daemon's write
+	// deadline cuts them; the others wait a bounded time, then retry
+	// (git-lfs retries 503 with Retry-After), instead of piling up.
+	t := time.NewTimer(m.o.SlotWait)
+	defer t.Stop()
 	select {
 	case m.sem <- struct{}{}:
 		defer func() { <-m.sem }()
 	case <-req.Context().Done():
+		return
+	case <-t.C:
+		w.Header().Set("Retry-After", "10")
+		lfsError(w, http.StatusServiceUnavailable, "too many LFS downloads at once: retry later")
 		return
 	}
 	f, err := r.st.open(Pointer{OID: oid, Size: size})
@@ -134,6 +151,10 @@ func (m *Mirror) serveObject(w http.ResponseWriter, req *http.Request, r *repoSt
 	// Objects never change: their name is their sha256.
 	http.ServeContent(w, req, "", time.Time{}, f)
 }
+
+// maxHost bounds the Host header the batch API puts into its hrefs: a DNS
+// name (253), a port, brackets of an IPv6 literal.
+const maxHost = 270
 
 // lfsError answers with the LFS API's error body {"message": …}.
 func lfsError(w http.ResponseWriter, code int, msg string) {

@@ -58,8 +58,12 @@ type Options struct {
 	// Metrics, when set, receives the store's Prometheus metrics.
 	Metrics prometheus.Registerer
 	// MaxConcurrentDownloads bounds the objects being served at once;
-	// further requests wait (up to their context). The default value is 16.
+	// further requests wait up to SlotWait, then get 503 with
+	// Retry-After. The default value is 16.
 	MaxConcurrentDownloads int
+	// SlotWait is how long an object download waits for one of the
+	// MaxConcurrentDownloads slots. The default value is 30 s.
+	SlotWait time.Duration
 }
 
 // Mirror keeps and serves the LFS objects of the mirrored repositories.
@@ -114,6 +118,9 @@ func New(o Options) (*Mirror, error) {
 	}
 	if o.MaxConcurrentDownloads <= 0 {
 		o.MaxConcurrentDownloads = 16
+	}
+	if o.SlotWait <= 0 {
+		o.SlotWait = 30 * time.Second
 	}
 	root, err := filepath.Abs(filepath.Join(o.DataDir, "lfs"))
 	if err != nil {

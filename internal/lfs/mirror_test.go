@@ -40,6 +40,7 @@ type site struct {
 	srv     *httptest.Server
 	reg     *prometheus.Registry
 	cancel  context.CancelFunc
+	opts    func(*lfs.Options) // adjusts the LFS mirror's options in start
 }
 
 // metric returns the value of an LFS gauge for the site's repository.
@@ -104,8 +105,12 @@ func (s *site) start(keep int) {
 		t.Fatal(err)
 	}
 	s.reg = prometheus.NewRegistry()
-	lm, err := lfs.New(lfs.Options{DataDir: s.dataDir, Git: gm, Metrics: s.reg,
-		Repos: []lfs.Repo{{URL: s.url}}})
+	o := lfs.Options{DataDir: s.dataDir, Git: gm, Metrics: s.reg,
+		Repos: []lfs.Repo{{URL: s.url}}}
+	if s.opts != nil {
+		s.opts(&o)
+	}
+	lm, err := lfs.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

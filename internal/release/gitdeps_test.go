@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -122,6 +123,7 @@ func TestBundleBadGitmodules(t *testing.T) {
 		"path escape": "[submodule \"lib\"]\n\tpath = ../../x\n\turl = ../lib.git\n",
 		"option url":  "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = --upload-pack=touch /tmp/x\n",
 		"url escape":  "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../../../../x.git\n",
+		"huge":        "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n\tpad = " + strings.Repeat("a", 2<<20) + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newGitdepsFixture(t)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 
 	"path/filepath"
 	"strings"
@@ -160,8 +161,13 @@ func gitlinks(ctx context.Context, gitDir, commit string) ([]gitlink, error) {
 // readGitmodules parses .gitmodules of commit with git itself (as Argo
 // CD's git does) and validates it (gitdeps.ParseConfigList).
 func readGitmodules(ctx context.Context, gitDir, commit string) ([]gitdeps.Submodule, error) {
-	if _, err := runGit(ctx, nil, "--git-dir="+gitDir, "cat-file", "-e", commit+":.gitmodules"); err != nil {
+	size, err := runGit(ctx, nil, "--git-dir="+gitDir, "cat-file", "-s", commit+":.gitmodules")
+	if err != nil {
 		return nil, errors.New("gitlinks but no .gitmodules")
+	}
+	// git's parse of it is read whole into memory.
+	if n, err := strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64); err != nil || n > gitdeps.MaxGitmodulesSize {
+		return nil, fmt.Errorf(".gitmodules of %s bytes, at most %d", strings.TrimSpace(string(size)), gitdeps.MaxGitmodulesSize)
 	}
 	out, err := runGit(ctx, nil, "--git-dir="+gitDir, "config", "--blob", commit+":.gitmodules", "-z", "--list")
 	if err != nil {

@@ -184,6 +184,9 @@ func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int6
 	return f, nil
 }
 
+// maxDeltaBases bounds the bases read and checked for one layer.
+const maxDeltaBases = 3
+
 // make makes blob b from the first delta (smallest patch first) whose base
 // is on site; a permanent error means none could (take the whole blob).
 func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entry) (string, error) {
@@ -195,13 +198,19 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 	}
 	defer func() { <-d.s.deltaSem }()
 	log := d.s.log.With("layer", b.Digest.String())
-	tried := false
+	tried, bases := false, 0
 	for _, e := range es {
 		// By size: a delta only where it saves at least 1 % of the
 		// whole blob (bundle publishes no other; the index is not
 		// trusted for it).
 		if e.Delta.Target.Size != b.Size || float64(e.Delta.Patch.Size+e.Manifest.Size) > 0.99*float64(b.Size) {
 			continue
+		}
+		// Each base checked costs a decompression (and a recompression)
+		// of up to delta.MaxContent bytes: a few per layer, not every
+		// entry a hostile index lists.
+		if bases == maxDeltaBases {
+			break
 		}
 		base, err := d.openBase(ctx, e.Delta)
 		if err != nil {
@@ -214,6 +223,7 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 		// The base first, checked; then whether this build's compressor
 		// still makes it by its recipe: if not, the target could not be
 		// made exact either, and the patch never crosses the link.
+		bases++
 		content, err := delta.LoadBase(ctx, e.Delta.Base, base)
 		base.Close()
 		if err != nil {
@@ -249,6 +259,10 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 		}
 		d.s.deltaStats.fallbacks.Add(1)
 		log.Warn("delta refused: the whole layer comes instead", "base", e.Delta.Base.Digest.String(), "err", err)
+		// A patch crossed the link and made nothing good: the next
+		// entry's would cost the link as much again (an index may list
+		// thousands for one layer). The whole layer comes.
+		break
 	}
 	if !tried {
 		d.s.deltaStats.noBase.Add(1)

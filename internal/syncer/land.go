@@ -104,6 +104,10 @@ type Landing struct {
 	// instead of trusting the present root.
 	Recheck map[string]bool
 	claims  *claims
+	// trusted runs once the trust policy has passed the bundle, before
+	// anything of it is copied: what the index asks of other parts (its
+	// git dependencies) must not be acted on for a refused bundle.
+	trusted func()
 }
 
 // Land writes one bundle to the edge in the only order that keeps
@@ -125,6 +129,9 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	sig, err := s.trustBundle(ctx, l.Src, l.Bundle, l.Root)
 	if err != nil {
 		return transfer.Stats{}, err
+	}
+	if l.trusted != nil {
+		l.trusted()
 	}
 	bdst, err := s.local(l.BundleRepo)
 	if err != nil {

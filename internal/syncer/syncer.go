@@ -851,7 +851,6 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, fmt.Errorf("bundle index %s:%s: %w", up, sha, err)
 	}
-	s.needGitDeps(ctx, id, sha, b)
 
 	missing := s.entriesNotLocal(ctx, b)
 	if len(missing) == 0 {
@@ -874,7 +873,10 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 
 	s.beginRevision(id, sha)
 	src, cleanup := s.withDeltas(up, sha)
-	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl})
+	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl,
+		// Its git dependencies go to the mirror only once the trust
+		// policy has passed the index that names them.
+		trusted: func() { s.needGitDeps(ctx, id, sha, b) }})
 	cleanup()
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))

@@ -124,6 +124,9 @@ func (s *Syncer) trustImages(ctx context.Context, src transfer.Source, b *bundle
 func (s *Syncer) verifySignature(ctx context.Context, src transfer.Source, what string, subject v1.Hash, raw []byte) error {
 	fetch := func(ctx context.Context, d v1.Descriptor, max int64) ([]byte, error) {
 		rc, err := src.OpenBlob(ctx, d, 0)
+		if errors.Is(err, transfer.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %w", trust.ErrPayloadNotFound, err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -82,6 +82,10 @@ var (
 	ErrOtherDigest = errors.New("signature is for another digest")
 	// ErrMalformed: the signature manifest or payload cannot be read.
 	ErrMalformed = errors.New("malformed signature")
+	// ErrPayloadNotFound is wrapped by a BlobFetcher for a payload the
+	// source does not have: that signature is skipped (the others of the
+	// manifest still count), as one that does not verify is.
+	ErrPayloadNotFound = errors.New("signature payload not found")
 )
 
 // Signer signs manifests with one private key.
@@ -305,9 +309,14 @@ func Verify(ctx context.Context, subject v1.Hash, raw []byte, keys []Key, fetch 
 		return Verified{}, err
 	}
 	var reasons []string
-	otherDigest, signed := false, false
+	otherDigest, signed, missing := false, false, false
 	for _, l := range layers {
 		p, err := fetch(ctx, l.Payload, maxPayload)
+		if errors.Is(err, ErrPayloadNotFound) {
+			missing = true
+			reasons = append(reasons, fmt.Sprintf("payload %s: not found", l.Payload.Digest))
+			continue
+		}
 		if err != nil {
 			return Verified{}, fmt.Errorf("signature payload %s: %w", l.Payload.Digest, err)
 		}
@@ -345,7 +354,7 @@ func Verify(ctx context.Context, subject v1.Hash, raw []byte, keys []Key, fetch 
 	switch {
 	case otherDigest:
 		return Verified{}, fmt.Errorf("%w: want %s%s", ErrOtherDigest, subject, detail)
-	case signed:
+	case signed, missing:
 		return Verified{}, fmt.Errorf("%w: %d signature(s), none readable%s", ErrMalformed, len(layers), detail)
 	}
 	return Verified{}, fmt.Errorf("%w: %d signature(s), none verifies with the %d trusted key(s)%s", ErrUntrustedKey, len(layers), len(keys), detail)
