@@ -9,7 +9,7 @@
 # other failure, or a failing input written under testdata/fuzz, fails at once.
 set -euo pipefail
 GO=${GO:-go}
-FUZZTIME=${FUZZTIME:-10s}
+FUZZTIME=${FUZZTIME:-5s}
 RETRY_EXECS=${RETRY_EXECS:-20000x}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
