@@ -74,10 +74,14 @@ func recheckImages(rep *bundle.Report) map[string]bool {
 func reserveTags(b *bundle.Bundle, claimed map[string]bool) {
 	for _, im := range b.Images {
 		if im.Ref.Tag != "" {
-			claimed[im.Ref.EdgeRepository()+":"+im.Ref.Tag] = true
+			claimed[tagKey(im)] = true
 		}
 	}
 }
+
+// tagKey names an entry's tag in the edge registry ("edge-repo:tag"), the
+// key of claims.
+func tagKey(im bundle.Image) string { return im.Ref.EdgeRepository() + ":" + im.Ref.Tag }
 
 // Landing is one bundle to land in the edge registry.
 type Landing struct {

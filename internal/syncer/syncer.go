@@ -904,7 +904,7 @@ func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[st
 		if im.Ref.Tag == "" {
 			continue
 		}
-		key := im.Ref.EdgeRepository() + ":" + im.Ref.Tag
+		key := tagKey(im)
 		if claimed[key] {
 			continue
 		}
