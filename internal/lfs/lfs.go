@@ -589,17 +589,28 @@ var ErrObjectMismatch = errMismatch
 // Has reports whether the object oid of size bytes is on site, verified,
 // for repository idOrURL (configured URL or id).
 func (m *Mirror) Has(idOrURL, oid string, size int64) (bool, error) {
-	if err := m.Open(); err != nil {
+	r, err := m.objectRepo(idOrURL, oid, size)
+	if err != nil {
 		return false, err
+	}
+	return r.st.has(Pointer{OID: oid, Size: size}), nil
+}
+
+// objectRepo opens the store and returns repository idOrURL's state for
+// object oid of size bytes: an unknown repository or a bad oid or size is
+// an error.
+func (m *Mirror) objectRepo(idOrURL, oid string, size int64) (*repoState, error) {
+	if err := m.Open(); err != nil {
+		return nil, err
 	}
 	r := m.repoOf(idOrURL)
 	if r == nil {
-		return false, fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
+		return nil, fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
 	}
 	if !IsOID(oid) || size < 0 {
-		return false, fmt.Errorf("lfs: bad object %q (%d bytes)", short(oid), size)
+		return nil, fmt.Errorf("lfs: bad object %q (%d bytes)", short(oid), size)
 	}
-	return r.st.has(Pointer{OID: oid, Size: size}), nil
+	return r, nil
 }
 
 // ImportObject stores LFS object oid (size bytes, read from rd) for
@@ -613,15 +624,9 @@ func (m *Mirror) ImportObject(ctx context.Context, idOrURL, oid string, size int
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if err := m.Open(); err != nil {
+	r, err := m.objectRepo(idOrURL, oid, size)
+	if err != nil {
 		return false, err
-	}
-	r := m.repoOf(idOrURL)
-	if r == nil {
-		return false, fmt.Errorf("lfs: %w: %q", gitmirror.ErrUnknownRepo, idOrURL)
-	}
-	if !IsOID(oid) || size < 0 {
-		return false, fmt.Errorf("lfs: bad object %q (%d bytes)", short(oid), size)
 	}
 	p := Pointer{OID: oid, Size: size}
 	added, err := r.st.put(p, rd)
