@@ -1,9 +1,12 @@
 package edge
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/slots"
 )
 
 // Response bounds (variables for tests).
@@ -76,26 +79,24 @@ func isChartRead(r *http.Request) bool {
 // wait up to blobSlotWait, then get 503 with Retry-After. Other requests
 // pass.
 func limitReads(h http.Handler, n int, match func(*http.Request) bool) http.Handler {
-	slots := make(chan struct{}, n)
+	sl := slots.New(n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !match(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
-		t := time.NewTimer(blobSlotWait)
-		defer t.Stop()
-		select {
-		case slots <- struct{}{}:
-		case <-r.Context().Done():
-			return
-		case <-t.C:
+		release, err := sl.Acquire(r.Context(), blobSlotWait)
+		if errors.Is(err, slots.ErrBusy) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "10")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"too many downloads at once: retry later"}]}` + "\n"))
 			return
 		}
-		defer func() { <-slots }()
+		if err != nil {
+			return // the client left
+		}
+		defer release()
 		h.ServeHTTP(w, r)
 	})
 }

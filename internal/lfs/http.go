@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/slots"
 )
 
 // Wrap serves the LFS API of the mirrored repositories and passes every
@@ -128,18 +130,16 @@ func (m *Mirror) serveObject(w http.ResponseWriter, req *http.Request, r *repoSt
 	// Clients that stop reading hold a slot until the daemon's write
 	// deadline cuts them; the others wait a bounded time, then retry
 	// (git-lfs retries 503 with Retry-After), instead of piling up.
-	t := time.NewTimer(m.o.SlotWait)
-	defer t.Stop()
-	select {
-	case m.sem <- struct{}{}:
-		defer func() { <-m.sem }()
-	case <-req.Context().Done():
-		return
-	case <-t.C:
+	release, err := m.downloads.Acquire(req.Context(), m.o.SlotWait)
+	if errors.Is(err, slots.ErrBusy) {
 		w.Header().Set("Retry-After", "10")
 		lfsError(w, http.StatusServiceUnavailable, "too many LFS downloads at once: retry later")
 		return
 	}
+	if err != nil {
+		return // the client left
+	}
+	defer release()
 	f, err := r.st.open(Pointer{OID: oid, Size: size})
 	if err != nil {
 		lfsError(w, http.StatusNotFound, "object not on this mirror")

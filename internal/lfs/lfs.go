@@ -22,6 +22,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/slots"
 )
 
 // Git is what the LFS store needs of the git mirror (*gitmirror.Mirror):
@@ -73,7 +74,8 @@ type Mirror struct {
 	root  string
 	repos []*repoState
 	byKey map[string]*repoState
-	sem   chan struct{}
+	// downloads bounds the object downloads served at once.
+	downloads *slots.Slots
 
 	scanMu sync.Mutex
 	scans  map[string]*scanResult // "<id> <commit>" → result
@@ -127,7 +129,7 @@ func New(o Options) (*Mirror, error) {
 		return nil, fmt.Errorf("lfs: %w", err)
 	}
 	m := &Mirror{o: o, log: o.Logger, root: root, byKey: map[string]*repoState{},
-		sem: make(chan struct{}, o.MaxConcurrentDownloads), scans: map[string]*scanResult{}}
+		downloads: slots.New(o.MaxConcurrentDownloads), scans: map[string]*scanResult{}}
 	for _, r := range o.Repos {
 		id, err := imageref.RepoID(r.URL)
 		if err != nil {
