@@ -500,30 +500,34 @@ func ValidateGitURL(u string) (string, error) {
 		return "", errors.New("required")
 	}
 	if i := strings.IndexFunc(u, isControl); i >= 0 {
-		return "", fmt.Errorf("%q: control character or invalid UTF-8 (%U) at byte %d", redact.Text(u), []rune(u[i:])[0], i)
+		return "", fmt.Errorf("%q: control character or invalid UTF-8 (%U) at byte %d", shownURL(u), []rune(u[i:])[0], i)
 	}
 	if strings.HasPrefix(u, "-") || strings.ContainsAny(u, " ") {
-		return "", fmt.Errorf("%q: not a URL", redact.Text(u))
+		return "", fmt.Errorf("%q: not a URL", shownURL(u))
 	}
-	if at, ok := userinfoPassword(u); ok {
-		return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact.Mask+u[at:])
+	if hasPassword(u) {
+		return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", shownURL(u))
 	}
 	p, err := url.Parse(u)
 	if err != nil {
-		return "", fmt.Errorf("%q: not a URL: %s", redact.Text(u), redact.Text(err.Error()))
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the whole URL, credentials included
+		}
+		return "", fmt.Errorf("%q: not a URL: %s", shownURL(u), redact.Text(err.Error()))
 	}
 	if p.User != nil {
 		if _, has := p.User.Password(); has || p.Scheme != "ssh" {
-			return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", redact.Text(u))
+			return "", fmt.Errorf("%q: credentials belong in credential files, not the URL", shownURL(u))
 		}
 	}
 	switch p.Scheme {
 	case "http", "https", "ssh":
 	default:
-		return "", fmt.Errorf("%q: scheme %q not allowed (http, https or ssh)", redact.Text(u), p.Scheme)
+		return "", fmt.Errorf("%q: scheme %q not allowed (http, https or ssh)", shownURL(u), p.Scheme)
 	}
 	if p.RawQuery != "" || p.Fragment != "" || p.ForceQuery {
-		return "", fmt.Errorf("%q: query and fragment not allowed", redact.Text(u))
+		return "", fmt.Errorf("%q: query and fragment not allowed", shownURL(u))
 	}
 	id, err := imageref.RepoID(u)
 	if err != nil {
@@ -533,10 +537,10 @@ func ValidateGitURL(u string) (string, error) {
 	// backslash, which the mirror refuses as a directory name and the
 	// /git/ routes would never serve.
 	if i := strings.IndexFunc(id, isControl); i >= 0 {
-		return "", fmt.Errorf("%q: percent-encoded control character or invalid UTF-8 (%U) in the path", redact.Text(u), []rune(id[i:])[0])
+		return "", fmt.Errorf("%q: percent-encoded control character or invalid UTF-8 (%U) in the path", shownURL(u), []rune(id[i:])[0])
 	}
 	if strings.Contains(id, "\\") {
-		return "", fmt.Errorf("%q: percent-encoded backslash in the path", redact.Text(u))
+		return "", fmt.Errorf("%q: percent-encoded backslash in the path", shownURL(u))
 	}
 	return id, nil
 }
@@ -545,12 +549,18 @@ func ValidateGitURL(u string) (string, error) {
 // URL, and a way to forge log lines or page text.
 func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError }
 
-// userinfoPassword finds "user:password@" before the host of a URL of any
-// scheme, or of an scp-like "user:password@host:path", textually (url.Parse
-// may refuse the URL before its User is known), and returns the index of
-// its '@'.
-func userinfoPassword(u string) (int, bool) {
-	start := 0
+// hasPassword reports "user:password@" before the host of a URL of any
+// scheme, or of an scp-like "user:password@host:path", whether or not the
+// rest parses.
+func hasPassword(u string) bool {
+	start, at, ok := userinfo(u)
+	return ok && strings.Contains(u[start:at], ":")
+}
+
+// userinfo finds the userinfo of a URL-like string, whether or not it
+// parses: it runs from after the first "://" (or the start) to the last '@'
+// before the first '/', '?' or '#' after that. ok is false with no '@'.
+func userinfo(u string) (start, at int, ok bool) {
 	if i := strings.Index(u, "://"); i >= 0 {
 		start = i + 3
 	}
@@ -558,11 +568,21 @@ func userinfoPassword(u string) (int, bool) {
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 || !strings.Contains(rest[:at], ":") {
-		return 0, false
+	i := strings.LastIndex(rest, "@")
+	if i < 0 {
+		return 0, 0, false
 	}
-	return start + at, true
+	return start, start + i, true
+}
+
+// shownURL is u as an error may quote it: any userinfo, in any scheme and
+// whether or not u parses, becomes redact.Mask (in an error, a user name
+// may be a token), and what redact.Text finds elsewhere too.
+func shownURL(u string) string {
+	if start, at, ok := userinfo(u); ok {
+		u = u[:start] + redact.Mask + u[at:]
+	}
+	return redact.Text(u)
 }
 
 // validateRepository checks a "registry[:port]/path" repository name, with

@@ -11,9 +11,11 @@ import (
 // Mask replaces a credential.
 const Mask = "***"
 
-// userinfo matches "scheme://userinfo@" in free text. The userinfo stops at
-// the first '/', '@', space or quote, so a redaction never eats past the host.
-var userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s"'<>]*)@`)
+// userinfo matches "scheme://userinfo@" in free text. The scheme may be
+// malformed or empty (" ://u:pw@" in a parse error is still a credential).
+// The userinfo stops at the first '/', '@', space or quote, so a redaction
+// never eats past the host.
+var userinfo = regexp.MustCompile(`([A-Za-z0-9+.-]*://)([^/@\s"'<>]*)@`)
 
 // Text returns s with the userinfo of every URL in it replaced by Mask:
 // "https://u:pw@h/x" becomes "https://***@h/x". An ssh user name alone

@@ -20,6 +20,9 @@ func TestText(t *testing.T) {
 		{"two https://a:b@x/ and http://c:d@y/", "two https://***@x/ and http://***@y/"},
 		{"mail me at someone@example.com", "mail me at someone@example.com"},
 		{"ssh://us%3Aer@h/x", "ssh://***@h/x"},
+		{`"  ://:secret@": not a URL`, `"  ://***@": not a URL`},
+		{"1http://u:secret@h", "1http://***@h"},
+		{"-https://u:secret@h", "-https://***@h"},
 	} {
 		if got := Text(tc.in); got != tc.want {
 			t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.want)
@@ -40,7 +43,7 @@ func FuzzText(f *testing.F) {
 		if len(pw) < 6 || stop(pw) || stop(user) || strings.Contains(scheme+user+rest, pw) {
 			return
 		}
-		if scheme == "" || !isScheme(scheme) {
+		if !isScheme(scheme) {
 			return
 		}
 		s := "error: " + scheme + "://" + user + ":" + pw + "@" + rest
@@ -51,10 +54,10 @@ func FuzzText(f *testing.F) {
 }
 
 func isScheme(s string) bool {
-	for i, r := range s {
+	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z':
-		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		case r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.':
 		default:
 			return false
 		}
