@@ -32,6 +32,12 @@ Argo CD repository Secrets pointing at the mirror, the PreSync gate Job and
 its RBAC, an example Application with unlimited retries, and the node's k3s
 registries.yaml, config.yaml fragment and containerd hosts.toml files.
 
+Every file the config names (registry and repository credentials, trust
+public keys, the fleet signing key and its password) is read, relative to
+the config file, into the Secret ballast-edge-files, which the daemon
+mounts read-only at /etc/ballast-files; the in-cluster config names the
+mounted copies.
+
 The daemon's API token (state-changing API routes need it) goes into a
 Secret for the daemon and one per app namespace that the hook Job mounts.
 It is new on every run unless --api-token-file names an existing one (e.g.
@@ -62,6 +68,7 @@ apply them, don't commit them.`,
 					return exitcode.Invalid(err)
 				}
 			}
+			o.ConfigDir = filepath.Dir(cfgPath)
 			files, err := install.Render(cfg, raw, o)
 			if err != nil {
 				return exitcode.Invalid(err)

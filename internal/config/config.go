@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -366,30 +367,78 @@ func (c *Config) resolvePaths(base string) {
 		}
 	}
 	abs(&c.DataDir)
-	abs(&c.Registry.WriteCredentialsFile)
-	abs(&c.API.TokenFile)
-	if c.Fleet != nil {
-		abs(&c.Fleet.UsernameFile)
-		abs(&c.Fleet.PasswordFile)
-		abs(&c.Fleet.SignKey)
-		abs(&c.Fleet.SignPasswordFile)
+	for _, f := range c.FileFields() {
+		if !filepath.IsAbs(f.Value) {
+			f.Set(filepath.Join(base, f.Value))
+		}
 	}
-	if c.Trust != nil {
-		for i := range c.Trust.PublicKeys {
-			abs(&c.Trust.PublicKeys[i])
+}
+
+// FileField is one file an edge config names (a credential, a key).
+type FileField struct {
+	// Name is the field as errors name it: "trust.publicKeys[0]",
+	// "upstreamRegistries[ghcr.io].passwordFile".
+	Name string
+	// Keys is the field's place in the config document: map keys
+	// (string) and list indexes (int), outermost first.
+	Keys []any
+	// Value is the file's path (relative to the config file until Load
+	// resolves it).
+	Value string
+	// Set replaces the field's value in the Config.
+	Set func(path string)
+}
+
+// FileFields returns every file-valued field of c that is set, in a fixed
+// order (upstream registries by host). It is the one list of such fields:
+// Load resolves them, install carries their files into the cluster.
+func (c *Config) FileFields() []FileField {
+	var out []FileField
+	add := func(name string, p *string, keys ...any) {
+		if *p != "" {
+			out = append(out, FileField{Name: name, Keys: keys, Value: *p, Set: func(v string) { *p = v }})
+		}
+	}
+	add("registry.writeCredentialsFile", &c.Registry.WriteCredentialsFile, "registry", "writeCredentialsFile")
+	add("api.tokenFile", &c.API.TokenFile, "api", "tokenFile")
+	if f := c.Fleet; f != nil {
+		add("fleet.usernameFile", &f.UsernameFile, "fleet", "usernameFile")
+		add("fleet.passwordFile", &f.PasswordFile, "fleet", "passwordFile")
+		add("fleet.signKey", &f.SignKey, "fleet", "signKey")
+		add("fleet.signPasswordFile", &f.SignPasswordFile, "fleet", "signPasswordFile")
+	}
+	if t := c.Trust; t != nil {
+		for i := range t.PublicKeys {
+			add(fmt.Sprintf("trust.publicKeys[%d]", i), &t.PublicKeys[i], "trust", "publicKeys", i)
 		}
 	}
 	for i := range c.Repositories {
 		if cr := c.Repositories[i].Credentials; cr != nil {
-			abs(&cr.UsernameFile)
-			abs(&cr.PasswordFile)
+			add(fmt.Sprintf("repositories[%d].credentials.usernameFile", i), &cr.UsernameFile, "repositories", i, "credentials", "usernameFile")
+			add(fmt.Sprintf("repositories[%d].credentials.passwordFile", i), &cr.PasswordFile, "repositories", i, "credentials", "passwordFile")
 		}
 	}
-	for k, u := range c.UpstreamRegistries {
-		abs(&u.UsernameFile)
-		abs(&u.PasswordFile)
-		c.UpstreamRegistries[k] = u
+	hosts := make([]string, 0, len(c.UpstreamRegistries))
+	for h := range c.UpstreamRegistries {
+		hosts = append(hosts, h)
 	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		for _, f := range []struct {
+			key string
+			get func(*UpstreamRegistry) *string
+		}{
+			{"usernameFile", func(u *UpstreamRegistry) *string { return &u.UsernameFile }},
+			{"passwordFile", func(u *UpstreamRegistry) *string { return &u.PasswordFile }},
+		} {
+			u := c.UpstreamRegistries[h]
+			if v := *f.get(&u); v != "" {
+				out = append(out, FileField{Name: "upstreamRegistries[" + h + "]." + f.key, Keys: []any{"upstreamRegistries", h, f.key}, Value: v,
+					Set: func(v string) { u := c.UpstreamRegistries[h]; *f.get(&u) = v; c.UpstreamRegistries[h] = u }})
+			}
+		}
+	}
+	return out
 }
 
 // Validate checks every field and returns all problems found, one per line.

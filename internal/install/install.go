@@ -67,6 +67,12 @@ type Options struct {
 	// ssh:// and git:// URL is sent there whatever its host.
 	GitHosts []string
 
+	// ConfigDir is where relative file paths in the edge config resolve
+	// (the config file's directory); empty: the working directory. The
+	// files the config names (credentials, trust keys, the fleet signing
+	// key) are read from there into a Secret the daemon mounts.
+	ConfigDir string
+
 	// Set by defaults: the listen ports and each app's hook Job name.
 	httpPort, regPort int
 	hookNames         []string
@@ -326,7 +332,11 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 	if err := o.defaults(c); err != nil {
 		return nil, err
 	}
-	edgeCfg, err := inClusterConfig(rawConfig)
+	filesSecret, rewrites, err := o.configFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	edgeCfg, err := inClusterConfig(rawConfig, rewrites)
 	if err != nil {
 		return nil, err
 	}
@@ -338,14 +348,14 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 		}
 		sensitive := false
 		for _, o := range objs {
-			if s, ok := o.(*corev1.Secret); ok && s.Name == apiTokenSecret {
+			if s, ok := o.(*corev1.Secret); ok && (s.Name == apiTokenSecret || s.Name == configFilesSecret) {
 				sensitive = true
 			}
 		}
 		files = append(files, File{Path: p, Content: b, Sensitive: sensitive})
 		return nil
 	}
-	if err := add("kubernetes/edge.yaml", o.edgeObjects(c, edgeCfg)...); err != nil {
+	if err := add("kubernetes/edge.yaml", o.edgeObjects(c, edgeCfg, filesSecret)...); err != nil {
 		return nil, err
 	}
 	secrets, err := o.repositorySecrets(c)
@@ -393,15 +403,21 @@ func Render(c *config.Config, rawConfig []byte, o Options) ([]File, error) {
 	return files, nil
 }
 
-// inClusterConfig rewrites dataDir to the mounted volume and api.tokenFile
-// to the mounted token Secret, and drops nothing else: the operator's
-// comments are lost, keys and values are kept.
-func inClusterConfig(raw []byte) (string, error) {
+// inClusterConfig rewrites dataDir to the mounted volume, api.tokenFile
+// to the mounted token Secret and every other file the config names to its
+// mounted copy (rewrites, from configFiles), and drops nothing else: the
+// operator's comments are lost, keys and values are kept.
+func inClusterConfig(raw []byte, rewrites []fileRewrite) (string, error) {
 	var m map[string]any
 	if err := yaml.Unmarshal(raw, &m); err != nil {
 		return "", fmt.Errorf("edge config: %w", err)
 	}
 	m["dataDir"] = containerData
+	for _, r := range rewrites {
+		if err := setField(m, r.keys, r.path); err != nil {
+			return "", fmt.Errorf("edge config: %v: %w", r.keys, err)
+		}
+	}
 	api, _ := m["api"].(map[string]any)
 	if api == nil {
 		api = map[string]any{}
@@ -423,7 +439,7 @@ func meta(name, ns string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
 }
 
-func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
+func (o *Options) edgeObjects(c *config.Config, edgeCfg string, files *corev1.Secret) []any {
 	httpPort, regPort := o.httpPort, o.regPort
 	selector := map[string]string{"app.kubernetes.io/name": "ballast", "app.kubernetes.io/component": "edge"}
 	podLabels := map[string]string{"app.kubernetes.io/part-of": "ballast"}
@@ -441,6 +457,19 @@ func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
 			Data: map[string]string{"edge.yaml": edgeCfg}},
 		o.tokenSecret(o.Namespace),
 	)
+	mounts := []corev1.VolumeMount{
+		{Name: "data", MountPath: containerData},
+		{Name: "config", MountPath: configMount, ReadOnly: true},
+		{Name: "api-token", MountPath: daemonTokenMount, ReadOnly: true},
+	}
+	var filesVolume []corev1.Volume
+	if files != nil {
+		objs = append(objs, files)
+		mounts = append(mounts, corev1.VolumeMount{Name: "config-files", MountPath: configFilesMount, ReadOnly: true})
+		mode := int32(0o400)
+		filesVolume = append(filesVolume, corev1.Volume{Name: "config-files", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: configFilesSecret, DefaultMode: &mode}}})
+	}
 	if o.Storage == "pvc" {
 		objs = append(objs, &corev1.PersistentVolumeClaim{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"}, ObjectMeta: meta(edgeName+"-data", o.Namespace),
@@ -490,15 +519,11 @@ func (o *Options) edgeObjects(c *config.Config, edgeCfg string) []any {
 							Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("50m")},
 							Limits:   corev1.ResourceList{corev1.ResourceMemory: memoryLimit},
 						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "data", MountPath: containerData},
-							{Name: "config", MountPath: configMount, ReadOnly: true},
-							{Name: "api-token", MountPath: daemonTokenMount, ReadOnly: true},
-						},
+						VolumeMounts:    mounts,
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &nonRoot},
 					}},
-					Volumes: []corev1.Volume{volume, {Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-						LocalObjectReference: corev1.LocalObjectReference{Name: edgeName}}}}, tokenVolume()},
+					Volumes: append([]corev1.Volume{volume, {Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+						LocalObjectReference: corev1.LocalObjectReference{Name: edgeName}}}}, tokenVolume()}, filesVolume...),
 				},
 			},
 		},
