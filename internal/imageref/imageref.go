@@ -13,8 +13,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
+// registryHost is a registry as a reference may name it: a DNS name or
+// IPv4 address, or a bracketed IPv6 address, with an optional port (the
+// distribution reference grammar's domain; go-containerregistry is laxer).
+var registryHost = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$`)
+
 // pathComponent is the OCI distribution grammar for one repository path component.
 var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+
+// MaxNameLength is the longest repository name, registry host included,
+// that a registry takes (255: the distribution reference grammar's
+// NameTotalLengthMax, which the edge registry enforces on every request).
+// An image is stored at the edge under its EdgeRepository, as long as its
+// Name, so a longer name could be bundled but never landed.
+const MaxNameLength = 255
 
 // DockerHub is the canonical name of Docker Hub everywhere in ballast.
 const DockerHub = "docker.io"
@@ -63,10 +75,17 @@ func Parse(s string) (Ref, error) {
 	}
 	r.Registry = canonicalRegistry(repo.RegistryStr())
 	r.Repository = repo.RepositoryStr()
+	if !registryHost.MatchString(r.Registry) {
+		return Ref{}, fmt.Errorf("image reference %q: registry %q is not a host name or address with an optional port", s, r.Registry)
+	}
 	for _, c := range strings.Split(r.Repository, "/") {
 		if !pathComponent.MatchString(c) {
 			return Ref{}, fmt.Errorf("image reference %q: invalid repository path component %q", s, c)
 		}
+	}
+	// Checked on the normalized name: "library/" and the registry count.
+	if n := len(r.Name()); n > MaxNameLength {
+		return Ref{}, fmt.Errorf("image reference %q: name %s… is %d characters, over the registry limit of %d", s, r.Name()[:32], n, MaxNameLength)
 	}
 	if r.Tag == "" && r.Digest == "" {
 		r.Tag = "latest"
@@ -134,6 +153,9 @@ func BundleRepository(gitURL string) (string, error) {
 		if !pathComponent.MatchString(c) {
 			return "", fmt.Errorf("git URL %q: path component %q cannot be part of an OCI repository name (lowercase letters, digits and single separators . _ __ - only)", gitURL, c)
 		}
+	}
+	if len(name) > MaxNameLength {
+		return "", fmt.Errorf("git URL %q: its bundle repository %s… would be %d characters, over the registry limit of %d", gitURL, name[:48], len(name), MaxNameLength)
 	}
 	return name, nil
 }

@@ -31,7 +31,14 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, in := range []string{"", " nginx", "NGINX", "nginx:", "nginx@sha256:bad", "a//b", "nginx:tag:tag", "ghcr.io/x@"} {
+	long := strings.Repeat("a", 248)
+	for _, in := range []string{"", " nginx", "NGINX", "nginx:", "nginx@sha256:bad", "a//b", "nginx:tag:tag", "ghcr.io/x@",
+		// Names over 255 characters once normalized (the fuzz input that
+		// found it: 248 characters that "docker.io/library/" pushes over).
+		long, long + ":v1",
+		// Registries that are no host name (the edge lowercases them
+		// into its repository names).
+		"0\xd4\xd4./x", "h\u00e9.example/x", "a_b.example/x", "-h.example/x", "h.example:/x", "docker.io/" + long, "ghcr.io/" + long, "127.0.0.1:5000/" + long + "@" + dig} {
 		if r, err := Parse(in); err == nil {
 			t.Errorf("Parse(%q) = %q, want error", in, r)
 		}
@@ -52,7 +59,7 @@ func TestBundleRepository(t *testing.T) {
 			t.Errorf("BundleRepository(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, in := range []string{"", "https://", "https://host/", "https://host/a/../b", "::"} {
+	for _, in := range []string{"", "https://", "https://host/", "https://host/a/../b", "::", "https://git.example.com/" + strings.Repeat("a", 240)} {
 		if got, err := BundleRepository(in); err == nil {
 			t.Errorf("BundleRepository(%q) = %q, want error", in, got)
 		}
@@ -86,6 +93,9 @@ func FuzzParse(f *testing.F) {
 		r2, err := Parse(r.String())
 		if err != nil || r2 != r {
 			t.Fatalf("Parse(%q) = %q, reparse = %q, %v", s, r, r2, err)
+		}
+		if n := len(r.EdgeRepository()); n > MaxNameLength {
+			t.Fatalf("edge repository of %q is %d characters", s, n)
 		}
 		if strings.Contains(r.EdgeRepository(), ":") {
 			t.Fatalf("edge repository %q has a colon", r.EdgeRepository())
