@@ -277,11 +277,16 @@ func (d *deps) addNeed(n *depNeeds, commit, ref string) {
 		copy(n.Commits[i+1:], n.Commits[i:])
 		n.Commits[i] = commit
 	}
+	// A ref already advertised keeps its commit: which revision's commit
+	// a moving ref (a branch, a tag moved upstream) points at is the
+	// owner's choice (PointGitDepRefs), never the last need recorded.
 	if ref != "" && ref != commit && validDepRef(ref) {
 		if n.Refs == nil {
 			n.Refs = map[string]string{}
 		}
-		n.Refs[ref] = commit
+		if _, set := n.Refs[ref]; !set {
+			n.Refs[ref] = commit
+		}
 	}
 }
 
@@ -323,17 +328,12 @@ func (d *deps) save() error {
 // records) and asks for them to be fetched. It returns once the needs are
 // on disk; fetching happens in Run's loop. Bad URLs or SHAs are errors
 // and nothing of the call is recorded.
+//
+// A ref that is already advertised is left where it is: PointGitDepRefs
+// moves it.
 func (m *Mirror) NeedGitDeps(ctx context.Context, repoURL, rev string, ds []Dep) error {
-	for _, dp := range ds {
-		if _, err := gitdeps.Normalize(dp.URL); err != nil {
-			return fmt.Errorf("gitmirror: %s@%s: %w", repoURL, trim(rev), err)
-		}
-		if !isHex(dp.Commit) {
-			return fmt.Errorf("gitmirror: %s@%s: dependency %s: commit %q is not a full SHA", repoURL, trim(rev), dp.URL, trim(dp.Commit))
-		}
-		if dp.Ref != "" && dp.Ref != dp.Commit && !validDepRef(dp.Ref) {
-			return fmt.Errorf("gitmirror: %s@%s: dependency %s: bad ref %q", repoURL, trim(rev), dp.URL, trim(dp.Ref))
-		}
+	if err := checkDeps(repoURL, rev, ds); err != nil {
+		return err
 	}
 	for _, dp := range ds {
 		if _, err := m.deps.add(dp.URL, dp.Commit, dp.Ref); err != nil {
@@ -345,6 +345,21 @@ func (m *Mirror) NeedGitDeps(ctx context.Context, repoURL, rev string, ds []Dep)
 	}
 	m.deps.wake()
 	return ctx.Err()
+}
+
+func checkDeps(repoURL, rev string, ds []Dep) error {
+	for _, dp := range ds {
+		if _, err := gitdeps.Normalize(dp.URL); err != nil {
+			return fmt.Errorf("gitmirror: %s@%s: %w", repoURL, trim(rev), err)
+		}
+		if !isHex(dp.Commit) {
+			return fmt.Errorf("gitmirror: %s@%s: dependency %s: commit %q is not a full SHA", repoURL, trim(rev), dp.URL, trim(dp.Commit))
+		}
+		if dp.Ref != "" && dp.Ref != dp.Commit && !validDepRef(dp.Ref) {
+			return fmt.Errorf("gitmirror: %s@%s: dependency %s: bad ref %q", repoURL, trim(rev), dp.URL, trim(dp.Ref))
+		}
+	}
+	return nil
 }
 
 func (d *deps) wake() {
@@ -782,12 +797,18 @@ func (d *deps) ensureRepo(ctx context.Context, r *repo) error {
 }
 
 // GitDepsHandler serves GET /api/v1/gitdeps: GitDeps as JSON (a list of
-// DepStatus). Reads only, anonymous like the rest of the mirror's API.
+// DepStatus), and GET /api/v1/gitdeps/ref?repo=<id>&ref=<ref>: what a
+// fetch of a ref by name gets (DepRef). Reads only, anonymous like the
+// rest of the mirror's API.
 func (m *Mirror) GitDepsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		if req.URL.Path == "/api/v1/gitdeps/ref" {
+			m.serveDepRef(w, req)
 			return
 		}
 		if req.URL.Path != "/api/v1/gitdeps" {

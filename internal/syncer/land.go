@@ -49,6 +49,9 @@ func (s *Syncer) claimDeployed(ctx context.Context, cl *claims) error {
 		// revision may move them, or a pass would silently roll the site
 		// forward or back. The tags stay where they are; none is written.
 		reserveTags(rep.Bundle, cl.keys)
+		// Its remote bases' refs are git, not registry content: they are
+		// its own whatever the registry lost.
+		s.claimGitRefs(ctx, rep.Bundle, cl.keys)
 		return nil
 	}
 	return s.claimTags(ctx, rep.Bundle, cl.keys)

@@ -899,7 +899,10 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 
 // claimTags marks the tags of a complete revision's images as taken, and
 // points each one not claimed by a newer revision at this revision's digest.
+// The moving refs of its remote bases are claimed the same way
+// (claimGitRefs).
 func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[string]bool) error {
+	s.claimGitRefs(ctx, b, claimed)
 	for _, im := range b.Images {
 		if im.Ref.Tag == "" {
 			continue
