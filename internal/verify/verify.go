@@ -280,6 +280,16 @@ func (v *verifier) run(ctx context.Context) *Result {
 			res.Reason = gitRefsReason(res.Revision, moved, res.Activated)
 			return res
 		}
+		lines, lfsMissing, err := v.depsLFSMissing(ctx, rep.Bundle)
+		if err != nil {
+			res.Reason = "git mirror unreachable: " + err.Error()
+			return res
+		}
+		if len(lines) > 0 {
+			res.LFSMissing = append(res.LFSMissing, lfsMissing...)
+			res.Reason = depsLFSReason(lines)
+			return res
+		}
 	}
 	res.Ready = true
 	return res
