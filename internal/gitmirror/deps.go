@@ -687,6 +687,9 @@ func (d *deps) fetchNeeds(ctx context.Context, r *repo, mayFetch bool) error {
 	if err := clearNamespace(ctx, r.dir, refIncoming); err != nil {
 		return setErr(fmt.Errorf("%s: %w", r.id, err))
 	}
+	if len(lines) > 0 && d.m.opts.DepsFetched != nil {
+		d.m.opts.DepsFetched()
+	}
 	r.markReady()
 	d.mu.Lock()
 	d.missing[key] = missing

@@ -76,6 +76,10 @@ type Options struct {
 	// it (the link policy keeps git off the link outside its windows).
 	// Explicit Poll calls are not asked.
 	MayPoll func() bool
+	// DepsFetched, when set, is called (without blocking) after commits of
+	// a dependency repository were fetched or loaded and kept: readers of
+	// its commits (the LFS store) look again.
+	DepsFetched func()
 	// HeadCheckInterval is how often HEAD's symref is re-read when the set
 	// of branches did not change. The default value is 1h.
 	HeadCheckInterval time.Duration

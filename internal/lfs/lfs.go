@@ -89,8 +89,9 @@ type Mirror struct {
 	reposMu sync.RWMutex // guards repos and byKey: Deps adds to them
 	repos   []*repoState
 	byKey   map[string]*repoState
-	// added wakes Run when refreshDeps added a repository.
-	added chan struct{}
+	// depsKick wakes Run when dependency repositories were added or
+	// their commits changed.
+	depsKick chan struct{}
 	// downloads bounds the object downloads served at once.
 	downloads *slots.Slots
 
@@ -146,7 +147,7 @@ func New(o Options) (*Mirror, error) {
 		return nil, fmt.Errorf("lfs: %w", err)
 	}
 	m := &Mirror{o: o, log: o.Logger, root: root, byKey: map[string]*repoState{},
-		downloads: slots.New(o.MaxConcurrentDownloads), scans: map[string]*scanResult{}, added: make(chan struct{}, 1)}
+		downloads: slots.New(o.MaxConcurrentDownloads), scans: map[string]*scanResult{}, depsKick: make(chan struct{}, 1)}
 	for _, r := range o.Repos {
 		rs, err := m.newRepo(r)
 		if err != nil {
@@ -236,12 +237,19 @@ func (m *Mirror) refreshDeps() {
 		if _, known := m.byKey[key]; !known {
 			m.repos = append(m.repos, rs)
 			m.byKey[key] = rs
-			select {
-			case m.added <- struct{}{}:
-			default:
-			}
+			m.DepsChanged()
 		}
 		m.reposMu.Unlock()
+	}
+}
+
+// DepsChanged tells Run that Options.Deps may name new repositories or
+// new commits: it runs a pass for every dependency repository soon. It
+// never blocks.
+func (m *Mirror) DepsChanged() {
+	select {
+	case m.depsKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -308,8 +316,15 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 			}
 		case <-t.C:
 			all(false)
-		case <-m.added:
-			all(false) // a new dependency repository: its first pass is due
+		case <-m.depsKick:
+			// New dependency repositories or new needed commits: a pass
+			// for each now, fetching even during a backoff.
+			m.refreshDeps()
+			for _, r := range m.snapshot() {
+				if r.cfg.Commits != nil {
+					m.pass(ctx, r, true)
+				}
+			}
 
 		}
 	}
