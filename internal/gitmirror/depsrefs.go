@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Moving refs of dependency repositories. A remote base pinned by a branch
@@ -34,9 +35,10 @@ type DepRefMove struct {
 // (Ref set and not its Commit) at that dependency's Commit, recording the
 // commit as a need as NeedGitDeps does. Later entries of ds do not move a
 // ref an earlier entry named. It returns once the choice is on disk and
-// every moved ref whose commit is present is advertised; a ref whose
-// commit is still missing keeps advertising its old commit until a pass
-// fetched the new one. Dependencies in a configured repository (mirrored
+// every moved ref whose commit is present is advertised, unless a fetch
+// holds that repository for longer than applyLockWait (then the pass
+// after the fetch moves it); a ref whose commit is still missing keeps
+// advertising its old commit until a pass fetched the new one. Dependencies in a configured repository (mirrored
 // whole, its refs the upstream's) are left alone. Bad URLs, SHAs or refs
 // are errors and nothing of the call is recorded.
 func (m *Mirror) PointGitDepRefs(ctx context.Context, ds []Dep) ([]DepRefMove, error) {
@@ -100,15 +102,28 @@ func (m *Mirror) PointGitDepRefs(ctx context.Context, ds []Dep) ([]DepRefMove, e
 	return moves, nil
 }
 
+// applyLockWait bounds how long PointGitDepRefs waits for a dependency
+// repository a fetch holds: the caller holds the syncer's state lock (an
+// activation waits on it), and a fetch over a slow link takes minutes.
+const applyLockWait = 2 * time.Second
+
 // applyRefs writes the recorded refs of a dependency repository whose
 // commits are present, in one ref transaction, without the link. A
-// repository not made yet is left to the pass that fetches it.
+// repository not made yet, or busy with a fetch for longer than
+// applyLockWait, is left to the next pass (woken by the caller), which
+// writes every recorded ref.
 func (d *deps) applyRefs(ctx context.Context, r *repo) error {
 	if err := d.m.ensureDirs(); err != nil {
 		return err
 	}
-	lk, err := lockFile(ctx, r.lockPath)
+	lctx, cancel := context.WithTimeout(ctx, applyLockWait)
+	lk, err := lockFile(lctx, r.lockPath)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			d.m.log.Info("git mirror: dependency repository busy; its refs move after the fetch", "repo", r.id)
+			return nil
+		}
 		return err
 	}
 	defer lk.unlock()
