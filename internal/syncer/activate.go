@@ -66,7 +66,7 @@ func (s *Syncer) Activate(ctx context.Context, repoURL, sha string, store *Deplo
 		return nil, fmt.Errorf("activate %s: %w", short(sha), err)
 	}
 	if store != nil {
-		if err := store.Record(id, sha); err != nil {
+		if err := store.RecordActivation(id, sha, s.tips(ctx, id)); err != nil {
 			return nil, fmt.Errorf("record deployed revision: %w", err)
 		}
 	}

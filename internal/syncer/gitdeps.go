@@ -120,3 +120,93 @@ func (s *Syncer) activateGitRefs(ctx context.Context, b *bundle.Bundle) error {
 	}
 	return nil
 }
+
+// tipsAtActivation is implemented by a Deployed store that remembers the
+// tracked refs' tips at each activation (DeployedStore).
+type tipsAtActivation interface {
+	TipsAtActivation(repoID string) []string
+}
+
+// claimRepoGitRefs points the moving refs of a repository's remote bases
+// at the commits of their owners: the deployed revision (unless a newer
+// tip took over, deployedOwnsRefs), then the complete revisions of cl in
+// wanted order (tips first, newest first), then extra (a landed import
+// outside the wanted ones). The caller holds stateMu.
+func (s *Syncer) claimRepoGitRefs(ctx context.Context, cl *claims, wanted []wantedRev, extra *bundle.Bundle) {
+	if _, ok := s.o.Mirror.(GitRefPointer); !ok || cl == nil {
+		return
+	}
+	if err := s.claimDeployed(ctx, cl); err != nil {
+		s.log.Debug("deployed revision's claims", "repo", cl.id, "err", err)
+	}
+	keys := map[string]bool{}
+	if cl.deployedBundle != nil && s.deployedOwnsRefs(ctx, cl) {
+		s.claimGitRefs(ctx, cl.deployedBundle, keys)
+	}
+	for _, w := range wanted {
+		if b := cl.complete[w.sha]; b != nil {
+			s.claimGitRefs(ctx, b, keys)
+		}
+	}
+	if extra != nil {
+		s.claimGitRefs(ctx, extra, keys)
+	}
+}
+
+// deployedOwnsRefs tells whether the deployed revision keeps its remote
+// bases' moving refs: yes unless a revision arrived on a tracked ref
+// after it was activated and is complete. Argo CD renders a revision
+// before its PreSync hook runs, so the ref must already point at the
+// commit of the revision about to be deployed: the new tip (a forward
+// deployment) rather than the running one. After a rollback (the tips
+// are those of the activation) the deployed revision keeps them, so a
+// pass never moves them forward behind the operator's back.
+func (s *Syncer) deployedOwnsRefs(ctx context.Context, cl *claims) bool {
+	if ta, ok := s.o.Deployed.(tipsAtActivation); ok && len(cl.tips) > 0 {
+		at := map[string]bool{}
+		for _, t := range ta.TipsAtActivation(cl.id) {
+			at[t] = true
+		}
+		if len(at) > 0 {
+			for _, t := range cl.tips {
+				if at[t] {
+					continue
+				}
+				// A newer tip owns them once it is complete (the pass
+				// reaches it next); until then the deployed one keeps them.
+				if cl.complete[t] != nil {
+					return false
+				}
+				rep, err := bundle.CheckComplete(ctx, s.presence, layout(cl.bundleRepo, false), t, s.platforms)
+				if err == nil && rep.Complete() {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func tipsOf(wanted []wantedRev) []string {
+	var out []string
+	for _, w := range wanted {
+		if w.tip {
+			out = append(out, w.sha)
+		}
+	}
+	return out
+}
+
+// tips returns the tracked refs' tip revisions of repository id now (nil
+// when they cannot be read: the deployed revision then keeps its refs).
+func (s *Syncer) tips(ctx context.Context, id string) []string {
+	r, ok := s.o.Config.Repository(id)
+	if !ok {
+		return nil
+	}
+	wanted, err := s.wanted(ctx, r)
+	if err != nil {
+		return nil
+	}
+	return tipsOf(wanted)
+}

@@ -20,7 +20,9 @@ import (
 // two revisions): the mirror advertises main at the newest revision's
 // commit, verify --activate of the older one re-points it, and verify of
 // the newer one then names the base and both commits instead of saying
-// ready while kustomize would render the older base.
+// ready while kustomize would render the older base. Sync passes leave
+// the rolled-back revision's ref alone until a newer revision arrives,
+// which takes it over before its own activation.
 func TestVerifyRemoteBaseMovingRef(t *testing.T) {
 	s := startEdge(t)
 	baseHost := gitserver.New(t)
@@ -110,11 +112,20 @@ func TestVerifyRemoteBaseMovingRef(t *testing.T) {
 	if got := advertised(); got != c1 {
 		t.Fatalf("a sync pass moved the deployed revision's ref to %s, want %s", got, c1)
 	}
-	// Activating the newer one moves it forward again.
-	if r := s.verify(rev2, func(o *verify.Options) { o.Activate = true }); !r.Ready {
-		t.Fatalf("verify --activate of the newer revision: %+v", r)
+	// A revision pushed after the rollback takes the ref over as soon as
+	// it is complete, before its own activation: Argo CD renders it
+	// before its PreSync hook runs.
+	baseHost.Start(t)
+	c3 := base.Commit("main", map[string]string{"deploy/z.yaml": "z\n"})
+	s.gitDeps = dep(c3)
+	rev3 := s.release(map[string]ggcrv1.Image{"registry.example.com/app:3": testimage.Image(t, "linux/amd64", 1, 1024)})
+	s.waitSynced(rev3)
+	waitUntil("revision newer than the activation", func() bool { return advertised() == c3 })
+	waitUntil("revision newer than the activation ready", func() bool { return s.verify(rev3).Ready })
+	if r := s.verify(rev3, func(o *verify.Options) { o.Activate = true }); !r.Ready || advertised() != c3 {
+		t.Fatalf("verify --activate of the newest revision: %+v (main at %s)", r, advertised())
 	}
-	if got := advertised(); got != c2 {
-		t.Fatalf("after activating the newer revision: main at %s, want %s", got, c2)
+	if r := s.verify(rev1); r.Ready || len(r.GitRefsMoved) != 1 {
+		t.Fatalf("the rolled-back revision after a newer one was deployed: %+v", r)
 	}
 }
