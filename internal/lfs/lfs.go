@@ -519,9 +519,13 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	rev, commits := "HEAD", []string(nil)
 	if r.cfg.Commits != nil {
 		// A dependency's HEAD names nothing: its needed commits do.
+		// The first of them with a .lfsconfig names the endpoint.
 		commits = r.cfg.Commits()
-		if len(commits) > 0 {
-			rev = commits[len(commits)-1]
+		for _, c := range commits {
+			if _, err := m.o.Git.RunGit(ctx, r.id, false, nil, "cat-file", "-e", c+":.lfsconfig"); err == nil {
+				rev = c
+				break
+			}
 		}
 	}
 	ep, err := m.endpoint(ctx, r, rev)
@@ -604,7 +608,7 @@ const fetchChunk = 200
 
 // endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
 // clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
-// of rev (HEAD, or a dependency's newest needed commit), else
+// of rev (HEAD, or the first needed commit of a dependency that has one), else
 // <url>.git/info/lfs. Only http and https endpoints without
 // credentials are used: a .lfsconfig cannot send the mirror to file:// or
 // any other transport. It is passed to git-lfs explicitly, so nothing else
