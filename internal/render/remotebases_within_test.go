@@ -54,3 +54,19 @@ func TestRemoteBasesWithin(t *testing.T) {
 		t.Fatalf("RemoteBases without a root: %+v, %v", got, err)
 	}
 }
+
+// FuzzRemoteBasesWithin: a remote base's kustomization is outside input
+// (another repository's file): any content is an error or a list, never
+// a panic, and nothing outside the tree is read.
+func FuzzRemoteBasesWithin(f *testing.F) {
+	f.Add("resources:\n- https://git.example.com/org/base//deploy?ref=main\n- local\n")
+	f.Add("bases: [../../..]\ncomponents: [git@github.com:org/repo.git/x?ref=-u]\n")
+	f.Add("resources: {a: b}\n")
+	f.Fuzz(func(t *testing.T, k string) {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = render.RemoteBasesWithin(root, root)
+	})
+}
