@@ -23,7 +23,7 @@ import (
 
 // Dependency repositories: the other repositories the mirrored revisions
 // need (docs/mirror.md, "Submodules and remote bases"). The mirror finds
-// the submodules itself: for every branch tip of a configured repository
+// the submodules itself: for every tracked tip of a configured repository
 // it reads .gitmodules and the gitlinks, recursively through the
 // submodules' own commits. Remote Kustomize bases (and the submodules a
 // bundle recorded) come from the bundle index, through NeedGitDeps.
@@ -37,6 +37,10 @@ import (
 // (temp file, fsync, rename) before anything is fetched; at start every
 // need is checked against the repository, and what is missing is fetched
 // again, never trusted.
+//
+// Discovery reads only the tips of the refs a repository tracks
+// (Upstream.Track) when it names any: an untracked branch's .gitmodules
+// makes the mirror fetch nothing.
 
 // Dep is one commit of another repository that a revision needs.
 type Dep struct {
@@ -478,11 +482,30 @@ func (d *deps) count() int {
 	return n + len(d.needs)
 }
 
-// discoverRepo reads the submodules of every branch tip of a configured
-// repository.
+// discoverRepo reads the submodules of the tracked refs' tips of a
+// configured repository (Upstream.Track), or of every branch tip when
+// none is named.
 func (d *deps) discoverRepo(ctx context.Context, r *repo) error {
 	var tips []string
+	for _, ref := range r.up.Track {
+		if !strings.HasPrefix(ref, "refs/") {
+			continue
+		}
+		cands := []string{ref}
+		if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+			// A gated branch's upstream tip is kept hidden.
+			cands = append(cands, refUpstreamHeads+b)
+		}
+		for _, c := range cands {
+			if out, err := gitIn(ctx, r.dir, "rev-parse", "-q", "--verify", c+"^{commit}"); err == nil {
+				tips = append(tips, strings.TrimSpace(string(out)))
+			}
+		}
+	}
 	for _, ns := range []string{"refs/heads/", refUpstreamHeads} {
+		if len(r.up.Track) > 0 {
+			break
+		}
 		refs, err := listRefs(ctx, r.dir, ns)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.id, err)

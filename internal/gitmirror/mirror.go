@@ -50,6 +50,11 @@ type Upstream struct {
 	// the revision SetReady sets; the upstream tips stay hidden under
 	// refs/ballast/upstream/heads/. Empty: served as fetched.
 	Gated []string
+	// Track lists the refs ("refs/heads/main", "refs/tags/v1") whose tips
+	// dependency discovery reads .gitmodules at (the revisions that get
+	// bundles; older ones' submodules come from their bundles). Empty:
+	// every branch tip.
+	Track []string
 }
 
 // Options configure a Mirror. Zero values take the documented defaults.

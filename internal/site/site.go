@@ -177,7 +177,7 @@ func (s *Site) Close() error {
 func MirrorUpstreams(cfg *config.Config) []gitmirror.Upstream {
 	var ups []gitmirror.Upstream
 	for _, r := range cfg.Repositories {
-		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: GatedBranches(r)}
+		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: GatedBranches(r), Track: r.Track}
 		if r.Credentials != nil {
 			u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
 		}
