@@ -140,7 +140,7 @@ func (s *Syncer) claimRepoGitRefs(ctx context.Context, cl *claims, wanted []want
 		s.log.Debug("deployed revision's claims", "repo", cl.id, "err", err)
 	}
 	keys := map[string]bool{}
-	if cl.deployedBundle != nil && s.deployedOwnsRefs(ctx, cl) {
+	if cl.deployedBundle != nil && len(movingRefs(cl.deployedBundle)) > 0 && s.deployedOwnsRefs(ctx, cl) {
 		s.claimGitRefs(ctx, cl.deployedBundle, keys)
 	}
 	for _, w := range wanted {
