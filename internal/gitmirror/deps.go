@@ -23,7 +23,7 @@ import (
 
 // Dependency repositories: the other repositories the mirrored revisions
 // need (docs/mirror.md, "Submodules and remote bases"). The mirror finds
-// the submodules itself: for every branch tip of a configured repository
+// the submodules itself: for every tracked tip of a configured repository
 // it reads .gitmodules and the gitlinks, recursively through the
 // submodules' own commits. Remote Kustomize bases (and the submodules a
 // bundle recorded) come from the bundle index, through NeedGitDeps.
@@ -37,6 +37,10 @@ import (
 // (temp file, fsync, rename) before anything is fetched; at start every
 // need is checked against the repository, and what is missing is fetched
 // again, never trusted.
+//
+// Discovery reads only the tips of the refs a repository tracks
+// (Upstream.Track) when it names any: an untracked branch's .gitmodules
+// makes the mirror fetch nothing.
 
 // Dep is one commit of another repository that a revision needs.
 type Dep struct {
@@ -277,11 +281,16 @@ func (d *deps) addNeed(n *depNeeds, commit, ref string) {
 		copy(n.Commits[i+1:], n.Commits[i:])
 		n.Commits[i] = commit
 	}
+	// A ref already advertised keeps its commit: which revision's commit
+	// a moving ref (a branch, a tag moved upstream) points at is the
+	// owner's choice (PointGitDepRefs), never the last need recorded.
 	if ref != "" && ref != commit && validDepRef(ref) {
 		if n.Refs == nil {
 			n.Refs = map[string]string{}
 		}
-		n.Refs[ref] = commit
+		if _, set := n.Refs[ref]; !set {
+			n.Refs[ref] = commit
+		}
 	}
 }
 
@@ -323,17 +332,12 @@ func (d *deps) save() error {
 // records) and asks for them to be fetched. It returns once the needs are
 // on disk; fetching happens in Run's loop. Bad URLs or SHAs are errors
 // and nothing of the call is recorded.
+//
+// A ref that is already advertised is left where it is: PointGitDepRefs
+// moves it.
 func (m *Mirror) NeedGitDeps(ctx context.Context, repoURL, rev string, ds []Dep) error {
-	for _, dp := range ds {
-		if _, err := gitdeps.Normalize(dp.URL); err != nil {
-			return fmt.Errorf("gitmirror: %s@%s: %w", repoURL, trim(rev), err)
-		}
-		if !isHex(dp.Commit) {
-			return fmt.Errorf("gitmirror: %s@%s: dependency %s: commit %q is not a full SHA", repoURL, trim(rev), dp.URL, trim(dp.Commit))
-		}
-		if dp.Ref != "" && dp.Ref != dp.Commit && !validDepRef(dp.Ref) {
-			return fmt.Errorf("gitmirror: %s@%s: dependency %s: bad ref %q", repoURL, trim(rev), dp.URL, trim(dp.Ref))
-		}
+	if err := checkDeps(repoURL, rev, ds); err != nil {
+		return err
 	}
 	for _, dp := range ds {
 		if _, err := m.deps.add(dp.URL, dp.Commit, dp.Ref); err != nil {
@@ -345,6 +349,21 @@ func (m *Mirror) NeedGitDeps(ctx context.Context, repoURL, rev string, ds []Dep)
 	}
 	m.deps.wake()
 	return ctx.Err()
+}
+
+func checkDeps(repoURL, rev string, ds []Dep) error {
+	for _, dp := range ds {
+		if _, err := gitdeps.Normalize(dp.URL); err != nil {
+			return fmt.Errorf("gitmirror: %s@%s: %w", repoURL, trim(rev), err)
+		}
+		if !isHex(dp.Commit) {
+			return fmt.Errorf("gitmirror: %s@%s: dependency %s: commit %q is not a full SHA", repoURL, trim(rev), dp.URL, trim(dp.Commit))
+		}
+		if dp.Ref != "" && dp.Ref != dp.Commit && !validDepRef(dp.Ref) {
+			return fmt.Errorf("gitmirror: %s@%s: dependency %s: bad ref %q", repoURL, trim(rev), dp.URL, trim(dp.Ref))
+		}
+	}
+	return nil
 }
 
 func (d *deps) wake() {
@@ -463,11 +482,30 @@ func (d *deps) count() int {
 	return n + len(d.needs)
 }
 
-// discoverRepo reads the submodules of every branch tip of a configured
-// repository.
+// discoverRepo reads the submodules of the tracked refs' tips of a
+// configured repository (Upstream.Track), or of every branch tip when
+// none is named.
 func (d *deps) discoverRepo(ctx context.Context, r *repo) error {
 	var tips []string
+	for _, ref := range r.up.Track {
+		if !strings.HasPrefix(ref, "refs/") {
+			continue
+		}
+		cands := []string{ref}
+		if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+			// A gated branch's upstream tip is kept hidden.
+			cands = append(cands, refUpstreamHeads+b)
+		}
+		for _, c := range cands {
+			if out, err := gitIn(ctx, r.dir, "rev-parse", "-q", "--verify", c+"^{commit}"); err == nil {
+				tips = append(tips, strings.TrimSpace(string(out)))
+			}
+		}
+	}
 	for _, ns := range []string{"refs/heads/", refUpstreamHeads} {
+		if len(r.up.Track) > 0 {
+			break
+		}
 		refs, err := listRefs(ctx, r.dir, ns)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.id, err)
@@ -672,6 +710,9 @@ func (d *deps) fetchNeeds(ctx context.Context, r *repo, mayFetch bool) error {
 	if err := clearNamespace(ctx, r.dir, refIncoming); err != nil {
 		return setErr(fmt.Errorf("%s: %w", r.id, err))
 	}
+	if len(lines) > 0 && d.m.opts.DepsFetched != nil {
+		d.m.opts.DepsFetched()
+	}
 	r.markReady()
 	d.mu.Lock()
 	d.missing[key] = missing
@@ -782,12 +823,18 @@ func (d *deps) ensureRepo(ctx context.Context, r *repo) error {
 }
 
 // GitDepsHandler serves GET /api/v1/gitdeps: GitDeps as JSON (a list of
-// DepStatus). Reads only, anonymous like the rest of the mirror's API.
+// DepStatus), and GET /api/v1/gitdeps/ref?repo=<id>&ref=<ref>: what a
+// fetch of a ref by name gets (DepRef). Reads only, anonymous like the
+// rest of the mirror's API.
 func (m *Mirror) GitDepsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			apiError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		if req.URL.Path == "/api/v1/gitdeps/ref" {
+			m.serveDepRef(w, req)
 			return
 		}
 		if req.URL.Path != "/api/v1/gitdeps" {

@@ -296,3 +296,35 @@ func TestSubmoduleFetchKilled(t *testing.T) {
 	clientGit(t, nil, dir, "init", "-q")
 	clientGit(t, nil, dir, "fetch", "-q", h.url(up.URL("fleet/lib")), libSHA)
 }
+
+// With tracked refs named, discovery reads only their tips: a submodule
+// that only an untracked branch adds is not mirrored.
+func TestSubmodulesOfTrackedTipsOnly(t *testing.T) {
+	up := gitserver.New(t)
+	lib := up.CreateRepo(t, "fleet/lib")
+	libSHA := lib.Commit("main", map[string]string{"lib.txt": "lib\n"})
+	stray := up.CreateRepo(t, "fleet/stray")
+	straySHA := stray.Commit("main", map[string]string{"stray.txt": "stray\n"})
+	apps := up.CreateRepo(t, "fleet/apps")
+	apps.CommitChange("main", gitserver.Change{
+		Files:    map[string]string{".gitmodules": "[submodule \"lib\"]\n\tpath = vendor/lib\n\turl = ../lib.git\n"},
+		Gitlinks: map[string]string{"vendor/lib": libSHA},
+	})
+	apps.CommitChange("feature", gitserver.Change{
+		Files:    map[string]string{".gitmodules": "[submodule \"stray\"]\n\tpath = vendor/stray\n\turl = ../stray.git\n"},
+		Gitlinks: map[string]string{"vendor/stray": straySHA},
+	})
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, func(o *gitmirror.Options) {
+		o.Upstreams[0].Track = []string{"refs/heads/main"}
+	})
+	h.poll(up.URL("fleet/apps"))
+	if err := syncDeps(t, h); err != nil {
+		t.Fatalf("sync deps: %v\n%s", err, h.logs)
+	}
+	if s, ok := depStatus(h, up.Addr()+"/fleet/lib"); !ok || len(s.Commits) != 1 || s.Commits[0] != libSHA {
+		t.Fatalf("the tracked tip's submodule: %+v (found %v)", s, ok)
+	}
+	if s, ok := depStatus(h, up.Addr()+"/fleet/stray"); ok {
+		t.Fatalf("an untracked branch's submodule is mirrored: %+v", s)
+	}
+}

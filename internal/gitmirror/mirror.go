@@ -50,6 +50,11 @@ type Upstream struct {
 	// the revision SetReady sets; the upstream tips stay hidden under
 	// refs/ballast/upstream/heads/. Empty: served as fetched.
 	Gated []string
+	// Track lists the refs ("refs/heads/main", "refs/tags/v1") whose tips
+	// dependency discovery reads .gitmodules at (the revisions that get
+	// bundles; older ones' submodules come from their bundles). Empty:
+	// every branch tip.
+	Track []string
 }
 
 // Options configure a Mirror. Zero values take the documented defaults.
@@ -76,6 +81,10 @@ type Options struct {
 	// it (the link policy keeps git off the link outside its windows).
 	// Explicit Poll calls are not asked.
 	MayPoll func() bool
+	// DepsFetched, when set, is called (without blocking) after commits of
+	// a dependency repository were fetched or loaded and kept: readers of
+	// its commits (the LFS store) look again.
+	DepsFetched func()
 	// HeadCheckInterval is how often HEAD's symref is re-read when the set
 	// of branches did not change. The default value is 1h.
 	HeadCheckInterval time.Duration

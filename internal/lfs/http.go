@@ -33,9 +33,9 @@ func (m *Mirror) Wrap(next http.Handler) http.Handler {
 }
 
 func (m *Mirror) serveLFS(w http.ResponseWriter, req *http.Request, id, rest string) {
-	r := m.byKey[strings.ToLower(id)]
-	if r == nil || strings.Contains(id, "..") {
-		lfsError(w, http.StatusNotFound, "repository not mirrored here: only configured repositories are served")
+	r := m.repoOf(id)
+	if r == nil || strings.Contains(id, "..") || strings.Contains(id, "://") {
+		lfsError(w, http.StatusNotFound, "repository not mirrored here: only configured repositories and their dependencies are served")
 		return
 	}
 	switch {
@@ -192,6 +192,11 @@ func (m *Mirror) APIHandler() http.Handler {
 		if (len(sha) != 40 && len(sha) != 64) || strings.Trim(sha, "0123456789abcdef") != "" {
 			jsonError(w, http.StatusBadRequest, "commit: want a full hex object name")
 			return
+		}
+		if m.repoOf(id) == nil {
+			// A dependency repository the mirror added since the last
+			// scheduled pass.
+			m.refreshDeps()
 		}
 		if m.repoOf(id) == nil {
 			jsonError(w, http.StatusNotFound, "repository not configured")

@@ -36,8 +36,17 @@ type Git interface {
 // and kept tips). That is what Argo CD asks for: with enableLfs its
 // repo-server runs `git lfs fetch --all`, which walks the whole history of
 // every ref it fetched and fails on a single object the server lacks.
+//
+// A dependency repository (a submodule's or a remote base's, which the git
+// mirror holds only the needed commits of) sets Commits: its kept objects
+// are those the trees of these commits point at, no history, as a
+// checkout of those commits (`git submodule update`, kustomize's fetch of
+// a remote base) smudges them.
 type Repo struct {
 	URL string
+	// Commits, when set, returns the commits whose objects are kept (full
+	// hex, present in the git mirror); it is asked at every pass.
+	Commits func() []string
 }
 
 // Options configure a Mirror. Zero values take the documented defaults.
@@ -45,8 +54,12 @@ type Options struct {
 	// DataDir is the daemon's data directory; objects live in DataDir/lfs.
 	DataDir string
 	Repos   []Repo
-	Git     Git
-	Logger  *slog.Logger
+	// Deps, when set, returns the dependency repositories whose objects
+	// are kept too (each with Commits set); it is asked at every
+	// scheduled pass and by PassDeps, and new ones are added.
+	Deps   func() []Repo
+	Git    Git
+	Logger *slog.Logger
 	// MayFetch, when set, is asked before fetching from upstream: false
 	// keeps LFS off the link outside its windows. Serving never asks.
 	MayFetch func() bool
@@ -69,11 +82,16 @@ type Options struct {
 
 // Mirror keeps and serves the LFS objects of the mirrored repositories.
 type Mirror struct {
-	o     Options
-	log   *slog.Logger
-	root  string
-	repos []*repoState
-	byKey map[string]*repoState
+	o    Options
+	log  *slog.Logger
+	root string
+
+	reposMu sync.RWMutex // guards repos and byKey: Deps adds to them
+	repos   []*repoState
+	byKey   map[string]*repoState
+	// depsKick wakes Run when dependency repositories were added or
+	// their commits changed.
+	depsKick chan struct{}
 	// downloads bounds the object downloads served at once.
 	downloads *slots.Slots
 
@@ -129,21 +147,17 @@ func New(o Options) (*Mirror, error) {
 		return nil, fmt.Errorf("lfs: %w", err)
 	}
 	m := &Mirror{o: o, log: o.Logger, root: root, byKey: map[string]*repoState{},
-		downloads: slots.New(o.MaxConcurrentDownloads), scans: map[string]*scanResult{}}
+		downloads: slots.New(o.MaxConcurrentDownloads), scans: map[string]*scanResult{}, depsKick: make(chan struct{}, 1)}
 	for _, r := range o.Repos {
-		id, err := imageref.RepoID(r.URL)
+		rs, err := m.newRepo(r)
 		if err != nil {
-			return nil, fmt.Errorf("lfs: %w", err)
+			return nil, err
 		}
-		key := strings.ToLower(id)
-		if _, dup := m.byKey[key]; dup {
+		if _, dup := m.byKey[strings.ToLower(rs.id)]; dup {
 			return nil, fmt.Errorf("lfs: %s is configured twice", r.URL)
 		}
-		sum := sha256.Sum256([]byte(key))
-		rs := &repoState{id: id, cfg: r, st: store{dir: filepath.Join(root, "repos", hex.EncodeToString(sum[:12]))},
-			have: map[string]int64{}, failed: map[string]string{}}
 		m.repos = append(m.repos, rs)
-		m.byKey[key] = rs
+		m.byKey[strings.ToLower(rs.id)] = rs
 	}
 	if o.Metrics != nil {
 		if err := o.Metrics.Register(newCollector(m)); err != nil {
@@ -153,35 +167,128 @@ func New(o Options) (*Mirror, error) {
 	return m, nil
 }
 
+func (m *Mirror) newRepo(r Repo) (*repoState, error) {
+	id, err := imageref.RepoID(r.URL)
+	if err != nil {
+		return nil, fmt.Errorf("lfs: %w", err)
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(id)))
+	return &repoState{id: id, cfg: r, st: store{dir: filepath.Join(m.root, "repos", hex.EncodeToString(sum[:12]))},
+		have: map[string]int64{}, failed: map[string]string{}}, nil
+}
+
+// openRepo re-checks a repository's stored objects (Open).
+func (m *Mirror) openRepo(r *repoState) error {
+	if err := os.MkdirAll(r.st.dir, 0o755); err != nil {
+		return fmt.Errorf("lfs: %w", err)
+	}
+	have, bad, err := r.st.recheck()
+	if err != nil {
+		return fmt.Errorf("lfs: check objects of %s: %w", r.id, err)
+	}
+	if bad > 0 {
+		m.log.Warn("lfs: removed damaged objects; they will be fetched again", "repo", r.id, "objects", bad)
+	}
+	r.mu.Lock()
+	r.have = have
+	r.mu.Unlock()
+	return nil
+}
+
+// snapshot returns the repositories known now.
+func (m *Mirror) snapshot() []*repoState {
+	m.reposMu.RLock()
+	defer m.reposMu.RUnlock()
+	return append([]*repoState(nil), m.repos...)
+}
+
+// maxDepRepos bounds the dependency repositories the store keeps objects
+// of (the git mirror bounds its own the same way).
+const maxDepRepos = 500
+
+// refreshDeps adds the dependency repositories Options.Deps names that
+// are not known yet, each opened (its stored objects re-checked) first.
+func (m *Mirror) refreshDeps() {
+	if m.o.Deps == nil {
+		return
+	}
+	for _, d := range m.o.Deps() {
+		if d.Commits == nil {
+			continue
+		}
+		rs, err := m.newRepo(d)
+		if err != nil {
+			m.log.Warn("lfs: dependency repository refused", "url", d.URL, "err", err)
+			continue
+		}
+		key := strings.ToLower(rs.id)
+		m.reposMu.RLock()
+		_, known := m.byKey[key]
+		n := len(m.repos)
+		m.reposMu.RUnlock()
+		if known || n >= len(m.o.Repos)+maxDepRepos {
+			continue
+		}
+		if err := m.openRepo(rs); err != nil {
+			m.log.Warn("lfs: dependency repository not opened", "repo", rs.id, "err", err)
+			continue
+		}
+		m.reposMu.Lock()
+		if _, known := m.byKey[key]; !known {
+			m.repos = append(m.repos, rs)
+			m.byKey[key] = rs
+			m.DepsChanged()
+		}
+		m.reposMu.Unlock()
+	}
+}
+
+// DepsChanged tells Run that Options.Deps may name new repositories or
+// new commits: it runs a pass for every dependency repository soon. It
+// never blocks.
+func (m *Mirror) DepsChanged() {
+	select {
+	case m.depsKick <- struct{}{}:
+	default:
+	}
+}
+
+// PassDeps runs one pass now for every dependency repository Options.Deps
+// names (sync --once), and returns their errors.
+func (m *Mirror) PassDeps(ctx context.Context) error {
+	if err := m.Open(); err != nil {
+		return err
+	}
+	m.refreshDeps()
+	var errs []error
+	for _, r := range m.snapshot() {
+		if r.cfg.Commits == nil {
+			continue
+		}
+		if err := m.pass(ctx, r, true); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Open re-checks every stored object (sha256 and size; damaged ones are
 // removed and fetched again later, never served) and clears what an
 // interrupted fetch left. It runs once; Run calls it.
 func (m *Mirror) Open() error {
 	m.openOnce.Do(func() {
-		for _, r := range m.repos {
-			if err := os.MkdirAll(r.st.dir, 0o755); err != nil {
-				m.openErr = fmt.Errorf("lfs: %w", err)
+		for _, r := range m.snapshot() {
+			if m.openErr = m.openRepo(r); m.openErr != nil {
 				return
 			}
-			have, bad, err := r.st.recheck()
-			if err != nil {
-				m.openErr = fmt.Errorf("lfs: check objects of %s: %w", r.id, err)
-				return
-			}
-			if bad > 0 {
-				m.log.Warn("lfs: removed damaged objects; they will be fetched again", "repo", r.id, "objects", bad)
-			}
-			r.mu.Lock()
-			r.have = have
-			r.mu.Unlock()
 		}
 	})
 	return m.openErr
 }
 
 // Run opens the store, then runs a pass for every repository at start,
-// after each change of a repository's refs (events) and every Interval,
-// until ctx is done.
+// after each change of a repository's refs (events), when a dependency
+// repository is added and every Interval, until ctx is done.
 func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) error {
 	if err := m.Open(); err != nil {
 		return err
@@ -189,7 +296,8 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 	t := time.NewTicker(m.o.Interval)
 	defer t.Stop()
 	all := func(force bool) {
-		for _, r := range m.repos {
+		m.refreshDeps()
+		for _, r := range m.snapshot() {
 			m.pass(ctx, r, force)
 		}
 	}
@@ -208,6 +316,16 @@ func (m *Mirror) Run(ctx context.Context, events <-chan gitmirror.RefsChanged) e
 			}
 		case <-t.C:
 			all(false)
+		case <-m.depsKick:
+			// New dependency repositories or new needed commits: a pass
+			// for each now, fetching even during a backoff.
+			m.refreshDeps()
+			for _, r := range m.snapshot() {
+				if r.cfg.Commits != nil {
+					m.pass(ctx, r, true)
+				}
+			}
+
 		}
 	}
 }
@@ -220,6 +338,8 @@ func (m *Mirror) repoOf(idOrURL string) *repoState {
 			return nil
 		}
 	}
+	m.reposMu.RLock()
+	defer m.reposMu.RUnlock()
 	return m.byKey[strings.ToLower(strings.TrimSuffix(id, ".git"))]
 }
 
@@ -272,7 +392,13 @@ func (m *Mirror) pass(ctx context.Context, r *repoState, force bool) error {
 const maxRetryWait = time.Hour
 
 func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error {
-	sr, err := m.scanHistory(ctx, r)
+	var sr *scanResult
+	var err error
+	if r.cfg.Commits != nil {
+		sr, err = m.scanCommits(ctx, r, r.cfg.Commits())
+	} else {
+		sr, err = m.scanHistory(ctx, r)
+	}
 	if errors.Is(err, gitmirror.ErrNotReady) {
 		return nil // nothing mirrored yet: nothing to want
 	}
@@ -390,7 +516,19 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 			return fmt.Errorf("lfs: %w", err)
 		}
 	}
-	ep, err := m.endpoint(ctx, r)
+	rev, commits := "HEAD", []string(nil)
+	if r.cfg.Commits != nil {
+		// A dependency's HEAD names nothing: its needed commits do.
+		// The first of them with a .lfsconfig names the endpoint.
+		commits = r.cfg.Commits()
+		for _, c := range commits {
+			if _, err := m.o.Git.RunGit(ctx, r.id, false, nil, "cat-file", "-e", c+":.lfsconfig"); err == nil {
+				rev = c
+				break
+			}
+		}
+	}
+	ep, err := m.endpoint(ctx, r, rev)
 	if err != nil {
 		return err
 	}
@@ -401,8 +539,17 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 		// not to a tight loop inside git-lfs.
 		"-c", "lfs.transfer.maxretries=2",
 		"-c", "lfs.concurrenttransfers=8",
-		"lfs", "fetch", "--all", "origin"}
-	_, ferr := m.o.Git.RunGit(ctx, r.id, true, nil, args...)
+		"lfs", "fetch"}
+	var ferr error
+	if r.cfg.Commits == nil {
+		_, ferr = m.o.Git.RunGit(ctx, r.id, true, nil, append(args, "--all", "origin")...)
+	} else {
+		// Only the needed commits' objects, a bounded number of commits
+		// per run.
+		for i := 0; i < len(commits) && ferr == nil; i += fetchChunk {
+			_, ferr = m.o.Git.RunGit(ctx, r.id, true, nil, append(append(args, "origin"), commits[i:min(i+fetchChunk, len(commits))]...)...)
+		}
+	}
 	why := ""
 	if ferr != nil {
 		why = lfsErrorText(ferr.Error())
@@ -456,15 +603,19 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	return nil
 }
 
+// fetchChunk bounds the commits named on one `git lfs fetch` command line.
+const fetchChunk = 200
+
 // endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
 // clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
-// of HEAD, else <url>.git/info/lfs. Only http and https endpoints without
+// of rev (HEAD, or the first needed commit of a dependency that has one), else
+// <url>.git/info/lfs. Only http and https endpoints without
 // credentials are used: a .lfsconfig cannot send the mirror to file:// or
 // any other transport. It is passed to git-lfs explicitly, so nothing else
 // in the repository can change it.
-func (m *Mirror) endpoint(ctx context.Context, r *repoState) (string, error) {
+func (m *Mirror) endpoint(ctx context.Context, r *repoState, rev string) (string, error) {
 	for _, key := range []string{"lfs.url", "remote.origin.lfsurl"} {
-		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "config", "--blob", "HEAD:.lfsconfig", "--get", key)
+		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "config", "--blob", rev+":.lfsconfig", "--get", key)
 		v := strings.TrimSpace(string(out))
 		if err != nil || v == "" {
 			continue // no .lfsconfig, or no such key
@@ -566,8 +717,9 @@ type RepoStatus struct {
 
 // Status returns every repository's LFS state, in configuration order.
 func (m *Mirror) Status() []RepoStatus {
-	out := make([]RepoStatus, 0, len(m.repos))
-	for _, r := range m.repos {
+	repos := m.snapshot()
+	out := make([]RepoStatus, 0, len(repos))
+	for _, r := range repos {
 		r.mu.Lock()
 		s := RepoStatus{ID: r.id, Objects: len(r.have), Pending: append([]Missing{}, r.pending...),
 			Malformed: r.malformed, LastError: r.lastErr}

@@ -253,3 +253,32 @@ func (m *Mirror) scanHistory(ctx context.Context, r *repoState) (*scanResult, er
 	m.scanMu.Unlock()
 	return res, nil
 }
+
+// scanCommits lists the pointer files of the trees of commits (a
+// dependency repository's needed commits), each object once, with one
+// path that holds it.
+func (m *Mirror) scanCommits(ctx context.Context, r *repoState, commits []string) (*scanResult, error) {
+	res := &scanResult{}
+	seen := map[string]bool{}
+	bad := map[string]bool{}
+	for _, c := range commits {
+		sr, err := m.scanCommit(ctx, r.id, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range sr.entries {
+			if !seen[e.OID] {
+				seen[e.OID] = true
+				res.entries = append(res.entries, e)
+			}
+		}
+		for _, x := range sr.malformed {
+			if !bad[x.Path] {
+				bad[x.Path] = true
+				res.malformed = append(res.malformed, x)
+			}
+		}
+	}
+	sort.Slice(res.entries, func(i, j int) bool { return res.entries[i].Path < res.entries[j].Path })
+	return res, nil
+}

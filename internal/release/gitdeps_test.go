@@ -180,3 +180,40 @@ func TestBundleRemoteBases(t *testing.T) {
 		}
 	}
 }
+
+// A remote base whose kustomization names another remote base: both are
+// recorded (Kustomize fetches the inner one when it renders the outer),
+// each at the commit its ref resolves to.
+func TestBundleNestedRemoteBases(t *testing.T) {
+	f := newGitdepsFixture(t)
+	inner := f.gs.CreateRepo(t, "fleet/inner")
+	i1 := inner.Commit("main", map[string]string{
+		"deploy/kustomization.yaml": "namePrefix: inner-\nresources: [app.yaml]\n",
+		"deploy/app.yaml":           deployment(f.up.Repo("src/lib:1")),
+	})
+	outer := f.gs.CreateRepo(t, "fleet/outer")
+	o1 := outer.Commit("main", map[string]string{
+		"deploy/kustomization.yaml":       "resources:\n- local\n",
+		"deploy/local/kustomization.yaml": "resources:\n- app.yaml\n- " + f.gs.URL("fleet/inner") + "//deploy?ref=main\n",
+		"deploy/local/app.yaml":           deployment(f.up.Repo("src/base:1")),
+	})
+	f.apps.Commit("main", map[string]string{
+		"ballast.yaml":           "apps:\n- path: app\n",
+		"app/kustomization.yaml": "resources:\n- " + f.gs.URL("fleet/outer") + "//deploy?ref=main\n",
+	})
+	res, err := f.bundle(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := imageRefs(res)
+	if !slices.Contains(refs, f.up.Repo("src/base:1")) || !slices.Contains(refs, f.up.Repo("src/lib:1")) {
+		t.Fatalf("images %v: want both bases' images", refs)
+	}
+	got := map[string]string{}
+	for _, d := range res.RemoteBases {
+		got[d.URL+"//"+d.Path+"?ref="+d.Ref] = d.Commit
+	}
+	if len(got) != 2 || got[f.gs.URL("fleet/outer")+"//deploy?ref=main"] != o1 || got[f.gs.URL("fleet/inner")+"//deploy?ref=main"] != i1 {
+		t.Fatalf("remote bases %+v, want outer at %s and inner at %s", got, o1, i1)
+	}
+}

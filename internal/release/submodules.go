@@ -15,6 +15,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/gitdeps"
+	"github.com/ballast-dev/ballast/internal/render"
 )
 
 // maxSubmoduleDepth bounds nested submodules.
@@ -228,25 +229,88 @@ func verbOf(args []string) string {
 // own lookup order: refs/<ref>, refs/tags/<ref>, refs/heads/<ref>; a tag
 // is peeled to its commit; no ref is HEAD); a 40-hex ref is the commit
 // itself. A base whose ref cannot be resolved is bad input.
+//
+// Remote bases of remote bases are followed too (Kustomize fetches them
+// when it renders the outer one, so the mirror must serve them): each
+// base's tree at its commit is read for the remote entries of its
+// kustomization and of the local ones it includes, up to maxBaseDepth
+// levels and maxBases bases in all.
 func resolveBases(ctx context.Context, bases []gitdeps.RemoteBase) ([]bundle.GitDep, error) {
 	seen := map[bundle.GitDep]bool{}
 	var out []bundle.GitDep
-	for _, rb := range bases {
-		commit := rb.Ref
-		if !fullSHA.MatchString(rb.Ref) {
-			c, err := lsRemoteRef(ctx, rb.RepoURL, rb.Ref)
-			if err != nil {
-				return nil, inputErr(fmt.Errorf("remote base %s: %w", rb, err))
-			}
-			commit = c
+	var tmp string
+	defer func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
 		}
-		d := bundle.GitDep{Kind: bundle.GitDepRemoteBase, URL: rb.RepoURL, Commit: commit, Path: rb.Path, Ref: rb.Ref}
-		if !seen[d] {
+	}()
+	for depth := 0; len(bases) > 0; depth++ {
+		if depth > maxBaseDepth {
+			return nil, inputErr(fmt.Errorf("remote bases nested more than %d deep (first: %s)", maxBaseDepth, bases[0]))
+		}
+		var next []gitdeps.RemoteBase
+		for _, rb := range bases {
+			commit := rb.Ref
+			if !fullSHA.MatchString(rb.Ref) {
+				c, err := lsRemoteRef(ctx, rb.RepoURL, rb.Ref)
+				if err != nil {
+					return nil, inputErr(fmt.Errorf("remote base %s: %w", rb, err))
+				}
+				commit = c
+			}
+			d := bundle.GitDep{Kind: bundle.GitDepRemoteBase, URL: rb.RepoURL, Commit: commit, Path: rb.Path, Ref: rb.Ref}
+			if seen[d] {
+				continue
+			}
 			seen[d] = true
 			out = append(out, d)
+			if len(out) > maxBases {
+				return nil, inputErr(fmt.Errorf("more than %d remote bases", maxBases))
+			}
+			if tmp == "" {
+				var err error
+				if tmp, err = os.MkdirTemp("", "ballast-bases-"); err != nil {
+					return nil, err
+				}
+			}
+			inner, err := innerBases(ctx, tmp, len(out), rb, commit)
+			if err != nil {
+				return nil, inputErr(fmt.Errorf("remote base %s at %s: %w", rb, commit, err))
+			}
+			next = append(next, inner...)
 		}
+		bases = next
 	}
 	return out, nil
+}
+
+// Bounds on the remote bases resolveBases follows.
+const (
+	maxBaseDepth = 8
+	maxBases     = 200
+)
+
+// innerBases fetches commit of remote base rb (shallow, by SHA, else its
+// branches and tags), writes its tree under tmp and returns the remote
+// bases its kustomization names. Local bases that leave the base's
+// repository are refused.
+func innerBases(ctx context.Context, tmp string, n int, rb gitdeps.RemoteBase, commit string) ([]gitdeps.RemoteBase, error) {
+	f := &submoduleFiller{tmp: tmp, n: n * 1000}
+	gitDir, err := f.fetch(ctx, rb.RepoURL, commit)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(gitDir)
+	tree := filepath.Join(tmp, fmt.Sprintf("t%d", n))
+	defer os.RemoveAll(tree)
+	if err := archiveInto(ctx, gitDir, commit, tree); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tree, filepath.FromSlash(rb.Path))
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("no directory %q in the repository", rb.Path)
+	}
+	return render.RemoteBasesWithin(dir, tree)
 }
 
 func lsRemoteRef(ctx context.Context, url, ref string) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 
@@ -18,13 +19,28 @@ const maxKustomizeDepth = 32
 // entries that name another repository, see gitdeps.ParseRemoteBase) of
 // the kustomization in dir and of every local kustomization it includes,
 // sorted and deduplicated. A directory without a kustomization has none.
-// Remote bases of remote bases are not followed (Kustomize fetches those
-// itself; the mirror serves them only when they are recorded too). An
-// entry that looks remote but is refused is an error.
+// Remote bases of remote bases are not followed here: the release side
+// reads each remote base's own tree with RemoteBasesWithin. An entry that
+// looks remote but is refused is an error.
 func RemoteBases(dir string) ([]gitdeps.RemoteBase, error) {
+	return RemoteBasesWithin(dir, "")
+}
+
+// RemoteBasesWithin is RemoteBases for a tree that came from elsewhere (a
+// remote base's repository written under root): a local base that leads
+// outside root, through ".." or a symbolic link, is an error. An empty
+// root allows any local base.
+func RemoteBasesWithin(dir, root string) ([]gitdeps.RemoteBase, error) {
+	if root != "" {
+		r, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return nil, err
+		}
+		root = r
+	}
 	seen := map[string]bool{}
 	found := map[gitdeps.RemoteBase]bool{}
-	if err := remoteBases(dir, seen, found, 0); err != nil {
+	if err := remoteBases(dir, root, seen, found, 0); err != nil {
 		return nil, err
 	}
 	out := make([]gitdeps.RemoteBase, 0, len(found))
@@ -35,10 +51,18 @@ func RemoteBases(dir string) ([]gitdeps.RemoteBase, error) {
 	return out, nil
 }
 
-func remoteBases(dir string, seen map[string]bool, found map[gitdeps.RemoteBase]bool, depth int) error {
+func remoteBases(dir, root string, seen map[string]bool, found map[gitdeps.RemoteBase]bool, depth int) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
+	}
+	if root != "" {
+		if abs, err = filepath.EvalSymlinks(abs); err != nil {
+			return err
+		}
+		if abs != root && !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+			return fmt.Errorf("%s: a local base leads outside the repository", dir)
+		}
 	}
 	if seen[abs] {
 		return nil
@@ -56,6 +80,15 @@ func remoteBases(dir string, seen map[string]bool, found map[gitdeps.RemoteBase]
 	}
 	if kfile == "" {
 		return nil
+	}
+	if root != "" {
+		real, err := filepath.EvalSymlinks(kfile)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(real, root+string(filepath.Separator)) {
+			return fmt.Errorf("%s: a symbolic link that leads outside the repository", kfile)
+		}
 	}
 	raw, err := os.ReadFile(kfile)
 	if err != nil {
@@ -84,7 +117,7 @@ func remoteBases(dir string, seen map[string]bool, found map[gitdeps.RemoteBase]
 				p = filepath.Join(abs, filepath.FromSlash(e))
 			}
 			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				if err := remoteBases(p, seen, found, depth+1); err != nil {
+				if err := remoteBases(p, root, seen, found, depth+1); err != nil {
 					return err
 				}
 			}

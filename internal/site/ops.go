@@ -44,6 +44,7 @@ func (s *Site) SyncOnce(ctx context.Context) (PassResult, Status, error) {
 		}
 		s.log.Warn("git dependencies incomplete; verify will name them", "err", derr)
 	}
+	s.passLFSDeps(ctx)
 	return res, s.Sync.Status(), err
 }
 

@@ -107,7 +107,13 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 	m, err := gitmirror.New(gitmirror.Options{DataDir: cfg.DataDir, Upstreams: MirrorUpstreams(cfg), Logger: o.Logger, Metrics: o.Metrics,
 		// The link policy (link.gitPollOutsideWindows) decides; the syncer
 		// that holds it is built below, before the mirror runs.
-		MayPoll: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() }})
+		MayPoll: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() },
+		// New commits of a submodule or remote base: their LFS objects.
+		DepsFetched: func() {
+			if s.LFS != nil {
+				s.LFS.DepsChanged()
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +177,7 @@ func (s *Site) Close() error {
 func MirrorUpstreams(cfg *config.Config) []gitmirror.Upstream {
 	var ups []gitmirror.Upstream
 	for _, r := range cfg.Repositories {
-		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: GatedBranches(r)}
+		u := gitmirror.Upstream{URL: r.URL, PollInterval: r.PollInterval.Duration, Gated: GatedBranches(r), Track: r.Track}
 		if r.Credentials != nil {
 			u.UsernameFile, u.PasswordFile = r.Credentials.UsernameFile, r.Credentials.PasswordFile
 		}

@@ -15,7 +15,9 @@ var ErrIncomplete = errors.New("bundle is not complete")
 
 // Activate prepares revision sha of repoURL for deployment: when every
 // manifest and blob of its bundle is local, it points each image tag at this
-// revision's digest (a rollback moves tags back) and records the revision as
+// revision's digest (a rollback moves tags back), points the moving refs
+// its remote bases name (`?ref=main`) at its recorded commits in the git
+// mirror, and records the revision as
 // deployed, so retention keeps it and later passes leave its tags alone.
 // It records the revision even when no tag had to move (the usual first
 // deployment). It takes only the short state lock: a pass downloading
@@ -57,8 +59,14 @@ func (s *Syncer) Activate(ctx context.Context, repoURL, sha string, store *Deplo
 		}
 		s.log.Info("tag re-pointed for deployment", "image", im.Ref.String(), "revision", sha)
 	}
+	// The remote bases' moving refs too, before the record: a kill in
+	// between leaves them pointed and the activation unrecorded, which the
+	// hook's retry redoes.
+	if err := s.activateGitRefs(ctx, rep.Bundle); err != nil {
+		return nil, fmt.Errorf("activate %s: %w", short(sha), err)
+	}
 	if store != nil {
-		if err := store.Record(id, sha); err != nil {
+		if err := store.RecordActivation(id, sha, s.tips(ctx, id)); err != nil {
 			return nil, fmt.Errorf("record deployed revision: %w", err)
 		}
 	}

@@ -34,6 +34,10 @@ type deployedRepo struct {
 	// Current is the revision activated last: its tags win.
 	Current  string               `json:"current"`
 	Deployed map[string]time.Time `json:"deployed"`
+	// Tips are the tracked refs' tip revisions when Current was
+	// activated: a revision that is not one of them arrived later, and
+	// the moving refs of remote bases follow it (claimGitRefs).
+	Tips []string `json:"tips,omitempty"`
 }
 
 // OpenDeployed loads the store of dataDir; a missing file is an empty store.
@@ -82,8 +86,25 @@ func (s *DeployedStore) Current(repoID string) string {
 	return ""
 }
 
+// TipsAtActivation returns the tracked refs' tip revisions when the
+// current revision of repoID was activated (nil when not recorded).
+func (s *DeployedStore) TipsAtActivation(repoID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.data.Repos[repoID]; ok {
+		return append([]string(nil), r.Tips...)
+	}
+	return nil
+}
+
 // Record marks sha as deployed and current for repoID, durably.
 func (s *DeployedStore) Record(repoID, sha string) error {
+	return s.RecordActivation(repoID, sha, nil)
+}
+
+// RecordActivation marks sha as deployed and current for repoID, with the
+// tracked refs' tip revisions at that moment, durably (one write).
+func (s *DeployedStore) RecordActivation(repoID, sha string, tips []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.data.Repos[repoID]
@@ -92,6 +113,7 @@ func (s *DeployedStore) Record(repoID, sha string) error {
 		s.data.Repos[repoID] = r
 	}
 	r.Current = sha
+	r.Tips = append([]string(nil), tips...)
 	r.Deployed[sha] = time.Now().UTC()
 	if len(r.Deployed) > maxDeployed {
 		type ent struct {

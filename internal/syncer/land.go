@@ -25,6 +25,26 @@ type claims struct {
 	// activation between two landings changes it.
 	deployed string
 	keys     map[string]bool
+	// tips are the tracked refs' tip revisions now; wanted the pass's
+	// wanted revisions (nil outside a pass).
+	tips   []string
+	wanted []wantedRev
+	// deployedBundle is the bundle of deployed, when its index is on site.
+	deployedBundle *bundle.Bundle
+	// complete holds the bundles of the revisions found or made complete
+	// (claimRepoGitRefs claims their remote bases' refs in wanted order).
+	complete map[string]*bundle.Bundle
+}
+
+// markComplete notes revision b as complete in this pass.
+func (cl *claims) markComplete(b *bundle.Bundle) {
+	if cl == nil || b == nil {
+		return
+	}
+	if cl.complete == nil {
+		cl.complete = map[string]*bundle.Bundle{}
+	}
+	cl.complete[b.Revision] = b
 }
 
 // claimDeployed lets the revision deployed now claim its tags first (it
@@ -42,7 +62,7 @@ func (s *Syncer) claimDeployed(ctx context.Context, cl *claims) error {
 	if err != nil || rep.Bundle == nil {
 		return nil // its index is not on site: nothing says which tags are its
 	}
-	cl.deployed = cur
+	cl.deployed, cl.deployedBundle = cur, rep.Bundle
 	if !rep.Complete() {
 		// A deployed revision that lost content (a blob deleted or found
 		// damaged, being fetched again) still holds its tags: no other
@@ -181,6 +201,7 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	if _, err := s.engine.Copy(ctx, transfer.Job{Src: transfer.ManifestSource(l.Raw, l.Root), Dst: bdst, Root: l.Root, Tags: []string{l.Bundle.Revision}, RootOnly: true}); err != nil {
 		return st, fmt.Errorf("write bundle index: %w", err)
 	}
+	l.claims.markComplete(l.Bundle)
 	return st, nil
 }
 
@@ -205,6 +226,7 @@ func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (tra
 		if err != nil && !errors.Is(err, gitmirror.ErrNotReady) {
 			return transfer.Stats{}, fmt.Errorf("wanted revisions of %s: %w", id, err)
 		}
+		cl.tips = tipsOf(wanted)
 		isWanted := false
 		for _, w := range wanted {
 			isWanted = isWanted || w.sha == l.Bundle.Revision
@@ -220,11 +242,19 @@ func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (tra
 				continue
 			}
 			err = s.claimTags(ctx, rep.Bundle, cl.keys)
+			cl.markComplete(rep.Bundle)
 		}
 		s.stateMu.Unlock()
 		if err != nil {
 			return transfer.Stats{}, err
 		}
+		st, err := s.Land(ctx, l)
+		if err == nil {
+			s.stateMu.Lock()
+			s.claimRepoGitRefs(ctx, cl, wanted, l.Bundle)
+			s.stateMu.Unlock()
+		}
+		return st, err
 	}
 	return s.Land(ctx, l)
 }

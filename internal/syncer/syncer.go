@@ -439,6 +439,11 @@ func (s *Syncer) Pass(ctx context.Context) (PassResult, error) {
 		s.log.Info("sync: the link policy stopped the pass", "reason", stop, "waiting", res.Waiting)
 	}
 	for _, rp := range passes {
+		// The remote bases' moving refs, by owner and in wanted order
+		// (the fetch order above is the link plan's, not ownership).
+		s.stateMu.Lock()
+		s.claimRepoGitRefs(ctx, rp.cl, rp.cl.wanted, nil)
+		s.stateMu.Unlock()
 		if !s.o.DisableRetention && ctx.Err() == nil {
 			s.stateMu.Lock()
 			n, err := s.retain(ctx, rp.r.URL, rp.id, rp.bundleRepo, rp.wanted)
@@ -504,6 +509,7 @@ func (s *Syncer) linkUntil() time.Time {
 func (s *Syncer) waitOrCheck(ctx context.Context, rp *repoPass, sha string, res *PassResult) {
 	rep, err := bundle.CheckComplete(ctx, s.presence, layout(rp.bundleRepo, false), sha, s.platforms)
 	if err == nil && rep.Complete() {
+		rp.cl.markComplete(rep.Bundle)
 		s.status.update(rp.id, sha, func(r *RevisionStatus) {
 			r.State, r.Error, r.Missing = StateComplete, "", nil
 			r.BytesDone, r.BytesTotal = rep.Bytes, rep.Bytes
@@ -556,7 +562,7 @@ func (s *Syncer) prepareRepo(ctx context.Context, r *config.Repository, res *Pas
 	// deployed revision claims its tags first, so a restarting pod of the
 	// running version never pulls a newer image that was not deployed.
 	rp := &repoPass{r: r, id: id, bundleRepo: bundleRepo, up: meteredSource{upstreamSource: up, gate: s.gate}, wanted: wanted,
-		cl: &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}}}
+		cl: &claims{id: id, bundleRepo: bundleRepo, keys: map[string]bool{}, tips: tipsOf(wanted), wanted: wanted}}
 	s.stateMu.Lock()
 	err = s.claimDeployed(ctx, rp.cl)
 	s.stateMu.Unlock()
@@ -804,6 +810,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		if err == nil {
 			err = s.claimTags(ctx, rep.Bundle, cl.keys)
 		}
+		cl.markComplete(rep.Bundle)
 		s.stateMu.Unlock()
 		if err != nil {
 			return StateFailed, err
@@ -888,6 +895,11 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		s.status.update(id, sha, func(r *RevisionStatus) { r.State, r.Error = StateFailed, err.Error() })
 		return StateFailed, err
 	}
+	// A new complete revision may own its remote bases' moving refs:
+	// pointed before the gate can advertise it.
+	s.stateMu.Lock()
+	s.claimRepoGitRefs(ctx, cl, cl.wanted, nil)
+	s.stateMu.Unlock()
 	s.status.update(id, sha, func(r *RevisionStatus) {
 		r.State, r.Error, r.Missing, r.Rate, r.ETASeconds = StateComplete, "", nil, 0, 0
 		r.BytesDone = r.BytesTotal

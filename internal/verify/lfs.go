@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 )
 
 // LFSMissing is an LFS object a revision needs that is not on site
@@ -80,4 +83,59 @@ func (v *verifier) checkLFS(ctx context.Context, res *Result) (string, error) {
 	return fmt.Sprintf("LFS objects of revision %s not all on site (%d of its %d missing, %d malformed pointer(s), "+
 		"%d of other revisions missing, which Argo CD's git lfs fetch --all needs too): %s",
 		short(v.o.Revision), len(rep.Missing), rep.Objects, len(rep.Malformed), len(rep.HistoryMissing), strings.Join(parts, "; ")), nil
+}
+
+// depsLFSMissing checks the LFS objects of every git dependency of the
+// bundle (a submodule's or remote base's commit) as checkLFS does the
+// revision's own: each object the commit's tree points at must be on site
+// and no pointer malformed. It returns one line per object (or malformed
+// pointer) that is not. A dependency the edge keeps no LFS store for (an
+// edge that predates it) is not asked.
+func (v *verifier) depsLFSMissing(ctx context.Context, b *bundle.Bundle) ([]string, []LFSMissing, error) {
+	var lines []string
+	var missing []LFSMissing
+	seen := map[string]bool{}
+	for _, d := range b.GitDeps {
+		id, err := gitdeps.ID(d.URL)
+		if err != nil {
+			return nil, nil, err
+		}
+		if seen[strings.ToLower(id)+"@"+d.Commit] {
+			continue
+		}
+		seen[strings.ToLower(id)+"@"+d.Commit] = true
+		var rep lfsReport
+		code, err := v.get(ctx, "/api/v1/lfs/"+id+"/commits/"+d.Commit, &rep)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case code == http.StatusNotFound:
+			continue // no LFS store for it, or the commit is not here (gitDepsMissing names that)
+		case code != http.StatusOK:
+			return nil, nil, fmt.Errorf("LFS report of %s: HTTP %d", id, code)
+		}
+		what := describeGitDep(d)
+		for _, m := range rep.Missing {
+			s := fmt.Sprintf("%s: %s (sha256:%s, %d bytes)", what, m.Path, m.OID, m.Size)
+			if m.Reason != "" {
+				s += ": " + m.Reason
+			}
+			lines = append(lines, s)
+			missing = append(missing, m)
+		}
+		for _, m := range rep.Malformed {
+			lines = append(lines, fmt.Sprintf("%s: %s: malformed LFS pointer: %s", what, m.Path, m.Error))
+		}
+	}
+	return lines, missing, nil
+}
+
+func depsLFSReason(lines []string) string {
+	named := lines
+	more := ""
+	if len(named) > maxNamedGitDeps {
+		named, more = named[:maxNamedGitDeps], fmt.Sprintf(" and %d more", len(lines)-maxNamedGitDeps)
+	}
+	return fmt.Sprintf("LFS objects of git dependencies not all on site (%d): %s%s", len(lines), strings.Join(named, "; "), more)
 }

@@ -99,8 +99,12 @@ type Result struct {
 	// records; GitDepsMissing names those the mirror lacks.
 	GitDeps        int      `json:"gitDeps,omitempty"`
 	GitDepsMissing []string `json:"gitDepsMissing,omitempty"`
-	Platforms      []string `json:"platforms"`
-	Seconds        float64  `json:"seconds"`
+	// GitRefsMoved names the remote bases pinned by a moving ref (a
+	// branch or tag) that the mirror advertises at another commit than
+	// the one the bundle recorded.
+	GitRefsMoved []string `json:"gitRefsMoved,omitempty"`
+	Platforms    []string `json:"platforms"`
+	Seconds      float64  `json:"seconds"`
 }
 
 // Run verifies. The error is for bad options only; everything else,
@@ -264,6 +268,26 @@ func (v *verifier) run(ctx context.Context) *Result {
 		if len(missing) > 0 {
 			res.GitDepsMissing = missing
 			res.Reason = gitDepsReason(missing)
+			return res
+		}
+		moved, err := v.gitRefsMoved(ctx, rep.Bundle)
+		if err != nil {
+			res.Reason = "git mirror unreachable: " + err.Error()
+			return res
+		}
+		if len(moved) > 0 {
+			res.GitRefsMoved = moved
+			res.Reason = gitRefsReason(res.Revision, moved, res.Activated)
+			return res
+		}
+		lines, lfsMissing, err := v.depsLFSMissing(ctx, rep.Bundle)
+		if err != nil {
+			res.Reason = "git mirror unreachable: " + err.Error()
+			return res
+		}
+		if len(lines) > 0 {
+			res.LFSMissing = append(res.LFSMissing, lfsMissing...)
+			res.Reason = depsLFSReason(lines)
 			return res
 		}
 	}
