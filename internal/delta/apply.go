@@ -74,7 +74,7 @@ func Reconstruct(ctx context.Context, d *Delta, base []byte, patch io.Reader, w 
 		return fmt.Errorf("%w: %w", ErrBadPatch, err)
 	}
 	content := &hashWriter{w: zw, h: sha256.New()}
-	if err := Apply(base, ctxReader{ctx, patch}, d.Target.Content, content); err != nil {
+	if err := apply(base, ctxReader{ctx, patch}, d.Target.Content, content, d.version()); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {

@@ -308,7 +308,7 @@ func FuzzApply(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, _ := delta.Create(base, []byte("new content of a layer, long enough!"))
+	good, _, _ := delta.Create(base, []byte("new content of a layer, long enough!"))
 	f.Add(good)
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0})
 	f.Fuzz(func(t *testing.T, patch []byte) {

@@ -40,8 +40,10 @@ func Content(d v1.Descriptor, blob []byte) (Layer, []byte, error) {
 // here, the caller fetched them verified). It detects the target's recipe
 // (ErrNotReproducible when there is none: the layer goes whole), creates
 // the patch and applies it once as the edge will, so only a delta that
-// round-trips to the exact target digest is returned. The returned Delta's
-// Patch descriptor is set; baseImage names where the edge finds the base.
+// round-trips to the exact target digest is returned (a format 2 patch
+// that does not is made again in format 1). The returned Delta's Patch
+// descriptor and Version are set; baseImage names where the edge finds
+// the base.
 func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.Descriptor, targetBlob []byte, baseImage string) (*Delta, []byte, error) {
 	tl, tc, err := Content(target, targetBlob)
 	if err != nil {
@@ -55,12 +57,12 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, err := Create(bc, tc)
+	patch, version, err := Create(bc, tc)
 	if err != nil {
 		return nil, nil, err
 	}
-	h, n, _ := v1.SHA256(bytes.NewReader(patch))
-	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Patch: v1.Descriptor{MediaType: MediaTypePatch, Digest: h, Size: n}}
+	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Version: version}
+	d.setPatch(patch)
 	// The base's own recipe lets the edge check its compressor before
 	// the patch crosses the link (ProbeBase). Candidates like the
 	// target's first: a base and its update usually share a builder.
@@ -69,8 +71,25 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	} else if br, err := Detect(FormatOf(base.MediaType), baseBlob, bc); err == nil {
 		d.BaseRecipe = &br
 	}
-	if err := Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard); err != nil {
+	err = Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard)
+	if err != nil && version > 1 {
+		// Format 2 checks every stream it expands; should the whole
+		// still not round-trip, format 1 may.
+		if patch, version, err = create(bc, tc, false); err != nil {
+			return nil, nil, err
+		}
+		d.Version = version
+		d.setPatch(patch)
+		err = Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("layer %s: the delta does not round-trip: %w", target.Digest, err)
 	}
 	return d, patch, nil
+}
+
+// setPatch sets d's patch descriptor for the patch bytes.
+func (d *Delta) setPatch(patch []byte) {
+	h, n, _ := v1.SHA256(bytes.NewReader(patch))
+	d.Patch = v1.Descriptor{MediaType: d.patchMediaType(), Digest: h, Size: n}
 }

@@ -316,7 +316,7 @@ func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry,
 	if err != nil {
 		return "", oci.Permanent(err)
 	}
-	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Target.Digest != b.Digest {
+	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Version != e.Delta.Version || dl.Target.Digest != b.Digest {
 		return "", oci.Permanent(errors.New("delta manifest does not match its index entry"))
 	}
 	patch, err := lay.OpenBlob(ctx, dl.Patch, 0)
