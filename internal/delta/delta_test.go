@@ -135,7 +135,7 @@ func roundTrip(t *testing.T, up layergen.Update, zstd bool) (patch int, blob int
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Target != d.Target || back.Base != d.Base || back.Recipe != d.Recipe || back.Patch.Digest != d.Patch.Digest {
+	if back.Target != d.Target || back.Base != d.Base || back.Recipe != d.Recipe || back.Patch.Digest != d.Patch.Digest || back.Version != d.Version {
 		t.Fatalf("manifest round trip: %+v, want %+v", back, d)
 	}
 	return len(patchBytes), len(nw.Blob)
@@ -148,7 +148,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	ups := []layergen.Update{layergen.Assets(t, 60), layergen.Rootfs(t, rootfs)}
 	if !testing.Short() {
-		ups = append(ups, layergen.GoService(t, true))
+		ups = append(ups, layergen.GoService(t, true), layergen.GoService(t, false))
 	}
 	for _, up := range ups {
 		for _, zstd := range comps {

@@ -10,6 +10,27 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
+// MaxFormat is the highest patch format this package makes and applies.
+const MaxFormat = 2
+
+// Option configures Make.
+type Option func(*makeOptions) error
+
+type makeOptions struct{ maxFormat int }
+
+// WithMaxFormat makes Make use no patch format above n (1 or 2; the
+// default is MaxFormat): 1 for edges that know only format 1, which
+// refuse a delta index listing a format 2 delta.
+func WithMaxFormat(n int) Option {
+	return func(o *makeOptions) error {
+		if n < 1 || n > MaxFormat {
+			return fmt.Errorf("delta: patch format %d: want 1..%d", n, MaxFormat)
+		}
+		o.maxFormat = n
+		return nil
+	}
+}
+
 // Content decompresses a layer blob held in memory, at most MaxContent
 // bytes of content, and returns the layer as Layer with the content.
 func Content(d v1.Descriptor, blob []byte) (Layer, []byte, error) {
@@ -44,7 +65,13 @@ func Content(d v1.Descriptor, blob []byte) (Layer, []byte, error) {
 // that does not is made again in format 1). The returned Delta's Patch
 // descriptor and Version are set; baseImage names where the edge finds
 // the base.
-func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.Descriptor, targetBlob []byte, baseImage string) (*Delta, []byte, error) {
+func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.Descriptor, targetBlob []byte, baseImage string, opts ...Option) (*Delta, []byte, error) {
+	o := makeOptions{maxFormat: MaxFormat}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, nil, err
+		}
+	}
 	tl, tc, err := Content(target, targetBlob)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +84,7 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, version, err := Create(bc, tc)
+	patch, version, err := create(bc, tc, o.maxFormat >= 2)
 	if err != nil {
 		return nil, nil, err
 	}
