@@ -151,6 +151,52 @@ func TestSyncDeltasOverLink(t *testing.T) {
 	}
 }
 
+// A Go service built with Go's default flags (zlib-compressed DWARF
+// sections), one line changed, gzip and zstd: bundle publishes format 2
+// deltas (the sections expanded), the edge makes both layers exact and the
+// link carries at most 0.3x their compressed bytes. (Both layers hold the
+// same content, so their deltas share one patch blob, which crosses once.)
+func TestSyncDwarfDeltaOverLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go service twice")
+	}
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	up := layergen.GoService(t, false)
+	oldL := []layergen.Layer{layergen.Compress(t, up.Old, false), layergen.Compress(t, up.Old, true)}
+	newL := []layergen.Layer{layergen.Compress(t, up.New, false), layergen.Compress(t, up.New, true)}
+	const ref = "ghcr.io/org/service:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL...)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	imgs := map[string]artifact{ref: layeredImage(t, newL...)}
+	pushBundle(t, s.up, s.bundles, rev2, imgs)
+	sum := publishDeltas(t, s, rev2, []string{rev1}, imgs)
+	if sum.Deltas != 2 || sum.Expanded != 2 {
+		t.Fatalf("deltas published: %+v", sum)
+	}
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	for _, l := range newL {
+		edgeBlobVerified(t, s, ref, l.Desc)
+	}
+	st := s.sync.DeltaStats()
+	if st.Applied != 2 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	moved := link.Down() - before
+	ratio := float64(moved) / float64(sum.ChangedBytes)
+	t.Logf("changed layers %d bytes; the link carried %d bytes (%.3fx); patches %d bytes", sum.ChangedBytes, moved, ratio, st.PatchBytes)
+	if ratio > 0.3 {
+		t.Fatalf("the link carried %.3fx the changed layers, want at most 0.3x", ratio)
+	}
+}
+
 // A delta whose patch is corrupt (it names a patch blob that makes
 // nothing good) is refused on site; the whole layer comes instead, and
 // the layer on the edge is exact.
