@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,11 +159,17 @@ func TestSyncDeltasOverLink(t *testing.T) {
 // deltas (the sections expanded), the edge makes both layers exact and the
 // link carries at most 0.3x their compressed bytes. (Both layers hold the
 // same content, so their deltas share one patch blob, which crosses once.)
+// The revision's status counts the layers made from deltas and the bytes
+// they saved, and the "bundle complete" log reports the bytes that crossed
+// the link, not the layers made on site.
 func TestSyncDwarfDeltaOverLink(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Go service twice")
 	}
-	s := newSite(t, nil)
+	logs := &lockedBuffer{}
+	s := newSite(t, nil, func(o *syncer.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
 	link := viaLink(t, s)
 	up := layergen.GoService(t, false)
 	oldL := []layergen.Layer{layergen.Compress(t, up.Old, false), layergen.Compress(t, up.Old, true)}
@@ -195,6 +204,44 @@ func TestSyncDwarfDeltaOverLink(t *testing.T) {
 	if ratio > 0.3 {
 		t.Fatalf("the link carried %.3fx the changed layers, want at most 0.3x", ratio)
 	}
+	rv := revState(s, rev2)
+	if rv.DeltaLayers != 2 || rv.DeltaSavedBytes < sum.ChangedBytes-st.PatchBytes-8192 || rv.DeltaSavedBytes > sum.ChangedBytes-st.PatchBytes {
+		t.Fatalf("revision status: %d layers from deltas, %d bytes saved (layers %d, patches %d)", rv.DeltaLayers, rv.DeltaSavedBytes, sum.ChangedBytes, st.PatchBytes)
+	}
+	// The log's bytesRead: the patch that crossed (once), not the layers.
+	var read int64 = -1
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var e struct {
+			Msg       string `json:"msg"`
+			Revision  string `json:"revision"`
+			BytesRead int64  `json:"bytesRead"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "bundle complete" && e.Revision == rev2 {
+			read = e.BytesRead
+		}
+	}
+	t.Logf("bundle complete: bytesRead %d", read)
+	if read <= 0 || read > moved || read < st.PatchBytes/2 {
+		t.Fatalf("bundle complete logged bytesRead %d; the link carried %d, one patch %d", read, moved, st.PatchBytes/2)
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // A delta whose patch is corrupt (it names a patch blob that makes
