@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -33,24 +31,7 @@ import (
 
 // layeredImage is an OCI image of the given layers for linux/amd64.
 func layeredImage(t testing.TB, layers ...layergen.Layer) v1.Image {
-	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	for _, l := range layers {
-		var err error
-		img, err = mutate.AppendLayers(img, static.NewLayer(l.Blob, l.Desc.MediaType))
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err := mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return layergen.Image(t, layers...)
 }
 
 // publishDeltas runs bundle's delta step against the upstream registry
