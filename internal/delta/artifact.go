@@ -63,6 +63,12 @@ const (
 	// the base blob at bundle time: the edge checks that its own
 	// compressor still does before the patch crosses the link.
 	AnnotationBaseRecipe = "io.ballast.delta.base.recipe"
+	// AnnotationBaseZlib, on a format 2 delta, names one zlib stream of
+	// the base's content that compress/zlib made again at bundle time:
+	// "offset,length,expanded length,level" (decimal; offset in the
+	// base's uncompressed content). The edge checks that its own
+	// compress/zlib still makes it before the patch crosses the link.
+	AnnotationBaseZlib = "io.ballast.delta.base.zlib"
 	// AnnotationRevision on the index is the revision whose bundle the
 	// deltas serve.
 	AnnotationRevision = "org.opencontainers.image.revision"
@@ -106,6 +112,9 @@ type Delta struct {
 	Recipe    Recipe
 	// BaseRecipe reproduces the base blob; nil when none does.
 	BaseRecipe *Recipe
+	// BaseZlib is a zlib stream of the base's content that compress/zlib
+	// reproduces (format 2); nil when none was found.
+	BaseZlib *ZlibProbe
 	Patch      v1.Descriptor // the patch blob
 	// Version is the patch's format: 1 (or 0) or 2 (Create). It sets the
 	// manifest's artifact type and the patch's media type.
@@ -145,6 +154,9 @@ func (d *Delta) annotations() map[string]string {
 	a := d.baseAnnotations()
 	if d.BaseRecipe != nil {
 		a[AnnotationBaseRecipe] = d.BaseRecipe.String()
+	}
+	if d.BaseZlib != nil {
+		a[AnnotationBaseZlib] = d.BaseZlib.String()
 	}
 	return a
 }
@@ -331,6 +343,13 @@ func FromAnnotations(a map[string]string) (*Delta, error) {
 			return nil, fmt.Errorf("base recipe format %q does not fit base media type %q", r.Format, d.Base.MediaType)
 		}
 		d.BaseRecipe = &r
+	}
+	if v, ok := a[AnnotationBaseZlib]; ok {
+		p, err := parseZlibProbe(v, d.Base.Content)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", AnnotationBaseZlib, err)
+		}
+		d.BaseZlib = &p
 	}
 	return &d, nil
 }

@@ -284,6 +284,13 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(raw)
 	idx, _, _ := delta.BuildIndex(strings.Repeat("a", 40), []v1.Descriptor{desc})
 	f.Add(idx)
+	old, nw := elfLayers(f)
+	if d2, _, err := delta.Make(context.Background(), old.Desc, old.Blob, nw.Desc, nw.Blob, "example.com/app"); err == nil {
+		raw2, desc2, _ := delta.BuildManifest(d2)
+		f.Add(raw2)
+		idx2, _, _ := delta.BuildIndex(strings.Repeat("a", 40), []v1.Descriptor{desc, desc2})
+		f.Add(idx2)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if d, err := delta.ParseManifest(raw); err == nil {
 			if _, _, err := delta.BuildManifest(d); err != nil {

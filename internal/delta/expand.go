@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ballast-dev/ballast/internal/delta/elfz"
 )
@@ -335,6 +338,98 @@ func expandBase(base []byte, rs []region, size int64) ([]byte, error) {
 		prev = r.off + r.clen
 	}
 	return append(out, base[prev:]...), nil
+}
+
+// ZlibProbe is one zlib stream of a base's content and the compress/zlib
+// level that makes it: the edge's check of its compressor before a
+// format 2 patch crosses the link (ProbeBase).
+type ZlibProbe struct {
+	Off, Len, Size int64 // in the base's content: stream offset, length; its expanded length
+	Level          int
+}
+
+// String is the probe's annotation form, "off,len,size,level".
+func (p ZlibProbe) String() string {
+	return fmt.Sprintf("%d,%d,%d,%d", p.Off, p.Len, p.Size, p.Level)
+}
+
+// maxProbe bounds the expanded length of a probe stream, in bytes: the
+// edge decompresses and compresses it before the patch crosses.
+const maxProbe = 16 << 20
+
+// parseZlibProbe parses a probe read from outside for a base content of
+// content bytes.
+func parseZlibProbe(s string, content int64) (ZlibProbe, error) {
+	var p ZlibProbe
+	parts := strings.Split(s, ",")
+	if len(s) > 100 || len(parts) != 4 {
+		return p, errors.New(`want "offset,length,size,level"`)
+	}
+	var v [4]int64
+	for i, f := range parts {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return p, fmt.Errorf("field %d: %w", i+1, err)
+		}
+		v[i] = n
+	}
+	p = ZlibProbe{Off: v[0], Len: v[1], Size: v[2], Level: int(v[3])}
+	if p.Off < 0 || p.Len < 1 || p.Off > content || p.Len > content-p.Off || p.Size < 1 || p.Size > maxProbe ||
+		v[3] < zlib.HuffmanOnly || v[3] > zlib.BestCompression {
+		return ZlibProbe{}, fmt.Errorf("%s out of range for a %d byte content", s, content)
+	}
+	return p, nil
+}
+
+// findProbe picks, among the base's regions, the smallest stream that a
+// compress/zlib level reproduces (levels of the target's regions first).
+func findProbe(base []byte, bx, tx []region) *ZlibProbe {
+	levels := []int{}
+	for _, r := range tx {
+		if !slices.Contains(levels, r.level) {
+			levels = append(levels, r.level)
+		}
+	}
+	for _, l := range zlibLevels {
+		if !slices.Contains(levels, l) {
+			levels = append(levels, l)
+		}
+	}
+	byLen := slices.Clone(bx)
+	slices.SortFunc(byLen, func(a, b region) int { return int(a.rlen - b.rlen) })
+	for i, r := range byLen {
+		if i == 3 || r.rlen > maxProbe {
+			break
+		}
+		stream := base[r.off : r.off+r.clen]
+		raw, err := inflate(stream, r.rlen)
+		if err != nil {
+			continue
+		}
+		for _, l := range levels {
+			if deflates(raw, l, stream) {
+				return &ZlibProbe{Off: r.off, Len: r.clen, Size: r.rlen, Level: l}
+			}
+		}
+	}
+	return nil
+}
+
+// probeZlib checks that compress/zlib makes the probe's stream of
+// content again.
+func probeZlib(p ZlibProbe, content []byte) error {
+	if p.Off < 0 || p.Len < 1 || p.Off+p.Len > int64(len(content)) {
+		return fmt.Errorf("zlib probe at %d: outside the %d byte content", p.Off, len(content))
+	}
+	stream := content[p.Off : p.Off+p.Len]
+	raw, err := inflate(stream, p.Size)
+	if err != nil {
+		return fmt.Errorf("zlib probe at %d: %w", p.Off, err)
+	}
+	if !deflates(raw, p.Level, stream) {
+		return fmt.Errorf("zlib probe at %d: compress/zlib level %d makes other bytes", p.Off, p.Level)
+	}
+	return nil
 }
 
 // packWriter turns the expanded target back into the target as it

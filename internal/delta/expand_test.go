@@ -56,7 +56,7 @@ func TestExpandGoDWARF(t *testing.T) {
 	if err != nil || v != 2 {
 		t.Fatalf("format %d: %v", v, err)
 	}
-	p1, v1, err := create(up.Old, up.New, false)
+	p1, v1, _, err := create(up.Old, up.New, false)
 	if err != nil || v1 != 1 {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestExpandOnlyReproducible(t *testing.T) {
 	if got := applyBytes(t, old, p, len(nw)); !bytes.Equal(got, nw) {
 		t.Fatal("patch made other bytes")
 	}
-	p1, _, _ := create(old, nw, false)
+	p1, _, _, _ := create(old, nw, false)
 	t.Logf("patch: format 2 %d bytes, format 1 %d bytes, target %d", len(p), len(p1), len(nw))
 }
 

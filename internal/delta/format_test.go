@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -79,6 +80,9 @@ func TestPatchFormats(t *testing.T) {
 	if err != nil || back.Version != 2 {
 		t.Fatalf("parsed format %v: %v", back, err)
 	}
+	if d2.BaseZlib == nil || back.BaseZlib == nil || *back.BaseZlib != *d2.BaseZlib || d1.BaseZlib != nil {
+		t.Fatalf("zlib probe: made %+v, parsed %+v, format 1 %+v", d2.BaseZlib, back.BaseZlib, d1.BaseZlib)
+	}
 	// A format 1 manifest naming a format 2 patch, and the reverse, are refused.
 	for _, swap := range [][2]string{{delta.ArtifactTypeV2, delta.ArtifactType}, {delta.MediaTypePatchV2, delta.MediaTypePatch}} {
 		if _, err := delta.ParseManifest(bytes.Replace(raw2, []byte(swap[0]), []byte(swap[1]), 1)); err == nil {
@@ -89,6 +93,26 @@ func TestPatchFormats(t *testing.T) {
 	base, err := delta.LoadBase(ctx, d2.Base, bytes.NewReader(old.Blob))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The edge's compress/zlib is checked on the base before the patch
+	// crosses: a level that does not make the stream stands for a
+	// compress/zlib that writes other bytes.
+	if err := delta.ProbeBase(ctx, back, base); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	skew := *back
+	p := *back.BaseZlib
+	p.Level = zlib.BestCompression
+	skew.BaseZlib = &p
+	if err := delta.ProbeBase(ctx, &skew, base); !errors.Is(err, delta.ErrCompressorDiffers) {
+		t.Fatalf("probe at another level: %v", err)
+	}
+	for _, bad := range []string{"", "1,2,3", "a,b,c,d", "-1,10,10,1", "0,0,10,1", "0,10,0,1", "0,10,10,12", "0,99999999,10,1", "0,10,99999999999,1"} {
+		a := maps.Clone(desc2.Annotations)
+		a[delta.AnnotationBaseZlib] = bad
+		if _, err := delta.FromAnnotations(a); err == nil {
+			t.Errorf("zlib probe %q accepted", bad)
+		}
 	}
 	as1 := *d2
 	as1.Version = 1

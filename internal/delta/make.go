@@ -84,11 +84,11 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	if err != nil {
 		return nil, nil, err
 	}
-	patch, version, err := create(bc, tc, o.maxFormat >= 2)
+	patch, version, probe, err := create(bc, tc, o.maxFormat >= 2)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Version: version}
+	d := &Delta{Target: tl, Base: bl, BaseImage: baseImage, Recipe: recipe, Version: version, BaseZlib: probe}
 	d.setPatch(patch)
 	// The base's own recipe lets the edge check its compressor before
 	// the patch crosses the link (ProbeBase). Candidates like the
@@ -102,10 +102,10 @@ func Make(ctx context.Context, base v1.Descriptor, baseBlob []byte, target v1.De
 	if err != nil && version > 1 {
 		// Format 2 checks every stream it expands; should the whole
 		// still not round-trip, format 1 may.
-		if patch, version, err = create(bc, tc, false); err != nil {
+		if patch, version, _, err = create(bc, tc, false); err != nil {
 			return nil, nil, err
 		}
-		d.Version = version
+		d.Version, d.BaseZlib = version, nil
 		d.setPatch(patch)
 		err = Reconstruct(ctx, d, bc, bytes.NewReader(patch), io.Discard)
 	}

@@ -56,13 +56,15 @@ var (
 // expansion section, then as format 1 on the expanded base and target.
 // Both must be at most MaxContent.
 func Create(base, target []byte) (patch []byte, version int, err error) {
-	return create(base, target, true)
+	patch, version, _, err = create(base, target, true)
+	return patch, version, err
 }
 
-// create makes a format 1 patch unless expand allows format 2.
-func create(base, target []byte, expand bool) ([]byte, int, error) {
+// create makes a format 1 patch unless expand allows format 2; for
+// format 2 it also returns a zlib probe of the base (findProbe), if any.
+func create(base, target []byte, expand bool) ([]byte, int, *ZlibProbe, error) {
 	if len(base) > MaxContent || len(target) > MaxContent {
-		return nil, 0, fmt.Errorf("delta: base %d and target %d bytes: %w (%d)", len(base), len(target), ErrTooLarge, MaxContent)
+		return nil, 0, nil, fmt.Errorf("delta: base %d and target %d bytes: %w (%d)", len(base), len(target), ErrTooLarge, MaxContent)
 	}
 	var bx, tx []region
 	xbase, xtarget := base, target
@@ -87,22 +89,24 @@ func create(base, target []byte, expand bool) ([]byte, int, error) {
 	}
 	enc, err := zstd.NewWriter(nil, opts...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("delta: %w", err)
+		return nil, 0, nil, fmt.Errorf("delta: %w", err)
 	}
 	defer enc.Close()
 	ts, transformed := planTransforms(xbase, xtarget, bf, tf)
 	ctrl := encodeTransforms(ts)
 	version := 1
+	var probe *ZlibProbe
 	out := append([]byte(nil), patchMagic...)
 	if len(tx) > 0 {
 		version = 2
+		probe = findProbe(base, bx, tx)
 		x := encodeExpansion(bx, tx)
 		out = append(append([]byte(nil), patchMagicV2...), binary.AppendUvarint(nil, uint64(len(x)))...)
 		out = append(out, x...)
 	}
 	out = binary.AppendUvarint(out, uint64(len(ctrl)))
 	out = append(out, ctrl...)
-	return enc.EncodeAll(transformed, out), version, nil
+	return enc.EncodeAll(transformed, out), version, probe, nil
 }
 
 // ErrBadPatch is wrapped by Apply for a patch that does not make a target
