@@ -115,7 +115,7 @@ type Delta struct {
 	// BaseZlib is a zlib stream of the base's content that compress/zlib
 	// reproduces (format 2); nil when none was found.
 	BaseZlib *ZlibProbe
-	Patch      v1.Descriptor // the patch blob
+	Patch    v1.Descriptor // the patch blob
 	// Version is the patch's format: 1 (or 0) or 2 (Create). It sets the
 	// manifest's artifact type and the patch's media type.
 	Version int
