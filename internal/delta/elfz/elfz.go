@@ -10,8 +10,9 @@
 // Headers are read by the standard library's debug/elf; this package
 // checks what it does not: that every stream lies inside the file, that
 // streams do not overlap, and that declared sizes are within a caller's
-// bound. Bad input is an error, never a panic. Nothing is decompressed
-// here.
+// bound, and (before debug/elf reads them) that the header tables lie
+// inside the file. Bad input is an error, never a panic. Nothing is
+// decompressed here.
 package elfz
 
 import (
@@ -66,9 +67,13 @@ func Streams(b []byte, maxSize int64) ([]Stream, error) {
 	if !IsELF(b) {
 		return nil, fmt.Errorf("%w: no ELF magic", ErrFormat)
 	}
+	if err := checkTables(b); err != nil {
+		return nil, err
+	}
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+		// EOF: a header or a compression header beyond the file.
+		return nil, fmt.Errorf("%w: reading the headers (debug/elf): %w", ErrFormat, err)
 	}
 	defer f.Close()
 	if len(f.Sections) > MaxSections {
@@ -135,4 +140,50 @@ func Streams(b []byte, maxSize int64) ([]Stream, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkTables checks, before debug/elf reads them, that the program and
+// section header tables the ELF header places lie inside the file (gABI
+// "ELF Header"): a header claiming more would have debug/elf read (and
+// allocate) up to its limits before finding the end of the file. Extended
+// numbering (a count of 0 or PN_XNUM) is left to debug/elf.
+func checkTables(b []byte) error {
+	if len(b) < 16 {
+		return fmt.Errorf("%w: %d bytes, shorter than the ELF identification", ErrFormat, len(b))
+	}
+	var bo binary.ByteOrder
+	switch elf.Data(b[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		bo = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		bo = binary.BigEndian
+	default:
+		return fmt.Errorf("%w: data encoding %d", ErrFormat, b[elf.EI_DATA])
+	}
+	var phoff, shoff uint64
+	var at int // offset of e_phentsize
+	switch elf.Class(b[elf.EI_CLASS]) {
+	case elf.ELFCLASS64:
+		if len(b) < 64 {
+			return fmt.Errorf("%w: %d bytes, shorter than an ELF64 header", ErrFormat, len(b))
+		}
+		phoff, shoff, at = bo.Uint64(b[32:]), bo.Uint64(b[40:]), 54
+	case elf.ELFCLASS32:
+		if len(b) < 52 {
+			return fmt.Errorf("%w: %d bytes, shorter than an ELF32 header", ErrFormat, len(b))
+		}
+		phoff, shoff, at = uint64(bo.Uint32(b[28:])), uint64(bo.Uint32(b[32:])), 42
+	default:
+		return fmt.Errorf("%w: ELF class %d", ErrFormat, b[elf.EI_CLASS])
+	}
+	phentsize, phnum := uint64(bo.Uint16(b[at:])), uint64(bo.Uint16(b[at+2:]))
+	shentsize, shnum := uint64(bo.Uint16(b[at+4:])), uint64(bo.Uint16(b[at+6:]))
+	size := uint64(len(b))
+	if phnum != 0 && phnum != 0xffff && (phoff > size || phentsize*phnum > size-phoff) {
+		return fmt.Errorf("%w: program header table (%d × %d bytes at %d) beyond the file's %d bytes", ErrFormat, phnum, phentsize, phoff, size)
+	}
+	if shnum != 0 && (shoff > size || shentsize*shnum > size-shoff) {
+		return fmt.Errorf("%w: section header table (%d × %d bytes at %d) beyond the file's %d bytes", ErrFormat, shnum, shentsize, shoff, size)
+	}
+	return nil
 }

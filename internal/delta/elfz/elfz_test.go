@@ -79,6 +79,19 @@ func TestStreamsRefusesMalformed(t *testing.T) {
 			{Name: ".debug_line", Flags: elf.SHF_COMPRESSED, Data: good, Offset: 64}}),
 		"shorter than its header": elfgen.ELF64([]elfgen.Section{
 			{Name: ".debug_info", Flags: elf.SHF_COMPRESSED, Data: good[:10]}}),
+		"section headers beyond the file": func() []byte {
+			f := elfgen.ELF64([]elfgen.Section{{Name: ".debug_info", Flags: elf.SHF_COMPRESSED, Data: good}})
+			binary.LittleEndian.PutUint16(f[60:], 0xfff0) // e_shnum
+			return f
+		}(),
+		"program headers beyond the file": func() []byte {
+			f := elfgen.ELF64(nil)
+			binary.LittleEndian.PutUint64(f[32:], 64)     // e_phoff
+			binary.LittleEndian.PutUint16(f[54:], 56)     // e_phentsize
+			binary.LittleEndian.PutUint16(f[56:], 0xfff0) // e_phnum
+			return f
+		}(),
+		"unknown class": append([]byte("\x7fELF\x07\x01\x01"), make([]byte, 100)...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			ss, err := elfz.Streams(f, 1<<30)
