@@ -968,6 +968,9 @@ func (s *Syncer) onProgress(ev transfer.Event) {
 		s.metrics.retries.Inc()
 		return
 	}
+	if ev.Kind == transfer.ManifestDone {
+		return // no byte counts (zero): it would reset the revision's bytes
+	}
 	s.current.Lock()
 	repo, sha, started := s.current.repo, s.current.sha, s.current.started
 	s.current.Unlock()
