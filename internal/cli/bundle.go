@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ballast-dev/ballast/internal/delta"
 	"github.com/ballast-dev/ballast/internal/discover"
 	"github.com/ballast-dev/ballast/internal/exitcode"
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
@@ -83,6 +84,9 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 			if o.DeltaBases < 0 {
 				return exitcode.Invalid(fmt.Errorf("--delta-bases %d: want 0 or more", o.DeltaBases))
 			}
+			if o.DeltaFormat < 1 || o.DeltaFormat > delta.MaxFormat {
+				return exitcode.Invalid(fmt.Errorf("--delta-format %d: want 1..%d", o.DeltaFormat, delta.MaxFormat))
+			}
 			res, err := release.Run(cmd.Context(), o)
 			if errors.Is(err, release.ErrInput) {
 				return exitcode.Invalid(err)
@@ -110,6 +114,7 @@ docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP for registries")
 	f.IntVar(&concurrency, "concurrency", 4, "blobs copied in parallel")
 	f.IntVar(&o.DeltaBases, "delta-bases", release.DefaultDeltaBases, "publish sub-layer deltas of changed layers against the bundles of this many earlier first-parent revisions in --to (0: none; docs/deltas.md)")
+	f.IntVar(&o.DeltaFormat, "delta-format", delta.MaxFormat, "highest delta patch format to publish: 2 expands zlib-compressed ELF sections (Go's default DWARF); 1 for edges older than format 2 (docs/deltas.md)")
 	pathVar(f, &chartCache, "chart-cache", "", "keep the charts and OCI sources of Applications in DIR and use them without network")
 	chartRepoAuthVar(f, &chartAuth)
 	f.StringVar(&helmCommand, "helm-command", render.DefaultHelmCommand, "Kustomize helmCharts: the helm v3 binary that templates them (charts are fetched by ballast)")

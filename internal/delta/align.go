@@ -69,10 +69,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 // planTransforms finds the files of target to store as differences, and
-// returns target with their bytes replaced by the differences.
-func planTransforms(base, target []byte) ([]transform, []byte) {
-	bf := tarFiles(base)
-	tf := tarFiles(target)
+// returns target with their bytes replaced by the differences. bf and tf
+// place the files of base and target (tarFiles, mapFiles).
+func planTransforms(base, target []byte, bf, tf map[string][2]int64) ([]transform, []byte) {
 	if len(bf) == 0 || len(tf) == 0 {
 		return nil, target
 	}

@@ -74,7 +74,7 @@ func Reconstruct(ctx context.Context, d *Delta, base []byte, patch io.Reader, w 
 		return fmt.Errorf("%w: %w", ErrBadPatch, err)
 	}
 	content := &hashWriter{w: zw, h: sha256.New()}
-	if err := Apply(base, ctxReader{ctx, patch}, d.Target.Content, content); err != nil {
+	if err := apply(base, ctxReader{ctx, patch}, d.Target.Content, content, d.version()); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
@@ -128,7 +128,16 @@ var ErrCompressorDiffers = errors.New("delta: this build's compressor does not r
 // recipe recorded for it and checks the result against the base's digest.
 // Without a base recipe it returns nil (nothing to check). Cost: one
 // compression of the base, no memory beyond the compressor's.
+//
+// For a format 2 delta with a zlib probe (AnnotationBaseZlib), it also
+// checks that this build's compress/zlib makes the probed stream of the
+// base again: the target's streams depend on it.
 func ProbeBase(ctx context.Context, d *Delta, content []byte) error {
+	if d.BaseZlib != nil && d.version() == 2 {
+		if err := probeZlib(*d.BaseZlib, content); err != nil {
+			return fmt.Errorf("%w: %w", ErrCompressorDiffers, err)
+		}
+	}
 	if d.BaseRecipe == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -15,15 +16,27 @@ import (
 
 // Format constants of delta artifacts.
 const (
-	// ArtifactType marks an OCI image manifest as one delta: its one layer
-	// is the patch, its annotations say what it makes from what.
+	// ArtifactType marks an OCI image manifest as one delta whose patch
+	// is of format 1: its one layer is the patch, its annotations say
+	// what it makes from what.
 	ArtifactType = "application/vnd.ballast.delta.v1"
+	// ArtifactTypeV2 marks a delta whose patch is of format 2 (it expands
+	// the zlib-compressed sections of ELF files). An edge that knows only
+	// format 1 refuses the delta index listing it (the revision comes
+	// whole) and never fetches the patch.
+	ArtifactTypeV2 = "application/vnd.ballast.delta.v2"
+	// artifactTypePrefix starts the artifact type of every delta format,
+	// those of later formats too: ParseIndex skips these.
+	artifactTypePrefix = "application/vnd.ballast.delta.v"
 	// IndexArtifactType marks the OCI image index that lists a revision's
 	// deltas, tagged IndexTag(revision) in the bundles repository.
 	IndexArtifactType = "application/vnd.ballast.deltas.v1+json"
 	// MediaTypePatch is the patch blob: a zstd frame made with the base
 	// layer's uncompressed content as raw dictionary.
 	MediaTypePatch = "application/vnd.ballast.delta.v1.patch+zstd"
+	// MediaTypePatchV2 is a format 2 patch: an expansion section, then
+	// as format 1 on the expanded contents.
+	MediaTypePatchV2 = "application/vnd.ballast.delta.v2.patch+zstd"
 	// MediaTypeEmpty is the OCI empty descriptor's media type (config).
 	MediaTypeEmpty = "application/vnd.oci.empty.v1+json"
 )
@@ -50,6 +63,12 @@ const (
 	// the base blob at bundle time: the edge checks that its own
 	// compressor still does before the patch crosses the link.
 	AnnotationBaseRecipe = "io.ballast.delta.base.recipe"
+	// AnnotationBaseZlib, on a format 2 delta, names one zlib stream of
+	// the base's content that compress/zlib made again at bundle time:
+	// "offset,length,expanded length,level" (decimal; offset in the
+	// base's uncompressed content). The edge checks that its own
+	// compress/zlib still makes it before the patch crosses the link.
+	AnnotationBaseZlib = "io.ballast.delta.base.zlib"
 	// AnnotationRevision on the index is the revision whose bundle the
 	// deltas serve.
 	AnnotationRevision = "org.opencontainers.image.revision"
@@ -93,13 +112,51 @@ type Delta struct {
 	Recipe    Recipe
 	// BaseRecipe reproduces the base blob; nil when none does.
 	BaseRecipe *Recipe
-	Patch      v1.Descriptor // the patch blob
+	// BaseZlib is a zlib stream of the base's content that compress/zlib
+	// reproduces (format 2); nil when none was found.
+	BaseZlib *ZlibProbe
+	Patch    v1.Descriptor // the patch blob
+	// Version is the patch's format: 1 (or 0) or 2 (Create). It sets the
+	// manifest's artifact type and the patch's media type.
+	Version int
+}
+
+func (d *Delta) version() int { return max(d.Version, 1) }
+
+// ArtifactType is the artifact type of d's manifest.
+func (d *Delta) artifactType() string {
+	if d.version() == 2 {
+		return ArtifactTypeV2
+	}
+	return ArtifactType
+}
+
+func (d *Delta) patchMediaType() types.MediaType {
+	if d.version() == 2 {
+		return MediaTypePatchV2
+	}
+	return MediaTypePatch
+}
+
+// versionOf is the patch format of a delta artifact type, 0 for one this
+// package does not know.
+func versionOf(artifactType string) int {
+	switch artifactType {
+	case ArtifactType:
+		return 1
+	case ArtifactTypeV2:
+		return 2
+	}
+	return 0
 }
 
 func (d *Delta) annotations() map[string]string {
 	a := d.baseAnnotations()
 	if d.BaseRecipe != nil {
 		a[AnnotationBaseRecipe] = d.BaseRecipe.String()
+	}
+	if d.BaseZlib != nil {
+		a[AnnotationBaseZlib] = d.BaseZlib.String()
 	}
 	return a
 }
@@ -134,18 +191,18 @@ func BuildManifest(d *Delta) ([]byte, v1.Descriptor, error) {
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		Config:        cfg,
-		Layers:        []v1.Descriptor{{MediaType: MediaTypePatch, Digest: d.Patch.Digest, Size: d.Patch.Size}},
+		Layers:        []v1.Descriptor{{MediaType: d.patchMediaType(), Digest: d.Patch.Digest, Size: d.Patch.Size}},
 		Annotations:   d.annotations(),
 	}
 	raw, err := json.Marshal(struct {
 		v1.Manifest
 		ArtifactType string `json:"artifactType"`
-	}{m, ArtifactType})
+	}{m, d.artifactType()})
 	if err != nil {
 		return nil, v1.Descriptor{}, err
 	}
 	h, n, _ := v1.SHA256(bytes.NewReader(raw))
-	return raw, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n, ArtifactType: ArtifactType, Annotations: d.annotations()}, nil
+	return raw, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n, ArtifactType: d.artifactType(), Annotations: d.annotations()}, nil
 }
 
 func (d *Delta) check() error {
@@ -165,6 +222,9 @@ func (d *Delta) check() error {
 		if FormatOf(c.l.MediaType) == "" {
 			return fmt.Errorf("%s: media type %q is not a layer this package handles", c.what, c.l.MediaType)
 		}
+	}
+	if d.Version < 0 || d.Version > 2 {
+		return fmt.Errorf("patch format %d: want 1 or 2", d.Version)
 	}
 	if d.Target.Digest == d.Base.Digest {
 		return errors.New("target and base are the same layer")
@@ -207,20 +267,22 @@ func ParseManifest(raw []byte) (*Delta, error) {
 	if m.SchemaVersion != 2 || m.MediaType != types.OCIManifestSchema1 {
 		return nil, fmt.Errorf("delta manifest: schemaVersion %d, mediaType %q: want 2, %q", m.SchemaVersion, m.MediaType, types.OCIManifestSchema1)
 	}
-	if m.ArtifactType != ArtifactType {
-		return nil, fmt.Errorf("delta manifest: artifactType %q, want %q", m.ArtifactType, ArtifactType)
-	}
-	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypePatch {
-		return nil, fmt.Errorf("delta manifest: want exactly one layer of media type %q", MediaTypePatch)
+	version := versionOf(m.ArtifactType)
+	if version == 0 {
+		return nil, fmt.Errorf("delta manifest: artifactType %q, want %q or %q", m.ArtifactType, ArtifactType, ArtifactTypeV2)
 	}
 	d, err := FromAnnotations(m.Annotations)
 	if err != nil {
 		return nil, fmt.Errorf("delta manifest: %w", err)
 	}
+	d.Version = version
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != d.patchMediaType() {
+		return nil, fmt.Errorf("delta manifest: want exactly one layer of media type %q", d.patchMediaType())
+	}
 	if m.Layers[0].Size != d.Patch.Size {
 		return nil, fmt.Errorf("delta manifest: patch layer size %d, annotation says %d", m.Layers[0].Size, d.Patch.Size)
 	}
-	d.Patch = v1.Descriptor{MediaType: MediaTypePatch, Digest: m.Layers[0].Digest, Size: m.Layers[0].Size}
+	d.Patch = v1.Descriptor{MediaType: d.patchMediaType(), Digest: m.Layers[0].Digest, Size: m.Layers[0].Size}
 	if err := d.check(); err != nil {
 		return nil, fmt.Errorf("delta manifest: %w", err)
 	}
@@ -282,6 +344,13 @@ func FromAnnotations(a map[string]string) (*Delta, error) {
 		}
 		d.BaseRecipe = &r
 	}
+	if v, ok := a[AnnotationBaseZlib]; ok {
+		p, err := parseZlibProbe(v, d.Base.Content)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", AnnotationBaseZlib, err)
+		}
+		d.BaseZlib = &p
+	}
 	return &d, nil
 }
 
@@ -314,7 +383,9 @@ type Entry struct {
 }
 
 // ParseIndex validates raw as a delta index of revision read from outside
-// and returns its entries. Every error says what is wrong; bad input never
+// and returns its entries; entries of a delta format this package does
+// not know (artifact type application/vnd.ballast.delta.v<N>) are left
+// out, so their layers come whole. Every error says what is wrong; bad input never
 // panics.
 func ParseIndex(raw []byte, revision string) ([]Entry, error) {
 	if len(raw) > oci.MaxManifestSize {
@@ -338,8 +409,12 @@ func ParseIndex(raw []byte, revision string) ([]Entry, error) {
 	}
 	out := make([]Entry, 0, len(idx.Manifests))
 	for i, m := range idx.Manifests {
-		if m.MediaType != types.OCIManifestSchema1 || m.ArtifactType != ArtifactType {
+		if m.MediaType != types.OCIManifestSchema1 || !strings.HasPrefix(m.ArtifactType, artifactTypePrefix) {
 			return nil, fmt.Errorf("delta index: manifests[%d]: media type %q, artifactType %q: not a delta manifest", i, m.MediaType, m.ArtifactType)
+		}
+		version := versionOf(m.ArtifactType)
+		if version == 0 {
+			continue // a later format: its layer comes whole
 		}
 		if err := oci.CheckDigest(m.Digest); err != nil {
 			return nil, fmt.Errorf("delta index: manifests[%d]: %w", i, err)
@@ -349,6 +424,7 @@ func ParseIndex(raw []byte, revision string) ([]Entry, error) {
 		}
 		d, err := FromAnnotations(m.Annotations)
 		if err == nil {
+			d.Version = version
 			d.Patch.Digest = m.Digest // a stand-in, so check covers the rest
 			err = d.check()
 			d.Patch.Digest = v1.Hash{}

@@ -135,7 +135,7 @@ func roundTrip(t *testing.T, up layergen.Update, zstd bool) (patch int, blob int
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Target != d.Target || back.Base != d.Base || back.Recipe != d.Recipe || back.Patch.Digest != d.Patch.Digest {
+	if back.Target != d.Target || back.Base != d.Base || back.Recipe != d.Recipe || back.Patch.Digest != d.Patch.Digest || back.Version != d.Version {
 		t.Fatalf("manifest round trip: %+v, want %+v", back, d)
 	}
 	return len(patchBytes), len(nw.Blob)
@@ -148,7 +148,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	ups := []layergen.Update{layergen.Assets(t, 60), layergen.Rootfs(t, rootfs)}
 	if !testing.Short() {
-		ups = append(ups, layergen.GoService(t, true))
+		ups = append(ups, layergen.GoService(t, true), layergen.GoService(t, false))
 	}
 	for _, up := range ups {
 		for _, zstd := range comps {
@@ -284,6 +284,13 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(raw)
 	idx, _, _ := delta.BuildIndex(strings.Repeat("a", 40), []v1.Descriptor{desc})
 	f.Add(idx)
+	old, nw := elfLayers(f)
+	if d2, _, err := delta.Make(context.Background(), old.Desc, old.Blob, nw.Desc, nw.Blob, "example.com/app"); err == nil {
+		raw2, desc2, _ := delta.BuildManifest(d2)
+		f.Add(raw2)
+		idx2, _, _ := delta.BuildIndex(strings.Repeat("a", 40), []v1.Descriptor{desc, desc2})
+		f.Add(idx2)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if d, err := delta.ParseManifest(raw); err == nil {
 			if _, _, err := delta.BuildManifest(d); err != nil {
@@ -308,7 +315,7 @@ func FuzzApply(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, _ := delta.Create(base, []byte("new content of a layer, long enough!"))
+	good, _, _ := delta.Create(base, []byte("new content of a layer, long enough!"))
 	f.Add(good)
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0})
 	f.Fuzz(func(t *testing.T, patch []byte) {

@@ -22,10 +22,14 @@ import (
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/logging"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
+	"github.com/ballast-dev/ballast/internal/release"
 	"github.com/ballast-dev/ballast/internal/testutil/browser"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
+	"github.com/ballast-dev/ballast/internal/testutil/layergen"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 // TestStatusPageInBrowser opens the status page of a real daemon (real
@@ -231,3 +235,93 @@ type rawManifest struct {
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// TestStatusPageShowsDeltaSavings follows a real daemon in headless
+// Chromium while a revision's changed layer is made on site from a
+// sub-layer delta that bundle's delta step published upstream: the
+// revision's row shows the layers made from deltas and the bytes saved.
+func TestStatusPageShowsDeltaSavings(t *testing.T) {
+	tab := browser.Start(t)
+	gitserver.RequireGit(t)
+	git := gitserver.New(t)
+	up := regserver.Start(t, regserver.Options{})
+	apps := git.CreateRepo(t, "fleet/apps")
+	bundles := up.Repo("fleet/apps-bundles")
+	const ref = "ghcr.io/org/web:1"
+	u := layergen.Assets(t, 40)
+	oldImg := layergen.Image(t, layergen.Compress(t, u.Old, false))
+	newImg := layergen.Image(t, layergen.Compress(t, u.New, false))
+	rev1 := apps.Commit("main", map[string]string{"README": "1"})
+	pushBundle(t, bundles, rev1, map[string]v1.Image{ref: oldImg})
+
+	cfg := &config.Config{
+		DataDir: t.TempDir(),
+		Listen:  config.Listen{HTTP: "127.0.0.1:0", Registry: "127.0.0.1:0"},
+		Repositories: []config.Repository{{URL: git.URL("fleet/apps"), Bundles: bundles, Track: []string{"refs/heads/main"},
+			KeepRevisions: 5, PollInterval: config.Duration{Duration: time.Second}}},
+		UpstreamRegistries: map[string]config.UpstreamRegistry{up.Addr: {Insecure: true}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := edge.New(cfg, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	select {
+	case <-d.Started():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	appsID, _ := imageref.RepoID(git.URL("fleet/apps"))
+	run(t, tab, 30*time.Second, chromedp.Navigate("http://"+d.Addr("http").String()+"/"))
+	waitFor(t, tab, "the first revision complete", fmt.Sprintf(`%s.includes("complete")`, sectionText(appsID)))
+
+	// The second revision: its image, then its deltas, then its bundle
+	// index, as bundle writes them.
+	rev2 := apps.Commit("main", map[string]string{"README": "2"})
+	dg, _ := newImg.Digest()
+	dst, _ := name.NewDigest(bundles+"@"+dg.String(), name.Insecure)
+	if err := remote.Write(dst, newImg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := registryclient.New(bundles, registryclient.WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := transfer.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := imageref.Parse(ref)
+	mt, _ := newImg.MediaType()
+	n, _ := newImg.Size()
+	sum, err := release.PublishDeltas(context.Background(), eng, repo, rev2,
+		[]bundle.Image{{Ref: r, Descriptor: v1.Descriptor{MediaType: mt, Digest: dg, Size: n}}}, []string{rev1}, nil)
+	if err != nil || sum.Deltas != 1 {
+		t.Fatalf("deltas: %+v %v", sum, err)
+	}
+	pushBundle(t, bundles, rev2, map[string]v1.Image{ref: newImg})
+
+	waitFor(t, tab, "the delta savings", fmt.Sprintf(`%s.includes("layer(s) from deltas")`, sectionText(appsID)))
+	text := evaluate[string](t, tab, fmt.Sprintf(`[...document.querySelectorAll("section.repo tr")].find(r => r.querySelector('td[data-label="Revision"] span.sha[title=%q]'))?.innerText ?? ""`, rev2))
+	// The size is the bundle's, not 0 B (a manifest's progress event,
+	// which carries no byte counts, once reset it).
+	if !strings.Contains(text, "complete") || !strings.Contains(text, "1 layer(s) from deltas") || !strings.Contains(text, "saved on the link") ||
+		strings.Contains(text, "0 B ·") {
+		t.Errorf("the second revision's row: %q", text)
+	}
+	t.Logf("row: %s", text)
+	if p := tab.Problems(); len(p) > 0 {
+		t.Errorf("the page reported errors: %q", p)
+	}
+}

@@ -33,7 +33,7 @@ func sampleStatus() Status {
 			Revisions: []syncer.RevisionStatus{
 				{Revision: shaB, Refs: []string{"refs/heads/main"}, Tip: true, State: syncer.StateSyncing, BytesDone: 40 << 20, BytesTotal: 100 << 20, Rate: 256 << 10, ETASeconds: 240},
 				{Revision: shaC, Refs: []string{"refs/heads/main"}, State: syncer.StateNoBundle},
-				{Revision: shaA, Refs: []string{"refs/heads/main"}, State: syncer.StateComplete, Images: 3,
+				{Revision: shaA, Refs: []string{"refs/heads/main"}, State: syncer.StateComplete, Images: 3, DeltaLayers: 2, DeltaSavedBytes: 9 << 20,
 					Charts: []syncer.ChartStatus{{Name: "chart cert-manager 1.15.0 from https://charts.example.com/stable", Ref: "charts.example.com/stable/cert-manager:1.15.0"}}, BytesDone: 80 << 20, BytesTotal: 80 << 20},
 			},
 		}, {
@@ -70,6 +70,7 @@ func TestRenderPage(t *testing.T) {
 		{"no bundle", apps, `<span class="badge no-bundle">no bundle</span>`},
 		{"complete", apps, `<span class="badge complete">complete</span>`},
 		{"complete size", apps, "80.0 MiB · 3 images"},
+		{"delta savings", apps, `<span class="delta">2 layer(s) from deltas, 9.0 MiB saved on the link</span>`},
 		{"charts apart from images", apps, `<span class="muted">1 chart(s):</span> <code title="charts.example.com/stable/cert-manager:1.15.0">chart cert-manager 1.15.0 from https://charts.example.com/stable</code>`},
 		{"verify blocked", apps, `<span class="badge blocked">blocked</span>`},
 		{"verify reason", apps, "2 blobs missing at the edge"},

@@ -33,6 +33,9 @@ type DeltaSummary struct {
 	Deltas          int      `json:"deltas"`          // deltas published
 	DeltaBytes      int64    `json:"deltaBytes"`      // patch bytes of the deltas published
 	DeltaLayerBytes int64    `json:"deltaLayerBytes"` // compressed bytes of the layers they make
+	// Expanded counts the deltas of patch format 2: they expand the
+	// zlib-compressed sections of ELF files (Go's default DWARF).
+	Expanded int `json:"expanded"`
 	// Whole counts changed layers without a delta, by reason:
 	// "no-base" (no layer of the same image to start from),
 	// "not-reproducible" (no known recipe makes its compressed bytes),
@@ -73,7 +76,8 @@ type bundleLayer struct {
 // index tagged delta.IndexTag(revision). A layer without a delta goes
 // whole; the summary says why. Deltas are an optimization: a failure to
 // make one is counted, only a failure to read or write repo is an error.
-func PublishDeltas(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, revision string, images []bundle.Image, bases []string, log *slog.Logger) (*DeltaSummary, error) {
+// opts go to delta.Make (delta.WithMaxFormat).
+func PublishDeltas(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, revision string, images []bundle.Image, bases []string, log *slog.Logger, opts ...delta.Option) (*DeltaSummary, error) {
 	start := time.Now()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -133,7 +137,7 @@ func PublishDeltas(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, 
 			sum.Whole["no-base"]++
 			continue
 		}
-		desc, reason, err := makeDelta(ctx, eng, repo, nl, base)
+		desc, reason, err := makeDelta(ctx, eng, repo, nl, base, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +150,9 @@ func PublishDeltas(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, 
 		patch, _ := delta.FromAnnotations(desc.Annotations)
 		sum.DeltaBytes += patch.Patch.Size
 		sum.DeltaLayerBytes += nl.d.Size
+		if desc.ArtifactType == delta.ArtifactTypeV2 {
+			sum.Expanded++
+		}
 		entries = append(entries, desc)
 		log.Info("delta published", "layer", nl.d.Digest.String(), "image", nl.slot.image, "base", base.d.Digest.String(),
 			"bytes", patch.Patch.Size, "of", nl.d.Size)
@@ -200,7 +207,7 @@ const maxDeltaBlob = delta.MaxContent
 
 // makeDelta makes and pushes the delta of nl against base; reason says why
 // there is none.
-func makeDelta(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, nl, base bundleLayer) (v1.Descriptor, string, error) {
+func makeDelta(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, nl, base bundleLayer, opts []delta.Option) (v1.Descriptor, string, error) {
 	if nl.d.Size > maxDeltaBlob || base.d.Size > maxDeltaBlob {
 		return v1.Descriptor{}, "too-large", nil
 	}
@@ -212,7 +219,7 @@ func makeDelta(ctx context.Context, eng *transfer.Engine, repo DeltaTarget, nl, 
 	if err != nil {
 		return v1.Descriptor{}, "", err
 	}
-	d, patch, err := delta.Make(ctx, base.d, bb, nl.d, tb, base.slot.image)
+	d, patch, err := delta.Make(ctx, base.d, bb, nl.d, tb, base.slot.image, opts...)
 	switch {
 	case errors.Is(err, delta.ErrNotReproducible):
 		return v1.Descriptor{}, "not-reproducible", nil

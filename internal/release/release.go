@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/delta"
 	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -54,8 +55,12 @@ type Options struct {
 	// To serve as bases for sub-layer deltas (PublishDeltas); 0, the
 	// default, publishes none. Only a registry end (To) gets deltas.
 	DeltaBases int
-	Log        *slog.Logger
-	Now        func() time.Time // overrides the commit time as the created time
+	// DeltaFormat is the highest delta patch format published: 0 or 2
+	// (the default) expands the zlib-compressed sections of ELF files
+	// (Go's default DWARF); 1 for edges that know only format 1.
+	DeltaFormat int
+	Log         *slog.Logger
+	Now         func() time.Time // overrides the commit time as the created time
 	// Signer, when set, signs the bundle index: the signature manifest is
 	// written to every end before the index, tagged sha256-<hex>.sig (the
 	// cosign tag scheme) with the index as its OCI subject (docs/trust.md).
@@ -404,7 +409,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			ds, err := PublishDeltas(ctx, eng, e.deltas, sha, images, bases, o.Log)
+			var dopts []delta.Option
+			if o.DeltaFormat != 0 {
+				dopts = append(dopts, delta.WithMaxFormat(o.DeltaFormat))
+			}
+			ds, err := PublishDeltas(ctx, eng, e.deltas, sha, images, bases, o.Log, dopts...)
 			if err != nil {
 				return nil, fmt.Errorf("deltas for %s: %w", e.name, err)
 			}

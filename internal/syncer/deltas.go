@@ -42,17 +42,18 @@ func (s *Syncer) DeltaStats() DeltaStats {
 		Fallbacks: c.fallbacks.Load(), NoBase: c.noBase.Load(), Skew: c.skew.Load(), IndexErrors: c.indexErrors.Load()}
 }
 
-// withDeltas returns the source to land revision sha's bundle from: up,
+// withDeltas returns the source to land revision sha of repository id's
+// bundle from: up,
 // with every blob that has a delta made on site instead (deltaSource).
 // The delta index (delta.IndexTag) is read when the first blob must
 // cross the link, so a revision whose blobs are all on site costs no
 // request; absent or bad, the bundle comes whole. The returned func
 // removes what was made on site.
-func (s *Syncer) withDeltas(up transfer.Source, sha string) (transfer.Source, func()) {
+func (s *Syncer) withDeltas(up transfer.Source, id, sha string) (transfer.Source, func()) {
 	if s.o.DisableDeltas {
 		return up, func() {}
 	}
-	ds := &deltaSource{Source: up, s: s, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
+	ds := &deltaSource{Source: up, s: s, id: id, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
 	return ds, func() {
 		ds.mu.Lock()
 		defer ds.mu.Unlock()
@@ -114,8 +115,13 @@ func (d *deltaSource) load(ctx context.Context) error {
 // blob from upstream.
 type deltaSource struct {
 	transfer.Source
-	s   *Syncer
-	sha string
+	s       *Syncer
+	id, sha string
+
+	// Link accounting: blob bytes served from layers made on site (the
+	// copy engine counts them as read) and patch bytes read over the
+	// link (by the delta engine, which the copy engine does not count).
+	madeRead, patchRead atomic.Int64
 
 	loadMu sync.Mutex // held while the index is read
 	loaded bool
@@ -181,7 +187,29 @@ func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int6
 		f.Close()
 		return nil, err
 	}
-	return f, nil
+	return &countedFile{File: f, n: &d.madeRead}, nil
+}
+
+// countedFile counts the bytes read from it into n.
+type countedFile struct {
+	*os.File
+	n *atomic.Int64
+}
+
+func (c *countedFile) Read(p []byte) (int, error) {
+	k, err := c.File.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// linkBytes is what landing from src read over the link, given the copy
+// engine's stats: blob bytes read, less those of layers made on site
+// from deltas, plus the patch bytes those took.
+func linkBytes(src transfer.Source, st transfer.Stats) int64 {
+	if d, ok := src.(*deltaSource); ok {
+		return st.BytesRead - d.madeRead.Load() + d.patchRead.Load()
+	}
+	return st.BytesRead
 }
 
 // maxDeltaBases bounds the bases read and checked for one layer.
@@ -249,6 +277,10 @@ func (d *deltaSource) make(ctx context.Context, b v1.Descriptor, es []delta.Entr
 			d.s.deltaStats.patchBytes.Add(e.Delta.Patch.Size)
 			d.s.deltaStats.layerBytes.Add(b.Size)
 			log.Info("layer made from a delta", "base", e.Delta.Base.Digest.String(), "patchBytes", e.Delta.Patch.Size, "layerBytes", b.Size)
+			d.s.status.update(d.id, d.sha, func(r *RevisionStatus) {
+				r.DeltaLayers++
+				r.DeltaSavedBytes += b.Size - e.Delta.Patch.Size - e.Manifest.Size
+			})
 			d.mu.Lock()
 			d.made[b.Digest] = path
 			d.mu.Unlock()
@@ -302,7 +334,9 @@ func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry,
 	}
 	// The delta manifest and its patch, like any image: staged, resumed,
 	// verified, over the link (the upstream source is metered).
-	if _, err := d.s.deltaEngine.Copy(ctx, transfer.Job{Src: d.Source, Dst: lay, Root: e.Manifest}); err != nil {
+	st, err := d.s.deltaEngine.Copy(ctx, transfer.Job{Src: d.Source, Dst: lay, Root: e.Manifest})
+	d.patchRead.Add(st.BytesRead)
+	if err != nil {
 		if errors.Is(err, transfer.ErrNotFound) || errors.Is(err, transfer.ErrDigestMismatch) {
 			return "", oci.Permanent(err)
 		}
@@ -316,7 +350,7 @@ func (d *deltaSource) apply(ctx context.Context, b v1.Descriptor, e delta.Entry,
 	if err != nil {
 		return "", oci.Permanent(err)
 	}
-	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Target.Digest != b.Digest {
+	if dl.Target != e.Delta.Target || dl.Base != e.Delta.Base || dl.Patch.Size != e.Delta.Patch.Size || dl.Version != e.Delta.Version || dl.Target.Digest != b.Digest {
 		return "", oci.Permanent(errors.New("delta manifest does not match its index entry"))
 	}
 	patch, err := lay.OpenBlob(ctx, dl.Patch, 0)

@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,24 +31,7 @@ import (
 
 // layeredImage is an OCI image of the given layers for linux/amd64.
 func layeredImage(t testing.TB, layers ...layergen.Layer) v1.Image {
-	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	for _, l := range layers {
-		var err error
-		img, err = mutate.AppendLayers(img, static.NewLayer(l.Blob, l.Desc.MediaType))
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err := mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return layergen.Image(t, layers...)
 }
 
 // publishDeltas runs bundle's delta step against the upstream registry
@@ -149,6 +133,96 @@ func TestSyncDeltasOverLink(t *testing.T) {
 	if ratio > 0.3 {
 		t.Fatalf("the link carried %.3fx the changed layers, want at most 0.3x", ratio)
 	}
+}
+
+// A Go service built with Go's default flags (zlib-compressed DWARF
+// sections), one line changed, gzip and zstd: bundle publishes format 2
+// deltas (the sections expanded), the edge makes both layers exact and the
+// link carries at most 0.3x their compressed bytes. (Both layers hold the
+// same content, so their deltas share one patch blob, which crosses once.)
+// The revision's status counts the layers made from deltas and the bytes
+// they saved, and the "bundle complete" log reports the bytes that crossed
+// the link, not the layers made on site.
+func TestSyncDwarfDeltaOverLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go service twice")
+	}
+	logs := &lockedBuffer{}
+	s := newSite(t, nil, func(o *syncer.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	link := viaLink(t, s)
+	up := layergen.GoService(t, false)
+	oldL := []layergen.Layer{layergen.Compress(t, up.Old, false), layergen.Compress(t, up.Old, true)}
+	newL := []layergen.Layer{layergen.Compress(t, up.New, false), layergen.Compress(t, up.New, true)}
+	const ref = "ghcr.io/org/service:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL...)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	imgs := map[string]artifact{ref: layeredImage(t, newL...)}
+	pushBundle(t, s.up, s.bundles, rev2, imgs)
+	sum := publishDeltas(t, s, rev2, []string{rev1}, imgs)
+	if sum.Deltas != 2 || sum.Expanded != 2 {
+		t.Fatalf("deltas published: %+v", sum)
+	}
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	for _, l := range newL {
+		edgeBlobVerified(t, s, ref, l.Desc)
+	}
+	st := s.sync.DeltaStats()
+	if st.Applied != 2 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	moved := link.Down() - before
+	ratio := float64(moved) / float64(sum.ChangedBytes)
+	t.Logf("changed layers %d bytes; the link carried %d bytes (%.3fx); patches %d bytes", sum.ChangedBytes, moved, ratio, st.PatchBytes)
+	if ratio > 0.3 {
+		t.Fatalf("the link carried %.3fx the changed layers, want at most 0.3x", ratio)
+	}
+	rv := revState(s, rev2)
+	if rv.DeltaLayers != 2 || rv.DeltaSavedBytes < sum.ChangedBytes-st.PatchBytes-8192 || rv.DeltaSavedBytes > sum.ChangedBytes-st.PatchBytes {
+		t.Fatalf("revision status: %d layers from deltas, %d bytes saved (layers %d, patches %d)", rv.DeltaLayers, rv.DeltaSavedBytes, sum.ChangedBytes, st.PatchBytes)
+	}
+	// The log's bytesRead: the patch that crossed (once), not the layers.
+	var read int64 = -1
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var e struct {
+			Msg       string `json:"msg"`
+			Revision  string `json:"revision"`
+			BytesRead int64  `json:"bytesRead"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "bundle complete" && e.Revision == rev2 {
+			read = e.BytesRead
+		}
+	}
+	t.Logf("bundle complete: bytesRead %d", read)
+	if read <= 0 || read > moved || read < st.PatchBytes/2 {
+		t.Fatalf("bundle complete logged bytesRead %d; the link carried %d, one patch %d", read, moved, st.PatchBytes/2)
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // A delta whose patch is corrupt (it names a patch blob that makes

@@ -51,10 +51,16 @@ type RevisionStatus struct {
 	// ForecastNote says why CompleteBy is absent for a revision not
 	// complete: its size is unknown until its index is read, it queues
 	// behind one whose size is, or no rate is known yet.
-	ForecastNote string    `json:"forecastNote,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	Missing      []string  `json:"missing,omitempty"` // a few of what is not yet local
-	UpdatedAt    time.Time `json:"updatedAt"`
+	ForecastNote string `json:"forecastNote,omitempty"`
+	// DeltaLayers counts the revision's layers made on site from
+	// sub-layer deltas by this process, and DeltaSavedBytes what they
+	// saved over the link: the layers' compressed bytes less their
+	// patches and delta manifests.
+	DeltaLayers     int       `json:"deltaLayers,omitempty"`
+	DeltaSavedBytes int64     `json:"deltaSavedBytes,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	Missing         []string  `json:"missing,omitempty"` // a few of what is not yet local
+	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 // ChartStatus is one Helm chart or Argo CD OCI source of a revision's

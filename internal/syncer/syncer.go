@@ -879,7 +879,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", k.Images, "charts", k.Charts, "attached", k.Attached, "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	src, cleanup := s.withDeltas(up, sha)
+	src, cleanup := s.withDeltas(up, id, sha)
 	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl,
 		// Its git dependencies go to the mirror only once the trust
 		// policy has passed the index that names them.
@@ -905,7 +905,9 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		r.BytesDone = r.BytesTotal
 	})
 	s.notify(id)
-	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", st.BytesRead, "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries)
+	// bytesRead: over the link (layers made from deltas count as their
+	// patches).
+	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", linkBytes(src, st), "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries)
 	return StateComplete, nil
 }
 
@@ -977,6 +979,9 @@ func (s *Syncer) onProgress(ev transfer.Event) {
 	if ev.Kind == transfer.Retrying {
 		s.metrics.retries.Inc()
 		return
+	}
+	if ev.Kind == transfer.ManifestDone {
+		return // no byte counts (zero): it would reset the revision's bytes
 	}
 	s.current.Lock()
 	repo, sha, started := s.current.repo, s.current.sha, s.current.started

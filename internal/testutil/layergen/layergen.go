@@ -25,6 +25,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -110,6 +113,31 @@ func Compress(t testing.TB, content []byte, zstd bool) Layer {
 	}
 	h, n, _ := v1.SHA256(bytes.NewReader(blob))
 	return Layer{Desc: v1.Descriptor{MediaType: mt, Digest: h, Size: n}, Blob: blob}
+}
+
+// Image is an OCI image of the given layers for linux/amd64.
+func Image(t testing.TB, layers ...Layer) v1.Image {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	for _, l := range layers {
+		var err error
+		img, err = mutate.AppendLayers(img, static.NewLayer(l.Blob, l.Desc.MediaType))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // Update is one realistic update: the layer's content before and after.
