@@ -38,6 +38,18 @@ type Job struct {
 	// known to have lost content below a present root, such as a blob
 	// deleted or found damaged on disk.
 	Recheck bool
+	// Hints are blobs the root is said to reach (a bundle index's
+	// bundle.AnnotationBlobs), fetched by digest as soon as the job starts,
+	// while its manifests are still on their way: on a long link that
+	// saves the manifests' round trip. A hint is never trusted: its bytes
+	// are verified against its digest and go to the staging directory
+	// only; Dst gets a hinted blob only once the walk of some job of the
+	// same Copy reaches it, as if there were no hint. One that no walk
+	// reaches is dropped from staging and counted in Stats.HintsUnused.
+	// A hint whose fetch fails is dropped (the walk fetches what it
+	// reaches). Ignored without a staging directory (WithStagingDir), in
+	// dry runs, for a root skipped as present, and for blobs Dst holds.
+	Hints []v1.Descriptor
 }
 
 // Stats counts what a Copy did.
@@ -51,6 +63,12 @@ type Stats struct {
 	ManifestsWritten int   `json:"manifestsWritten"` // manifests and indexes written (incl. tags)
 	ManifestsSkipped int   `json:"manifestsSkipped"` // manifests already present
 	Retries          int   `json:"retries"`
+	// HintsFetched counts hinted blobs fetched before a walk reached
+	// them (Job.Hints); HintsUnused those no walk reached, whose
+	// HintBytesUnused bytes were read for nothing (and dropped).
+	HintsFetched    int   `json:"hintsFetched,omitempty"`
+	HintsUnused     int   `json:"hintsUnused,omitempty"`
+	HintBytesUnused int64 `json:"hintBytesUnused,omitempty"`
 }
 
 // EventKind says what an Event reports.
@@ -291,6 +309,13 @@ type blobTask struct {
 	prev *blobTask
 	done chan struct{}
 
+	// hint marks a task that fetches a hinted blob into staging for no
+	// target (Job.Hints); the task that serves the blob's targets takes
+	// its stage (takeStage).
+	hint    bool
+	hintDst Target // where the hint's job writes: a blob there is not fetched
+	staged  *stage // a hint's complete stage, until taken
+
 	mu     sync.Mutex
 	dsts   []Target
 	next   int
@@ -307,6 +332,15 @@ func (bt *blobTask) nextDst() Target {
 	}
 	bt.closed = true
 	return nil
+}
+
+// takeStage returns (once) the complete stage a hint task left.
+func (bt *blobTask) takeStage() *stage {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	stg := bt.staged
+	bt.staged = nil
+	return stg
 }
 
 // addDst adds a target unless the task is closed.
@@ -335,6 +369,10 @@ type blobSched struct {
 	ids  map[Target]int
 	seen map[schedKey]bool
 	open map[v1.Hash]*blobTask
+	// hints are the hint tasks started; reached the blobs some walk
+	// reached.
+	hints   []*blobTask
+	reached map[v1.Hash]bool
 
 	// cancel stops every other blob and the walks at the first failure,
 	// before that blob's slot is given back: with the slot free and the
@@ -386,6 +424,7 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 		}
 	}
 	k := schedKey{id, d.Digest}
+	s.reached[d.Digest] = true
 	if s.seen[k] {
 		return
 	}
@@ -397,6 +436,53 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 	}
 	bt := &blobTask{d: d, src: j.Src, dsts: []Target{j.Dst}, prev: prev, done: make(chan struct{})}
 	s.open[d.Digest] = bt
+	s.start(bt)
+}
+
+// hint starts fetching blob d, hinted by job j, into staging, unless a
+// task for it exists (a walk reached it first, or another job hinted it).
+func (s *blobSched) hint(j Job, d v1.Descriptor) {
+	if s.e.o.staging == "" || oci.CheckDigest(d.Digest) != nil || d.Size <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[d.Digest] != nil {
+		return
+	}
+	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, closed: true, done: make(chan struct{})}
+	s.open[d.Digest] = bt
+	s.hints = append(s.hints, bt)
+	s.start(bt)
+}
+
+// dropUnused removes the stages of hinted blobs that no walk reached and
+// counts them; when the walks did not finish (walked false: a failed copy)
+// it only closes them, so the next copy resumes them. Call it once every
+// task has finished.
+func (s *blobSched) dropUnused(walked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, bt := range s.hints {
+		stg := bt.takeStage()
+		if s.reached[bt.d.Digest] || !walked {
+			if stg != nil {
+				stg.close() // not taken: the copy stopped early; resumable
+			}
+			continue
+		}
+		if stg != nil {
+			n := stg.off
+			stg.remove()
+			s.st.add(func(st *Stats) { st.HintsUnused++; st.HintBytesUnused += n })
+			s.e.o.log.Warn("hinted blob not reached by any manifest: dropped", "digest", bt.d.Digest.String(), "bytes", n)
+		}
+	}
+	s.hints = nil
+}
+
+// start runs bt when its predecessor is done and a slot is free.
+func (s *blobSched) start(bt *blobTask) {
 	s.g.Go(func() error {
 		defer close(bt.done)
 		if bt.prev != nil {
@@ -414,6 +500,14 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 		defer func() { <-s.sem }()
 		if err := s.ctx.Err(); err != nil {
 			return err // another blob failed while this one queued
+		}
+		if bt.hint {
+			// A hint that cannot be fetched is not the copy's failure:
+			// the walk fetches what it reaches.
+			if err := s.e.prefetchHint(s.ctx, bt, s.st); err != nil && s.ctx.Err() == nil {
+				s.e.o.log.Debug("hinted blob not prefetched", "digest", bt.d.Digest.String(), "err", err)
+			}
+			return nil
 		}
 		if err := s.e.copyBlobTask(s.ctx, bt, s.st); err != nil {
 			return s.fail(err)
@@ -438,7 +532,7 @@ type walked struct {
 
 // Plan walks jobs and checks what their targets already hold.
 func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
-	w, err := e.walk(ctx, jobs, true, nil)
+	w, err := e.walk(ctx, jobs, true, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -456,9 +550,13 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 	sched := &blobSched{e: e, st: &st, g: g, ctx: gctx, sem: make(chan struct{}, e.o.concurrency),
-		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, cancel: cancel}
-	// Blobs start as the walks find them (sched.add); the walks go on.
-	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) })
+		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, reached: map[v1.Hash]bool{}, cancel: cancel}
+	walked := false
+	defer func() { sched.dropUnused(walked) }()
+	// Blobs start as the walks find them (sched.add), hinted ones before
+	// (sched.hint); the walks go on.
+	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) },
+		func(i int, d v1.Descriptor) { sched.hint(jobs[i], d) })
 	if err != nil {
 		cancel()
 		if gerr := sched.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
@@ -470,6 +568,7 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 		}
 		return st.get(), err
 	}
+	walked = true
 	for _, s := range w.skipRoots {
 		if s {
 			st.add(func(s *Stats) { s.ManifestsSkipped++ })
@@ -478,6 +577,7 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	if err := sched.wait(); err != nil {
 		return st.get(), err
 	}
+	sched.dropUnused(true)
 	for _, m := range w.children {
 		if err := e.writeManifest(ctx, m, &st); err != nil {
 			return st.get(), err
@@ -500,8 +600,9 @@ type jobWalk struct {
 
 // walk fetches every manifest of every job (verified; jobs in parallel, as
 // each manifest is a round trip on a slow link) and asks targets what they
-// hold. With dry, blob presence is recorded in the plan only.
-func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job int, d v1.Descriptor)) (*walked, error) {
+// hold. With dry, blob presence is recorded in the plan only. onHint gets
+// each job's hints before its walk starts.
+func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob, onHint func(job int, d v1.Descriptor)) (*walked, error) {
 	for i, j := range jobs {
 		if j.Src == nil || j.Dst == nil {
 			return nil, fmt.Errorf("job %d: source and target are required", i)
@@ -527,6 +628,11 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job
 				r.present = present
 				if present && trust {
 					return nil
+				}
+			}
+			if onHint != nil && !j.RootOnly {
+				for _, h := range j.Hints {
+					onHint(i, h)
 				}
 			}
 			collect := func(n oci.Node) error {
@@ -740,6 +846,9 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		return err
 	}
 	var stg *stage
+	if bt.prev != nil && bt.prev.hint {
+		stg = bt.prev.takeStage() // verified bytes; all of them unless the hint failed
+	}
 	defer func() {
 		if stg != nil {
 			stg.close()
@@ -791,6 +900,62 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		stg = nil
 	}
 	return nil
+}
+
+// prefetchHint fetches a hinted blob into its stage (resuming a stage
+// left by an earlier run), verifies it, makes it durable and leaves it for
+// the task that serves the blob's targets (also when the fetch failed
+// part way: that task resumes it). Nothing is written to a target.
+func (e *Engine) prefetchHint(ctx context.Context, bt *blobTask, st *statsCounter) error {
+	var present bool
+	err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		var err error
+		present, err = bt.hintDst.BlobExists(ctx, bt.d)
+		return false, err
+	})
+	if err != nil || present {
+		return err
+	}
+	stg, err := openStage(e.o.staging, bt.d)
+	if err != nil {
+		return err
+	}
+	if !stg.complete {
+		err = e.transferBlob(ctx, bt, discard{}, stg, st)
+		if err == nil {
+			err = stg.checkpoint() // a crash now does not fetch it again
+		}
+	}
+	if err != nil {
+		// What arrived stays staged: the task serving the targets, or
+		// the next copy, resumes from it.
+		if cerr := stg.checkpoint(); cerr != nil {
+			e.o.log.Debug("staging checkpoint", "digest", bt.d.Digest.String(), "err", cerr)
+		}
+	} else {
+		st.add(func(s *Stats) { s.HintsFetched++ })
+	}
+	bt.mu.Lock()
+	bt.staged = stg
+	bt.mu.Unlock()
+	return err
+}
+
+// discard is the target of a hint's fetch: the bytes go to the stage
+// only. It reads to the end, so the stage checks the digest.
+type discard struct{}
+
+func (discard) BlobExists(context.Context, v1.Descriptor) (bool, error) { return false, nil }
+func (discard) WriteBlob(_ context.Context, _ v1.Descriptor, r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+func (discard) ManifestExists(context.Context, v1.Descriptor) (bool, error) { return false, nil }
+func (discard) ResolveTag(context.Context, string) (v1.Descriptor, error) {
+	return v1.Descriptor{}, ErrNotFound
+}
+func (discard) WriteManifest(context.Context, v1.Descriptor, []byte, string) error {
+	return errors.New("discard: no manifests")
 }
 
 // place records that dst holds blob h.
@@ -880,6 +1045,11 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 		start := stg.off
 		err := e.attemptBlob(ctx, bt, dst, stg, st)
 		progress := stg.off > start
+		if err == nil && bt.hint {
+			// Staged, not written: the task serving the targets counts it.
+			st.setInflight(bt.d.Digest, -1)
+			return progress, nil
+		}
 		if err == nil {
 			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
 			st.setInflight(bt.d.Digest, -1)
