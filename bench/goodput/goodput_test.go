@@ -25,6 +25,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/linkproxy"
 	"github.com/ballast-dev/ballast/internal/testutil/realtest"
@@ -143,7 +145,20 @@ func newWorld(b *testing.B, p profile) *world {
 		if err != nil {
 			b.Fatal(err)
 		}
-		bd.Images = append(bd.Images, bundle.Image{Ref: ref, Descriptor: v1.Descriptor{MediaType: mt, Size: msize, Digest: d}})
+		desc := v1.Descriptor{MediaType: mt, Size: msize, Digest: d}
+		// The blob hints `ballast bundle` writes (bundle.AnnotationBlobs).
+		src, err := registryclient.New(w.up.Repo(w.bundles), registryclient.WithInsecure(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var nodes []oci.Node
+		if err := oci.Walk(context.Background(), src, desc, nil, func(n oci.Node) error {
+			nodes = append(nodes, n)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		bd.Images = append(bd.Images, bundle.Image{Ref: ref, Descriptor: desc, Blobs: bundle.HintsFromWalk(nodes)})
 	}
 	raw, desc, err := bundle.Build(bd)
 	if err != nil {

@@ -141,14 +141,21 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	if err != nil {
 		return transfer.Stats{}, err
 	}
+	// Only now, the index having passed the policy, may its blob hints
+	// start fetches.
+	hints := s.hints(ctx, l.Bundle, plats)
 	jobs := make([]transfer.Job, 0, len(l.Bundle.Images))
 	links := make([]transfer.Job, 0, len(l.Bundle.Images))
-	for _, im := range l.Bundle.Images {
+	for i, im := range l.Bundle.Images {
 		dst, err := s.local(im.Ref.EdgeRepository())
 		if err != nil {
 			return transfer.Stats{}, err
 		}
-		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]})
+		j := transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]}
+		if hints != nil {
+			j.Hints = hints[i]
+		}
+		jobs = append(jobs, j)
 		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
 	}
 	if sig.Digest.Hex != "" {
@@ -182,6 +189,52 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 		return st, fmt.Errorf("write bundle index: %w", err)
 	}
 	return st, nil
+}
+
+// BlobHolder is implemented by an edge registry that says whether it
+// holds a blob under any repository (*registry.Registry does). Without it,
+// sync does not use a bundle's blob hints: a hinted blob the registry
+// holds elsewhere must be linked, not fetched again.
+type BlobHolder interface {
+	HoldsBlob(ctx context.Context, dgst string) (bool, error)
+}
+
+// hints returns, for each entry of b, the blobs its bundle.AnnotationBlobs
+// hints that plats selects and the edge registry holds nowhere: the
+// engine fetches them as soon as the copy starts (transfer.Job.Hints).
+// nil means none: the index has no hints, or hints that fail their
+// checks or bounds (logged; the walk finds every blob as without hints),
+// or the registry cannot say what it holds.
+func (s *Syncer) hints(ctx context.Context, b *bundle.Bundle, plats oci.Platforms) [][]v1.Descriptor {
+	holder, ok := s.o.Local.(BlobHolder)
+	if !ok {
+		return nil
+	}
+	hs, err := bundle.BlobHints(b)
+	if errors.Is(err, bundle.ErrNoHints) {
+		return nil
+	}
+	if err != nil {
+		s.log.Warn("bundle index: blob hints not used", "revision", b.Revision, "err", err)
+		return nil
+	}
+	out := make([][]v1.Descriptor, len(hs))
+	for i, entry := range hs {
+		for _, h := range entry {
+			if !h.Selected(plats) {
+				continue
+			}
+			held, err := holder.HoldsBlob(ctx, h.Digest.String())
+			if err != nil {
+				s.log.Warn("bundle index: blob hints not used", "revision", b.Revision, "err", err)
+				return nil
+			}
+			if !held {
+				out[i] = append(out[i], h.Descriptor())
+			}
+		}
+	}
+	return out
 }
 
 // LandImport lands a bundle brought by other means than the link (an

@@ -540,9 +540,9 @@ func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
 }
 
 // Copy copies every job. Blobs move first (in parallel, skipping present
-// ones), then child manifests (children before parents), then each job's
-// root and its tags, in job order. To make one root the commit point of
-// others, copy it in a later Copy call. On error nothing is rolled back:
+// ones), then child manifests (children before parents), then the jobs'
+// roots and their tags (see writeManifests for what runs at once). To make
+// one root the commit point of others, copy it in a later Copy call. On error nothing is rolled back:
 // what was written is valid content, and a re-run continues.
 func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	var st statsCounter
@@ -578,17 +578,61 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 		return st.get(), err
 	}
 	sched.dropUnused(true)
-	for _, m := range w.children {
-		if err := e.writeManifest(ctx, m, &st); err != nil {
-			return st.get(), err
-		}
-	}
-	for _, m := range w.roots {
-		if err := e.writeManifest(ctx, m, &st); err != nil {
-			return st.get(), err
-		}
+	if err := e.writeManifests(ctx, w.children, w.roots, &st); err != nil {
+		return st.get(), err
 	}
 	return st.get(), nil
+}
+
+// writeManifests writes a Copy's manifests once its blobs are in, each
+// only after everything it references: the children that are image
+// manifests (they reference blobs only) at once, then the child indexes
+// in walk order (an index's children come before it), then the roots
+// without tags at once, then the tagged roots in job order (a layout's
+// index.json then lists tags in the same order every time). Each write
+// is a round trip to the target: on site, the tail of a sync.
+func (e *Engine) writeManifests(ctx context.Context, children, roots []manifestTask, st *statsCounter) error {
+	var indexes, tagged []manifestTask
+	var leaves, untagged []manifestTask
+	for _, m := range children {
+		if oci.IsIndex(m.d.MediaType) {
+			indexes = append(indexes, m)
+		} else {
+			leaves = append(leaves, m)
+		}
+	}
+	for _, m := range roots {
+		if len(m.tags) > 0 {
+			tagged = append(tagged, m)
+		} else {
+			untagged = append(untagged, m)
+		}
+	}
+	parallel := func(ms []manifestTask) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.o.concurrency)
+		for _, m := range ms {
+			g.Go(func() error { return e.writeManifest(gctx, m, st) })
+		}
+		return g.Wait()
+	}
+	if err := parallel(leaves); err != nil {
+		return err
+	}
+	for _, m := range indexes {
+		if err := e.writeManifest(ctx, m, st); err != nil {
+			return err
+		}
+	}
+	if err := parallel(untagged); err != nil {
+		return err
+	}
+	for _, m := range tagged {
+		if err := e.writeManifest(ctx, m, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jobWalk is what walking one job found.
