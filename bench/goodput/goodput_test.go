@@ -9,6 +9,7 @@ package goodput_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -268,10 +269,17 @@ func prepareBallast(b *testing.B, w *world, link string) func(context.Context) (
 		b.Fatalf("ballast warm-up (git clone): %v\n%s", err, out)
 	}
 	cfg := ballastConfig(b, dir, "edge", data, w.repoURL, link, w.bundles)
+	// GOODPUT_LOG_LEVEL=info (or debug) logs ballast's own timeline
+	// ("syncing bundle": the index arrived; "bundle complete", with the
+	// blob hints fetched) after each run.
+	level := os.Getenv("GOODPUT_LOG_LEVEL")
 	return func(ctx context.Context) ([]byte, error) {
-		out, err := runCmd(ctx, nil, bin, "sync", "--once", "--config", cfg, "--log-level", "warn")
+		out, err := runCmd(ctx, nil, bin, "sync", "--once", "--config", cfg, "--log-level", cmp.Or(level, "warn"))
 		if err == nil && !bytes.Contains(out, []byte("complete 1,")) {
 			err = fmt.Errorf("the bundle is not complete")
+		}
+		if level != "" {
+			b.Logf("ballast output:\n%s", out)
 		}
 		return out, err
 	}

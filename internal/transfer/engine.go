@@ -43,12 +43,14 @@ type Job struct {
 	// while its manifests are still on their way: on a long link that
 	// saves the manifests' round trip. A hint is never trusted: its bytes
 	// are verified against its digest and go to the staging directory
-	// only; Dst gets a hinted blob only once the walk of some job of the
-	// same Copy reaches it, as if there were no hint. One that no walk
-	// reaches is dropped from staging and counted in Stats.HintsUnused.
-	// A hint whose fetch fails is dropped (the walk fetches what it
-	// reaches). Ignored without a staging directory (WithStagingDir), in
-	// dry runs, for a root skipped as present, and for blobs Dst holds.
+	// only, until the walk of some job of the same Copy reaches the blob;
+	// from then on the fetch goes on into that job's target as if there
+	// had been no hint (the staged bytes first, then the rest of the same
+	// download). One that no walk reaches is dropped from staging and
+	// counted in Stats.HintsUnused. A failed hint fetch is not the copy's
+	// failure: the walk's copy resumes it. Ignored without a staging
+	// directory (WithStagingDir), in dry runs, for a root skipped as
+	// present, and for blobs Dst holds.
 	Hints []v1.Descriptor
 }
 
@@ -309,12 +311,16 @@ type blobTask struct {
 	prev *blobTask
 	done chan struct{}
 
-	// hint marks a task that fetches a hinted blob into staging for no
-	// target (Job.Hints); the task that serves the blob's targets takes
-	// its stage (takeStage).
+	// hint marks a task started by a hint (Job.Hints) before any walk
+	// reached its blob: it fetches into staging until the first target
+	// is added (claimed closes), then serves its targets as any task.
 	hint    bool
-	hintDst Target // where the hint's job writes: a blob there is not fetched
-	staged  *stage // a hint's complete stage, until taken
+	hintDst Target        // the hinting job's target: a blob there is not fetched
+	claimed chan struct{} // closed when the first target is added
+	// pending is the hint's download, paused at the stage's offset when
+	// the blob was claimed: the first attempt goes on reading it.
+	pending io.ReadCloser
+	staged  *stage // an unclaimed hint's stage, for dropUnused
 
 	mu     sync.Mutex
 	dsts   []Target
@@ -334,13 +340,31 @@ func (bt *blobTask) nextDst() Target {
 	return nil
 }
 
-// takeStage returns (once) the complete stage a hint task left.
+// takeStage returns (once) the stage an unclaimed hint task left.
 func (bt *blobTask) takeStage() *stage {
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
 	stg := bt.staged
 	bt.staged = nil
 	return stg
+}
+
+// isClaimed reports whether a hint task has a target.
+func (bt *blobTask) isClaimed() bool {
+	select {
+	case <-bt.claimed:
+		return true
+	default:
+		return false
+	}
+}
+
+// takePending returns (once) a claimed hint's paused download, which
+// goes on at the stage's offset. Only the task's own goroutine uses it.
+func (bt *blobTask) takePending() io.ReadCloser {
+	p := bt.pending
+	bt.pending = nil
+	return p
 }
 
 // addDst adds a target unless the task is closed.
@@ -351,6 +375,9 @@ func (bt *blobTask) addDst(t Target) bool {
 		return false
 	}
 	bt.dsts = append(bt.dsts, t)
+	if bt.hint && len(bt.dsts) == 1 {
+		close(bt.claimed)
+	}
 	return true
 }
 
@@ -370,9 +397,11 @@ type blobSched struct {
 	seen map[schedKey]bool
 	open map[v1.Hash]*blobTask
 	// hints are the hint tasks started; reached the blobs some walk
-	// reached.
-	hints   []*blobTask
-	reached map[v1.Hash]bool
+	// reached; walkDone is closed when the walks have ended (no target
+	// is added after it).
+	hints    []*blobTask
+	reached  map[v1.Hash]bool
+	walkDone chan struct{}
 
 	// cancel stops every other blob and the walks at the first failure,
 	// before that blob's slot is given back: with the slot free and the
@@ -450,10 +479,120 @@ func (s *blobSched) hint(j Job, d v1.Descriptor) {
 	if s.open[d.Digest] != nil {
 		return
 	}
-	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, closed: true, done: make(chan struct{})}
+	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, claimed: make(chan struct{}), done: make(chan struct{})}
 	s.open[d.Digest] = bt
 	s.hints = append(s.hints, bt)
 	s.start(bt)
+}
+
+// prefetch runs a hint task until a walk claims its blob: it fetches
+// the blob into its stage (from where an earlier run left it), pausing
+// the download when the blob is claimed, and then waits for the claim.
+// It returns the stage for the task's targets and true once claimed;
+// false when no walk claimed the blob (the stage is left for dropUnused)
+// or the copy was cancelled.
+func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
+	e, ctx := s.e, s.ctx
+	var stg *stage
+	var present bool
+	err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		var err error
+		present, err = bt.hintDst.BlobExists(ctx, bt.d)
+		return false, err
+	})
+	if err == nil && !present {
+		stg, err = openStage(e.o.staging, bt.d)
+	}
+	if err == nil && stg != nil && !bt.isClaimed() {
+		var moved bool
+		moved, err = e.prefetchBlob(ctx, bt, stg, s.st)
+		if moved {
+			s.st.add(func(st *Stats) { st.HintsFetched++ })
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		// Not the copy's failure: a claimed blob's copy resumes it.
+		e.o.log.Debug("hinted blob not prefetched", "digest", bt.d.Digest.String(), "err", err)
+	}
+	select {
+	case <-bt.claimed:
+	case <-s.walkDone:
+	case <-ctx.Done():
+	}
+	if bt.isClaimed() && ctx.Err() == nil {
+		return stg, true
+	}
+	// Unclaimed (the walks are over) or cancelled: no target; close the
+	// task so that nothing is added to it.
+	bt.mu.Lock()
+	bt.closed = true
+	bt.staged = stg
+	bt.mu.Unlock()
+	if bt.pending != nil {
+		bt.pending.Close()
+		bt.pending = nil
+	}
+	s.st.setInflight(bt.d.Digest, -1)
+	return nil, false
+}
+
+// prefetchBlob downloads a hinted blob into stg until it is staged whole
+// (and verified) or claimed; a claimed download is left open in
+// bt.pending. moved reports whether bytes arrived.
+func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) (moved bool, err error) {
+	start := stg.off
+	defer func() { moved = stg.off > start }()
+	mismatches := 0
+	return false, e.retryDo(ctx, "prefetch blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+		from := stg.off
+		if !stg.complete && stg.off == bt.d.Size {
+			if err := stg.finish(); err != nil {
+				return false, err
+			}
+		}
+		if stg.complete {
+			return false, nil
+		}
+		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
+		if errors.Is(err, ErrNoRange) {
+			stg.reset()
+			from = 0
+			body, err = bt.src.OpenBlob(ctx, bt.d, 0)
+		}
+		if err != nil {
+			return false, err
+		}
+		up := &upstreamReader{ctx: ctx, e: e, r: body, stg: stg, st: st, d: bt.d}
+		buf := make([]byte, 32<<10)
+		for {
+			if bt.isClaimed() {
+				bt.pending = body
+				return stg.off > from, nil
+			}
+			_, err := up.Read(buf)
+			if stg.complete {
+				st.setInflight(bt.d.Digest, -1)
+				body.Close()
+				// Durable before the task serves targets: a crash now
+				// does not fetch it again.
+				return true, stg.checkpoint()
+			}
+			if err == nil {
+				continue
+			}
+			body.Close()
+			if errors.Is(err, ErrDigestMismatch) {
+				if mismatches++; mismatches >= 2 {
+					return false, Permanent(err)
+				}
+				return true, err
+			}
+			if cerr := stg.checkpoint(); cerr != nil {
+				return stg.off > from, Permanent(cerr)
+			}
+			return stg.off > from, err
+		}
+	})
 }
 
 // dropUnused removes the stages of hinted blobs that no walk reached and
@@ -501,15 +640,14 @@ func (s *blobSched) start(bt *blobTask) {
 		if err := s.ctx.Err(); err != nil {
 			return err // another blob failed while this one queued
 		}
+		var stg *stage
 		if bt.hint {
-			// A hint that cannot be fetched is not the copy's failure:
-			// the walk fetches what it reaches.
-			if err := s.e.prefetchHint(s.ctx, bt, s.st); err != nil && s.ctx.Err() == nil {
-				s.e.o.log.Debug("hinted blob not prefetched", "digest", bt.d.Digest.String(), "err", err)
+			var ok bool
+			if stg, ok = s.prefetch(bt); !ok {
+				return s.ctx.Err()
 			}
-			return nil
 		}
-		if err := s.e.copyBlobTask(s.ctx, bt, s.st); err != nil {
+		if err := s.e.copyBlobTask(s.ctx, bt, stg, s.st); err != nil {
 			return s.fail(err)
 		}
 		return nil
@@ -550,13 +688,15 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 	sched := &blobSched{e: e, st: &st, g: g, ctx: gctx, sem: make(chan struct{}, e.o.concurrency),
-		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, reached: map[v1.Hash]bool{}, cancel: cancel}
+		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, reached: map[v1.Hash]bool{},
+		walkDone: make(chan struct{}), cancel: cancel}
 	walked := false
 	defer func() { sched.dropUnused(walked) }()
 	// Blobs start as the walks find them (sched.add), hinted ones before
 	// (sched.hint); the walks go on.
 	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) },
 		func(i int, d v1.Descriptor) { sched.hint(jobs[i], d) })
+	close(sched.walkDone)
 	if err != nil {
 		cancel()
 		if gerr := sched.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
@@ -885,13 +1025,19 @@ func (e *Engine) writeManifest(ctx context.Context, m manifestTask, st *statsCou
 // copyBlobTask brings one blob to every target that needs it: skip where
 // present, mount where possible, else stream it once from the source
 // (staged, so further targets read it from disk).
-func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounter) error {
+//
+// stg is a claimed hint's stage (nil for others); the task takes it over.
+func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) error {
+	defer func() {
+		if bt.pending != nil {
+			bt.pending.Close()
+		}
+	}()
 	if err := ctx.Err(); err != nil {
+		if stg != nil {
+			stg.close()
+		}
 		return err
-	}
-	var stg *stage
-	if bt.prev != nil && bt.prev.hint {
-		stg = bt.prev.takeStage() // verified bytes; all of them unless the hint failed
 	}
 	defer func() {
 		if stg != nil {
@@ -944,62 +1090,6 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounte
 		stg = nil
 	}
 	return nil
-}
-
-// prefetchHint fetches a hinted blob into its stage (resuming a stage
-// left by an earlier run), verifies it, makes it durable and leaves it for
-// the task that serves the blob's targets (also when the fetch failed
-// part way: that task resumes it). Nothing is written to a target.
-func (e *Engine) prefetchHint(ctx context.Context, bt *blobTask, st *statsCounter) error {
-	var present bool
-	err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
-		var err error
-		present, err = bt.hintDst.BlobExists(ctx, bt.d)
-		return false, err
-	})
-	if err != nil || present {
-		return err
-	}
-	stg, err := openStage(e.o.staging, bt.d)
-	if err != nil {
-		return err
-	}
-	if !stg.complete {
-		err = e.transferBlob(ctx, bt, discard{}, stg, st)
-		if err == nil {
-			err = stg.checkpoint() // a crash now does not fetch it again
-		}
-	}
-	if err != nil {
-		// What arrived stays staged: the task serving the targets, or
-		// the next copy, resumes from it.
-		if cerr := stg.checkpoint(); cerr != nil {
-			e.o.log.Debug("staging checkpoint", "digest", bt.d.Digest.String(), "err", cerr)
-		}
-	} else {
-		st.add(func(s *Stats) { s.HintsFetched++ })
-	}
-	bt.mu.Lock()
-	bt.staged = stg
-	bt.mu.Unlock()
-	return err
-}
-
-// discard is the target of a hint's fetch: the bytes go to the stage
-// only. It reads to the end, so the stage checks the digest.
-type discard struct{}
-
-func (discard) BlobExists(context.Context, v1.Descriptor) (bool, error) { return false, nil }
-func (discard) WriteBlob(_ context.Context, _ v1.Descriptor, r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
-}
-func (discard) ManifestExists(context.Context, v1.Descriptor) (bool, error) { return false, nil }
-func (discard) ResolveTag(context.Context, string) (v1.Descriptor, error) {
-	return v1.Descriptor{}, ErrNotFound
-}
-func (discard) WriteManifest(context.Context, v1.Descriptor, []byte, string) error {
-	return errors.New("discard: no manifests")
 }
 
 // place records that dst holds blob h.
@@ -1089,11 +1179,6 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 		start := stg.off
 		err := e.attemptBlob(ctx, bt, dst, stg, st)
 		progress := stg.off > start
-		if err == nil && bt.hint {
-			// Staged, not written: the task serving the targets counts it.
-			st.setInflight(bt.d.Digest, -1)
-			return progress, nil
-		}
 		if err == nil {
 			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
 			st.setInflight(bt.d.Digest, -1)
@@ -1144,7 +1229,11 @@ func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg 
 		parts = append(parts, p)
 	}
 	if !stg.complete {
-		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
+		body := bt.takePending()
+		var err error
+		if body == nil {
+			body, err = bt.src.OpenBlob(ctx, bt.d, stg.off)
+		}
 		if errors.Is(err, ErrNoRange) {
 			stg.reset()
 			parts = nil
