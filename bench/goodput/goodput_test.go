@@ -269,9 +269,9 @@ func prepareBallast(b *testing.B, w *world, link string) func(context.Context) (
 		b.Fatalf("ballast warm-up (git clone): %v\n%s", err, out)
 	}
 	cfg := ballastConfig(b, dir, "edge", data, w.repoURL, link, w.bundles)
-	// GOODPUT_LOG_LEVEL=info (or debug) logs ballast's own timeline
+	// GOODPUT_LOG_LEVEL=info (or debug) keeps ballast's own timeline
 	// ("syncing bundle": the index arrived; "bundle complete", with the
-	// blob hints fetched) after each run.
+	// blob hints fetched) in a file under $TMPDIR, named in the log.
 	level := os.Getenv("GOODPUT_LOG_LEVEL")
 	return func(ctx context.Context) ([]byte, error) {
 		out, err := runCmd(ctx, nil, bin, "sync", "--once", "--config", cfg, "--log-level", cmp.Or(level, "warn"))
@@ -279,7 +279,12 @@ func prepareBallast(b *testing.B, w *world, link string) func(context.Context) (
 			err = fmt.Errorf("the bundle is not complete")
 		}
 		if level != "" {
-			b.Logf("ballast output:\n%s", out)
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("goodput-ballast-%s-%d.log", w.p.name, time.Now().UnixNano()))
+			if werr := os.WriteFile(f, out, 0o600); werr != nil {
+				b.Logf("ballast output:\n%s", out)
+			} else {
+				b.Logf("ballast output: %s", f)
+			}
 		}
 		return out, err
 	}

@@ -65,9 +65,9 @@ type Stats struct {
 	ManifestsWritten int   `json:"manifestsWritten"` // manifests and indexes written (incl. tags)
 	ManifestsSkipped int   `json:"manifestsSkipped"` // manifests already present
 	Retries          int   `json:"retries"`
-	// HintsFetched counts hinted blobs fetched before a walk reached
-	// them (Job.Hints); HintsUnused those no walk reached, whose
-	// HintBytesUnused bytes were read for nothing (and dropped).
+	// HintsFetched counts hinted blobs whose download started before a
+	// walk reached them (Job.Hints); HintsUnused those no walk reached,
+	// whose HintBytesUnused bytes were read for nothing (and dropped).
 	HintsFetched    int   `json:"hintsFetched,omitempty"`
 	HintsUnused     int   `json:"hintsUnused,omitempty"`
 	HintBytesUnused int64 `json:"hintBytesUnused,omitempty"`
@@ -504,9 +504,9 @@ func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
 		stg, err = openStage(e.o.staging, bt.d)
 	}
 	if err == nil && stg != nil && !bt.isClaimed() {
-		var moved bool
-		moved, err = e.prefetchBlob(ctx, bt, stg, s.st)
-		if moved {
+		var started bool
+		started, err = e.prefetchBlob(ctx, bt, stg, s.st)
+		if started {
 			s.st.add(func(st *Stats) { st.HintsFetched++ })
 		}
 	}
@@ -538,12 +538,11 @@ func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
 
 // prefetchBlob downloads a hinted blob into stg until it is staged whole
 // (and verified) or claimed; a claimed download is left open in
-// bt.pending. moved reports whether bytes arrived.
-func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) (moved bool, err error) {
-	start := stg.off
-	defer func() { moved = stg.off > start }()
+// bt.pending. started reports whether the source answered a request for
+// it before the claim.
+func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) (started bool, err error) {
 	mismatches := 0
-	return false, e.retryDo(ctx, "prefetch blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+	err = e.retryDo(ctx, "prefetch blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
 		from := stg.off
 		if !stg.complete && stg.off == bt.d.Size {
 			if err := stg.finish(); err != nil {
@@ -562,6 +561,7 @@ func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st 
 		if err != nil {
 			return false, err
 		}
+		started = true
 		up := &upstreamReader{ctx: ctx, e: e, r: body, stg: stg, st: st, d: bt.d}
 		buf := make([]byte, 32<<10)
 		for {
@@ -593,6 +593,7 @@ func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st 
 			return stg.off > from, err
 		}
 	})
+	return started, err
 }
 
 // dropUnused removes the stages of hinted blobs that no walk reached and
