@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/trust"
 )
@@ -144,20 +146,28 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	// Only now, the index having passed the policy, may its blob hints
 	// start fetches.
 	hints := s.hints(ctx, l.Bundle, plats)
-	jobs := make([]transfer.Job, 0, len(l.Bundle.Images))
+	// The bundle repository also holds every manifest and blob its index
+	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
+	// format"), so another edge can take this one as its upstream (a
+	// relay). These links go in the same copy as the images: a blob
+	// crosses the link once and is linked into the other repository (no
+	// bytes move on site), and each manifest is read once for both.
+	src := &onceSource{Source: l.Src, m: map[v1.Hash]*onceManifest{}}
+	jobs := make([]transfer.Job, 0, 2*len(l.Bundle.Images)+1)
 	links := make([]transfer.Job, 0, len(l.Bundle.Images))
 	for i, im := range l.Bundle.Images {
 		dst, err := s.local(im.Ref.EdgeRepository())
 		if err != nil {
 			return transfer.Stats{}, err
 		}
-		j := transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]}
+		j := transfer.Job{Src: src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]}
 		if hints != nil {
 			j.Hints = hints[i]
 		}
 		jobs = append(jobs, j)
-		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
+		links = append(links, transfer.Job{Src: localFirst{local: dst, Source: src}, Dst: bdst, Root: im.Descriptor, Platforms: plats})
 	}
+	jobs = append(jobs, links...)
 	if sig.Digest.Hex != "" {
 		// The index's signature lands in the bundle repository under
 		// cosign's tag before the index, so `cosign verify` against the
@@ -166,15 +176,7 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	}
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
-		return st, fmt.Errorf("copy images: %w", err)
-	}
-	// The bundle repository also holds every manifest and blob its index
-	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
-	// format"), so another edge can take this one as its upstream (a
-	// relay). On site that costs links, not bytes: blobs are mounted from
-	// the image repositories just written, manifests are read from them.
-	if _, err := s.engine.Copy(ctx, links...); err != nil {
-		return st, fmt.Errorf("link images into %s: %w", l.BundleRepo, err)
+		return st, fmt.Errorf("copy images (and link them into %s): %w", l.BundleRepo, err)
 	}
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
@@ -189,6 +191,62 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 		return st, fmt.Errorf("write bundle index: %w", err)
 	}
 	return st, nil
+}
+
+// onceSource reads each manifest from Source once for all the jobs of a
+// copy that walk it at the same time (an image and its link into the
+// bundle repository): one request over the link, not two. Bytes that do
+// not match their descriptor, and failures, are not kept.
+type onceSource struct {
+	transfer.Source
+	mu sync.Mutex
+	m  map[v1.Hash]*onceManifest
+}
+
+type onceManifest struct {
+	once sync.Once
+	raw  []byte
+	err  error
+}
+
+func (s *onceSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	s.mu.Lock()
+	e := s.m[d.Digest]
+	if e == nil {
+		e = &onceManifest{}
+		s.m[d.Digest] = e
+	}
+	s.mu.Unlock()
+	e.once.Do(func() {
+		e.raw, e.err = s.Source.FetchManifest(ctx, d)
+		if e.err == nil {
+			e.err = oci.VerifyBytes(e.raw, d)
+		}
+	})
+	if e.err != nil {
+		s.mu.Lock()
+		if s.m[d.Digest] == e {
+			delete(s.m, d.Digest) // the engine's retry asks again
+		}
+		s.mu.Unlock()
+		return nil, e.err
+	}
+	return e.raw, nil
+}
+
+// localFirst reads a manifest from the edge registry's repository local
+// when it is there (an image already on site, linked into the bundle
+// repository: no request over the link), else from Source.
+type localFirst struct {
+	transfer.Source
+	local *registryclient.Remote
+}
+
+func (l localFirst) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if raw, err := l.local.FetchManifest(ctx, d); err == nil && oci.VerifyBytes(raw, d) == nil {
+		return raw, nil
+	}
+	return l.Source.FetchManifest(ctx, d)
 }
 
 // BlobHolder is implemented by an edge registry that says whether it
