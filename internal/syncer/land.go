@@ -118,10 +118,13 @@ type Landing struct {
 
 // Land writes one bundle to the edge in the only order that keeps
 // "complete" honest: every image (manifests and blobs, only what is
-// missing), then the image tags by the claim rules (the deployed revision
-// and newer ones keep theirs), then the bundle index, the commit point.
-// The copy runs without the state lock; tags and index take it briefly.
-// It is used by sync passes and by import.
+// missing, in its repository and linked into the bundle repository; the
+// blobs the index hints start first), then the image tags by the claim
+// rules (the deployed revision and newer ones keep theirs), then the
+// bundle index, the commit point. The copy runs without the state lock;
+// tags and index take it briefly. It is used by sync passes and by
+// import. The returned Stats count the links into the bundle repository
+// as mounted blobs.
 func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	eng := l.Engine
 	if eng == nil {
