@@ -9,6 +9,7 @@ package goodput_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/linkproxy"
 	"github.com/ballast-dev/ballast/internal/testutil/realtest"
@@ -143,7 +146,20 @@ func newWorld(b *testing.B, p profile) *world {
 		if err != nil {
 			b.Fatal(err)
 		}
-		bd.Images = append(bd.Images, bundle.Image{Ref: ref, Descriptor: v1.Descriptor{MediaType: mt, Size: msize, Digest: d}})
+		desc := v1.Descriptor{MediaType: mt, Size: msize, Digest: d}
+		// The blob hints `ballast bundle` writes (bundle.AnnotationBlobs).
+		src, err := registryclient.New(w.up.Repo(w.bundles), registryclient.WithInsecure(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var nodes []oci.Node
+		if err := oci.Walk(context.Background(), src, desc, nil, func(n oci.Node) error {
+			nodes = append(nodes, n)
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		bd.Images = append(bd.Images, bundle.Image{Ref: ref, Descriptor: desc, Blobs: bundle.HintsFromWalk(nodes)})
 	}
 	raw, desc, err := bundle.Build(bd)
 	if err != nil {
@@ -253,10 +269,22 @@ func prepareBallast(b *testing.B, w *world, link string) func(context.Context) (
 		b.Fatalf("ballast warm-up (git clone): %v\n%s", err, out)
 	}
 	cfg := ballastConfig(b, dir, "edge", data, w.repoURL, link, w.bundles)
+	// GOODPUT_LOG_LEVEL=info (or debug) keeps ballast's own timeline
+	// ("syncing bundle": the index arrived; "bundle complete", with the
+	// blob hints fetched) in a file under $TMPDIR, named in the log.
+	level := os.Getenv("GOODPUT_LOG_LEVEL")
 	return func(ctx context.Context) ([]byte, error) {
-		out, err := runCmd(ctx, nil, bin, "sync", "--once", "--config", cfg, "--log-level", "warn")
+		out, err := runCmd(ctx, nil, bin, "sync", "--once", "--config", cfg, "--log-level", cmp.Or(level, "warn"))
 		if err == nil && !bytes.Contains(out, []byte("complete 1,")) {
 			err = fmt.Errorf("the bundle is not complete")
+		}
+		if level != "" {
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("goodput-ballast-%s-%d.log", w.p.name, time.Now().UnixNano()))
+			if werr := os.WriteFile(f, out, 0o600); werr != nil {
+				b.Logf("ballast output:\n%s", out)
+			} else {
+				b.Logf("ballast output: %s", f)
+			}
 		}
 		return out, err
 	}

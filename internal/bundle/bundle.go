@@ -56,6 +56,10 @@ type Image struct {
 	Descriptor v1.Descriptor
 	Chart      *Chart
 	Attached   *Attachment
+	// Blobs are, for Build, the blobs the entry reaches, written as its
+	// AnnotationBlobs hint (none when empty). Parse leaves them nil: read
+	// a parsed bundle's hints with BlobHints.
+	Blobs []BlobHint
 }
 
 // Name is how reports name the entry: its reference, or for a chart or OCI
@@ -104,7 +108,9 @@ func CountKinds(entries []Image) Kinds {
 
 // Build returns the canonical JSON of the bundle index for b and its
 // descriptor. Images are sorted by reference so the same inputs give the
-// same digest; an image's digest must be set.
+// same digest; an image's digest must be set. Images' Blobs become
+// AnnotationBlobs hints unless together they exceed the hints' bounds (then
+// no entry gets one).
 func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 	if !shaRE.MatchString(b.Revision) {
 		return nil, v1.Descriptor{}, fmt.Errorf("bundle revision %q: want a full 40-hex lowercase commit SHA", b.Revision)
@@ -131,8 +137,9 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 	if deps != "" {
 		idx.Annotations[AnnotationGitDeps] = deps
 	}
+	hints := encodeHints(imgs)
 	seen := map[string]bool{}
-	for _, im := range imgs {
+	for i, im := range imgs {
 		d := im.Descriptor
 		if err := checkImageDescriptor(d); err != nil {
 			return nil, v1.Descriptor{}, fmt.Errorf("image %s: %w", im.Ref, err)
@@ -162,6 +169,9 @@ func Build(b Bundle) ([]byte, v1.Descriptor, error) {
 			d.Annotations = im.Chart.annotations()
 		}
 		d.Annotations[AnnotationImageRef] = ref
+		if hints != nil && hints[i] != "" {
+			d.Annotations[AnnotationBlobs] = hints[i]
+		}
 		d.Platform = nil
 		d.Data = nil
 		idx.Manifests = append(idx.Manifests, d)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,6 +223,32 @@ func TestBundleToLayoutAndTar(t *testing.T) {
 		b, err := bundle.Parse(raw)
 		if err != nil || len(b.Images) != 3 {
 			t.Fatalf("bundle: %v", err)
+		}
+		// Every entry hints the blobs it reaches for the selection (all in
+		// the layout, none of db's arm/v7), each once.
+		hints, err := bundle.BlobHints(b)
+		if err != nil {
+			t.Fatalf("blob hints: %v", err)
+		}
+		sel, _ := oci.ParsePlatforms("linux/arm64/v8,linux/amd64")
+		for i, im := range b.Images {
+			reached := map[string]bool{}
+			if err := oci.Walk(ctx, l, im.Descriptor, sel, func(n oci.Node) error {
+				if n.Raw == nil {
+					reached[n.Descriptor.Digest.String()] = true
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(hints[i]) != len(reached) {
+				t.Fatalf("%s: %d blobs hinted, %d reached", im.Ref, len(hints[i]), len(reached))
+			}
+			for _, h := range hints[i] {
+				if !reached[h.Digest.String()] || slices.Contains(h.Platforms, "linux/arm/v7") {
+					t.Fatalf("%s: hint %+v is not a reached blob of the selection", im.Ref, h)
+				}
+			}
 		}
 		// arm64 and amd64 only: db's arm/v7 stays behind.
 		for _, im := range b.Images {

@@ -67,6 +67,32 @@ func (l *linkAnywhere) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
+// holds reports whether the storage holds blob dgst's data, under any
+// repository.
+func (l *linkAnywhere) holds(ctx context.Context, dgst digest.Digest) (bool, error) {
+	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
+	if l.err != nil {
+		return false, l.err
+	}
+	_, err := l.ns.BlobStatter().Stat(ctx, dgst)
+	if errors.Is(err, distribution.ErrBlobUnknown) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// HoldsBlob reports whether the registry's storage holds the blob of
+// digest dgst ("sha256:…"), under any repository (then a copy links it
+// instead of fetching it: sync asks before fetching hinted blobs). It
+// reads the storage directly, no request.
+func (r *Registry) HoldsBlob(ctx context.Context, dgst string) (bool, error) {
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return false, fmt.Errorf("blob %q: %w", dgst, err)
+	}
+	return r.link.holds(ctx, d)
+}
+
 // link links blob dgst into repository name if the storage holds its data.
 func (l *linkAnywhere) link(ctx context.Context, name string, dgst digest.Digest) (v1.Descriptor, bool, error) {
 	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })

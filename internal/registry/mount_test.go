@@ -34,6 +34,20 @@ func TestMountWithoutFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	unknown := mustHash(t, "never pushed")
+	// What HoldsBlob says agrees with what a mount without from does.
+	for _, c := range []struct {
+		h    v1.Hash
+		want bool
+	}{{base, true}, {goneLayer, false}, {unknown, false}} {
+		if got, err := s.HoldsBlob(ctx, c.h.String()); err != nil || got != c.want {
+			t.Fatalf("HoldsBlob(%s) = %v, %v; want %v", c.h, got, err, c.want)
+		}
+	}
+	if _, err := s.HoldsBlob(ctx, "sha256:nothex"); err == nil {
+		t.Fatal("HoldsBlob of a malformed digest: no error")
+	}
+
 	mount := func(repo string, h v1.Hash, extra url.Values, hdr ...string) result {
 		q := url.Values{"mount": {h.String()}}
 		for k, v := range extra {
@@ -44,7 +58,6 @@ func TestMountWithoutFrom(t *testing.T) {
 	head := func(repo string, h v1.Hash) int {
 		return do(t, "HEAD", s.URL+"/v2/"+repo+"/blobs/"+h.String(), nil).status
 	}
-	unknown := mustHash(t, "never pushed")
 
 	tests := []struct {
 		name   string

@@ -66,6 +66,7 @@ type Registry struct {
 	log     *slog.Logger
 	id      string // routes Distribution's logs of this registry's requests to log
 	gate    *writeGate
+	link    *linkAnywhere
 
 	gcMu      sync.Mutex // one garbage collection at a time
 	closeOnce sync.Once
@@ -123,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Registry, error) {
 	link := &linkAnywhere{next: app, open: func(ctx context.Context) (distribution.Namespace, error) {
 		return storage.NewRegistry(ctx, r.newDriver())
 	}}
+	r.link = link
 	r.handler = withInstance(id, authenticate(creds, r.gate.guard(nsRouter{next: link})))
 	return r, nil
 }

@@ -264,6 +264,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	images, srcs = append(images, att...), append(srcs, attSrcs...)
 	res.Attached, res.AttachedBytes = attachedResults(att, attSizes)
+	// Each entry's blobs, as hints that let an edge start fetching them
+	// as soon as the index arrives (bundle.AnnotationBlobs).
+	if err := hintBlobs(ctx, eng, images, srcs, platforms); err != nil {
+		return nil, err
+	}
 	raw, idxDesc, err := bundle.Build(bundle.Bundle{Revision: sha, Source: res.Source, Created: created, Images: images,
 		GitDeps: append(append([]bundle.GitDep(nil), res.Submodules...), res.RemoteBases...)})
 	if err != nil {
@@ -518,4 +523,27 @@ func listImages(ctx context.Context, o Options, dir string, cfg *Config, bases *
 		return nil, nil, inputErr(errors.New("no images found"))
 	}
 	return out, chartList, nil
+}
+
+// hintBlobs sets each entry's Blobs to what its manifests reach for
+// platforms (the selection the copy uses), walking every entry at its
+// source, 8 at a time.
+func hintBlobs(ctx context.Context, eng *transfer.Engine, images []bundle.Image, srcs []transfer.Source, platforms oci.Platforms) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range images {
+		g.Go(func() error {
+			var nodes []oci.Node
+			err := oci.Walk(gctx, engineFetcher{eng, srcs[i]}, images[i].Descriptor, platforms, func(n oci.Node) error {
+				nodes = append(nodes, n)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("entry %s: %w", images[i].Name(), err)
+			}
+			images[i].Blobs = bundle.HintsFromWalk(nodes)
+			return nil
+		})
+	}
+	return g.Wait()
 }

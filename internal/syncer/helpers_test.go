@@ -17,6 +17,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
@@ -60,7 +62,8 @@ func pushBundle(t testing.TB, up *regserver.Server, repo, sha string, images map
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Images = append(b.Images, bundle.Image{Ref: r, Descriptor: v1.Descriptor{MediaType: mt, Size: size, Digest: d}})
+		desc := v1.Descriptor{MediaType: mt, Size: size, Digest: d}
+		b.Images = append(b.Images, bundle.Image{Ref: r, Descriptor: desc, Blobs: blobHints(t, up, repo, desc)})
 	}
 	raw, desc, err := bundle.Build(b)
 	if err != nil {
@@ -71,6 +74,24 @@ func pushBundle(t testing.TB, up *regserver.Server, repo, sha string, images map
 		t.Fatal(err)
 	}
 	return desc
+}
+
+// blobHints are the blob hints `ballast bundle` writes for root, as
+// pushed to repo (none if it cannot be walked there).
+func blobHints(t testing.TB, up *regserver.Server, repo string, root v1.Descriptor) []bundle.BlobHint {
+	src, err := registryclient.New(up.Repo(repo), registryclient.WithInsecure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []oci.Node
+	if err := oci.Walk(context.Background(), src, root, nil, func(n oci.Node) error {
+		nodes = append(nodes, n)
+		return nil
+	}); err != nil {
+		t.Logf("no blob hints for %s: %v", root.Digest, err)
+		return nil
+	}
+	return bundle.HintsFromWalk(nodes)
 }
 
 type rawManifest struct {

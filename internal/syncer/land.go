@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/transfer"
 	"github.com/ballast-dev/ballast/internal/trust"
 )
@@ -136,10 +138,13 @@ type Landing struct {
 
 // Land writes one bundle to the edge in the only order that keeps
 // "complete" honest: every image (manifests and blobs, only what is
-// missing), then the image tags by the claim rules (the deployed revision
-// and newer ones keep theirs), then the bundle index, the commit point.
-// The copy runs without the state lock; tags and index take it briefly.
-// It is used by sync passes and by import.
+// missing, in its repository and linked into the bundle repository; the
+// blobs the index hints start first), then the image tags by the claim
+// rules (the deployed revision and newer ones keep theirs), then the
+// bundle index, the commit point. The copy runs without the state lock;
+// tags and index take it briefly. It is used by sync passes and by
+// import. The returned Stats count the links into the bundle repository
+// as mounted blobs.
 func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	eng := l.Engine
 	if eng == nil {
@@ -161,16 +166,31 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	if err != nil {
 		return transfer.Stats{}, err
 	}
-	jobs := make([]transfer.Job, 0, len(l.Bundle.Images))
+	// Only now, the index having passed the policy, may its blob hints
+	// start fetches.
+	hints := s.hints(ctx, l.Bundle, plats)
+	// The bundle repository also holds every manifest and blob its index
+	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
+	// format"), so another edge can take this one as its upstream (a
+	// relay). These links go in the same copy as the images: a blob
+	// crosses the link once and is linked into the other repository (no
+	// bytes move on site), and each manifest is read once for both.
+	src := &onceSource{Source: l.Src, m: map[v1.Hash]*onceManifest{}}
+	jobs := make([]transfer.Job, 0, 2*len(l.Bundle.Images)+1)
 	links := make([]transfer.Job, 0, len(l.Bundle.Images))
-	for _, im := range l.Bundle.Images {
+	for i, im := range l.Bundle.Images {
 		dst, err := s.local(im.Ref.EdgeRepository())
 		if err != nil {
 			return transfer.Stats{}, err
 		}
-		jobs = append(jobs, transfer.Job{Src: l.Src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]})
-		links = append(links, transfer.Job{Src: dst, Dst: bdst, Root: im.Descriptor, Platforms: plats})
+		j := transfer.Job{Src: src, Dst: dst, Root: im.Descriptor, Platforms: plats, Recheck: l.Recheck[im.Ref.String()]}
+		if hints != nil {
+			j.Hints = hints[i]
+		}
+		jobs = append(jobs, j)
+		links = append(links, transfer.Job{Src: localFirst{local: dst, Source: src}, Dst: bdst, Root: im.Descriptor, Platforms: plats})
 	}
+	jobs = append(jobs, links...)
 	if sig.Digest.Hex != "" {
 		// The index's signature lands in the bundle repository under
 		// cosign's tag before the index, so `cosign verify` against the
@@ -179,15 +199,7 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	}
 	st, err := eng.Copy(ctx, jobs...)
 	if err != nil {
-		return st, fmt.Errorf("copy images: %w", err)
-	}
-	// The bundle repository also holds every manifest and blob its index
-	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
-	// format"), so another edge can take this one as its upstream (a
-	// relay). On site that costs links, not bytes: blobs are mounted from
-	// the image repositories just written, manifests are read from them.
-	if _, err := s.engine.Copy(ctx, links...); err != nil {
-		return st, fmt.Errorf("link images into %s: %w", l.BundleRepo, err)
+		return st, fmt.Errorf("copy images (and link them into %s): %w", l.BundleRepo, err)
 	}
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
@@ -203,6 +215,108 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	}
 	l.claims.markComplete(l.Bundle)
 	return st, nil
+}
+
+// onceSource reads each manifest from Source once for all the jobs of a
+// copy that walk it at the same time (an image and its link into the
+// bundle repository): one request over the link, not two. Bytes that do
+// not match their descriptor, and failures, are not kept.
+type onceSource struct {
+	transfer.Source
+	mu sync.Mutex
+	m  map[v1.Hash]*onceManifest
+}
+
+type onceManifest struct {
+	once sync.Once
+	raw  []byte
+	err  error
+}
+
+func (s *onceSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	s.mu.Lock()
+	e := s.m[d.Digest]
+	if e == nil {
+		e = &onceManifest{}
+		s.m[d.Digest] = e
+	}
+	s.mu.Unlock()
+	e.once.Do(func() {
+		e.raw, e.err = s.Source.FetchManifest(ctx, d)
+		if e.err == nil {
+			e.err = oci.VerifyBytes(e.raw, d)
+		}
+	})
+	if e.err != nil {
+		s.mu.Lock()
+		if s.m[d.Digest] == e {
+			delete(s.m, d.Digest) // the engine's retry asks again
+		}
+		s.mu.Unlock()
+		return nil, e.err
+	}
+	return e.raw, nil
+}
+
+// localFirst reads a manifest from the edge registry's repository local
+// when it is there (an image already on site, linked into the bundle
+// repository: no request over the link), else from Source.
+type localFirst struct {
+	transfer.Source
+	local *registryclient.Remote
+}
+
+func (l localFirst) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+	if raw, err := l.local.FetchManifest(ctx, d); err == nil && oci.VerifyBytes(raw, d) == nil {
+		return raw, nil
+	}
+	return l.Source.FetchManifest(ctx, d)
+}
+
+// BlobHolder is implemented by an edge registry that says whether it
+// holds a blob under any repository (*registry.Registry does). Without it,
+// sync does not use a bundle's blob hints: a hinted blob the registry
+// holds elsewhere must be linked, not fetched again.
+type BlobHolder interface {
+	HoldsBlob(ctx context.Context, dgst string) (bool, error)
+}
+
+// hints returns, for each entry of b, the blobs its bundle.AnnotationBlobs
+// hints that plats selects and the edge registry holds nowhere: the
+// engine fetches them as soon as the copy starts (transfer.Job.Hints).
+// nil means none: the index has no hints, or hints that fail their
+// checks or bounds (logged; the walk finds every blob as without hints),
+// or the registry cannot say what it holds.
+func (s *Syncer) hints(ctx context.Context, b *bundle.Bundle, plats oci.Platforms) [][]v1.Descriptor {
+	holder, ok := s.o.Local.(BlobHolder)
+	if !ok {
+		return nil
+	}
+	hs, err := bundle.BlobHints(b)
+	if errors.Is(err, bundle.ErrNoHints) {
+		return nil
+	}
+	if err != nil {
+		s.log.Warn("bundle index: blob hints not used", "revision", b.Revision, "err", err)
+		return nil
+	}
+	out := make([][]v1.Descriptor, len(hs))
+	for i, entry := range hs {
+		for _, h := range entry {
+			if !h.Selected(plats) {
+				continue
+			}
+			held, err := holder.HoldsBlob(ctx, h.Digest.String())
+			if err != nil {
+				s.log.Warn("bundle index: blob hints not used", "revision", b.Revision, "err", err)
+				return nil
+			}
+			if !held {
+				out[i] = append(out[i], h.Descriptor())
+			}
+		}
+	}
+	return out
 }
 
 // LandImport lands a bundle brought by other means than the link (an

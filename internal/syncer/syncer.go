@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
@@ -907,13 +908,18 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.notify(id)
 	// bytesRead: over the link (layers made from deltas count as their
 	// patches).
-	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", linkBytes(src, st), "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries)
+	s.log.Info("bundle complete", "repo", id, "revision", sha, "bytesRead", linkBytes(src, st), "blobsCopied", st.BlobsCopied, "blobsSkipped", st.BlobsSkipped, "retries", st.Retries,
+		"hintsFetched", st.HintsFetched, "hintsUnused", st.HintsUnused)
 	return StateComplete, nil
 }
 
 // claimTags marks the tags of a complete revision's images as taken, and
 // points each one not claimed by a newer revision at this revision's digest.
+// Which tags to claim is decided in order; the tags are then checked and
+// written at once (each is a round trip to the edge registry, all of them
+// before the bundle index).
 func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[string]bool) error {
+	var todo []bundle.Image
 	for _, im := range b.Images {
 		if im.Ref.Tag == "" {
 			continue
@@ -923,23 +929,31 @@ func (s *Syncer) claimTags(ctx context.Context, b *bundle.Bundle, claimed map[st
 			continue
 		}
 		claimed[key] = true
-		dst, err := s.local(im.Ref.EdgeRepository())
-		if err != nil {
-			return err
-		}
-		cur, err := dst.ResolveTag(ctx, im.Ref.Tag)
-		if err == nil && cur.Digest == im.Descriptor.Digest {
-			continue
-		}
-		if err != nil && !errors.Is(err, transfer.ErrNotFound) {
-			return fmt.Errorf("tag %s: %w", key, err)
-		}
-		if err := s.writeTag(ctx, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag}); err != nil {
-			return err
-		}
+		todo = append(todo, im)
 	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(claimConcurrency)
+	for _, im := range todo {
+		g.Go(func() error {
+			dst, err := s.local(im.Ref.EdgeRepository())
+			if err != nil {
+				return err
+			}
+			cur, err := dst.ResolveTag(gctx, im.Ref.Tag)
+			if err == nil && cur.Digest == im.Descriptor.Digest {
+				return nil
+			}
+			if err != nil && !errors.Is(err, transfer.ErrNotFound) {
+				return fmt.Errorf("tag %s: %w", tagKey(im), err)
+			}
+			return s.writeTag(gctx, tagWrite{dst: dst, d: im.Descriptor, tag: im.Ref.Tag})
+		})
+	}
+	return g.Wait()
 }
+
+// claimConcurrency bounds the tag checks and writes of claimTags.
+const claimConcurrency = 16
 
 type tagWrite struct {
 	dst *registryclient.Remote

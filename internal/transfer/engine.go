@@ -38,6 +38,20 @@ type Job struct {
 	// known to have lost content below a present root, such as a blob
 	// deleted or found damaged on disk.
 	Recheck bool
+	// Hints are blobs the root is said to reach (a bundle index's
+	// bundle.AnnotationBlobs), fetched by digest as soon as the job starts,
+	// while its manifests are still on their way: on a long link that
+	// saves the manifests' round trip. A hint is never trusted: its bytes
+	// are verified against its digest and go to the staging directory
+	// only, until the walk of some job of the same Copy reaches the blob;
+	// from then on the fetch goes on into that job's target as if there
+	// had been no hint (the staged bytes first, then the rest of the same
+	// download). One that no walk reaches is dropped from staging and
+	// counted in Stats.HintsUnused. A failed hint fetch is not the copy's
+	// failure: the walk's copy resumes it. Ignored without a staging
+	// directory (WithStagingDir), in dry runs, for a root skipped as
+	// present, and for blobs Dst holds.
+	Hints []v1.Descriptor
 }
 
 // Stats counts what a Copy did.
@@ -51,6 +65,12 @@ type Stats struct {
 	ManifestsWritten int   `json:"manifestsWritten"` // manifests and indexes written (incl. tags)
 	ManifestsSkipped int   `json:"manifestsSkipped"` // manifests already present
 	Retries          int   `json:"retries"`
+	// HintsFetched counts hinted blobs whose download started before a
+	// walk reached them (Job.Hints); HintsUnused those no walk reached,
+	// whose HintBytesUnused bytes were read for nothing (and dropped).
+	HintsFetched    int   `json:"hintsFetched,omitempty"`
+	HintsUnused     int   `json:"hintsUnused,omitempty"`
+	HintBytesUnused int64 `json:"hintBytesUnused,omitempty"`
 }
 
 // EventKind says what an Event reports.
@@ -291,6 +311,17 @@ type blobTask struct {
 	prev *blobTask
 	done chan struct{}
 
+	// hint marks a task started by a hint (Job.Hints) before any walk
+	// reached its blob: it fetches into staging until the first target
+	// is added (claimed closes), then serves its targets as any task.
+	hint    bool
+	hintDst Target        // the hinting job's target: a blob there is not fetched
+	claimed chan struct{} // closed when the first target is added
+	// pending is the hint's download, paused at the stage's offset when
+	// the blob was claimed: the first attempt goes on reading it.
+	pending io.ReadCloser
+	staged  *stage // an unclaimed hint's stage, for dropUnused
+
 	mu     sync.Mutex
 	dsts   []Target
 	next   int
@@ -309,6 +340,33 @@ func (bt *blobTask) nextDst() Target {
 	return nil
 }
 
+// takeStage returns (once) the stage an unclaimed hint task left.
+func (bt *blobTask) takeStage() *stage {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	stg := bt.staged
+	bt.staged = nil
+	return stg
+}
+
+// isClaimed reports whether a hint task has a target.
+func (bt *blobTask) isClaimed() bool {
+	select {
+	case <-bt.claimed:
+		return true
+	default:
+		return false
+	}
+}
+
+// takePending returns (once) a claimed hint's paused download, which
+// goes on at the stage's offset. Only the task's own goroutine uses it.
+func (bt *blobTask) takePending() io.ReadCloser {
+	p := bt.pending
+	bt.pending = nil
+	return p
+}
+
 // addDst adds a target unless the task is closed.
 func (bt *blobTask) addDst(t Target) bool {
 	bt.mu.Lock()
@@ -317,6 +375,9 @@ func (bt *blobTask) addDst(t Target) bool {
 		return false
 	}
 	bt.dsts = append(bt.dsts, t)
+	if bt.hint && len(bt.dsts) == 1 {
+		close(bt.claimed)
+	}
 	return true
 }
 
@@ -335,6 +396,12 @@ type blobSched struct {
 	ids  map[Target]int
 	seen map[schedKey]bool
 	open map[v1.Hash]*blobTask
+	// hints are the hint tasks started; reached the blobs some walk
+	// reached; walkDone is closed when the walks have ended (no target
+	// is added after it).
+	hints    []*blobTask
+	reached  map[v1.Hash]bool
+	walkDone chan struct{}
 
 	// cancel stops every other blob and the walks at the first failure,
 	// before that blob's slot is given back: with the slot free and the
@@ -386,6 +453,7 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 		}
 	}
 	k := schedKey{id, d.Digest}
+	s.reached[d.Digest] = true
 	if s.seen[k] {
 		return
 	}
@@ -397,6 +465,164 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 	}
 	bt := &blobTask{d: d, src: j.Src, dsts: []Target{j.Dst}, prev: prev, done: make(chan struct{})}
 	s.open[d.Digest] = bt
+	s.start(bt)
+}
+
+// hint starts fetching blob d, hinted by job j, into staging, unless a
+// task for it exists (a walk reached it first, or another job hinted it).
+func (s *blobSched) hint(j Job, d v1.Descriptor) {
+	if s.e.o.staging == "" || oci.CheckDigest(d.Digest) != nil || d.Size <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[d.Digest] != nil {
+		return
+	}
+	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, claimed: make(chan struct{}), done: make(chan struct{})}
+	s.open[d.Digest] = bt
+	s.hints = append(s.hints, bt)
+	s.start(bt)
+}
+
+// prefetch runs a hint task until a walk claims its blob: it fetches
+// the blob into its stage (from where an earlier run left it), pausing
+// the download when the blob is claimed, and then waits for the claim.
+// It returns the stage for the task's targets and true once claimed;
+// false when no walk claimed the blob (the stage is left for dropUnused)
+// or the copy was cancelled.
+func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
+	e, ctx := s.e, s.ctx
+	var stg *stage
+	var present bool
+	err := e.retryDo(ctx, "check blob "+bt.d.Digest.String(), nil, func(ctx context.Context) (bool, error) {
+		var err error
+		present, err = bt.hintDst.BlobExists(ctx, bt.d)
+		return false, err
+	})
+	if err == nil && !present {
+		stg, err = openStage(e.o.staging, bt.d)
+	}
+	if err == nil && stg != nil && !bt.isClaimed() {
+		var started bool
+		started, err = e.prefetchBlob(ctx, bt, stg, s.st)
+		if started {
+			s.st.add(func(st *Stats) { st.HintsFetched++ })
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		// Not the copy's failure: a claimed blob's copy resumes it.
+		e.o.log.Debug("hinted blob not prefetched", "digest", bt.d.Digest.String(), "err", err)
+	}
+	select {
+	case <-bt.claimed:
+	case <-s.walkDone:
+	case <-ctx.Done():
+	}
+	if bt.isClaimed() && ctx.Err() == nil {
+		return stg, true
+	}
+	// Unclaimed (the walks are over) or cancelled: no target; close the
+	// task so that nothing is added to it.
+	bt.mu.Lock()
+	bt.closed = true
+	bt.staged = stg
+	bt.mu.Unlock()
+	if bt.pending != nil {
+		bt.pending.Close()
+		bt.pending = nil
+	}
+	s.st.setInflight(bt.d.Digest, -1)
+	return nil, false
+}
+
+// prefetchBlob downloads a hinted blob into stg until it is staged whole
+// (and verified) or claimed; a claimed download is left open in
+// bt.pending. started reports whether the source answered a request for
+// it before the claim.
+func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) (started bool, err error) {
+	mismatches := 0
+	err = e.retryDo(ctx, "prefetch blob "+bt.d.Digest.String(), st, func(ctx context.Context) (bool, error) {
+		from := stg.off
+		if !stg.complete && stg.off == bt.d.Size {
+			if err := stg.finish(); err != nil {
+				return false, err
+			}
+		}
+		if stg.complete {
+			return false, nil
+		}
+		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
+		if errors.Is(err, ErrNoRange) {
+			stg.reset()
+			from = 0
+			body, err = bt.src.OpenBlob(ctx, bt.d, 0)
+		}
+		if err != nil {
+			return false, err
+		}
+		started = true
+		up := &upstreamReader{ctx: ctx, e: e, r: body, stg: stg, st: st, d: bt.d}
+		buf := make([]byte, 32<<10)
+		for {
+			if bt.isClaimed() {
+				bt.pending = body
+				return stg.off > from, nil
+			}
+			_, err := up.Read(buf)
+			if stg.complete {
+				st.setInflight(bt.d.Digest, -1)
+				body.Close()
+				// Durable before the task serves targets: a crash now
+				// does not fetch it again.
+				return true, stg.checkpoint()
+			}
+			if err == nil {
+				continue
+			}
+			body.Close()
+			if errors.Is(err, ErrDigestMismatch) {
+				if mismatches++; mismatches >= 2 {
+					return false, Permanent(err)
+				}
+				return true, err
+			}
+			if cerr := stg.checkpoint(); cerr != nil {
+				return stg.off > from, Permanent(cerr)
+			}
+			return stg.off > from, err
+		}
+	})
+	return started, err
+}
+
+// dropUnused removes the stages of hinted blobs that no walk reached and
+// counts them; when the walks did not finish (walked false: a failed copy)
+// it only closes them, so the next copy resumes them. Call it once every
+// task has finished.
+func (s *blobSched) dropUnused(walked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, bt := range s.hints {
+		stg := bt.takeStage()
+		if s.reached[bt.d.Digest] || !walked {
+			if stg != nil {
+				stg.close() // not taken: the copy stopped early; resumable
+			}
+			continue
+		}
+		if stg != nil {
+			n := stg.off
+			stg.remove()
+			s.st.add(func(st *Stats) { st.HintsUnused++; st.HintBytesUnused += n })
+			s.e.o.log.Warn("hinted blob not reached by any manifest: dropped", "digest", bt.d.Digest.String(), "bytes", n)
+		}
+	}
+	s.hints = nil
+}
+
+// start runs bt when its predecessor is done and a slot is free.
+func (s *blobSched) start(bt *blobTask) {
 	s.g.Go(func() error {
 		defer close(bt.done)
 		if bt.prev != nil {
@@ -415,7 +641,14 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 		if err := s.ctx.Err(); err != nil {
 			return err // another blob failed while this one queued
 		}
-		if err := s.e.copyBlobTask(s.ctx, bt, s.st); err != nil {
+		var stg *stage
+		if bt.hint {
+			var ok bool
+			if stg, ok = s.prefetch(bt); !ok {
+				return s.ctx.Err()
+			}
+		}
+		if err := s.e.copyBlobTask(s.ctx, bt, stg, s.st); err != nil {
 			return s.fail(err)
 		}
 		return nil
@@ -438,7 +671,7 @@ type walked struct {
 
 // Plan walks jobs and checks what their targets already hold.
 func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
-	w, err := e.walk(ctx, jobs, true, nil)
+	w, err := e.walk(ctx, jobs, true, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -446,9 +679,9 @@ func (e *Engine) Plan(ctx context.Context, jobs ...Job) (*Plan, error) {
 }
 
 // Copy copies every job. Blobs move first (in parallel, skipping present
-// ones), then child manifests (children before parents), then each job's
-// root and its tags, in job order. To make one root the commit point of
-// others, copy it in a later Copy call. On error nothing is rolled back:
+// ones), then child manifests (children before parents), then the jobs'
+// roots and their tags (see writeManifests for what runs at once). To make
+// one root the commit point of others, copy it in a later Copy call. On error nothing is rolled back:
 // what was written is valid content, and a re-run continues.
 func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	var st statsCounter
@@ -456,9 +689,15 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 	sched := &blobSched{e: e, st: &st, g: g, ctx: gctx, sem: make(chan struct{}, e.o.concurrency),
-		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, cancel: cancel}
-	// Blobs start as the walks find them (sched.add); the walks go on.
-	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) })
+		ids: map[Target]int{}, seen: map[schedKey]bool{}, open: map[v1.Hash]*blobTask{}, reached: map[v1.Hash]bool{},
+		walkDone: make(chan struct{}), cancel: cancel}
+	walked := false
+	defer func() { sched.dropUnused(walked) }()
+	// Blobs start as the walks find them (sched.add), hinted ones before
+	// (sched.hint); the walks go on.
+	w, err := e.walk(gctx, jobs, false, func(i int, d v1.Descriptor) { sched.add(i, jobs[i], d) },
+		func(i int, d v1.Descriptor) { sched.hint(jobs[i], d) })
+	close(sched.walkDone)
 	if err != nil {
 		cancel()
 		if gerr := sched.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
@@ -470,6 +709,7 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 		}
 		return st.get(), err
 	}
+	walked = true
 	for _, s := range w.skipRoots {
 		if s {
 			st.add(func(s *Stats) { s.ManifestsSkipped++ })
@@ -478,17 +718,62 @@ func (e *Engine) Copy(ctx context.Context, jobs ...Job) (Stats, error) {
 	if err := sched.wait(); err != nil {
 		return st.get(), err
 	}
-	for _, m := range w.children {
-		if err := e.writeManifest(ctx, m, &st); err != nil {
-			return st.get(), err
-		}
-	}
-	for _, m := range w.roots {
-		if err := e.writeManifest(ctx, m, &st); err != nil {
-			return st.get(), err
-		}
+	sched.dropUnused(true)
+	if err := e.writeManifests(ctx, w.children, w.roots, &st); err != nil {
+		return st.get(), err
 	}
 	return st.get(), nil
+}
+
+// writeManifests writes a Copy's manifests once its blobs are in, each
+// only after everything it references: the children that are image
+// manifests (they reference blobs only) at once, then the child indexes
+// in walk order (an index's children come before it), then the roots
+// without tags at once, then the tagged roots in job order (a layout's
+// index.json then lists tags in the same order every time). Each write
+// is a round trip to the target: on site, the tail of a sync.
+func (e *Engine) writeManifests(ctx context.Context, children, roots []manifestTask, st *statsCounter) error {
+	var indexes, tagged []manifestTask
+	var leaves, untagged []manifestTask
+	for _, m := range children {
+		if oci.IsIndex(m.d.MediaType) {
+			indexes = append(indexes, m)
+		} else {
+			leaves = append(leaves, m)
+		}
+	}
+	for _, m := range roots {
+		if len(m.tags) > 0 {
+			tagged = append(tagged, m)
+		} else {
+			untagged = append(untagged, m)
+		}
+	}
+	parallel := func(ms []manifestTask) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.o.concurrency)
+		for _, m := range ms {
+			g.Go(func() error { return e.writeManifest(gctx, m, st) })
+		}
+		return g.Wait()
+	}
+	if err := parallel(leaves); err != nil {
+		return err
+	}
+	for _, m := range indexes {
+		if err := e.writeManifest(ctx, m, st); err != nil {
+			return err
+		}
+	}
+	if err := parallel(untagged); err != nil {
+		return err
+	}
+	for _, m := range tagged {
+		if err := e.writeManifest(ctx, m, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jobWalk is what walking one job found.
@@ -500,8 +785,9 @@ type jobWalk struct {
 
 // walk fetches every manifest of every job (verified; jobs in parallel, as
 // each manifest is a round trip on a slow link) and asks targets what they
-// hold. With dry, blob presence is recorded in the plan only.
-func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job int, d v1.Descriptor)) (*walked, error) {
+// hold. With dry, blob presence is recorded in the plan only. onHint gets
+// each job's hints before its walk starts.
+func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob, onHint func(job int, d v1.Descriptor)) (*walked, error) {
 	for i, j := range jobs {
 		if j.Src == nil || j.Dst == nil {
 			return nil, fmt.Errorf("job %d: source and target are required", i)
@@ -527,6 +813,11 @@ func (e *Engine) walk(ctx context.Context, jobs []Job, dry bool, onBlob func(job
 				r.present = present
 				if present && trust {
 					return nil
+				}
+			}
+			if onHint != nil && !j.RootOnly {
+				for _, h := range j.Hints {
+					onHint(i, h)
 				}
 			}
 			collect := func(n oci.Node) error {
@@ -735,11 +1026,20 @@ func (e *Engine) writeManifest(ctx context.Context, m manifestTask, st *statsCou
 // copyBlobTask brings one blob to every target that needs it: skip where
 // present, mount where possible, else stream it once from the source
 // (staged, so further targets read it from disk).
-func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, st *statsCounter) error {
+//
+// stg is a claimed hint's stage (nil for others); the task takes it over.
+func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, stg *stage, st *statsCounter) error {
+	defer func() {
+		if bt.pending != nil {
+			bt.pending.Close()
+		}
+	}()
 	if err := ctx.Err(); err != nil {
+		if stg != nil {
+			stg.close()
+		}
 		return err
 	}
-	var stg *stage
 	defer func() {
 		if stg != nil {
 			stg.close()
@@ -930,7 +1230,11 @@ func (e *Engine) attemptBlob(ctx context.Context, bt *blobTask, dst Target, stg 
 		parts = append(parts, p)
 	}
 	if !stg.complete {
-		body, err := bt.src.OpenBlob(ctx, bt.d, stg.off)
+		body := bt.takePending()
+		var err error
+		if body == nil {
+			body, err = bt.src.OpenBlob(ctx, bt.d, stg.off)
+		}
 		if errors.Is(err, ErrNoRange) {
 			stg.reset()
 			parts = nil
