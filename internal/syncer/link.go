@@ -397,10 +397,37 @@ func (m meteredSource) FetchRef(ctx context.Context, ref string) (v1.Descriptor,
 	return m.upstreamSource.FetchRef(ctx, ref)
 }
 
+// FetchManifest reads a manifest whole, within a grant of its size like a
+// blob read: blob reads under way (hinted blobs start before any manifest
+// is read) cannot take the budget a manifest needs, and a manifest the
+// budget cannot hold stops the pass before its first byte.
 func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	if _, err := m.gate.decide(); err != nil {
 		return nil, oci.Permanent(err)
 	}
+	if d.Size <= 0 {
+		return m.upstreamSource.FetchManifest(ctx, d)
+	}
+	n, err := m.gate.grant(ctx, d.Size)
+	if err != nil {
+		if errors.Is(err, ErrBudgetSpent) {
+			m.gate.stop(err)
+		}
+		return nil, oci.Permanent(err)
+	}
+	if n < d.Size {
+		// Not enough for the whole manifest: stop as a blob read at the
+		// budget does, once the other reads are done.
+		m.gate.release(n)
+		m.gate.waitAlone(ctx)
+		m.gate.stop(ErrBudgetSpent)
+		m.gate.closed()
+		return nil, oci.Permanent(ErrBudgetSpent)
+	}
+	defer func() {
+		m.gate.release(n)
+		m.gate.closed()
+	}()
 	return m.upstreamSource.FetchManifest(ctx, d)
 }
 
