@@ -103,3 +103,49 @@ func TestImportDoesNotClaimForUntrustedBundles(t *testing.T) {
 		t.Fatalf("ref recorded at %s after the import, want the signed import's %s (%s is the refused bundle's)", got, z, x)
 	}
 }
+
+// TestActivateRefusesUntrustedBundle: an activation is a write like the
+// tags and refs a pass moves: a complete revision whose bundle the trust
+// policy refuses (landed before signatures were required) is not
+// activated, and its remote bases' moving refs stay where they are.
+func TestActivateRefusesUntrustedBundle(t *testing.T) {
+	const x = "1111111111111111111111111111111111111111" // the unsigned bundle's
+	const y = "2222222222222222222222222222222222222222" // pointed by an owner
+	s := newSite(t, nil)
+	s.git.CreateRepo(t, "org/base")
+	baseURL := s.git.URL("org/base")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushRefBundle(t, s, rev1, baseURL, "v1.2", x, time.Now())
+	if res := s.pass(); !res.Done() || res.Complete != 1 {
+		t.Fatalf("pass without trust: %+v", res)
+	}
+	if _, err := s.mirror.PointGitDepRefs(ctx, []gitmirror.Dep{{URL: baseURL, Commit: y, Ref: "v1.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	signer := newSigner(t)
+	pub := filepath.Join(t.TempDir(), "cosign.pub")
+	pemBytes, _ := signer.PublicKeyPEM()
+	if err := os.WriteFile(pub, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Trust = &config.Trust{PublicKeys: []string{pub}}
+	if err := s.cfg.Trust.LoadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	s.restart()
+	store, err := syncer.OpenDeployed(s.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sync.Activate(ctx, s.cfg.Repositories[0].URL, rev1, store); !syncer.IsUntrusted(err) {
+		t.Fatalf("activating an untrusted revision: err = %v, want untrusted", err)
+	}
+	if dr, _ := s.mirror.ResolveDepRef(ctx, baseURL, "v1.2"); dr.Recorded != y {
+		t.Fatalf("ref recorded at %s after the refused activation, want %s", dr.Recorded, y)
+	}
+	if cur := store.Current(s.repoID); cur == rev1 {
+		t.Fatal("the untrusted revision was recorded as deployed")
+	}
+}
