@@ -168,6 +168,22 @@ func (d *deps) open(ctx context.Context) error {
 	for _, r := range repos {
 		if err := r.recover(ctx); err != nil && ctx.Err() == nil {
 			d.m.log.Error("git mirror: dependency repository check failed; it will be re-made", "repo", r.id, "err", err)
+			continue
+		}
+		// The refs the file records are written before anything is
+		// served: a kill after the file was saved and before the git
+		// refs moved (PointGitDepRefs) must not leave an activation
+		// right after the restart advertising the old commits until the
+		// first dependency pass.
+		d.mu.Lock()
+		n := d.needs[strings.ToLower(r.id)]
+		named := n != nil && len(n.Refs) > 0
+		d.mu.Unlock()
+		if !named {
+			continue
+		}
+		if err := d.applyRefs(ctx, r); err != nil && ctx.Err() == nil {
+			d.m.log.Warn("git mirror: recorded dependency refs not written; the next pass writes them", "repo", r.id, "err", err)
 		}
 	}
 	return ctx.Err()

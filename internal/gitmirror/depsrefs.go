@@ -228,7 +228,9 @@ func (m *Mirror) ResolveDepRef(ctx context.Context, idOrURL, ref string) (DepRef
 
 // serveDepRef answers GET /api/v1/gitdeps/ref?repo=<id>&ref=<ref>: 200
 // with a DepRef (Name empty when the mirror does not advertise the ref),
-// 404 for a repository the mirror does not hold, 400 for a bad ref.
+// 404 for a repository the mirror does not hold, 400 for a bad ref, 503
+// with Retry-After while every serving slot (MaxConcurrentRequests) stays
+// taken for the request timeout.
 func (m *Mirror) serveDepRef(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	repo, ref := q.Get("repo"), q.Get("ref")
@@ -236,7 +238,19 @@ func (m *Mirror) serveDepRef(w http.ResponseWriter, req *http.Request) {
 		apiError(w, http.StatusBadRequest, "want ?repo=<id>&ref=<ref>")
 		return
 	}
-	dr, err := m.ResolveDepRef(req.Context(), repo, ref)
+	// Anonymous and a few git processes each: served within the same
+	// concurrency bound as git's own requests.
+	ctx, cancel := context.WithTimeout(req.Context(), m.opts.RequestTimeout)
+	defer cancel()
+	select {
+	case m.sem <- struct{}{}:
+		defer func() { <-m.sem }()
+	case <-ctx.Done():
+		w.Header().Set("Retry-After", "10")
+		apiError(w, http.StatusServiceUnavailable, "mirror busy")
+		return
+	}
+	dr, err := m.ResolveDepRef(ctx, repo, ref)
 	switch {
 	case IsUnknownRepo(err):
 		apiError(w, http.StatusNotFound, "repository not mirrored")

@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
@@ -152,5 +156,61 @@ func TestDepRefRoute(t *testing.T) {
 	}
 	if code, _ := get("git.example.com/none", "main"); code != http.StatusNotFound {
 		t.Errorf("unknown repository: HTTP %d, want 404", code)
+	}
+}
+
+// A kill between recording a ref's commit (.gitdeps.json) and moving the
+// git ref leaves the file ahead of git: the next process's opening
+// moves the ref (an activation right after a restart relies on it), without
+// waiting for a dependency pass.
+func TestPointGitDepRefsAfterKillBeforeRefMoved(t *testing.T) {
+	up := gitserver.New(t)
+	base := up.CreateRepo(t, "fleet/base")
+	c1 := base.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	c2 := base.Commit("main", map[string]string{"deploy/x.yaml": "x\n"})
+	apps := up.CreateRepo(t, "fleet/apps")
+	rev := apps.Commit("main", map[string]string{"a": "1"})
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, nil)
+	h.poll(up.URL("fleet/apps"))
+	ctx := context.Background()
+	baseURL := up.URL("fleet/base")
+	if err := h.m.NeedGitDeps(ctx, up.URL("fleet/apps"), rev, []gitmirror.Dep{{URL: baseURL, Commit: c1, Ref: "main"}, {URL: baseURL, Commit: c2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncDeps(t, h); err != nil {
+		t.Fatalf("sync deps: %v\n%s", err, h.logs)
+	}
+	if _, err := h.m.PointGitDepRefs(ctx, []gitmirror.Dep{{URL: baseURL, Commit: c2, Ref: "main"}}); err != nil {
+		t.Fatal(err)
+	}
+	dr, err := h.m.ResolveDepRef(ctx, baseURL, "main")
+	if err != nil || dr.Commit != c2 {
+		t.Fatalf("main after pointing it at c2: %+v, %v", dr, err)
+	}
+	// The state a kill leaves: recorded c2, the git ref still at c1.
+	h.stop()
+	dirs, _ := filepath.Glob(filepath.Join(h.dataDir, "git", "*", "fleet", "base.git"))
+	if len(dirs) != 1 {
+		t.Fatalf("dependency repository: %v", dirs)
+	}
+	if out, err := exec.Command("git", "-C", dirs[0], "update-ref", dr.Name, c1).CombinedOutput(); err != nil {
+		t.Fatalf("git update-ref: %v %s", err, out)
+	}
+	// The next process, opened (no dependency pass has run yet).
+	opts := h.opts
+	opts.Metrics = prometheus.NewRegistry()
+	m, err := gitmirror.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	moves, err := m.PointGitDepRefs(ctx, []gitmirror.Dep{{URL: baseURL, Commit: c2, Ref: "main"}})
+	if err != nil || len(moves) != 0 {
+		t.Fatalf("pointing the recorded commit again: %+v, %v", moves, err)
+	}
+	if dr, err := m.ResolveDepRef(ctx, baseURL, "main"); err != nil || dr.Commit != c2 || dr.Recorded != c2 {
+		t.Fatalf("main after the restart: %+v, %v (want it advertised at %s)", dr, err, c2)
 	}
 }

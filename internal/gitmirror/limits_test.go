@@ -56,6 +56,42 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// TestDepRefRouteConcurrencyLimit: the anonymous ref lookup runs git
+// processes too; with every serving slot taken it answers 503 with
+// Retry-After after the request timeout instead of starting more.
+func TestDepRefRouteConcurrencyLimit(t *testing.T) {
+	up := gitserver.New(t)
+	up.CreateRepo(t, "a/b").CommitN("main", 1)
+	m, err := New(Options{
+		DataDir:               t.TempDir(),
+		Upstreams:             []Upstream{{URL: up.URL("a/b"), PollInterval: time.Hour}},
+		MaxConcurrentRequests: 1,
+		RequestTimeout:        300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Poll(context.Background(), up.URL("a/b")); err != nil {
+		t.Fatal(err)
+	}
+	serve := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		m.GitDepsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/gitdeps/ref?repo="+up.URL("a/b")+"&ref=main", nil))
+		return w
+	}
+	if w := serve(); w.Code != http.StatusOK {
+		t.Fatalf("free slot: %d %s", w.Code, w.Body.String())
+	}
+	m.sem <- struct{}{} // the only slot, busy
+	if w := serve(); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Errorf("busy mirror: %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	<-m.sem
+	if w := serve(); w.Code != http.StatusOK {
+		t.Errorf("slot freed: %d", w.Code)
+	}
+}
+
 // TestLargeRequestBodySpooled: an upload-pack request over the in-memory
 // limit (a long negotiation: thousands of "have" lines) is spooled to disk
 // and served like any other; when every spool slot is taken, the next

@@ -14,7 +14,8 @@ import (
 var ErrIncomplete = errors.New("bundle is not complete")
 
 // Activate prepares revision sha of repoURL for deployment: when every
-// manifest and blob of its bundle is local, it points each image tag at this
+// manifest and blob of its bundle is local and the bundle passes the
+// trust policy (else an UntrustedError, IsUntrusted), it points each image tag at this
 // revision's digest (a rollback moves tags back), points the moving refs
 // its remote bases name (`?ref=main`) at its recorded commits in the git
 // mirror, and records the revision as
@@ -41,6 +42,11 @@ func (s *Syncer) Activate(ctx context.Context, repoURL, sha string, store *Deplo
 	}
 	if !rep.Complete() {
 		return rep, ErrIncomplete
+	}
+	// A bundle the trust policy refuses (one landed before signatures
+	// were required) moves no tag and no ref, on activation as on a pass.
+	if err := s.trustLocal(ctx, br, rep.Bundle, rep.Index); err != nil {
+		return nil, fmt.Errorf("activate %s: %w", short(sha), err)
 	}
 	for _, im := range rep.Bundle.Images {
 		if im.Ref.Tag == "" {

@@ -163,7 +163,11 @@ func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int6
 	d.mu.Lock()
 	es, failed, path := d.byTarget[b.Digest], d.failed[b.Digest], d.made[b.Digest]
 	d.mu.Unlock()
-	if len(es) == 0 || failed {
+	if len(es) == 0 || failed || !sizeMatches(es, b) {
+		// A descriptor whose size no delta targets (a blob hint that
+		// lies, bundle.AnnotationBlobs) is served whole but does not
+		// mark the layer failed: the manifest's descriptor still gets
+		// its delta.
 		return d.Source.OpenBlob(ctx, b, offset)
 	}
 	if path == "" {
@@ -188,6 +192,16 @@ func (d *deltaSource) OpenBlob(ctx context.Context, b v1.Descriptor, offset int6
 		return nil, err
 	}
 	return &countedFile{File: f, n: &d.madeRead}, nil
+}
+
+// sizeMatches reports whether some entry's target has b's size.
+func sizeMatches(es []delta.Entry, b v1.Descriptor) bool {
+	for _, e := range es {
+		if e.Delta.Target.Size == b.Size {
+			return true
+		}
+	}
+	return false
 }
 
 // countedFile counts the bytes read from it into n.

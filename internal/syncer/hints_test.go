@@ -12,6 +12,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/datadir"
+	"github.com/ballast-dev/ballast/internal/testutil/layergen"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
 )
 
@@ -107,5 +108,57 @@ func TestSyncBlobHints(t *testing.T) {
 				t.Fatalf("staging keeps %d entries", len(ents))
 			}
 		})
+	}
+}
+
+// TestSyncHintsThatLieAboutSizesKeepDeltas: a hint whose size is not the
+// layer's (a buggy bundle index) must not cost the layer its delta: the
+// edge still makes it from the patch (the hint's size matches no delta:
+// served whole, it does not mark the layer's deltas failed).
+func TestSyncHintsThatLieAboutSizesKeepDeltas(t *testing.T) {
+	s := newSite(t, nil)
+	link := viaLink(t, s)
+	up := layergen.Rootfs(t, 3<<20)
+	oldL, newL := layergen.Compress(t, up.Old, false), layergen.Compress(t, up.New, false)
+	const ref = "ghcr.io/org/app:1"
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, map[string]artifact{ref: layeredImage(t, oldL)})
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	imgs := map[string]artifact{ref: layeredImage(t, newL)}
+	pushBundle(t, s.up, s.bundles, rev2, imgs)
+	sum := publishDeltas(t, s, rev2, []string{rev1}, imgs)
+	if sum.Deltas != 1 {
+		t.Fatalf("deltas published: %+v", sum)
+	}
+	retagIndex(t, s, rev2, func(idx *v1.IndexManifest) {
+		hs, err := bundle.ParseBlobHints(idx.Manifests[0].Annotations[bundle.AnnotationBlobs])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range hs {
+			hs[i].Size++
+		}
+		raw, _ := json.Marshal(hs)
+		idx.Manifests[0].Annotations[bundle.AnnotationBlobs] = string(raw)
+	})
+	before := link.Down()
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("second revision: %+v", res)
+	}
+	if rep := s.check(rev2); !rep.Complete() {
+		t.Fatalf("not complete: %v", rep.Missing)
+	}
+	edgeBlobVerified(t, s, ref, newL.Desc)
+	if st := s.sync.DeltaStats(); st.Applied != 1 {
+		t.Fatalf("delta stats: %+v (the lying hint cost the layer its delta)", st)
+	}
+	// The hint itself may have brought the whole layer before the walk
+	// refused it (as an unreached hint's bytes are read for nothing);
+	// never more than that and the patch.
+	if moved := link.Down() - before; moved > newL.Desc.Size+sum.DeltaBytes+64<<10 {
+		t.Fatalf("the link carried %d bytes for a %d-byte layer made from a %d-byte patch", moved, newL.Desc.Size, sum.DeltaBytes)
 	}
 }

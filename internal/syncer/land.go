@@ -355,6 +355,17 @@ func (s *Syncer) LandImport(ctx context.Context, repoURL string, l Landing) (tra
 			if cerr != nil || !rep.Complete() || (!isWanted && !rep.Bundle.Created.After(l.Bundle.Created)) {
 				continue
 			}
+			// As a pass: a bundle the trust policy refuses (one landed
+			// before signatures were required) claims nothing, neither
+			// tags nor its remote bases' moving refs.
+			if terr := s.trustLocal(ctx, l.BundleRepo, rep.Bundle, rep.Index); terr != nil {
+				if !IsUntrusted(terr) {
+					err = terr
+					break
+				}
+				s.log.Warn("complete revision refused by the trust policy: claims nothing", "repo", id, "revision", w.sha, "reason", terr)
+				continue
+			}
 			err = s.claimTags(ctx, rep.Bundle, cl.keys)
 			cl.markComplete(rep.Bundle)
 		}

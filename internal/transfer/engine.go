@@ -317,6 +317,10 @@ type blobTask struct {
 	hint    bool
 	hintDst Target        // the hinting job's target: a blob there is not fetched
 	claimed chan struct{} // closed when the first target is added
+	// rejected is closed when a walk reached the blob with another size
+	// than the hint's (a hint that lies): the task stops, drops what it
+	// staged, and a new task for the walk's descriptor follows it.
+	rejected chan struct{}
 	// pending is the hint's download, paused at the stage's offset when
 	// the blob was claimed: the first attempt goes on reading it.
 	pending io.ReadCloser
@@ -357,6 +361,31 @@ func (bt *blobTask) isClaimed() bool {
 	default:
 		return false
 	}
+}
+
+// isRejected reports whether a walk refused a hint task's descriptor.
+func (bt *blobTask) isRejected() bool {
+	if bt.rejected == nil {
+		return false
+	}
+	select {
+	case <-bt.rejected:
+		return true
+	default:
+		return false
+	}
+}
+
+// reject closes an unclaimed hint task whose descriptor a walk refused:
+// no target is added to it afterwards.
+func (bt *blobTask) reject() {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.closed || len(bt.dsts) > 0 {
+		return
+	}
+	bt.closed = true
+	close(bt.rejected)
 }
 
 // takePending returns (once) a claimed hint's paused download, which
@@ -460,6 +489,11 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 	s.seen[k] = true
 	s.st.total.Add(d.Size)
 	prev := s.open[d.Digest]
+	if prev != nil && prev.hint && prev.d.Size != d.Size {
+		// The hint lied about the size: its task must not serve a
+		// target (it would write the blob under the hint's size).
+		prev.reject()
+	}
 	if prev != nil && prev.addDst(j.Dst) {
 		return
 	}
@@ -479,7 +513,7 @@ func (s *blobSched) hint(j Job, d v1.Descriptor) {
 	if s.open[d.Digest] != nil {
 		return
 	}
-	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, claimed: make(chan struct{}), done: make(chan struct{})}
+	bt := &blobTask{d: d, src: j.Src, hint: true, hintDst: j.Dst, claimed: make(chan struct{}), rejected: make(chan struct{}), done: make(chan struct{})}
 	s.open[d.Digest] = bt
 	s.hints = append(s.hints, bt)
 	s.start(bt)
@@ -503,7 +537,7 @@ func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
 	if err == nil && !present {
 		stg, err = openStage(e.o.staging, bt.d)
 	}
-	if err == nil && stg != nil && !bt.isClaimed() {
+	if err == nil && stg != nil && !bt.isClaimed() && !bt.isRejected() {
 		var started bool
 		started, err = e.prefetchBlob(ctx, bt, stg, s.st)
 		if started {
@@ -516,11 +550,25 @@ func (s *blobSched) prefetch(bt *blobTask) (*stage, bool) {
 	}
 	select {
 	case <-bt.claimed:
+	case <-bt.rejected:
 	case <-s.walkDone:
 	case <-ctx.Done():
 	}
 	if bt.isClaimed() && ctx.Err() == nil {
 		return stg, true
+	}
+	if bt.isRejected() {
+		// The walk's task (chained after this one) fetches the blob
+		// under its own descriptor; what the hint staged is dropped.
+		if bt.pending != nil {
+			bt.pending.Close()
+			bt.pending = nil
+		}
+		if stg != nil {
+			stg.remove()
+		}
+		s.st.setInflight(bt.d.Digest, -1)
+		return nil, false
 	}
 	// Unclaimed (the walks are over) or cancelled: no target; close the
 	// task so that nothing is added to it.
@@ -565,6 +613,10 @@ func (e *Engine) prefetchBlob(ctx context.Context, bt *blobTask, stg *stage, st 
 		up := &upstreamReader{ctx: ctx, e: e, r: body, stg: stg, st: st, d: bt.d}
 		buf := make([]byte, 32<<10)
 		for {
+			if bt.isRejected() {
+				body.Close()
+				return stg.off > from, nil
+			}
 			if bt.isClaimed() {
 				bt.pending = body
 				return stg.off > from, nil

@@ -172,3 +172,49 @@ func TestCopyWithHintsOverSlowLinkThatCuts(t *testing.T) {
 		t.Fatalf("staging left %d entries", len(ents))
 	}
 }
+
+// TestCopyWithHintsThatLieAboutSizes: a hint is never trusted, its size
+// included: hints whose sizes are smaller or larger than the blobs the
+// manifests reach do not fail the copy, and every blob lands whole.
+func TestCopyWithHintsThatLieAboutSizes(t *testing.T) {
+	up := regserver.Start(t, regserver.Options{})
+	ctx := context.Background()
+	idx := testimage.Index(t, []string{"linux/amd64"}, 3, 64<<10)
+	root := pushIndex(t, up.Repo("a"), "v1", idx)
+	blobs := indexBlobs(t, idx)
+	var want int64
+	for _, b := range blobs {
+		want += b.Size
+	}
+	lies := []func(int64) int64{
+		func(n int64) int64 { return n - 1 },
+		func(n int64) int64 { return n + 4096 },
+		func(int64) int64 { return 1 },
+		func(int64) int64 { return 1 << 40 },
+	}
+	var hints []v1.Descriptor
+	for i, b := range blobs {
+		hints = append(hints, v1.Descriptor{Digest: b.Digest, Size: lies[i%len(lies)](b.Size)})
+	}
+	lay, err := layout.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging := t.TempDir()
+	e := newEngine(t, transfer.WithStagingDir(staging), transfer.WithRetry(3, time.Millisecond, time.Millisecond))
+	st, err := e.Copy(ctx, transfer.Job{Src: newRemote(t, up.Repo("a")), Dst: lay, Root: root, Tags: []string{"v1"}, Hints: hints})
+	if err != nil {
+		t.Fatalf("copy with lying hints: %v (stats %+v)", err, st)
+	}
+	if st.BlobsCopied != len(blobs) || st.BytesWritten != want {
+		t.Fatalf("stats %+v: want %d blobs, %d bytes", st, len(blobs), want)
+	}
+	for _, b := range blobs {
+		if ok, err := lay.BlobExists(ctx, b); err != nil || !ok {
+			t.Fatalf("blob %s not in the target: %v", b.Digest, err)
+		}
+	}
+	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+		t.Fatalf("staging left %d entries", len(ents))
+	}
+}
