@@ -137,6 +137,10 @@ func (d *Daemon) serveActivate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, syncer.ErrIncomplete):
 		writeJSON(w, http.StatusConflict, ActivateResponse{Missing: rep.Missing, Error: err.Error()})
+	case syncer.IsUntrusted(err):
+		// The bundle is on site but the trust policy refuses it: a
+		// state of the revision, not a fault of the daemon.
+		writeJSON(w, http.StatusConflict, ActivateResponse{Error: err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, ActivateResponse{Error: err.Error()})
 	default:
