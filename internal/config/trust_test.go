@@ -1,32 +1,17 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/ballast-dev/ballast/internal/testutil/testkeys"
 )
 
 func writePub(t *testing.T, dir, name string) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := cryptoutils.MarshalPublicKeyToPEM(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkeys.WritePublicKey(t, testkeys.Signer(t), filepath.Join(dir, name))
 }
 
 func TestTrustLoad(t *testing.T) {

@@ -1,9 +1,6 @@
 package install
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/testutil/testkeys"
 )
 
 // TestConfigFilesCarried: every file the edge config names (relative to
@@ -33,15 +30,10 @@ func TestConfigFilesCarried(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := cryptoutils.MarshalPublicKeyToPEM(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("keys/cosign.pub", pub)
+	testkeys.WritePublicKey(t, testkeys.Signer(t), filepath.Join(dir, "keys", "cosign.pub"))
 	write("secrets/user", []byte("robot\n"))
 	write("secrets/pw", []byte("hunter22\n"))
 	write("secrets/write", []byte("ci:w-secret\n"))

@@ -272,6 +272,27 @@ func (g *linkGate) closed() {
 	g.mu.Unlock()
 }
 
+// spent stops the pass at the budget once every other read is done (none
+// is cut with bytes in flight), and returns the error that ends the read.
+func (g *linkGate) spent(ctx context.Context) error {
+	g.waitAlone(ctx)
+	g.stop(ErrBudgetSpent)
+	return oci.Permanent(ErrBudgetSpent)
+}
+
+// grantRead is grant for a read about to start: a spent budget stops the
+// pass, and every refusal is permanent for the copy engine.
+func (g *linkGate) grantRead(ctx context.Context, need int64) (int64, error) {
+	n, err := g.grant(ctx, need)
+	if err != nil {
+		if errors.Is(err, ErrBudgetSpent) {
+			g.stop(err)
+		}
+		return 0, oci.Permanent(err)
+	}
+	return n, nil
+}
+
 // waitAlone waits until no other blob read is open: the read that ends at
 // the budget stops the copy only once the others have finished (written
 // and closed), so none of them is cut with bytes in flight.
@@ -408,21 +429,17 @@ func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]by
 	if d.Size <= 0 {
 		return m.upstreamSource.FetchManifest(ctx, d)
 	}
-	n, err := m.gate.grant(ctx, d.Size)
+	n, err := m.gate.grantRead(ctx, d.Size)
 	if err != nil {
-		if errors.Is(err, ErrBudgetSpent) {
-			m.gate.stop(err)
-		}
-		return nil, oci.Permanent(err)
+		return nil, err
 	}
 	if n < d.Size {
 		// Not enough for the whole manifest: stop as a blob read at the
-		// budget does, once the other reads are done.
+		// budget does.
 		m.gate.release(n)
-		m.gate.waitAlone(ctx)
-		m.gate.stop(ErrBudgetSpent)
+		err := m.gate.spent(ctx)
 		m.gate.closed()
-		return nil, oci.Permanent(ErrBudgetSpent)
+		return nil, err
 	}
 	defer func() {
 		m.gate.release(n)
@@ -439,12 +456,9 @@ func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int
 	if need <= 0 {
 		return m.upstreamSource.OpenBlob(ctx, d, offset)
 	}
-	n, err := m.gate.grant(ctx, need)
+	n, err := m.gate.grantRead(ctx, need)
 	if err != nil {
-		if errors.Is(err, ErrBudgetSpent) {
-			m.gate.stop(err)
-		}
-		return nil, oci.Permanent(err)
+		return nil, err
 	}
 	octx := ctx
 	if n < need {
@@ -484,7 +498,7 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 	left := b.left.Load()
 	if left <= 0 {
 		if b.short {
-			return 0, b.spent()
+			return 0, b.gate.spent(b.ctx)
 		}
 		return 0, io.EOF
 	}
@@ -506,16 +520,9 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		if n > 0 {
 			return n, nil // the bytes first; the stop on the next read
 		}
-		return 0, b.spent()
+		return 0, b.gate.spent(b.ctx)
 	}
 	return n, err
-}
-
-// spent stops the copy at the budget, once the other reads are done.
-func (b *grantedBody) spent() error {
-	b.gate.waitAlone(b.ctx)
-	b.gate.stop(ErrBudgetSpent)
-	return oci.Permanent(ErrBudgetSpent)
 }
 
 func (b *grantedBody) Close() error {

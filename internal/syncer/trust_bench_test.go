@@ -2,11 +2,7 @@ package syncer_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,12 +11,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/trust"
+	"github.com/ballast-dev/ballast/internal/testutil/testkeys"
 )
 
 // BenchmarkTrustCheck measures what the trust policy adds to the
@@ -32,23 +27,8 @@ import (
 // their ratio, and the bytes the signature adds to a bundle.
 func BenchmarkTrustCheck(b *testing.B) {
 	dir := b.TempDir()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := cryptoutils.MarshalPrivateKeyToPEM(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := trust.LoadSigner(der, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pubPEM, _ := signer.PublicKeyPEM()
-	pub := filepath.Join(dir, "cosign.pub")
-	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	signer := testkeys.Signer(b)
+	pub := testkeys.WritePublicKey(b, signer, filepath.Join(dir, "cosign.pub"))
 	s := newSite(b, func(c *config.Config) { c.Trust = &config.Trust{PublicKeys: []string{pub}} })
 	if err := s.cfg.Trust.LoadKeys(); err != nil {
 		b.Fatal(err)

@@ -3,9 +3,6 @@ package syncer_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -29,7 +26,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/imageref"
@@ -39,6 +35,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/cosigncli"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/testutil/testkeys"
 	"github.com/ballast-dev/ballast/internal/trust"
 )
 
@@ -552,22 +549,7 @@ func TestTrustOptionalSignatures(t *testing.T) {
 	}
 }
 
-func newSigner(t *testing.T) *trust.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := cryptoutils.MarshalPrivateKeyToPEM(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := trust.LoadSigner(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newSigner(t *testing.T) *trust.Signer { return testkeys.Signer(t) }
 
 // pushSignature signs manifest d of repo with s and pushes the signature
 // under cosign's tag, as `ballast bundle --sign-key` does.

@@ -2,10 +2,6 @@ package verify_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,35 +12,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
-	"github.com/ballast-dev/ballast/internal/trust"
+	"github.com/ballast-dev/ballast/internal/testutil/testkeys"
 )
 
 // TestVerifyUntrusted runs the real daemon with signatures required: an
 // unsigned revision is NOT READY with the trust policy's reason; once its
 // bundle is signed upstream the next pass lands it and the gate opens.
 func TestVerifyUntrusted(t *testing.T) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	privPEM, err := cryptoutils.MarshalPrivateKeyToPEM(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := trust.LoadSigner(privPEM, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM, _ := signer.PublicKeyPEM()
-	pub := filepath.Join(t.TempDir(), "cosign.pub")
-	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	signer := testkeys.Signer(t)
+	pub := testkeys.WritePublicKey(t, signer, filepath.Join(t.TempDir(), "cosign.pub"))
 	s := startEdge(t, func(c *config.Config) {
 		c.Trust = &config.Trust{PublicKeys: []string{pub}}
 		if err := c.Trust.LoadKeys(); err != nil {
