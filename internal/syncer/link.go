@@ -522,6 +522,13 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		}
 		return 0, b.gate.spent(b.ctx)
 	}
+	// A whole grant read is a finished read for the gate, whenever its
+	// body is closed: a hinted blob read to its end stays open until a
+	// walk claims it, and a read stopping at the budget (spent) or a
+	// manifest waiting for budget must not wait for that.
+	if !b.short && b.left.CompareAndSwap(0, -1) {
+		b.gate.closed()
+	}
 	return n, err
 }
 
