@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/distribution/distribution/v3"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -91,6 +92,63 @@ func (r *Registry) HoldsBlob(ctx context.Context, dgst string) (bool, error) {
 		return false, fmt.Errorf("blob %q: %w", dgst, err)
 	}
 	return r.link.holds(ctx, d)
+}
+
+// errFound stops an enumeration at its first item.
+var errFound = errors.New("found")
+
+// HoldsContent reports whether repository name of the registry's storage
+// holds anything: a blob linked into it (a layer, config or chart of a
+// manifest synced, imported or pushed there, whole or in part) or a tag.
+// A repository that does not exist holds nothing. Sync asks it of a
+// bundle repository before reading a delta index: a delta's base is a
+// blob of an earlier revision of the same repository, so with nothing of
+// them on site no delta can apply. It reads the storage directly, no
+// request.
+func (r *Registry) HoldsContent(ctx context.Context, name string) (bool, error) {
+	return r.link.holdsContent(ctx, name)
+}
+
+func (l *linkAnywhere) holdsContent(ctx context.Context, name string) (bool, error) {
+	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
+	if l.err != nil {
+		return false, l.err
+	}
+	named, err := reference.WithName(name)
+	if err != nil {
+		return false, fmt.Errorf("repository %q: %w", name, err)
+	}
+	repo, err := l.ns.Repository(ctx, named)
+	if err != nil {
+		return false, err
+	}
+	en, ok := repo.Blobs(ctx).(distribution.BlobEnumerator)
+	if !ok {
+		return false, errors.New("registry: the storage cannot list a repository's blobs")
+	}
+	found := false
+	err = en.Enumerate(ctx, func(digest.Digest) error {
+		found = true
+		return errFound // the storage driver wraps it: found tells
+	})
+	var notFound storagedriver.PathNotFoundError
+	switch {
+	case found:
+		return true, nil
+	case err != nil && !errors.As(err, &notFound):
+		return false, fmt.Errorf("list blobs of %s: %w", name, err)
+	}
+	// A bundle index written before bundle repositories linked their
+	// images' blobs is a tag without blobs.
+	tags, err := repo.Tags(ctx).All(ctx)
+	var unknown distribution.ErrRepositoryUnknown
+	if errors.As(err, &notFound) || errors.As(err, &unknown) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list tags of %s: %w", name, err)
+	}
+	return len(tags) > 0, nil
 }
 
 // link links blob dgst into repository name if the storage holds its data.

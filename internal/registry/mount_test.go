@@ -5,7 +5,12 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/registry"
 	"github.com/ballast-dev/ballast/internal/testutil/edgeregistry"
@@ -109,5 +114,57 @@ func TestMountWithoutFrom(t *testing.T) {
 	}
 	if err := s.SetReadOnly(ctx, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHoldsContent: a repository holds content once a blob is linked into
+// it (a whole image, or a lone blob of an image not yet complete) or it
+// has a tag (an index of no blobs); one never written, or whose name is
+// only the prefix of another, holds nothing.
+func TestHoldsContent(t *testing.T) {
+	s := edgeregistry.Start(t, edgeregistry.Options{})
+	ctx := context.Background()
+	push(t, s, "registry.example.com/team/api:1", randomImage(t, 1))
+
+	// A lone blob: what a copy cut before any manifest leaves.
+	r, err := name.NewRepository(s.Host+"/registry.example.com/team/partial", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := random.Layer(1024, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(r, l, auth(s)); err != nil {
+		t.Fatal(err)
+	}
+	// An index of no manifests: a tag and no blob.
+	idx, err := name.ParseReference(s.Host+"/registry.example.com/team/index:1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(idx, empty.Index, auth(s)); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		repo string
+		want bool
+	}{
+		{"registry.example.com/team/api", true},
+		{"registry.example.com/team/partial", true},
+		{"registry.example.com/team/index", true},
+		{"registry.example.com/team/never", false},
+		{"registry.example.com/team", false},
+		{"registry.example.com/team/ap", false},
+	} {
+		if got, err := s.HoldsContent(ctx, c.repo); err != nil || got != c.want {
+			t.Errorf("HoldsContent(%s) = %v, %v; want %v", c.repo, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "a b/c", "a//b", "../x"} {
+		if _, err := s.HoldsContent(ctx, bad); err == nil {
+			t.Errorf("HoldsContent(%q): no error", bad)
+		}
 	}
 }

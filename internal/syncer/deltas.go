@@ -47,10 +47,14 @@ func (s *Syncer) DeltaStats() DeltaStats {
 // with every blob that has a delta made on site instead (deltaSource).
 // The delta index (delta.IndexTag) is read when the first blob must
 // cross the link, so a revision whose blobs are all on site costs no
-// request; absent or bad, the bundle comes whole. The returned func
-// removes what was made on site.
-func (s *Syncer) withDeltas(up transfer.Source, id, sha string) (transfer.Source, func()) {
-	if s.o.DisableDeltas {
+// request; absent or bad, the bundle comes whole. A site that holds
+// nothing of the repository yet (its edge bundle repository bundleRepo is
+// empty: no earlier revision, whole or in part, whose blobs a delta could
+// start from) reads no delta index: its first bundle costs no request and
+// no round trip for deltas it could not use. The returned func removes
+// what was made on site.
+func (s *Syncer) withDeltas(ctx context.Context, up transfer.Source, id, sha, bundleRepo string) (transfer.Source, func()) {
+	if s.o.DisableDeltas || !s.mayHoldDeltaBases(ctx, bundleRepo) {
 		return up, func() {}
 	}
 	ds := &deltaSource{Source: up, s: s, id: id, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
@@ -61,6 +65,29 @@ func (s *Syncer) withDeltas(up transfer.Source, id, sha string) (transfer.Source
 			os.RemoveAll(ds.work)
 		}
 	}
+}
+
+// ContentHolder is implemented by an edge registry that says whether a
+// repository holds anything (*registry.Registry does).
+type ContentHolder interface {
+	HoldsContent(ctx context.Context, repo string) (bool, error)
+}
+
+// mayHoldDeltaBases reports whether the edge may hold a base of a delta of
+// the repository whose edge bundle repository is bundleRepo: every blob of
+// every revision landed (synced or imported, whole or in part) is linked
+// into it. An edge registry that cannot say, or fails to, may.
+func (s *Syncer) mayHoldDeltaBases(ctx context.Context, bundleRepo string) bool {
+	h, ok := s.o.Local.(ContentHolder)
+	if !ok {
+		return true
+	}
+	held, err := h.HoldsContent(ctx, bundleRepo)
+	if err != nil {
+		s.log.Debug("delta bases: cannot tell what the site holds; reading the delta index", "repo", bundleRepo, "err", err)
+		return true
+	}
+	return held
 }
 
 // load reads the delta index once; a failure other than a cancelled

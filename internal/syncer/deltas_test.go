@@ -7,6 +7,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/delta"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/oci"
@@ -398,5 +403,104 @@ func TestSyncCompressorSkewSkipsPatch(t *testing.T) {
 	}
 	if moved >= newL.Desc.Size+int64(len(patch))/2 {
 		t.Fatalf("the link carried %d bytes: the patch (%d) crossed as well as the layer (%d)", moved, len(patch), newL.Desc.Size)
+	}
+}
+
+// pathRecorder is a reverse proxy in front of the upstream registry that
+// records the path of every request.
+type pathRecorder struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (p *pathRecorder) saw(suffix string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.paths {
+		if strings.HasSuffix(q, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// viaRecorder points the site's bundles repository at a pathRecorder.
+func viaRecorder(t *testing.T, s *site) *pathRecorder {
+	t.Helper()
+	u, err := url.Parse("http://" + s.up.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &pathRecorder{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.paths = append(rec.paths, r.URL.Path)
+		rec.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s.cfg.Repositories[0].Bundles = host + "/" + s.bundles
+	s.cfg.UpstreamRegistries[host] = config.UpstreamRegistry{Insecure: true}
+	return rec
+}
+
+// A site that holds nothing of a repository yet has no base for any
+// delta: its first revision comes whole without a request for the delta
+// index (nor a round trip waiting for it before the first blob), although
+// upstream has one. Once a revision is on site, the next one reads its
+// delta index and is made from deltas.
+func TestDeltaIndexReadOnlyWithBasesOnSite(t *testing.T) {
+	s := newSite(t, nil)
+	rec := viaRecorder(t, s)
+	up := layergen.Assets(t, 40)
+	oldL := []layergen.Layer{layergen.Compress(t, up.Old, false)}
+	newL := []layergen.Layer{layergen.Compress(t, up.New, true)}
+	const ref = "ghcr.io/org/app:1"
+	oldImgs := map[string]artifact{ref: layeredImage(t, oldL...)}
+	newImgs := map[string]artifact{ref: layeredImage(t, newL...)}
+
+	rev0 := s.commit(map[string]string{"a": "0"})
+	pushBundle(t, s.up, s.bundles, rev0, oldImgs)
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, newImgs)
+	if sum := publishDeltas(t, s, rev1, []string{rev0}, newImgs); sum.Deltas != 1 {
+		t.Fatalf("deltas of %s published: %+v", rev1, sum)
+	}
+	// The tip first (the kept rev0 after it).
+	if res := s.pass(); !res.Done() || res.Complete != 2 {
+		t.Fatalf("first pass: %+v", res)
+	}
+	if rec.saw("/manifests/" + delta.IndexTag(rev1)) {
+		t.Fatalf("a site holding nothing of the repository read the delta index of %s", rev1)
+	}
+	if st := s.sync.DeltaStats(); st.Applied != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	for _, l := range newL {
+		edgeBlobVerified(t, s, ref, l.Desc)
+	}
+
+	// The same content compressed otherwise: deltas against rev1, which
+	// is on site.
+	nextL := []layergen.Layer{layergen.Compress(t, up.New, false)}
+	nextImgs := map[string]artifact{ref: layeredImage(t, nextL...)}
+	rev2 := s.commit(map[string]string{"a": "2"})
+	pushBundle(t, s.up, s.bundles, rev2, nextImgs)
+	if sum := publishDeltas(t, s, rev2, []string{rev1}, nextImgs); sum.Deltas != 1 {
+		t.Fatalf("deltas of %s published: %+v", rev2, sum)
+	}
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("second revision: %+v", res)
+	}
+	if !rec.saw("/manifests/" + delta.IndexTag(rev2)) {
+		t.Fatalf("the delta index of %s was not read with %s on site", rev2, rev1)
+	}
+	if st := s.sync.DeltaStats(); st.Applied != 1 || st.Fallbacks != 0 {
+		t.Fatalf("delta stats: %+v", st)
+	}
+	for _, l := range nextL {
+		edgeBlobVerified(t, s, ref, l.Desc)
 	}
 }

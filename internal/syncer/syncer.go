@@ -880,7 +880,7 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", k.Images, "charts", k.Charts, "attached", k.Attached, "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	src, cleanup := s.withDeltas(up, id, sha)
+	src, cleanup := s.withDeltas(ctx, up, id, sha, bundleRepo)
 	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl,
 		// Its git dependencies go to the mirror only once the trust
 		// policy has passed the index that names them.
