@@ -59,6 +59,10 @@ func (s *Syncer) withDeltas(ctx context.Context, up transfer.Source, id, sha, bu
 	}
 	ds := &deltaSource{Source: up, s: s, id: id, sha: sha, failed: map[v1.Hash]bool{}, made: map[v1.Hash]string{}}
 	return ds, func() {
+		if ds.stop != nil {
+			ds.stop()
+			<-ds.prefetched
+		}
 		ds.mu.Lock()
 		defer ds.mu.Unlock()
 		if ds.work != "" {
@@ -88,6 +92,17 @@ func (s *Syncer) mayHoldDeltaBases(ctx context.Context, bundleRepo string) bool 
 		return true
 	}
 	return held
+}
+
+// prefetch starts reading the delta index now, in the background; a blob
+// that needs it waits for that read. The cleanup of withDeltas stops it.
+func (d *deltaSource) prefetch(ctx context.Context) {
+	ctx, d.stop = context.WithCancel(ctx)
+	d.prefetched = make(chan struct{})
+	go func() {
+		defer close(d.prefetched)
+		_ = d.load(ctx) // a failure is load's to log; a cancelled read is read again
+	}()
 }
 
 // load reads the delta index once; a failure other than a cancelled
@@ -152,6 +167,9 @@ type deltaSource struct {
 
 	loadMu sync.Mutex // held while the index is read
 	loaded bool
+	// stop cancels a prefetch; prefetched is closed when it has ended.
+	stop       context.CancelFunc
+	prefetched chan struct{}
 
 	mu       sync.Mutex
 	byTarget map[v1.Hash][]delta.Entry

@@ -408,20 +408,62 @@ func TestSyncCompressorSkewSkipsPatch(t *testing.T) {
 
 // pathRecorder is a reverse proxy in front of the upstream registry that
 // records the path of every request.
+// A request whose path ends in holdUntil's key waits (at most 10 s) for a
+// request whose path ends in its value.
 type pathRecorder struct {
-	mu    sync.Mutex
-	paths []string
+	mu        sync.Mutex
+	paths     []string
+	arrived   chan struct{} // closed and replaced at each request
+	holdUntil map[string]string
+	timedOut  []string
 }
 
-func (p *pathRecorder) saw(suffix string) bool {
+func (p *pathRecorder) saw(suffix string) bool { return p.count(suffix) > 0 }
+
+func (p *pathRecorder) count(suffix string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := 0
 	for _, q := range p.paths {
 		if strings.HasSuffix(q, suffix) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
+}
+
+func (p *pathRecorder) record(path string) {
+	p.mu.Lock()
+	p.paths = append(p.paths, path)
+	close(p.arrived)
+	p.arrived = make(chan struct{})
+	var until string
+	for k, v := range p.holdUntil {
+		if strings.HasSuffix(path, k) {
+			until = v
+		}
+	}
+	p.mu.Unlock()
+	if until == "" {
+		return
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		p.mu.Lock()
+		ch := p.arrived
+		p.mu.Unlock()
+		if p.saw(until) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			p.mu.Lock()
+			p.timedOut = append(p.timedOut, path)
+			p.mu.Unlock()
+			return
+		}
+	}
 }
 
 // viaRecorder points the site's bundles repository at a pathRecorder.
@@ -431,12 +473,10 @@ func viaRecorder(t *testing.T, s *site) *pathRecorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &pathRecorder{}
+	rec := &pathRecorder{arrived: make(chan struct{}), holdUntil: map[string]string{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.mu.Lock()
-		rec.paths = append(rec.paths, r.URL.Path)
-		rec.mu.Unlock()
+		rec.record(r.URL.Path)
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -502,5 +542,63 @@ func TestDeltaIndexReadOnlyWithBasesOnSite(t *testing.T) {
 	}
 	for _, l := range nextL {
 		edgeBlobVerified(t, s, ref, l.Desc)
+	}
+}
+
+// The delta index of a revision is read beside its bundle index, not a
+// round trip after it: upstream holds the bundle index back until the
+// delta index has been asked for. A revision upstream has no bundle for
+// is looked up with its delta index once, then polled with one request
+// per pass until its bundle arrives (its delta index read then when the
+// first blob needs it).
+func TestDeltaIndexReadBesideBundleIndex(t *testing.T) {
+	s := newSite(t, nil)
+	rec := viaRecorder(t, s)
+	up := layergen.Assets(t, 40)
+	const ref = "ghcr.io/org/app:1"
+	image := func(zstd bool) map[string]artifact {
+		return map[string]artifact{ref: layeredImage(t, layergen.Compress(t, up.New, zstd))}
+	}
+	rev1 := s.commit(map[string]string{"a": "1"})
+	pushBundle(t, s.up, s.bundles, rev1, image(true))
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("first revision: %+v", res)
+	}
+
+	// CI has not pushed rev2's bundle yet: two passes find none.
+	rev2 := s.commit(map[string]string{"a": "2"})
+	for range 2 {
+		if res := s.pass(); res.NoBundle != 1 {
+			t.Fatalf("pass without rev2's bundle: %+v", res)
+		}
+	}
+	if n, d := rec.count("/manifests/"+rev2), rec.count("/manifests/"+delta.IndexTag(rev2)); n != 2 || d != 1 {
+		t.Fatalf("two passes without a bundle asked %d times for the bundle index and %d times for the delta index; want 2 and 1", n, d)
+	}
+	pushBundle(t, s.up, s.bundles, rev2, image(false))
+	publishDeltas(t, s, rev2, []string{rev1}, image(false))
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("rev2: %+v", res)
+	}
+	if st := s.sync.DeltaStats(); st.Applied != 1 {
+		t.Fatalf("rev2 not made from its delta: %+v", st)
+	}
+
+	// rev3 and its bundle arrive together (as after a long outage): the
+	// bundle index is held until the delta index is asked for.
+	rev3 := s.commit(map[string]string{"a": "3"})
+	other := layergen.Assets(t, 40)
+	imgs := map[string]artifact{ref: layeredImage(t, layergen.Compress(t, other.New, false))}
+	pushBundle(t, s.up, s.bundles, rev3, imgs)
+	rec.mu.Lock()
+	rec.holdUntil["/manifests/"+rev3] = "/manifests/" + delta.IndexTag(rev3)
+	rec.mu.Unlock()
+	if res := s.pass(); !res.Done() {
+		t.Fatalf("rev3: %+v", res)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.timedOut) > 0 {
+		t.Fatalf("the bundle index of rev3 waited 10 s and no request for its delta index came: %v", rec.timedOut)
 	}
 }

@@ -197,6 +197,21 @@ func (t *tracker) setWanted(id, url, bundles string, wanted []wantedRev) {
 	}
 }
 
+// state returns the state of revision sha of repository id ("" when it is
+// not tracked).
+func (t *tracker) state(id, sha string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r, ok := t.repos[id]; ok {
+		for _, rv := range r.Revisions {
+			if rv.Revision == sha {
+				return rv.State
+			}
+		}
+	}
+	return ""
+}
+
 func (t *tracker) update(id, sha string, f func(*RevisionStatus)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -834,6 +834,18 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 		s.markWaiting(id, sha, err)
 		return StateWaiting, nil
 	}
+	// The source blobs come from: with deltas made on site where they
+	// apply. Its delta index is read beside the bundle index (two requests
+	// at once, not one round trip after the other before the first blob),
+	// except while upstream had no bundle for the revision at the last
+	// look: a revision polled until CI pushes its bundle costs one request
+	// per poll, and the delta index is then read when the first blob needs
+	// it.
+	src, cleanup := s.withDeltas(ctx, up, id, sha, bundleRepo)
+	defer cleanup()
+	if ds, ok := src.(*deltaSource); ok && s.status.state(id, sha) != StateNoBundle {
+		ds.prefetch(ctx)
+	}
 	// Read the bundle index upstream, through the engine's retry layer
 	// (the only one; "not found" is permanent there), in one round trip
 	// (GET by tag; no HEAD first).
@@ -880,12 +892,10 @@ func (s *Syncer) syncRevision(ctx context.Context, id, bundleRepo string, up tra
 	s.log.Info("syncing bundle", "repo", id, "revision", sha, "images", k.Images, "charts", k.Charts, "attached", k.Attached, "missing", len(rep.Missing))
 
 	s.beginRevision(id, sha)
-	src, cleanup := s.withDeltas(ctx, up, id, sha, bundleRepo)
 	st, err := s.Land(ctx, Landing{Src: src, BundleRepo: bundleRepo, Bundle: b, Root: root, Raw: raw, Recheck: recheckImages(rep), claims: cl,
 		// Its git dependencies go to the mirror only once the trust
 		// policy has passed the index that names them.
 		trusted: func() { s.needGitDeps(ctx, id, sha, b) }})
-	cleanup()
 	s.endRevision()
 	s.metrics.blobsCopied.Add(float64(st.BlobsCopied))
 	if IsUntrusted(err) {
