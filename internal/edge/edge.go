@@ -118,7 +118,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// The sync loop takes the data dir's lock for its lifetime and the
 	// mirror opens itself in Run: the site is opened as the daemon's.
 	st, err := site.Open(context.Background(), cfg, site.Options{Daemon: true, Logger: log, Metrics: reg,
-		Notify:      func(repoID string) { d.gate.mark(repoID) },
+		Notify: func(repoID string) { d.gate.mark(repoID) },
+		// A revision the gate holds back for its git dependencies may
+		// now be ready.
+		DepsFetched: func() { d.gate.markAll() },
 		SyncOptions: func(o *syncer.Options) { o.Waiting, o.Demanded = d.waitingOn, d.demanded }})
 	if err != nil {
 		return nil, err

@@ -82,6 +82,17 @@ func (g *gate) mark(id string) {
 	}
 }
 
+// markAll asks for a recompute of every gated repository. It never
+// blocks.
+func (g *gate) markAll() {
+	if g == nil {
+		return
+	}
+	for id := range g.repos {
+		g.mark(id)
+	}
+}
+
 // run recomputes marked repositories until ctx is done.
 func (g *gate) run(ctx context.Context) error {
 	select {
@@ -222,16 +233,33 @@ func (g *gate) choose(ctx context.Context, rc config.Repository, tip, cur string
 	return cur, nil
 }
 
-// complete trusts sync's state when it says complete, and otherwise asks
+// complete reports whether revision sha can deploy from the site alone:
+// its bundle is complete and the mirror holds every git dependency
+// (submodule and remote base commits) the bundle records. For the
+// bundle it trusts sync's state when it says complete, and otherwise asks
 // the registry (after a restart sync has not looked yet; older revisions
-// may be complete from before, or imported from a file).
+// may be complete from before, or imported from a file). A revision held
+// back for its dependencies is looked at again when the mirror fetches
+// dependency commits (markAll).
 func (g *gate) complete(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
 	switch states[sha] {
 	case syncer.StateComplete:
-		return true, nil
 	case syncer.StateSyncing, syncer.StateNoBundle:
 		// The bundle index is written last: not there while these hold.
 		return false, nil
+	default:
+		ok, err := g.sync.BundleComplete(ctx, url, sha)
+		if err != nil || !ok {
+			return false, err
+		}
 	}
-	return g.sync.BundleComplete(ctx, url, sha)
+	missing, err := g.sync.GitDepsMissing(ctx, url, sha)
+	if err != nil {
+		return false, err
+	}
+	if len(missing) > 0 {
+		g.log.Debug("gate: revision waits for git dependencies", "repo", url, "revision", sha, "missing", len(missing), "first", missing[0])
+		return false, nil
+	}
+	return true, nil
 }

@@ -118,8 +118,15 @@ func (s *gatedSite) mirrorURL(id string) string { return s.base + "/git/" + id +
 // size to the upstream registry, as CI does.
 func (s *gatedSite) pushBundle(sha string, layerSize int64) {
 	s.t.Helper()
+	s.pushBundleDeps(sha, layerSize, nil)
+}
+
+// pushBundleDeps is pushBundle with git dependencies recorded in the
+// bundle index.
+func (s *gatedSite) pushBundleDeps(sha string, layerSize int64, deps []bundle.GitDep) {
+	s.t.Helper()
 	img := testimage.Image(s.t, "linux/amd64", 1, layerSize)
-	b := bundle.Bundle{Revision: sha, Created: time.Now()}
+	b := bundle.Bundle{Revision: sha, Created: time.Now(), GitDeps: deps}
 	r, _ := imageref.Parse(fmt.Sprintf("ghcr.io/org/app:%s", sha[:12]))
 	d, _ := img.Digest()
 	size, _ := img.Size()
@@ -322,4 +329,43 @@ func TestGatedRefs(t *testing.T) {
 	s.pushBundle(revC, 32<<10)
 	s.waitAdvertised(revC)
 	s.assertAdvertised("C complete", revC)
+}
+
+// A revision whose bundle is complete but whose git dependency (a remote
+// base's commit) the mirror cannot fetch yet is not advertised: Argo CD
+// would render it without its base. Once the mirror has the commit, the
+// gate advertises the revision without waiting for another sync pass.
+func TestGateWaitsForGitDeps(t *testing.T) {
+	s := startGatedSite(t)
+	libSrv := gitserver.New(t)
+	lib := libSrv.CreateRepo(t, "org/lib")
+	libRev := lib.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	revA := s.apps.Commit("main", map[string]string{"app": "a"})
+	s.pushBundleDeps(revA, 32<<10, []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: libSrv.URL("org/lib"), Commit: libRev, Path: "deploy"}})
+	libSrv.Stop()
+	s.start()
+
+	s.waitFor("A complete", func() bool { return s.state(revA) == syncer.StateComplete })
+	s.waitFor("the dependency fetch failed", func() bool {
+		for _, d := range s.d.Mirror.GitDeps() {
+			if len(d.Missing) > 0 && d.LastError != "" {
+				return true
+			}
+		}
+		return false
+	})
+	// Nothing is advertised (go-git calls such a repository empty).
+	if got := cliRefs(t, s.mirrorURL(s.appsID))["refs/heads/main"]; got != "" {
+		t.Errorf("main advertised at %s while its remote base is not in the mirror", got)
+	}
+	if tr := s.tracked(); tr.Ready != "" || tr.UpstreamTip != revA {
+		t.Errorf("status %+v, want nothing ready and upstream at %s", tr, revA)
+	}
+
+	libSrv.Start(t)
+	if err := s.d.Mirror.SyncGitDeps(context.Background()); err != nil {
+		t.Fatalf("dependency pass: %v", err)
+	}
+	s.waitFor("main advertised at "+revA, func() bool { return cliRefs(t, s.mirrorURL(s.appsID))["refs/heads/main"] == revA })
+	s.assertAdvertised("A and its remote base on site", revA)
 }

@@ -45,6 +45,10 @@ type Options struct {
 	LockWait time.Duration
 	// Notify is passed to the syncer (syncer.Options.Notify).
 	Notify func(repoID string)
+	// DepsFetched, when set, is called (without blocking) after commits of
+	// a git dependency repository (a submodule, a remote base) were
+	// fetched or loaded into the mirror, after the LFS store is told.
+	DepsFetched func()
 	// Revisions are wanted on demand beyond the kept history, in every
 	// repository whose mirror has the commit (`sync --once --revision`;
 	// syncer.Options.Demanded).
@@ -112,6 +116,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 		DepsFetched: func() {
 			if s.LFS != nil {
 				s.LFS.DepsChanged()
+			}
+			if o.DepsFetched != nil {
+				o.DepsFetched()
 			}
 		}})
 	if err != nil {

@@ -2,12 +2,15 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
+	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/transfer"
 )
 
 // GitDepsNeeder is implemented by a RevisionSource that mirrors the other
@@ -209,4 +212,52 @@ func (s *Syncer) tips(ctx context.Context, id string) []string {
 		return nil
 	}
 	return tipsOf(wanted)
+}
+
+// CommitHolder is implemented by a git mirror that says whether a
+// repository, configured or a dependency, holds a commit
+// (*gitmirror.Mirror does).
+type CommitHolder interface {
+	HasCommit(ctx context.Context, idOrURL, sha string) (bool, error)
+}
+
+// GitDepsMissing returns the git dependencies (submodule and remote base
+// commits) that revision sha's bundle index in the edge registry records
+// and the git mirror does not hold yet, each as "<url> at <commit>"; none
+// when the index is not on site, records none, or the mirror cannot say.
+// An error means the registry or the mirror could not be read.
+func (s *Syncer) GitDepsMissing(ctx context.Context, repoURL, sha string) ([]string, error) {
+	h, ok := s.o.Mirror.(CommitHolder)
+	if !ok {
+		return nil, nil
+	}
+	br, err := imageref.BundleRepository(repoURL)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.local(br)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := s.localBundle(ctx, r, sha)
+	if errors.Is(err, transfer.ErrNotFound) || b == nil {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle index of %s: %w", sha, err)
+	}
+	var missing []string
+	for _, d := range b.GitDeps {
+		held, err := h.HasCommit(ctx, d.URL, d.Commit)
+		if errors.Is(err, gitmirror.ErrUnknownRepo) {
+			held, err = false, nil // not recorded by the mirror yet
+		}
+		if err != nil {
+			return nil, fmt.Errorf("git dependency %s: %w", d.URL, err)
+		}
+		if !held {
+			missing = append(missing, d.URL+" at "+d.Commit)
+		}
+	}
+	return missing, nil
 }
