@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,30 +44,9 @@ func syncNow(ctx context.Context, e *env, o syncNowOptions) error {
 	if o.output != "text" && o.output != "json" {
 		return exitcode.Invalid(fmt.Errorf("output format %q: want text or json", o.output))
 	}
-	base := o.edgeURL
-	var cfg *config.Config
-	if o.configPath != "" {
-		var err error
-		if cfg, err = config.Load(o.configPath); err != nil {
-			return exitcode.Invalid(err)
-		}
-	}
-	if base == "" {
-		if cfg == nil {
-			return exitcode.Invalid(errors.New("--now needs --edge URL or --config FILE"))
-		}
-		host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
-		if err != nil {
-			return exitcode.Invalid(fmt.Errorf("listen.http %q: %w", cfg.Listen.HTTP, err))
-		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		base = "http://" + net.JoinHostPort(host, port)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return exitcode.Invalid(fmt.Errorf("--edge %q: want the daemon's http(s) base URL, e.g. http://127.0.0.1:8080", base))
+	base, cfg, err := edgeBase(o.edgeURL, o.configPath, "--now")
+	if err != nil {
+		return err
 	}
 	tf := o.tokenFile
 	if tf == "" && cfg != nil && !envTokenSet() {
@@ -117,6 +95,40 @@ func syncNow(ctx context.Context, e *env, o syncNowOptions) error {
 		}
 	}
 	return nil
+}
+
+// edgeBase returns the running daemon's HTTP base URL: edgeURL when set,
+// else the one the edge config at configPath listens on (a wildcard
+// address dialled on loopback), and that config when configPath is set.
+// what names the command's mode in the error when neither is given.
+// Errors are exit 2 (exitcode.Invalid).
+func edgeBase(edgeURL, configPath, what string) (string, *config.Config, error) {
+	var cfg *config.Config
+	if configPath != "" {
+		var err error
+		if cfg, err = config.Load(configPath); err != nil {
+			return "", nil, exitcode.Invalid(err)
+		}
+	}
+	base := edgeURL
+	if base == "" {
+		if cfg == nil {
+			return "", nil, exitcode.Invalid(fmt.Errorf("%s needs --edge URL or --config FILE", what))
+		}
+		host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
+		if err != nil {
+			return "", nil, exitcode.Invalid(fmt.Errorf("listen.http %q: %w", cfg.Listen.HTTP, err))
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		base = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", nil, exitcode.Invalid(fmt.Errorf("--edge %q: want the daemon's http(s) base URL, e.g. http://127.0.0.1:8080", base))
+	}
+	return strings.TrimRight(base, "/"), cfg, nil
 }
 
 func envTokenSet() bool {
