@@ -226,7 +226,7 @@ func roundDur(d time.Duration) string {
 	if d < time.Minute {
 		return "under a minute"
 	}
-	return d.Round(time.Minute).String()
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }
 
 func short12(sha string) string {
