@@ -580,7 +580,8 @@ func ValidateGitURL(u string) (string, error) {
 	}
 	id, err := imageref.RepoID(u)
 	if err != nil {
-		return "", errors.New(redact.Text(err.Error()))
+		// RepoID quotes the URL as it is (an ssh user name included).
+		return "", errors.New(redact.Text(strings.ReplaceAll(err.Error(), strconv.Quote(u), strconv.Quote(shownURL(u)))))
 	}
 	// The id is the decoded path: "%0a" or "%5c" becomes a real newline or
 	// backslash, which the mirror refuses as a directory name and the

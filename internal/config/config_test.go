@@ -198,6 +198,9 @@ func TestValidateGitURLErrorsHideUserinfo(t *testing.T) {
 		"https://tok_secret@h/a%01",
 		"https://tok_secret@h/a%5C",
 		"u:secret@h a",
+		"ssh://tok_secret@",
+		"ssh://tok_secret@/a",
+		"ssh://tok_secret@h",
 	} {
 		_, err := ValidateGitURL(u)
 		if err == nil {
@@ -227,7 +230,10 @@ func FuzzValidateGitURL(f *testing.F) {
 				}
 				if at := strings.LastIndex(rest, "@"); at >= 4 {
 					info := rest[:at]
-					if outside := u[:i+3] + u[i+3+at:]; !strings.Contains(outside, info) && strings.Contains(err.Error(), info) {
+					// Quoted as userinfo: followed by its '@', or long enough
+					// not to be other text ("0000" is also in "U+0000").
+					quoted := strings.Contains(err.Error(), info+"@") || len(info) >= 8 && strings.Contains(err.Error(), info)
+					if outside := u[:i+3] + u[i+3+at:]; !strings.Contains(outside, info) && quoted {
 						t.Fatalf("error for %q quotes the userinfo %q: %v", u, info, err)
 					}
 				}
