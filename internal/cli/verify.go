@@ -138,7 +138,18 @@ func printVerify(e *env, r *verify.Result) {
 	}
 	fmt.Fprintf(w, "  commit in mirror: %v\n", r.CommitPresent)
 	if r.CommitPresent {
-		fmt.Fprintf(w, "  bundle: present=%v images=%d charts=%d blobs=%d bytes=%d\n", r.BundlePresent, r.Images, r.Charts, r.Blobs, r.Bytes)
+		fmt.Fprintf(w, "  bundle: present=%v images=%d charts=%d blobs=%d bytes=%d", r.BundlePresent, r.Images, r.Charts, r.Blobs, r.Bytes)
+		if r.Attached > 0 {
+			fmt.Fprintf(w, " attached=%d", r.Attached)
+		}
+		fmt.Fprintln(w)
+	}
+	// What else was checked, so a READY says what it stands on.
+	if r.GitDeps > 0 {
+		fmt.Fprintf(w, "  git dependencies (submodule and remote base commits): %d, %d not in the mirror, %d moving refs elsewhere\n", r.GitDeps, len(r.GitDepsMissing), len(r.GitRefsMoved))
+	}
+	if r.LFSObjects > 0 {
+		fmt.Fprintf(w, "  LFS objects: %d, %d not on site\n", r.LFSObjects, len(r.LFSMissing))
 	}
 	if r.Activated {
 		fmt.Fprintln(w, "  activated: recorded as deployed, tags point at this revision")
