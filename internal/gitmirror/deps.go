@@ -726,13 +726,16 @@ func (d *deps) fetchNeeds(ctx context.Context, r *repo, mayFetch bool) error {
 	if err := clearNamespace(ctx, r.dir, refIncoming); err != nil {
 		return setErr(fmt.Errorf("%s: %w", r.id, err))
 	}
-	if len(lines) > 0 && d.m.opts.DepsFetched != nil {
-		d.m.opts.DepsFetched()
-	}
 	r.markReady()
 	d.mu.Lock()
 	d.missing[key] = missing
 	d.mu.Unlock()
+	// Told only now: a reader that looks at once (HasCommit, GitDeps)
+	// must see the commits kept, also in a repository fetched for the
+	// first time.
+	if len(lines) > 0 && d.m.opts.DepsFetched != nil {
+		d.m.opts.DepsFetched()
+	}
 	if len(missing) > 0 {
 		if !mayFetch {
 			return setErr(fmt.Errorf("%s: %d commits missing; the link policy holds git back", r.id, len(missing)))

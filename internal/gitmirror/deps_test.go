@@ -328,3 +328,45 @@ func TestSubmodulesOfTrackedTipsOnly(t *testing.T) {
 		t.Fatalf("an untracked branch's submodule is mirrored: %+v", s)
 	}
 }
+
+// DepsFetched is the mirror telling readers of a dependency's commits
+// (the readiness gate, the LFS store) to look again: when it is called,
+// the commits just fetched must be visible to HasCommit, also for a
+// dependency repository fetched for the first time. Otherwise the gate
+// looks, finds nothing, and is not told again.
+func TestDepsFetchedSeesCommits(t *testing.T) {
+	up := gitserver.New(t)
+	base := up.CreateRepo(t, "fleet/base")
+	v1 := base.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	apps := up.CreateRepo(t, "fleet/apps")
+	rev := apps.Commit("main", map[string]string{"a.txt": "a\n"})
+	var (
+		m     atomic.Pointer[gitmirror.Mirror]
+		calls atomic.Int32
+		seen  atomic.Int32
+	)
+	h := startMirror(t, "", []string{up.URL("fleet/apps")}, func(o *gitmirror.Options) {
+		o.DepsFetched = func() {
+			calls.Add(1)
+			if held, err := m.Load().HasCommit(context.Background(), up.URL("fleet/base"), v1); err == nil && held {
+				seen.Add(1)
+			}
+		}
+	}, func(mm *gitmirror.Mirror) { m.Store(mm) })
+	h.poll(up.URL("fleet/apps"))
+	if err := h.m.NeedGitDeps(context.Background(), up.URL("fleet/apps"), rev, []gitmirror.Dep{{URL: up.URL("fleet/base"), Commit: v1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncDeps(t, h); err != nil {
+		t.Fatalf("sync deps: %v\n%s", err, h.logs)
+	}
+	if held, err := h.m.HasCommit(context.Background(), up.URL("fleet/base"), v1); err != nil || !held {
+		t.Fatalf("after the pass: HasCommit = %v, %v", held, err)
+	}
+	if calls.Load() == 0 {
+		t.Fatal("DepsFetched not called")
+	}
+	if seen.Load() == 0 {
+		t.Fatalf("DepsFetched called %d times, and HasCommit did not see the fetched commit in any of them", calls.Load())
+	}
+}
