@@ -104,6 +104,57 @@ func (m *Mirror) RefTips(ctx context.Context, idOrURL string) ([]Ref, error) {
 	return r.upstreamRefs(ctx, r.dir)
 }
 
+// MissingCommits returns those of shas (full hex object names) that the
+// repository, configured or a dependency, does not hold as commits, in
+// the order given: every one when it was never fetched. One git process
+// answers for all of them. Errors: an unknown repository
+// (ErrUnknownRepo), a name that is not full hex, git failing.
+func (m *Mirror) MissingCommits(ctx context.Context, idOrURL string, shas []string) ([]string, error) {
+	r, err := m.lookup(idOrURL)
+	if err != nil {
+		return nil, err
+	}
+	shas = append([]string(nil), shas...)
+	for i, sha := range shas {
+		shas[i] = strings.ToLower(sha)
+		if !isHex(shas[i]) {
+			return nil, fmt.Errorf("commit %q: want a full hex object name", trim(sha))
+		}
+	}
+	if !r.isReady() {
+		return shas, nil
+	}
+	return missingCommitsIn(ctx, r.dir, shas)
+}
+
+// missingCommitsIn asks git cat-file once which of commits (full hex)
+// the repository at dir lacks as commits (absent, or another
+// kind of object).
+func missingCommitsIn(ctx context.Context, dir string, commits []string) ([]string, error) {
+	if len(commits) == 0 {
+		return nil, nil
+	}
+	var in strings.Builder
+	for _, c := range commits {
+		in.WriteString(c + "^{commit}\n")
+	}
+	out, err := gitCmd{args: []string{"--git-dir=" + dir, "cat-file", "--batch-check=%(objectname)"}, stdin: strings.NewReader(in.String())}.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(commits) {
+		return nil, fmt.Errorf("git cat-file answered %d lines for %d commits", len(lines), len(commits))
+	}
+	var missing []string
+	for i, l := range lines {
+		if !strings.EqualFold(l, commits[i]) {
+			missing = append(missing, commits[i]) // "<name> missing", "<name> ambiguous"
+		}
+	}
+	return missing, nil
+}
+
 // HasCommit reports whether the repository holds commit sha (full hex).
 // A repository never fetched holds nothing.
 func (m *Mirror) HasCommit(ctx context.Context, idOrURL, sha string) (bool, error) {

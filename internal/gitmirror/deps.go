@@ -777,11 +777,11 @@ func (d *deps) refName(ctx context.Context, r *repo, ref string) string {
 }
 
 func (d *deps) missingCommits(ctx context.Context, r *repo, commits []string) []string {
-	var missing []string
-	for _, c := range commits {
-		if _, err := gitIn(ctx, r.dir, "cat-file", "-e", c+"^{commit}"); err != nil {
-			missing = append(missing, c)
-		}
+	missing, err := missingCommitsIn(ctx, r.dir, commits)
+	if err != nil {
+		// Not known to be here: fetched (again) or reported missing.
+		d.m.log.Debug("git mirror: checking dependency commits", "repo", r.id, "err", err)
+		return append([]string(nil), commits...)
 	}
 	return missing
 }

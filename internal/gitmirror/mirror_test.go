@@ -348,6 +348,31 @@ func TestRefTipsHasCommitFirstParents(t *testing.T) {
 	if _, err := h.m.HasCommit(ctx, id, "--all"); err == nil {
 		t.Error("HasCommit accepted an option as a SHA")
 	}
+	// MissingCommits answers the same for all of them at once, in order.
+	var all, want []string
+	for _, sha := range []string{r.Rev("main~2"), strings.Repeat("0", 40), strings.ToUpper(r.Rev("main")), r.Rev("main^{tree}"), r.Rev("main~2")} {
+		all = append(all, sha)
+		if held, err := h.m.HasCommit(ctx, id, sha); err != nil {
+			t.Fatal(err)
+		} else if !held {
+			want = append(want, strings.ToLower(sha))
+		}
+	}
+	got, err := h.m.MissingCommits(ctx, up.URL("fleet/apps"), all)
+	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("MissingCommits = %v, %v; want %v", got, err, want)
+	}
+	if got, err := h.m.MissingCommits(ctx, id, nil); err != nil || len(got) != 0 {
+		t.Errorf("MissingCommits of none = %v, %v", got, err)
+	}
+	for _, bad := range [][]string{{"--all"}, {r.Rev("main"), "main"}} {
+		if _, err := h.m.MissingCommits(ctx, id, bad); err == nil {
+			t.Errorf("MissingCommits(%q) accepted a name that is not a full hex SHA", bad)
+		}
+	}
+	if _, err := h.m.MissingCommits(ctx, "example.com/not/configured", all); !gitmirror.IsUnknownRepo(err) {
+		t.Errorf("MissingCommits on an unconfigured repo: %v", err)
+	}
 	if _, err := h.m.HasCommit(ctx, "example.com/not/configured", r.Rev("main")); !gitmirror.IsUnknownRepo(err) {
 		t.Errorf("HasCommit on an unconfigured repo: %v", err)
 	}

@@ -214,18 +214,19 @@ func (s *Syncer) tips(ctx context.Context, id string) []string {
 	return tipsOf(wanted)
 }
 
-// CommitHolder is implemented by a git mirror that says whether a
-// repository, configured or a dependency, holds a commit
-// (*gitmirror.Mirror does).
+// CommitHolder is implemented by a git mirror that says which commits a
+// repository, configured or a dependency, lacks (*gitmirror.Mirror does).
 type CommitHolder interface {
-	HasCommit(ctx context.Context, idOrURL, sha string) (bool, error)
+	MissingCommits(ctx context.Context, idOrURL string, shas []string) ([]string, error)
 }
 
 // GitDepsMissing returns the git dependencies (submodule and remote base
 // commits) that revision sha's bundle index in the edge registry records
 // and the git mirror does not hold yet, each as "<url> at <commit>"; none
 // when the index is not on site, records none, or the mirror cannot say.
-// An error means the registry or the mirror could not be read.
+// A dependency repository the mirror does not know yet lacks them all. One
+// question to the mirror per dependency repository. An error means the
+// registry or the mirror could not be read.
 func (s *Syncer) GitDepsMissing(ctx context.Context, repoURL, sha string) ([]string, error) {
 	h, ok := s.o.Mirror.(CommitHolder)
 	if !ok {
@@ -246,17 +247,25 @@ func (s *Syncer) GitDepsMissing(ctx context.Context, repoURL, sha string) ([]str
 	if err != nil {
 		return nil, fmt.Errorf("bundle index of %s: %w", sha, err)
 	}
-	var missing []string
+	byURL := map[string][]string{}
+	var urls []string
 	for _, d := range b.GitDeps {
-		held, err := h.HasCommit(ctx, d.URL, d.Commit)
+		if _, ok := byURL[d.URL]; !ok {
+			urls = append(urls, d.URL)
+		}
+		byURL[d.URL] = append(byURL[d.URL], d.Commit)
+	}
+	var missing []string
+	for _, u := range urls {
+		miss, err := h.MissingCommits(ctx, u, byURL[u])
 		if errors.Is(err, gitmirror.ErrUnknownRepo) {
-			held, err = false, nil // not recorded by the mirror yet
+			miss, err = byURL[u], nil // not recorded by the mirror yet
 		}
 		if err != nil {
-			return nil, fmt.Errorf("git dependency %s: %w", d.URL, err)
+			return nil, fmt.Errorf("git dependency %s: %w", u, err)
 		}
-		if !held {
-			missing = append(missing, d.URL+" at "+d.Commit)
+		for _, c := range miss {
+			missing = append(missing, u+" at "+c)
 		}
 	}
 	return missing, nil
