@@ -215,7 +215,15 @@ func (g *gate) choose(ctx context.Context, rc config.Repository, tip, cur string
 		return "", err
 	}
 	for _, sha := range hist {
-		ok, err := g.complete(ctx, rc.URL, sha, states)
+		// The advertised revision was judged when it was advertised: it
+		// stays on its bundle alone, so that a revision whose
+		// dependencies went missing since (a data dir from before the
+		// gate checked them) is not passed over for an older one.
+		check := g.deployable
+		if sha == cur {
+			check = g.complete
+		}
+		ok, err := check(ctx, rc.URL, sha, states)
 		if err != nil {
 			return "", err
 		}
@@ -233,25 +241,30 @@ func (g *gate) choose(ctx context.Context, rc config.Repository, tip, cur string
 	return cur, nil
 }
 
-// complete reports whether revision sha can deploy from the site alone:
-// its bundle is complete and the mirror holds every git dependency
-// (submodule and remote base commits) the bundle records. For the
-// bundle it trusts sync's state when it says complete, and otherwise asks
+// complete trusts sync's state when it says complete, and otherwise asks
 // the registry (after a restart sync has not looked yet; older revisions
-// may be complete from before, or imported from a file). A revision held
-// back for its dependencies is looked at again when the mirror fetches
-// dependency commits (markAll).
+// may be complete from before, or imported from a file).
 func (g *gate) complete(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
 	switch states[sha] {
 	case syncer.StateComplete:
+		return true, nil
 	case syncer.StateSyncing, syncer.StateNoBundle:
 		// The bundle index is written last: not there while these hold.
 		return false, nil
-	default:
-		ok, err := g.sync.BundleComplete(ctx, url, sha)
-		if err != nil || !ok {
-			return false, err
-		}
+	}
+	return g.sync.BundleComplete(ctx, url, sha)
+}
+
+// deployable reports whether a revision not advertised yet can deploy
+// from the site alone: its bundle is complete and the mirror holds every
+// git dependency (submodule and remote base commits) the bundle records.
+// A revision held back for its dependencies is looked at again when the
+// mirror fetches dependency commits (markAll). The revision advertised now
+// stays while its bundle is complete (choose): withdrawing what Argo CD
+// runs would only turn it into a ComparisonError.
+func (g *gate) deployable(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
+	if ok, err := g.complete(ctx, url, sha, states); err != nil || !ok {
+		return false, err
 	}
 	missing, err := g.sync.GitDepsMissing(ctx, url, sha)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/logging"
+	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
@@ -254,10 +255,11 @@ func (s *gatedSite) assertAdvertised(when, want string) {
 	}
 }
 
-// waitAdvertised waits until go-git sees main at want.
+// waitAdvertised waits until the git CLI sees main at want (go-git calls
+// a repository that advertises nothing empty, an error).
 func (s *gatedSite) waitAdvertised(want string) {
 	s.t.Helper()
-	s.waitFor("main advertised at "+want, func() bool { return goGitRefs(s.t, s.mirrorURL(s.appsID))["refs/heads/main"] == want })
+	s.waitFor("main advertised at "+want, func() bool { return cliRefs(s.t, s.mirrorURL(s.appsID))["refs/heads/main"] == want })
 }
 
 func TestGatedRefs(t *testing.T) {
@@ -366,6 +368,42 @@ func TestGateWaitsForGitDeps(t *testing.T) {
 	if err := s.d.Mirror.SyncGitDeps(context.Background()); err != nil {
 		t.Fatalf("dependency pass: %v", err)
 	}
-	s.waitFor("main advertised at "+revA, func() bool { return cliRefs(t, s.mirrorURL(s.appsID))["refs/heads/main"] == revA })
+	s.waitAdvertised(revA)
 	s.assertAdvertised("A and its remote base on site", revA)
+}
+
+// The advertised revision stays on its complete bundle even when its git
+// dependency is not in the mirror (a data dir from before the gate
+// checked them): the gate does not pass it over for an older revision
+// without dependencies, which would roll the application back.
+func TestGateKeepsAdvertisedRevisionWithoutItsDeps(t *testing.T) {
+	s := startGatedSite(t)
+	libSrv := gitserver.New(t)
+	lib := libSrv.CreateRepo(t, "org/lib")
+	libRev := lib.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	rev0 := s.apps.Commit("main", map[string]string{"app": "0"})
+	s.pushBundle(rev0, 32<<10)
+	revA := s.apps.Commit("main", map[string]string{"app": "a"})
+	s.pushBundleDeps(revA, 32<<10, []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: libSrv.URL("org/lib"), Commit: libRev, Path: "deploy"}})
+	libSrv.Stop()
+	s.start()
+	s.waitFor("A complete", func() bool { return s.state(revA) == syncer.StateComplete })
+	s.waitAdvertised(rev0)
+
+	// What an earlier gate left: main advertised at A.
+	s.stop()
+	st, err := site.Open(context.Background(), s.cfg, site.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror.SetReady(context.Background(), s.cfg.Repositories[0].URL, "refs/heads/main", revA); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	s.start()
+	s.d.Mirror.SyncGitDeps(context.Background()) // the upstream of lib is still down
+	s.waitFor("a sync pass over A", func() bool { return s.state(revA) == syncer.StateComplete })
+	time.Sleep(500 * time.Millisecond) // recomputes after the pass
+	s.assertAdvertised("A advertised before, its remote base not in the mirror", revA)
 }
