@@ -14,7 +14,6 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
-	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -185,7 +184,7 @@ func linkLine(st edge.Status, now time.Time) string {
 }
 
 // revisionLine is a revision's progress and forecast.
-func revisionLine(rv syncer.RevisionStatus) string {
+func revisionLine(rv edge.RevisionView) string {
 	var parts []string
 	switch {
 	case rv.BytesTotal > 0 && rv.BytesDone < rv.BytesTotal:

@@ -47,6 +47,10 @@ type RepoView struct {
 	SyncError   string                  `json:"syncError,omitempty"`
 }
 
+// RevisionView is one wanted revision of a repository as the status
+// document carries it (RepoView.Revisions).
+type RevisionView = syncer.RevisionStatus
+
 // TrackedRef is a tracked branch or tag: the upstream tip, and the newest
 // revision of its history whose bundle is complete at the edge. For a
 // gated branch, Ready is what the mirror actually advertises (empty: the
