@@ -482,12 +482,15 @@ func (s *blobSched) add(i int, j Job, d v1.Descriptor) {
 		}
 	}
 	k := schedKey{id, d.Digest}
+	first := !s.reached[d.Digest]
 	s.reached[d.Digest] = true
 	if s.seen[k] {
 		return
 	}
 	s.seen[k] = true
-	s.st.total.Add(d.Size)
+	if first {
+		s.st.total.Add(d.Size)
+	}
 	prev := s.open[d.Digest]
 	if prev != nil && prev.hint && prev.d.Size != d.Size {
 		// The hint lied about the size: its task must not serve a
@@ -1109,13 +1112,13 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, stg *stage, st 
 		}
 		if present {
 			e.place(bt.d.Digest, dst)
-			st.skip(bt.d.Size, false)
+			st.skip(bt.d, false)
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
 		if e.tryLink(ctx, bt, dst) {
 			e.place(bt.d.Digest, dst)
-			st.skip(bt.d.Size, true)
+			st.skip(bt.d, true)
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
@@ -1123,7 +1126,7 @@ func (e *Engine) copyBlobTask(ctx context.Context, bt *blobTask, stg *stage, st 
 			return err
 		} else if ok {
 			e.place(bt.d.Digest, dst)
-			st.skip(bt.d.Size, true)
+			st.skip(bt.d, true)
 			e.emit(Event{Kind: BlobSkipped, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			continue
 		}
@@ -1235,7 +1238,7 @@ func (e *Engine) transferBlob(ctx context.Context, bt *blobTask, dst Target, stg
 		if err == nil {
 			st.add(func(s *Stats) { s.BlobsCopied++; s.BytesWritten += bt.d.Size })
 			st.setInflight(bt.d.Digest, -1)
-			st.addDone(bt.d.Size)
+			st.addDone(bt.d.Digest, bt.d.Size)
 			e.emit(Event{Kind: BlobDone, Digest: bt.d.Digest, Size: bt.d.Size, Offset: bt.d.Size, Done: st.doneBytes(), Total: st.total.Load()})
 			return progress, nil
 		}
@@ -1324,7 +1327,10 @@ type upstreamReader struct {
 	stg *stage
 	st  *statsCounter
 	d   v1.Descriptor
-	ev  int64
+	// ev counts the bytes read since the last progress event; arrived is
+	// set once the first bytes have been reported.
+	ev      int64
+	arrived bool
 	// err is the first error returned. An in-process target may still be
 	// reading when WriteBlob has returned (a cancelled upload): mu guards it.
 	mu  sync.Mutex
@@ -1377,8 +1383,11 @@ func (u *upstreamReader) read(p []byte) (int, error) {
 		u.st.add(func(s *Stats) { s.BytesRead += int64(n) })
 		u.ev += int64(n)
 		u.st.setInflight(u.d.Digest, u.stg.off)
-		if u.ev >= 1<<20 {
-			u.ev = 0
+		// The first bytes of each read, then every MiB: a copy that
+		// stops early (a link budget spent in the middle of small blobs)
+		// has still told what it is moving and out of how much.
+		if u.ev >= 1<<20 || !u.arrived {
+			u.ev, u.arrived = 0, true
 			u.e.emit(Event{Kind: BlobProgress, Digest: u.d.Digest, Size: u.d.Size, Offset: u.stg.off, Done: u.st.doneBytes(), Total: u.st.total.Load()})
 		}
 		if u.stg.off == u.d.Size {
@@ -1440,12 +1449,16 @@ func (e *Engine) emit(ev Event) {
 	}
 }
 
+// Progress (Event.Done and Event.Total) counts each blob once, however
+// many targets of the copy take it (an image's repository and a bundle
+// repository it is linked into): the bytes to move, not the writes.
 type statsCounter struct {
 	mu       sync.Mutex
 	s        Stats
 	inflight map[v1.Hash]int64
+	finished map[v1.Hash]bool // blobs counted in done
 	done     atomic.Int64
-	total    atomic.Int64 // blob bytes of the Copy found so far
+	total    atomic.Int64 // blob bytes of the Copy found so far, each blob once
 }
 
 func (c *statsCounter) add(f func(*Stats)) {
@@ -1460,7 +1473,19 @@ func (c *statsCounter) get() Stats {
 	return c.s
 }
 
-func (c *statsCounter) addDone(n int64) { c.done.Add(n) }
+// addDone counts blob h of n bytes as done, once.
+func (c *statsCounter) addDone(h v1.Hash, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished[h] {
+		return
+	}
+	if c.finished == nil {
+		c.finished = map[v1.Hash]bool{}
+	}
+	c.finished[h] = true
+	c.done.Add(n)
+}
 
 // doneBytes is the bytes of finished blobs plus what arrived of blobs in
 // flight, so progress (and an ETA) moves within a large blob.
@@ -1488,14 +1513,14 @@ func (c *statsCounter) setInflight(h v1.Hash, off int64) {
 	c.inflight[h] = off
 }
 
-func (c *statsCounter) skip(size int64, mounted bool) {
+func (c *statsCounter) skip(d v1.Descriptor, mounted bool) {
 	c.add(func(s *Stats) {
-		s.BytesSkipped += size
+		s.BytesSkipped += d.Size
 		if mounted {
 			s.BlobsMounted++
 		} else {
 			s.BlobsSkipped++
 		}
 	})
-	c.addDone(size)
+	c.addDone(d.Digest, d.Size)
 }
