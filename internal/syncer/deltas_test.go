@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -408,13 +409,14 @@ func TestSyncCompressorSkewSkipsPatch(t *testing.T) {
 
 // pathRecorder is a reverse proxy in front of the upstream registry that
 // records the path of every request.
-// A request whose path ends in holdUntil's key waits (at most 10 s) for a
-// request whose path ends in its value.
+// A request whose path ends in holdUntil's key waits (at most holdMax,
+// 10 s when zero) for a request whose path ends in its value.
 type pathRecorder struct {
 	mu        sync.Mutex
 	paths     []string
 	arrived   chan struct{} // closed and replaced at each request
 	holdUntil map[string]string
+	holdMax   time.Duration
 	timedOut  []string
 }
 
@@ -443,11 +445,12 @@ func (p *pathRecorder) record(path string) {
 			until = v
 		}
 	}
+	hold := cmp.Or(p.holdMax, 10*time.Second)
 	p.mu.Unlock()
 	if until == "" {
 		return
 	}
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(hold)
 	for {
 		p.mu.Lock()
 		ch := p.arrived

@@ -169,6 +169,7 @@ func (s *Syncer) Land(ctx context.Context, l Landing) (transfer.Stats, error) {
 	// Only now, the index having passed the policy, may its blob hints
 	// start fetches.
 	hints := s.hints(ctx, l.Bundle, plats)
+	s.setHinted(hintedBytes(hints))
 	// The bundle repository also holds every manifest and blob its index
 	// reaches, as an upstream bundles repository does (DESIGN.md, "Bundle
 	// format"), so another edge can take this one as its upstream (a
@@ -317,6 +318,21 @@ func (s *Syncer) hints(ctx context.Context, b *bundle.Bundle, plats oci.Platform
 		}
 	}
 	return out
+}
+
+// hintedBytes sums the sizes of the distinct blobs of hs.
+func hintedBytes(hs [][]v1.Descriptor) int64 {
+	seen := map[v1.Hash]bool{}
+	var n int64
+	for _, entry := range hs {
+		for _, d := range entry {
+			if !seen[d.Digest] {
+				seen[d.Digest] = true
+				n += d.Size
+			}
+		}
+	}
+	return n
 }
 
 // LandImport lands a bundle brought by other means than the link (an

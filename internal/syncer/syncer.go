@@ -170,6 +170,10 @@ type Syncer struct {
 		sync.Mutex
 		repo, sha string
 		started   time.Time
+		// hinted is the size of the blobs the revision's bundle index
+		// hints and the site lacks: its total before the walks reach
+		// them (setHinted).
+		hinted int64
 	}
 }
 
@@ -989,7 +993,25 @@ func (s *Syncer) writeTag(ctx context.Context, tw tagWrite) error {
 func (s *Syncer) beginRevision(repo, sha string) {
 	s.current.Lock()
 	defer s.current.Unlock()
-	s.current.repo, s.current.sha, s.current.started = repo, sha, time.Now()
+	s.current.repo, s.current.sha, s.current.started, s.current.hinted = repo, sha, time.Now(), 0
+}
+
+// setHinted records n, the bytes of the blobs the current revision's
+// bundle index hints and the site lacks, as its total so far: hinted
+// blobs are fetched before any manifest is walked, and a pass the budget
+// stops before the walks would otherwise leave the revision's size (and
+// so its forecast) unknown while its bytes were read.
+func (s *Syncer) setHinted(n int64) {
+	s.current.Lock()
+	repo, sha := s.current.repo, s.current.sha
+	if sha != "" {
+		s.current.hinted = n
+	}
+	s.current.Unlock()
+	if sha == "" || n <= 0 {
+		return
+	}
+	s.status.update(repo, sha, func(r *RevisionStatus) { r.BytesTotal = max(r.BytesTotal, n) })
 }
 
 func (s *Syncer) endRevision() {
@@ -1008,18 +1030,18 @@ func (s *Syncer) onProgress(ev transfer.Event) {
 		return // no byte counts (zero): it would reset the revision's bytes
 	}
 	s.current.Lock()
-	repo, sha, started := s.current.repo, s.current.sha, s.current.started
+	repo, sha, started, hinted := s.current.repo, s.current.sha, s.current.started, s.current.hinted
 	s.current.Unlock()
 	if sha == "" {
 		return
 	}
 	elapsed := time.Since(started).Seconds()
 	s.status.update(repo, sha, func(r *RevisionStatus) {
-		r.BytesDone, r.BytesTotal = ev.Done, ev.Total
+		r.BytesDone, r.BytesTotal = ev.Done, max(ev.Total, hinted)
 		if elapsed > 0.5 && ev.Done > 0 {
 			r.Rate = float64(ev.Done) / elapsed
 			if r.Rate > 0 {
-				r.ETASeconds = float64(ev.Total-ev.Done) / r.Rate
+				r.ETASeconds = float64(max(r.BytesTotal-ev.Done, 0)) / r.Rate
 			}
 		}
 	})
