@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +21,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 	"github.com/ballast-dev/ballast/internal/testutil/regserver"
 	"github.com/ballast-dev/ballast/internal/testutil/testimage"
+	"github.com/ballast-dev/ballast/internal/testutil/toxiproxy"
 )
 
 // recorder records every request a Remote sends ("METHOD path").
@@ -162,5 +164,47 @@ func TestFetchRefAnswers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A link that stalls without a reset (the connection open, nothing
+// arriving) turns a manifest read or a HEAD into ErrStalled after the idle
+// timeout, as a blob download does, instead of waiting for TCP to give
+// up; once the link flows again the same Remote reads.
+func TestManifestReadsStallIntoErrStalled(t *testing.T) {
+	ctx := context.Background()
+	up := regserver.Start(t, regserver.Options{})
+	img := testimage.Image(t, "linux/amd64", 1, 1024)
+	tag, _ := name.NewTag(up.Repo("a/img")+":v1", name.Insecure)
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	proxy := toxiproxy.Start(t, up.Addr)
+	r, err := registryclient.New(proxy.Addr+"/a/img", registryclient.WithInsecure(true), registryclient.WithIdleTimeout(300*time.Millisecond),
+		registryclient.WithKeychain(authn.NewMultiKeychain()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stall()
+	for name, read := range map[string]func() error{
+		"FetchRef":       func() error { _, _, err := r.FetchRef(ctx, "v1"); return err },
+		"FetchManifest":  func() error { _, err := r.FetchManifest(ctx, v1.Descriptor{Digest: want}); return err },
+		"Resolve (HEAD)": func() error { _, err := r.Resolve(ctx, "v1"); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- read() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, registryclient.ErrStalled) {
+				t.Errorf("%s over a stalled link: %v, want ErrStalled", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s over a stalled link still waiting after 20 s (idle timeout 300 ms)", name)
+		}
+	}
+	proxy.Remove("stall")
+	if d, _, err := r.FetchRef(ctx, "v1"); err != nil || d.Digest != want {
+		t.Fatalf("after the stall: %v, %v", d.Digest, err)
 	}
 }

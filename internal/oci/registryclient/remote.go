@@ -309,12 +309,46 @@ func (r *Remote) head(ctx context.Context, kind, ref string) (*http.Response, er
 	if kind == "manifests" {
 		req.Header.Set("Accept", manifestAccept)
 	}
+	ctx, _, done := r.idleContext(ctx)
+	defer done()
 	resp, err := r.do(ctx, false, req, http.StatusOK)
 	if err != nil {
-		return nil, err
+		return nil, stalledOr(ctx, err)
 	}
 	resp.Body.Close()
 	return resp, nil
+}
+
+// idleContext returns ctx cancelled with ErrStalled when nothing arrives
+// for the idle timeout, a func that restarts the timeout (touch: at each
+// read of an answer's body), and the func that releases it. Small requests (a
+// manifest, a HEAD) get it as blob downloads do: on a link that stalls
+// without a reset, the retry comes after the idle timeout, not after TCP
+// gives up minutes later.
+func (r *Remote) idleContext(ctx context.Context) (context.Context, func(), func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(r.o.idle, func() { cancel(ErrStalled) })
+	return ctx, func() { t.Reset(r.o.idle) }, func() { t.Stop(); cancel(nil) }
+}
+
+// stalledOr is err, or ErrStalled wrapping it when ctx was cancelled for
+// being idle.
+func stalledOr(ctx context.Context, err error) error {
+	if err != nil && context.Cause(ctx) == ErrStalled {
+		return fmt.Errorf("%w: %w", ErrStalled, err)
+	}
+	return err
+}
+
+// touchReader restarts an idle timer at every read.
+type touchReader struct {
+	io.Reader
+	touch func()
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	t.touch()
+	return t.Reader.Read(p)
 }
 
 // Resolve implements Source: HEAD of a manifest by tag or digest.
@@ -355,14 +389,16 @@ func (r *Remote) getManifest(ctx context.Context, ref string) ([]byte, types.Med
 func (r *Remote) getManifestHeader(ctx context.Context, ref string) ([]byte, types.MediaType, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, r.url("manifests", ref), nil)
 	req.Header.Set("Accept", manifestAccept)
+	ctx, touch, done := r.idleContext(ctx)
+	defer done()
 	resp, err := r.do(ctx, false, req, http.StatusOK)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
+		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, stalledOr(ctx, err))
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	raw, err := io.ReadAll(io.LimitReader(touchReader{resp.Body, touch}, oci.MaxManifestSize+1))
 	if err != nil {
-		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, err)
+		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, stalledOr(ctx, err))
 	}
 	if len(raw) > oci.MaxManifestSize {
 		return nil, "", "", oci.Permanent(fmt.Errorf("manifest %s@%s: larger than %d bytes", r.repo, ref, oci.MaxManifestSize))
