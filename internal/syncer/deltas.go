@@ -46,8 +46,9 @@ func (s *Syncer) DeltaStats() DeltaStats {
 // bundle from: up,
 // with every blob that has a delta made on site instead (deltaSource).
 // The delta index (delta.IndexTag) is read when the first blob must
-// cross the link, so a revision whose blobs are all on site costs no
-// request; absent or bad, the bundle comes whole. A site that holds
+// cross the link, or earlier, beside the bundle index, when the caller
+// starts it (deltaSource.prefetch); absent or bad, the bundle comes
+// whole. A site that holds
 // nothing of the repository yet (its edge bundle repository bundleRepo is
 // empty: no earlier revision, whole or in part, whose blobs a delta could
 // start from) reads no delta index: its first bundle costs no request and
