@@ -68,14 +68,20 @@ func (l *linkAnywhere) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
+// namespace opens the storage's namespace once, for every later call.
+func (l *linkAnywhere) namespace(ctx context.Context) (distribution.Namespace, error) {
+	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
+	return l.ns, l.err
+}
+
 // holds reports whether the storage holds blob dgst's data, under any
 // repository.
 func (l *linkAnywhere) holds(ctx context.Context, dgst digest.Digest) (bool, error) {
-	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
-	if l.err != nil {
-		return false, l.err
+	ns, err := l.namespace(ctx)
+	if err != nil {
+		return false, err
 	}
-	_, err := l.ns.BlobStatter().Stat(ctx, dgst)
+	_, err = ns.BlobStatter().Stat(ctx, dgst)
 	if errors.Is(err, distribution.ErrBlobUnknown) {
 		return false, nil
 	}
@@ -110,15 +116,15 @@ func (r *Registry) HoldsContent(ctx context.Context, name string) (bool, error) 
 }
 
 func (l *linkAnywhere) holdsContent(ctx context.Context, name string) (bool, error) {
-	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
-	if l.err != nil {
-		return false, l.err
+	ns, err := l.namespace(ctx)
+	if err != nil {
+		return false, err
 	}
 	named, err := reference.WithName(name)
 	if err != nil {
 		return false, fmt.Errorf("repository %q: %w", name, err)
 	}
-	repo, err := l.ns.Repository(ctx, named)
+	repo, err := ns.Repository(ctx, named)
 	if err != nil {
 		return false, err
 	}
@@ -153,11 +159,11 @@ func (l *linkAnywhere) holdsContent(ctx context.Context, name string) (bool, err
 
 // link links blob dgst into repository name if the storage holds its data.
 func (l *linkAnywhere) link(ctx context.Context, name string, dgst digest.Digest) (v1.Descriptor, bool, error) {
-	l.once.Do(func() { l.ns, l.err = l.open(context.WithoutCancel(ctx)) })
-	if l.err != nil {
-		return v1.Descriptor{}, false, l.err
+	ns, err := l.namespace(ctx)
+	if err != nil {
+		return v1.Descriptor{}, false, err
 	}
-	stat, err := l.ns.BlobStatter().Stat(ctx, dgst)
+	stat, err := ns.BlobStatter().Stat(ctx, dgst)
 	if errors.Is(err, distribution.ErrBlobUnknown) {
 		return v1.Descriptor{}, false, nil
 	}
@@ -172,7 +178,7 @@ func (l *linkAnywhere) link(ctx context.Context, name string, dgst digest.Digest
 	if err != nil {
 		return v1.Descriptor{}, false, err
 	}
-	repo, err := l.ns.Repository(ctx, named)
+	repo, err := ns.Repository(ctx, named)
 	if err != nil {
 		return v1.Descriptor{}, false, err
 	}
