@@ -158,25 +158,8 @@ func missingCommitsIn(ctx context.Context, dir string, commits []string) ([]stri
 // HasCommit reports whether the repository holds commit sha (full hex).
 // A repository never fetched holds nothing.
 func (m *Mirror) HasCommit(ctx context.Context, idOrURL, sha string) (bool, error) {
-	r, err := m.lookup(idOrURL)
-	if err != nil {
-		return false, err
-	}
-	sha = strings.ToLower(sha)
-	if !isHex(sha) {
-		return false, fmt.Errorf("commit %q: want a full hex object name", trim(sha))
-	}
-	if !r.isReady() {
-		return false, nil
-	}
-	out, err := r.git(ctx, "cat-file", "-t", sha)
-	if err != nil {
-		if exitCode(err) > 0 && ctx.Err() == nil {
-			return false, nil
-		}
-		return false, err
-	}
-	return strings.TrimSpace(string(out)) == "commit", nil
+	missing, err := m.MissingCommits(ctx, idOrURL, []string{sha})
+	return err == nil && len(missing) == 0, err
 }
 
 // Object is what a full object name names in a mirrored repository.
