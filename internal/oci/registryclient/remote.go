@@ -320,9 +320,9 @@ func (r *Remote) head(ctx context.Context, kind, ref string) (*http.Response, er
 }
 
 // idleContext returns ctx cancelled with ErrStalled when nothing arrives
-// for the idle timeout, a func that restarts the timeout (touch: at each
-// read of an answer's body), and the func that releases it. Small requests (a
-// manifest, a HEAD) get it as blob downloads do: on a link that stalls
+// for the idle timeout, a func that restarts the timeout (at each read of
+// an answer's body: idleBody), and the func that releases it. Blob
+// downloads, manifest reads and HEADs all have it: on a link that stalls
 // without a reset, the retry comes after the idle timeout, not after TCP
 // gives up minutes later.
 func (r *Remote) idleContext(ctx context.Context) (context.Context, func(), func()) {
@@ -338,17 +338,6 @@ func stalledOr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", ErrStalled, err)
 	}
 	return err
-}
-
-// touchReader restarts an idle timer at every read.
-type touchReader struct {
-	io.Reader
-	touch func()
-}
-
-func (t touchReader) Read(p []byte) (int, error) {
-	t.touch()
-	return t.Reader.Read(p)
 }
 
 // Resolve implements Source: HEAD of a manifest by tag or digest.
@@ -396,7 +385,7 @@ func (r *Remote) getManifestHeader(ctx context.Context, ref string) ([]byte, typ
 		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, stalledOr(ctx, err))
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(touchReader{resp.Body, touch}, oci.MaxManifestSize+1))
+	raw, err := io.ReadAll(io.LimitReader(&idleBody{ReadCloser: resp.Body, ctx: ctx, touch: touch, release: done}, oci.MaxManifestSize+1))
 	if err != nil {
 		return nil, "", "", fmt.Errorf("manifest %s@%s: %w", r.repo, ref, stalledOr(ctx, err))
 	}
@@ -461,12 +450,10 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (r
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-"+strconv.FormatInt(d.Size-1, 10))
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	idle := time.AfterFunc(r.o.idle, func() { cancel(ErrStalled) })
+	ctx, touch, release := r.idleContext(ctx)
 	defer func() {
 		if err != nil {
-			idle.Stop()
-			cancel(nil)
+			release()
 		}
 	}()
 	resp, err := r.do(ctx, false, req, http.StatusOK, http.StatusPartialContent)
@@ -480,7 +467,7 @@ func (r *Remote) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (r
 		}
 		return nil, fmt.Errorf("blob %s@%s: %w", r.repo, d.Digest, err)
 	}
-	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, t: idle, d: r.o.idle}
+	resp.Body = &idleBody{ReadCloser: resp.Body, ctx: ctx, touch: touch, release: release}
 	if offset > 0 && resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength != d.Size {
 		// A 200 is the whole representation: of another size, it is not
 		// the blob (an error page, a truncated entity). Refuse the resume
@@ -567,28 +554,27 @@ type limitedBody struct {
 func (b *limitedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *limitedBody) Close() error               { return b.c.Close() }
 
-// idleBody restarts the idle timer on every read.
+// idleBody restarts its idle timer (idleContext) on every read; a read
+// the timer cut fails with ErrStalled. Close releases the timer.
 type idleBody struct {
 	io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	t      *time.Timer
-	d      time.Duration
+	ctx     context.Context
+	touch   func()
+	release func()
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	b.t.Reset(b.d)
+	b.touch()
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && context.Cause(b.ctx) == ErrStalled {
-		err = fmt.Errorf("%w: %w", ErrStalled, err)
+	if err != nil && err != io.EOF {
+		err = stalledOr(b.ctx, err)
 	}
 	return n, err
 }
 
 func (b *idleBody) Close() error {
-	b.t.Stop()
 	err := b.ReadCloser.Close()
-	b.cancel(nil)
+	b.release()
 	return err
 }
 
