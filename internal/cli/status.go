@@ -14,6 +14,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/fleet"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -80,7 +81,7 @@ func fetchStatus(ctx context.Context, base string) ([]byte, error) {
 		return nil, fmt.Errorf("edge daemon at %s: read status: %w", base, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("edge daemon at %s: GET /api/v1/status: %s: %s", base, resp.Status, firstLine(raw))
+		return nil, fmt.Errorf("edge daemon at %s: GET /api/v1/status: %s: %s", base, resp.Status, oneLine(firstLine(raw)))
 	}
 	if len(raw) > maxStatusBytes {
 		return nil, fmt.Errorf("edge daemon at %s: status document over %d bytes", base, maxStatusBytes)
@@ -241,15 +242,6 @@ func short12(sha string) string {
 
 // oneLine keeps text from the daemon on one line of printable characters:
 // a status document is outside input, and a terminal must not take escape
-// sequences from it.
-func oneLine(s string) string {
-	if len(s) > 500 {
-		s = s[:500] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// sequences (nor bidirectional overrides) from it. It is the fleet
+// document's rule for outside error lines, clipped the same way.
+func oneLine(s string) string { return fleet.ClipError(s) }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/exitcode"
+	"github.com/ballast-dev/ballast/internal/k3sconfig"
 	"github.com/ballast-dev/ballast/internal/units"
 )
 
@@ -98,8 +98,8 @@ func syncNow(ctx context.Context, e *env, o syncNowOptions) error {
 }
 
 // edgeBase returns the running daemon's HTTP base URL: edgeURL when set,
-// else the one the edge config at configPath listens on (a wildcard
-// address dialled on loopback), and that config when configPath is set.
+// else the one the edge config at configPath listens on
+// (k3sconfig.NodeEndpoint: a wildcard address is dialled on 127.0.0.1), and that config when configPath is set.
 // what names the command's mode in the error when neither is given.
 // Errors are exit 2 (exitcode.Invalid).
 func edgeBase(edgeURL, configPath, what string) (string, *config.Config, error) {
@@ -115,14 +115,13 @@ func edgeBase(edgeURL, configPath, what string) (string, *config.Config, error) 
 		if cfg == nil {
 			return "", nil, exitcode.Invalid(fmt.Errorf("%s needs --edge URL or --config FILE", what))
 		}
-		host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
+		// The rule doctor and install use: a wildcard is dialled on
+		// 127.0.0.1.
+		ep, err := k3sconfig.NodeEndpoint(cfg.Listen.HTTP)
 		if err != nil {
-			return "", nil, exitcode.Invalid(fmt.Errorf("listen.http %q: %w", cfg.Listen.HTTP, err))
+			return "", nil, exitcode.Invalid(fmt.Errorf("listen.http: %w", err))
 		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		base = "http://" + net.JoinHostPort(host, port)
+		base = "http://" + ep
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
