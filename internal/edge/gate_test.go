@@ -333,17 +333,26 @@ func TestGatedRefs(t *testing.T) {
 	s.assertAdvertised("C complete", revC)
 }
 
+// remoteBase starts an upstream git server holding org/lib with one commit
+// and returns it with the git dependency a bundle records for a remote
+// base at that commit.
+func remoteBase(t *testing.T) (*gitserver.Server, []bundle.GitDep) {
+	t.Helper()
+	srv := gitserver.New(t)
+	lib := srv.CreateRepo(t, "org/lib")
+	rev := lib.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	return srv, []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: srv.URL("org/lib"), Commit: rev, Path: "deploy"}}
+}
+
 // A revision whose bundle is complete but whose git dependency (a remote
 // base's commit) the mirror cannot fetch yet is not advertised: Argo CD
 // would render it without its base. Once the mirror has the commit, the
 // gate advertises the revision without waiting for another sync pass.
 func TestGateWaitsForGitDeps(t *testing.T) {
 	s := startGatedSite(t)
-	libSrv := gitserver.New(t)
-	lib := libSrv.CreateRepo(t, "org/lib")
-	libRev := lib.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	libSrv, base := remoteBase(t)
 	revA := s.apps.Commit("main", map[string]string{"app": "a"})
-	s.pushBundleDeps(revA, 32<<10, []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: libSrv.URL("org/lib"), Commit: libRev, Path: "deploy"}})
+	s.pushBundleDeps(revA, 32<<10, base)
 	libSrv.Stop()
 	s.start()
 
@@ -378,13 +387,11 @@ func TestGateWaitsForGitDeps(t *testing.T) {
 // without dependencies, which would roll the application back.
 func TestGateKeepsAdvertisedRevisionWithoutItsDeps(t *testing.T) {
 	s := startGatedSite(t)
-	libSrv := gitserver.New(t)
-	lib := libSrv.CreateRepo(t, "org/lib")
-	libRev := lib.Commit("main", map[string]string{"deploy/kustomization.yaml": "resources: []\n"})
+	libSrv, base := remoteBase(t)
 	rev0 := s.apps.Commit("main", map[string]string{"app": "0"})
 	s.pushBundle(rev0, 32<<10)
 	revA := s.apps.Commit("main", map[string]string{"app": "a"})
-	s.pushBundleDeps(revA, 32<<10, []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: libSrv.URL("org/lib"), Commit: libRev, Path: "deploy"}})
+	s.pushBundleDeps(revA, 32<<10, base)
 	libSrv.Stop()
 	s.start()
 	s.waitFor("A complete", func() bool { return s.state(revA) == syncer.StateComplete })

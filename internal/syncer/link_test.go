@@ -161,60 +161,51 @@ func TestBudgetStopsAndResumesAfterRollover(t *testing.T) {
 	t.Logf("link carried %d bytes for %d (day 1: %d, budget %d)", link.Down(), size, down1, budget)
 }
 
-// A budget spent in the middle of small blobs, none of them whole: the
-// revision's size is still known (the copy told what it was moving, and
-// out of how much, at each blob's first bytes), so the waiting revision
-// has a forecast rather than "size unknown"; and that size counts each
-// blob once, not again for its link into the bundle repository (which
-// doubled the missing bytes and so the ETA).
-func TestBudgetStopMidSmallBlobsKeepsTheSize(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)}
-	s := newSite(t, func(c *config.Config) {
-		c.Link = config.Link{MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"}}
-	}, withClock(clk))
-	viaLink(t, s)
+// A budget spent before the revision's bytes are all on site leaves the
+// waiting revision with its size, and so a forecast rather than "size
+// unknown", counting each blob once (not again for its link into the
+// bundle repository, which doubled the missing bytes and so the ETA):
+//   - spent in the middle of small blobs, none of them whole: the copy
+//     told what it was moving, and out of how much, at each blob's first
+//     bytes;
+//   - spent by hinted blobs while the image manifest is still on its way
+//     (held back upstream here): the bundle index's blob hints gave the
+//     size as soon as the index was read.
+func TestBudgetStopKeepsTheSize(t *testing.T) {
 	img := testimage.Image(t, "linux/amd64", 3, 256<<10)
-	size := selectionSize(t, img, "")
-	rev := s.commit(map[string]string{"a": "1"})
-	pushBundle(t, s.up, s.bundles, rev, map[string]artifact{"ghcr.io/org/app:1": img})
-	if res := s.pass(); res.Waiting != 1 || !strings.Contains(res.LinkStop, "budget") {
-		t.Fatalf("pass: %+v", res)
-	}
-	rv := revState(s, rev)
-	t.Logf("waiting: %d of %d bytes (selection %d)", rv.BytesDone, rv.BytesTotal, size)
-	// Every blob counted once (the bundle repository's links of them
-	// are no bytes to move): the selection less its manifest.
-	if rv.State != syncer.StateWaiting || rv.BytesTotal < size-4096 || rv.BytesTotal > size || rv.CompleteBy == nil || rv.ForecastNote != "" {
-		t.Fatalf("waiting revision: state %s, %d of %d bytes (selection %d), complete by %v, note %q", rv.State, rv.BytesDone, rv.BytesTotal, size, rv.CompleteBy, rv.ForecastNote)
-	}
-}
-
-// The bundle index's blob hints give the revision its size as soon as
-// the index is read: a budget the hinted blobs spend while the image
-// manifest is still on its way (held back upstream here) leaves a
-// waiting revision with a forecast, not "size unknown".
-func TestBudgetStopBeforeManifestsKeepsTheHintedSize(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)}
-	s := newSite(t, func(c *config.Config) {
-		c.Link = config.Link{MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"}}
-	}, withClock(clk))
-	rec := viaRecorder(t, s)
-	img := testimage.Image(t, "linux/amd64", 3, 256<<10)
-	size := selectionSize(t, img, "")
 	d, _ := img.Digest()
-	rec.mu.Lock()
-	rec.holdUntil["/manifests/"+d.String()] = "/never"
-	rec.holdMax = 2 * time.Second
-	rec.mu.Unlock()
-	rev := s.commit(map[string]string{"a": "1"})
-	pushBundle(t, s.up, s.bundles, rev, map[string]artifact{"ghcr.io/org/app:1": img})
-	if res := s.pass(); res.Waiting != 1 || !strings.Contains(res.LinkStop, "budget") {
-		t.Fatalf("pass: %+v", res)
-	}
-	rv := revState(s, rev)
-	t.Logf("waiting: %d of %d bytes (selection %d)", rv.BytesDone, rv.BytesTotal, size)
-	if rv.State != syncer.StateWaiting || rv.BytesTotal < size-4096 || rv.BytesTotal > size || rv.CompleteBy == nil || rv.ForecastNote != "" {
-		t.Fatalf("waiting revision: state %s, %d of %d bytes (selection %d), complete by %v, note %q", rv.State, rv.BytesDone, rv.BytesTotal, size, rv.CompleteBy, rv.ForecastNote)
+	for _, tc := range []struct {
+		name string
+		via  func(t *testing.T, s *site)
+	}{
+		{"mid small blobs", func(t *testing.T, s *site) { viaLink(t, s) }},
+		{"before the manifests", func(t *testing.T, s *site) {
+			rec := viaRecorder(t, s)
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			rec.holdUntil["/manifests/"+d.String()] = "/never"
+			rec.holdMax = 2 * time.Second
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)}
+			s := newSite(t, func(c *config.Config) {
+				c.Link = config.Link{MaxBandwidth: "4MB/s", Budget: &config.Budget{PerDay: "300KB"}}
+			}, withClock(clk))
+			tc.via(t, s)
+			size := selectionSize(t, img, "")
+			rev := s.commit(map[string]string{"a": "1"})
+			pushBundle(t, s.up, s.bundles, rev, map[string]artifact{"ghcr.io/org/app:1": img})
+			if res := s.pass(); res.Waiting != 1 || !strings.Contains(res.LinkStop, "budget") {
+				t.Fatalf("pass: %+v", res)
+			}
+			rv := revState(s, rev)
+			t.Logf("waiting: %d of %d bytes (selection %d)", rv.BytesDone, rv.BytesTotal, size)
+			// Every blob counted once: the selection less its manifest.
+			if rv.State != syncer.StateWaiting || rv.BytesTotal < size-4096 || rv.BytesTotal > size || rv.CompleteBy == nil || rv.ForecastNote != "" {
+				t.Fatalf("waiting revision: state %s, %d of %d bytes (selection %d), complete by %v, note %q", rv.State, rv.BytesDone, rv.BytesTotal, size, rv.CompleteBy, rv.ForecastNote)
+			}
+		})
 	}
 }
 
