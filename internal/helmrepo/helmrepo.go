@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -428,7 +429,35 @@ func Metadata(raw []byte) (map[string]any, error) {
 	if err := typed.Decode(&helmMetadata{}); err != nil {
 		return nil, fmt.Errorf("chart metadata: not what Helm reads in an index: %w", err)
 	}
+	if err := survivesYAML(raw, m); err != nil {
+		return nil, fmt.Errorf("chart metadata: index.yaml cannot carry it: %w", err)
+	}
 	return m, nil
+}
+
+// survivesYAML checks that m, written as index.yaml writes it and read
+// back as Helm reads an index (both sigs.k8s.io/yaml), holds the values raw
+// holds. YAML cannot carry every JSON string: DEL, C1 controls, U+FFFE and
+// U+FFFF fail the writer (and with them the whole index), a key longer than
+// 1024 characters is no YAML key, and NEL or U+2028 inside a key or value
+// reads back as a line break. The check is the YAML library itself, so it
+// covers every such case, not a list of them.
+func survivesYAML(raw []byte, m map[string]any) error {
+	out, err := yaml.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var back, want any
+	if err := yaml.Unmarshal(out, &back); err != nil {
+		return fmt.Errorf("reading it back: %w", err)
+	}
+	if err := json.Unmarshal(raw, &want); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(back, want) {
+		return errors.New("a value reads back changed (YAML line breaks or characters it folds)")
+	}
+	return nil
 }
 
 // maxMetadataDepth bounds the nesting of a chart's metadata. Chart.yaml's

@@ -267,8 +267,8 @@ func BenchmarkIndex(b *testing.B) {
 	b.ReportMetric(float64(build)/float64(per), "x-build-over-cached")
 }
 
-// A chart whose metadata Helm could not read, or nested so deep that YAML
-// cannot write it, is left out; the other charts are still served (one
+// A chart whose metadata Helm could not read, or that YAML cannot write
+// (nested too deep, characters or keys YAML cannot carry), is left out; the other charts are still served (one
 // such entry used to answer 503 for every repository, or make the index
 // unreadable to Helm as a whole).
 func TestHostileMetadataLeavesOnlyThatChartOut(t *testing.T) {
@@ -278,6 +278,10 @@ func TestHostileMetadataLeavesOnlyThatChartOut(t *testing.T) {
 		"wrong type":   `{"name":"bad","version":"1.0.0","annotations":{"a":["b"]}}`,
 		"yaml merge":   `{"name":"bad","version":"1.0.0","<<":{"removed":true}}`,
 		"deep objects": `{"name":"bad","version":"1.0.0","x":` + strings.Repeat(`{"a":`, 9990) + "1" + strings.Repeat("}", 9990) + `}`,
+		"DEL":          `{"name":"bad","version":"1.0.0","description":"\u007f"}`,
+		"C1 control":   `{"name":"bad","version":"1.0.0","maintainers":[{"name":"\u0090"}]}`,
+		"noncharacter": `{"name":"bad","version":"1.0.0","annotations":{"\uffff":"x"}}`,
+		"long key":     `{"name":"bad","version":"1.0.0","annotations":{"` + strings.Repeat("k", 1025) + `":"x"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := newMemStore()

@@ -1,9 +1,13 @@
 package helmrepo
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestParsePath(t *testing.T) {
@@ -116,6 +120,22 @@ func TestMetadata(t *testing.T) {
 		{`{"name":"a","version":"1","x":` + strings.Repeat(`[`, 9998) + strings.Repeat(`]`, 9998) + `}`, "nested deeper"},
 		{`{"name":"a","version":"1","dependencies":[{"name":"b","import-values":` + strings.Repeat(`[`, 28) + strings.Repeat(`]`, 28) + `}]}`, ""},
 		{`{"name":"a","version":"1","dependencies":[{"name":"b","import-values":` + strings.Repeat(`[`, 30) + strings.Repeat(`]`, 30) + `}]}`, "nested deeper"},
+		// Strings YAML cannot carry: the writer fails (and with it every
+		// chart's index), the key is too long for YAML, or the value reads
+		// back changed.
+		{`{"name":"a","version":"1","description":"a\u007fb"}`, "index.yaml cannot carry"},
+		{"{\"name\":\"a\",\"version\":\"1\",\"description\":\"a\x7fb\"}", "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","description":"a\u0080b"}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","description":"a\u009fb"}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","description":"a\ufffeb"}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","description":"a\uffffb"}`, "index.yaml cannot carry"},
+		{`{"name":"a\u007f","version":"1"}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","annotations":{"k\u0085k":"x"}}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","description":"a\u0085b"}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","annotations":{"` + strings.Repeat("k", 1100) + `":"x"}}`, "index.yaml cannot carry"},
+		{`{"name":"a","version":"1","keywords":["\u2028"],"annotations":{"a\u2029b":"\u2028"}}`, ""},
+		// What YAML escapes comes back whole.
+		{`{"name":"a","version":"1","description":"a\u0000\u001b\t\ufeff\ud83d\ude00\ue000\ufffd\u00a0b","annotations":{"` + strings.Repeat("k", 1000) + `":"\u0000"}}`, ""},
 	} {
 		_, err := Metadata([]byte(tc.in))
 		if tc.bad == "" && err != nil {
@@ -128,11 +148,13 @@ func TestMetadata(t *testing.T) {
 }
 
 // FuzzMetadata: a config blob is accepted only with string name and
-// version, and never panics.
+// version, never panics, and what it accepts renders into an index.yaml
+// that reads back (as Helm reads it) with the config's values.
 func FuzzMetadata(f *testing.F) {
 	f.Add([]byte(`{"name":"a","version":"1.0.0","apiVersion":"v2"}`))
 	f.Add([]byte(`{"name":"a","version":"1","urls":[]}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"name":"a","version":"1","description":"\u007f\u0085\u2028\ufeff","annotations":{"k\u0000":"\u0080"}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := Metadata(raw)
 		if err != nil {
@@ -141,8 +163,27 @@ func FuzzMetadata(f *testing.F) {
 		if n, _ := m["name"].(string); n == "" {
 			t.Fatalf("accepted without a name: %s", raw)
 		}
-		if _, err := render([]version{{repo: "h", name: "a", version: "1", meta: m}}); err != nil {
+		idx, err := render([]version{{repo: "h", name: "a", version: "1", meta: m}})
+		if err != nil {
 			t.Fatalf("accepted metadata does not render: %v", err)
+		}
+		// Helm reads the index with sigs.k8s.io/yaml: it must see the
+		// chart's metadata as the config blob gave it.
+		var doc struct {
+			Entries map[string][]map[string]any `json:"entries"`
+		}
+		if err := yaml.Unmarshal(idx.repos["h"].yaml, &doc); err != nil {
+			t.Fatalf("rendered index does not read back: %v", err)
+		}
+		var want map[string]any
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("accepted metadata is not JSON: %v", err)
+		}
+		got := doc.Entries["a"][0]
+		for k, v := range want {
+			if !reflect.DeepEqual(got[k], v) {
+				t.Fatalf("field %q reads back as %#v, the config gave %#v", k, got[k], v)
+			}
 		}
 	})
 }
