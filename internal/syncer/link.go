@@ -54,6 +54,7 @@ type linkGate struct {
 	outstanding int64 // bytes granted to blob reads, not yet read
 	active      int   // blob reads open (granted, not closed)
 	parked      int   // blob reads that saw the window close, waiting for the others
+	atBudget    int   // blob reads at the end of a short grant, waiting for the others
 	override    linkplan.Override
 	cancel      context.CancelCauseFunc // the running pass's
 	cap         int64                   // the limiter's current cap; 0: none
@@ -293,17 +294,24 @@ func (g *linkGate) grantRead(ctx context.Context, need int64) (int64, error) {
 	return n, nil
 }
 
-// waitAlone waits until no other blob read is open: the read that ends at
-// the budget stops the copy only once the others have finished (written
-// and closed), so none of them is cut with bytes in flight.
+// waitAlone waits until every other open blob read has finished (written
+// and closed) or waits here too: the read that ends at the budget stops
+// the copy only then, so none is cut with bytes in flight. More than one
+// read can end at the budget (grants are worked out from what the ledger
+// has left, and a manifest's bytes are charged before its grant is
+// released, so a grant made meanwhile falls short and the next takes the
+// rest): those stop together rather than wait for each other.
 func (g *linkGate) waitAlone(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
 	defer stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for g.active > 1 && ctx.Err() == nil {
+	g.atBudget++
+	g.cond.Broadcast()
+	for g.active > g.atBudget && ctx.Err() == nil {
 		g.cond.Wait()
 	}
+	g.atBudget--
 }
 
 // rangeEndKey carries, in a blob request's context, the last byte the
