@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -182,10 +181,17 @@ func (g *linkGate) setCap(bps int64) {
 	g.limiter.SetLimit(rate.Limit(bps))
 }
 
-// charge records n bytes read from upstream.
-func (g *linkGate) charge(n int64) {
+// charge records n bytes read from upstream; gr is the grant they were
+// read under (nil: none, as for tags). The ledger's charge and the grant's
+// return happen under one lock, so a grant worked out meanwhile sees the
+// budget as it is: charged before returned, the bytes counted twice and a
+// grant fell short of what was left.
+func (g *linkGate) charge(n int64, gr *grant) {
 	now := time.Now() // measurement, not policy: the real rate of the link
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = g.plan.Charge(n)
+	g.deductLocked(gr, n)
 	if g.rateLast.IsZero() || now.Sub(g.rateLast) > 5*time.Second {
 		g.rateBytes, g.rateStart = 0, now // idle in between: a new busy stretch
 	}
@@ -197,8 +203,6 @@ func (g *linkGate) charge(n int64) {
 			g.rateBytes, g.rateStart = int64(g.rate*30), now.Add(-30*time.Second)
 		}
 	}
-	g.mu.Unlock()
-	_ = g.plan.Charge(n)
 }
 
 // measuredRate is the link's recent rate in bytes/s (0: not measured yet).
@@ -208,11 +212,38 @@ func (g *linkGate) measuredRate() float64 {
 	return g.rate
 }
 
-// grant reserves up to need bytes of budget for a blob read: need itself
-// when the budget allows (or there is none), else what is left; while
-// other reads hold the rest, it waits for them. It returns
-// ErrBudgetSpent when nothing is left.
-func (g *linkGate) grant(ctx context.Context, need int64) (int64, error) {
+// grant is the budget one read (a blob, or a manifest) holds: its bytes
+// are taken off as they are charged, and what is left goes back when the
+// read closes. The gate's mu guards it.
+type grant struct {
+	size  int64 // granted
+	left  int64 // granted, not read yet
+	short bool  // the grant ends before the read's need
+	open  bool  // counted in the gate's active reads
+	// metered: the read's bytes pass meteredTransport, which takes them
+	// off as it charges them; else the reader takes them off itself.
+	metered bool
+}
+
+// grantKey carries a read's *grant in its request's context, for
+// meteredTransport to charge the bytes against.
+type grantKey struct{}
+
+// take reserves up to need bytes of budget for a read: need itself when
+// the budget allows (or there is none), else what is left; while other
+// reads hold the rest, it waits for them. It returns ErrBudgetSpent when
+// nothing is left.
+func (g *linkGate) take(ctx context.Context, need int64) (*grant, error) {
+	n, err := g.reserve(ctx, need)
+	if err != nil {
+		return nil, err
+	}
+	return &grant{size: n, left: n, short: n < need, open: true}, nil
+}
+
+// reserve is take's arithmetic: the bytes granted, counted outstanding
+// and the read active.
+func (g *linkGate) reserve(ctx context.Context, need int64) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
 	defer stop()
 	g.mu.Lock()
@@ -241,12 +272,52 @@ func (g *linkGate) grant(ctx context.Context, need int64) (int64, error) {
 	}
 }
 
-// release returns n granted bytes (read, or never to be read).
-func (g *linkGate) release(n int64) {
-	g.mu.Lock()
-	g.outstanding -= n
+// deductLocked takes n read bytes off gr (nil: no grant).
+func (g *linkGate) deductLocked(gr *grant, n int64) {
+	if gr == nil || gr.left <= 0 {
+		return
+	}
+	take := min(n, gr.left)
+	gr.left -= take
+	g.outstanding -= take
 	g.cond.Broadcast()
+}
+
+// metered marks gr's bytes as charged against it by meteredTransport.
+func (g *linkGate) metered(gr *grant) {
+	g.mu.Lock()
+	gr.metered = true
 	g.mu.Unlock()
+}
+
+// readUnmetered takes n bytes read outside meteredTransport off gr.
+func (g *linkGate) readUnmetered(gr *grant, n int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !gr.metered {
+		g.deductLocked(gr, n)
+	}
+}
+
+// left is what gr has not read yet (0 once closed).
+func (g *linkGate) left(gr *grant) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gr.left
+}
+
+// finish ends gr's read for the gate: its unread bytes go back to the
+// budget and it no longer counts as open. Later calls do nothing.
+func (g *linkGate) finish(gr *grant) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !gr.open {
+		return
+	}
+	g.outstanding -= gr.left
+	gr.left, gr.open = 0, false
+	g.active--
+	g.cond.Broadcast()
 }
 
 // parkClosed is where a blob read that saw the window close waits until
@@ -265,14 +336,6 @@ func (g *linkGate) parkClosed(ctx context.Context) {
 	}
 }
 
-// closed ends one blob read.
-func (g *linkGate) closed() {
-	g.mu.Lock()
-	g.active--
-	g.cond.Broadcast()
-	g.mu.Unlock()
-}
-
 // spent stops the pass at the budget once every other read is done (none
 // is cut with bytes in flight), and returns the error that ends the read.
 func (g *linkGate) spent(ctx context.Context) error {
@@ -281,17 +344,17 @@ func (g *linkGate) spent(ctx context.Context) error {
 	return oci.Permanent(ErrBudgetSpent)
 }
 
-// grantRead is grant for a read about to start: a spent budget stops the
+// grantRead is take for a read about to start: a spent budget stops the
 // pass, and every refusal is permanent for the copy engine.
-func (g *linkGate) grantRead(ctx context.Context, need int64) (int64, error) {
-	n, err := g.grant(ctx, need)
+func (g *linkGate) grantRead(ctx context.Context, need int64) (*grant, error) {
+	gr, err := g.take(ctx, need)
 	if err != nil {
 		if errors.Is(err, ErrBudgetSpent) {
 			g.stop(err)
 		}
-		return 0, oci.Permanent(err)
+		return nil, oci.Permanent(err)
 	}
-	return n, nil
+	return gr, nil
 }
 
 // waitAlone waits until every other open blob read has finished (written
@@ -344,7 +407,11 @@ func (t meteredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	resp.Body = &meteredBody{ReadCloser: resp.Body, t: t, ctx: req.Context()}
+	gr, _ := req.Context().Value(grantKey{}).(*grant)
+	if gr != nil {
+		t.gate.metered(gr)
+	}
+	resp.Body = &meteredBody{ReadCloser: resp.Body, t: t, ctx: req.Context(), grant: gr}
 	return resp, nil
 }
 
@@ -362,8 +429,9 @@ func parseRange(s string) (int64, int64, bool) {
 
 type meteredBody struct {
 	io.ReadCloser
-	t   meteredTransport
-	ctx context.Context
+	t     meteredTransport
+	ctx   context.Context
+	grant *grant // the budget the bytes are read under; nil: none
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
@@ -382,7 +450,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.t.count(int64(n))
-		b.t.gate.charge(int64(n))
+		b.t.gate.charge(int64(n), b.grant)
 	}
 	return n, err
 }
@@ -437,23 +505,17 @@ func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]by
 	if d.Size <= 0 {
 		return m.upstreamSource.FetchManifest(ctx, d)
 	}
-	n, err := m.gate.grantRead(ctx, d.Size)
+	gr, err := m.gate.grantRead(ctx, d.Size)
 	if err != nil {
 		return nil, err
 	}
-	if n < d.Size {
+	defer m.gate.finish(gr)
+	if gr.short {
 		// Not enough for the whole manifest: stop as a blob read at the
 		// budget does.
-		m.gate.release(n)
-		err := m.gate.spent(ctx)
-		m.gate.closed()
-		return nil, err
+		return nil, m.gate.spent(ctx)
 	}
-	defer func() {
-		m.gate.release(n)
-		m.gate.closed()
-	}()
-	return m.upstreamSource.FetchManifest(ctx, d)
+	return m.upstreamSource.FetchManifest(context.WithValue(ctx, grantKey{}, gr), d)
 }
 
 func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
@@ -464,38 +526,31 @@ func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int
 	if need <= 0 {
 		return m.upstreamSource.OpenBlob(ctx, d, offset)
 	}
-	n, err := m.gate.grantRead(ctx, need)
+	gr, err := m.gate.grantRead(ctx, need)
 	if err != nil {
 		return nil, err
 	}
-	octx := ctx
-	if n < need {
-		octx = context.WithValue(ctx, rangeEndKey{}, offset+n-1)
+	octx := context.WithValue(ctx, grantKey{}, gr)
+	if gr.short {
+		octx = context.WithValue(octx, rangeEndKey{}, offset+gr.size-1)
 	}
 	rc, err := m.upstreamSource.OpenBlob(octx, d, offset)
 	if err != nil {
-		m.gate.release(n)
-		m.gate.closed()
+		m.gate.finish(gr)
 		return nil, err
 	}
-	return newGrantedBody(rc, m.gate, ctx, n, n < need), nil
+	return &grantedBody{rc: rc, gate: m.gate, ctx: ctx, grant: gr}, nil
 }
 
-// grantedBody reads a blob within its grant. Close may come from another
-// goroutine while a Read is under way: left is atomic, and whichever of
-// the two takes bytes off it returns them to the gate.
+// grantedBody reads a blob within its grant; the metered transport
+// below takes each byte off the grant as it charges it. Close may come
+// from another goroutine while a Read is under way: the gate's lock
+// guards the grant.
 type grantedBody struct {
 	rc    io.ReadCloser
 	gate  *linkGate
 	ctx   context.Context
-	left  atomic.Int64 // granted bytes not yet read
-	short bool         // the grant ends before the blob
-}
-
-func newGrantedBody(rc io.ReadCloser, g *linkGate, ctx context.Context, n int64, short bool) *grantedBody {
-	b := &grantedBody{rc: rc, gate: g, ctx: ctx, short: short}
-	b.left.Store(n)
-	return b
+	grant *grant
 }
 
 func (b *grantedBody) Read(p []byte) (int, error) {
@@ -503,9 +558,9 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		b.gate.parkClosed(b.ctx)
 		return 0, oci.Permanent(err)
 	}
-	left := b.left.Load()
+	left := b.gate.left(b.grant)
 	if left <= 0 {
-		if b.short {
+		if b.grant.short {
 			return 0, b.gate.spent(b.ctx)
 		}
 		return 0, io.EOF
@@ -514,17 +569,13 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		p = p[:left]
 	}
 	n, err := b.rc.Read(p)
-	for n > 0 {
-		cur := b.left.Load()
-		if cur <= 0 {
-			break // closed meanwhile: Close returned the grant
-		}
-		if b.left.CompareAndSwap(cur, cur-int64(n)) {
-			b.gate.release(int64(n))
-			break
-		}
+	if n > 0 {
+		b.gate.readUnmetered(b.grant, int64(n))
 	}
-	if b.left.Load() <= 0 && b.short && (err == nil || err == io.EOF) {
+	if b.gate.left(b.grant) > 0 {
+		return n, err
+	}
+	if b.grant.short && (err == nil || err == io.EOF) {
 		if n > 0 {
 			return n, nil // the bytes first; the stop on the next read
 		}
@@ -534,18 +585,13 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 	// body is closed: a hinted blob read to its end stays open until a
 	// walk claims it, and a read stopping at the budget (spent) or a
 	// manifest waiting for budget must not wait for that.
-	if !b.short && b.left.CompareAndSwap(0, -1) {
-		b.gate.closed()
+	if !b.grant.short {
+		b.gate.finish(b.grant)
 	}
 	return n, err
 }
 
 func (b *grantedBody) Close() error {
-	if r := b.left.Swap(-1); r >= 0 {
-		if r > 0 {
-			b.gate.release(r)
-		}
-		b.gate.closed()
-	}
+	b.gate.finish(b.grant)
 	return b.rc.Close()
 }
