@@ -78,6 +78,13 @@ type Options struct {
 	// SlotWait is how long an object download waits for one of the
 	// MaxConcurrentDownloads slots. The default value is 30 s.
 	SlotWait time.Duration
+	// Fetched, when set, is called with a repository's id (as
+	// imageref.RepoID gives it: a configured or a dependency repository)
+	// after objects of it arrived on site: at the end of a pass whose fetch
+	// committed some, and after ImportObject stored one. It is called from
+	// the pass and must return at once (the edge's readiness gate
+	// re-looks at revisions held back for their objects).
+	Fetched func(repoID string)
 }
 
 // Mirror keeps and serves the LFS objects of the mirrored repositories.
@@ -417,6 +424,7 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 	r.mu.Lock()
 	due := force || !time.Now().Before(r.retryAt)
 	r.mu.Unlock()
+	arrived := 0
 	if len(missing) > 0 && due && (m.o.MayFetch == nil || m.o.MayFetch()) {
 		fetchErr = m.fetch(ctx, r, missing)
 		still := missing[:0]
@@ -425,6 +433,7 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 				still = append(still, mi)
 			}
 		}
+		arrived = len(missing) - len(still)
 		missing = still
 		r.mu.Lock()
 		if len(missing) == 0 {
@@ -452,6 +461,9 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 	r.pending = missing
 	r.malformed = len(sr.malformed)
 	r.mu.Unlock()
+	if arrived > 0 {
+		m.fetched(r.id)
+	}
 	if pruned > 0 {
 		m.log.Info("lfs: pruned objects no ref reaches any more", "repo", r.id, "objects", pruned)
 	}
@@ -526,6 +538,14 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 				rev = c
 				break
 			}
+		}
+	} else if _, err := m.o.Git.RunGit(ctx, r.id, false, nil, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"); err != nil {
+		// HEAD names no commit in a gated repository before the gate
+		// advertises its branch (the upstream's tips are kept hidden):
+		// the newest tip the mirror holds names the endpoint then.
+		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "for-each-ref", "--sort=-committerdate", "--count=1", "--format=%(objectname)")
+		if tip := strings.TrimSpace(string(out)); err == nil && tip != "" {
+			rev = tip
 		}
 	}
 	ep, err := m.endpoint(ctx, r, rev)
@@ -608,7 +628,8 @@ const fetchChunk = 200
 
 // endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
 // clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
-// of rev (HEAD, or the first needed commit of a dependency that has one), else
+// of rev (HEAD, or the newest ref tip when HEAD names no commit, or the
+// first needed commit of a dependency that has one), else
 // <url>.git/info/lfs. Only http and https endpoints without
 // credentials are used: a .lfsconfig cannot send the mirror to file:// or
 // any other transport. It is passed to git-lfs explicitly, so nothing else
@@ -798,5 +819,15 @@ func (m *Mirror) ImportObject(ctx context.Context, idOrURL, oid string, size int
 	}
 	r.pending = kept
 	r.mu.Unlock()
+	if added {
+		m.fetched(r.id)
+	}
 	return added, nil
+}
+
+// fetched tells Options.Fetched that objects of repository id arrived.
+func (m *Mirror) fetched(id string) {
+	if m.o.Fetched != nil {
+		m.o.Fetched(id)
+	}
 }
