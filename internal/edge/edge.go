@@ -124,7 +124,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		DepsFetched: func() { d.gate.markAll() },
 		// A revision the gate holds back for its LFS objects may now be
 		// ready.
-		LFSFetched: func(id string) { d.gate.lfsFetched(id) },
+		LFSFetched:  func(id string) { d.gate.lfsFetched(id) },
 		SyncOptions: func(o *syncer.Options) { o.Waiting, o.Demanded = d.waitingOn, d.demanded }})
 	if err != nil {
 		return nil, err
