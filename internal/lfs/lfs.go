@@ -26,9 +26,12 @@ import (
 )
 
 // Git is what the LFS store needs of the git mirror (*gitmirror.Mirror):
-// git commands against its local copies (see gitmirror.Mirror.RunGit).
+// git commands against its local copies (see gitmirror.Mirror.RunGit),
+// and a repository's branches and tags as the upstream has them (for a
+// gated repository not what is advertised: gitmirror.Mirror.RefTips).
 type Git interface {
 	RunGit(ctx context.Context, idOrURL string, remote bool, stdin io.Reader, args ...string) ([]byte, error)
+	RefTips(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
 }
 
 // Repo is one mirrored repository whose LFS objects are kept: those of
@@ -539,14 +542,8 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 				break
 			}
 		}
-	} else if _, err := m.o.Git.RunGit(ctx, r.id, false, nil, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"); err != nil {
-		// HEAD names no commit in a gated repository before the gate
-		// advertises its branch (the upstream's tips are kept hidden):
-		// the newest tip the mirror holds names the endpoint then.
-		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "for-each-ref", "--sort=-committerdate", "--count=1", "--format=%(objectname)")
-		if tip := strings.TrimSpace(string(out)); err == nil && tip != "" {
-			rev = tip
-		}
+	} else if tip := m.upstreamHead(ctx, r); tip != "" {
+		rev = tip
 	}
 	ep, err := m.endpoint(ctx, r, rev)
 	if err != nil {
@@ -623,13 +620,36 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	return nil
 }
 
+// upstreamHead returns the upstream tip of the branch HEAD names, or ""
+// when the mirror holds none. In a gated repository HEAD's branch is what
+// the gate advertises, which lags the upstream (and names nothing before
+// the first advertisement): the endpoint of the objects the gate waits for
+// is the upstream's.
+func (m *Mirror) upstreamHead(ctx context.Context, r *repoState) string {
+	out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "symbolic-ref", "-q", "HEAD")
+	if err != nil {
+		return ""
+	}
+	target := strings.TrimSpace(string(out))
+	tips, err := m.o.Git.RefTips(ctx, r.id)
+	if err != nil {
+		return ""
+	}
+	for _, t := range tips {
+		if t.Name == target {
+			return t.Object
+		}
+	}
+	return ""
+}
+
 // fetchChunk bounds the commits named on one `git lfs fetch` command line.
 const fetchChunk = 200
 
 // endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
 // clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
-// of rev (HEAD, or the newest ref tip when HEAD names no commit, or the
-// first needed commit of a dependency that has one), else
+// of rev (the upstream tip of HEAD's branch, or the first needed commit of
+// a dependency that has one), else
 // <url>.git/info/lfs. Only http and https endpoints without
 // credentials are used: a .lfsconfig cannot send the mirror to file:// or
 // any other transport. It is passed to git-lfs explicitly, so nothing else
