@@ -85,8 +85,8 @@ type Options struct {
 	// imageref.RepoID gives it: a configured or a dependency repository)
 	// after objects of it arrived on site: at the end of a pass whose fetch
 	// committed some, and after ImportObject stored one. It is called from
-	// the pass and must return at once (the edge's readiness gate
-	// re-looks at revisions held back for their objects).
+	// the pass (or the import) and must return at once (the edge's
+	// readiness gate re-looks at revisions held back for their objects).
 	Fetched func(repoID string)
 }
 
