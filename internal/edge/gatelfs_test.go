@@ -78,6 +78,25 @@ func (s *gatedSite) syncPass() time.Time {
 	return time.Time{}
 }
 
+// freshSyncPass has sync run a pass over the gated repository now and
+// waits until it has ended with no other pass following (a kick during a
+// pass folds into one more), and for the gate's recompute after it: sync's
+// next pass is then its interval (a minute) away.
+func (s *gatedSite) freshSyncPass() {
+	s.t.Helper()
+	before := s.syncPass()
+	s.d.Sync.Kick()
+	s.waitFor("a sync pass", func() bool { return s.syncPass().After(before) })
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		p := s.syncPass()
+		time.Sleep(time.Second)
+		if s.syncPass().Equal(p) {
+			return
+		}
+	}
+	s.t.Fatal("sync keeps running passes over the gated repository")
+}
+
 // A revision whose bundle is complete but whose LFS object is not on site
 // is not advertised: Argo CD would sync it and verify would fail it in
 // PreSync. When the LFS store brings the object aboard, its hook makes the
@@ -94,10 +113,7 @@ func TestGateWaitsForLFSObjects(t *testing.T) {
 	s.lfsPassed(1)
 	// A sync pass (and the gate's recompute after it) does not advertise
 	// A: its object is still missing.
-	before := s.syncPass()
-	s.d.Sync.Kick()
-	s.waitFor("a sync pass", func() bool { return s.syncPass().After(before) })
-	time.Sleep(time.Second) // the gate's recompute after it
+	s.freshSyncPass()
 	if got := cliRefs(t, s.mirrorURL(s.appsID))["refs/heads/main"]; got != "" {
 		t.Fatalf("main advertised at %s while its LFS object is not on site", got)
 	}
@@ -145,10 +161,7 @@ func TestGateKeepsAdvertisedRevisionWithoutLFSObjects(t *testing.T) {
 		rep, err := edge.LFSStore(s.d).Revision(context.Background(), s.appsID, revA)
 		return err == nil && len(rep.Missing) == 1 && s.lfsStatus().LastPass != nil && len(s.lfsStatus().Pending) == 1
 	})
-	before := s.syncPass()
-	s.d.Sync.Kick()
-	s.waitFor("a sync pass", func() bool { return s.syncPass().After(before) })
-	time.Sleep(time.Second) // the gate's recompute after it
+	s.freshSyncPass()
 	s.assertAdvertised("A lacks its LFS object", rev0)
 
 	// What an earlier gate left: main advertised at A.
@@ -164,10 +177,7 @@ func TestGateKeepsAdvertisedRevisionWithoutLFSObjects(t *testing.T) {
 
 	s.start()
 	s.lfsPassed(1) // the upstream still lacks A's object
-	before = s.syncPass()
-	s.d.Sync.Kick()
-	s.waitFor("a sync pass over A", func() bool { return s.syncPass().After(before) })
-	time.Sleep(time.Second) // the gate's recompute after it
+	s.freshSyncPass()
 	s.assertAdvertised("A advertised before, its LFS object not on site", revA)
 }
 
@@ -200,9 +210,6 @@ func TestGateIgnoresOtherRevisionsLFSObjects(t *testing.T) {
 			rep.Objects, rep.Missing, rep.HistoryMissing, rep.Complete)
 	}
 	s.waitAdvertised(revA)
-	before := s.syncPass()
-	s.d.Sync.Kick()
-	s.waitFor("a sync pass", func() bool { return s.syncPass().After(before) })
-	time.Sleep(time.Second) // the gate's recompute after it
+	s.freshSyncPass()
 	s.assertAdvertised("A's own object on site, B's missing", revA)
 }
