@@ -122,6 +122,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		// A revision the gate holds back for its git dependencies may
 		// now be ready.
 		DepsFetched: func() { d.gate.markAll() },
+		// A revision the gate holds back for its LFS objects may now be
+		// ready.
+		LFSFetched:  func(id string) { d.gate.lfsFetched(id) },
 		SyncOptions: func(o *syncer.Options) { o.Waiting, o.Demanded = d.waitingOn, d.demanded }})
 	if err != nil {
 		return nil, err
@@ -152,6 +155,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	if d.gate.enabled() {
 		d.gate.sync = d.Sync
+		if st.LFS != nil {
+			d.gate.lfs = st.LFS
+		}
 		d.AddService(Service{Name: "gate", Run: d.gate.run})
 		// Until the first recompute, gated branches show what was ready
 		// before the restart: keep clients away until it is done.

@@ -11,9 +11,17 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
+	"github.com/ballast-dev/ballast/internal/lfs"
 	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/syncer"
 )
+
+// lfsRevisions is what the gate needs of the site's LFS store
+// (*lfs.Mirror): the report of one revision's LFS objects, the one behind
+// GET /api/v1/lfs/<id>/commits/<sha> that `ballast verify` reads.
+type lfsRevisions interface {
+	Revision(ctx context.Context, idOrURL, commit string) (*lfs.RevisionReport, error)
+}
 
 // gatedBranches are the branches of r that the mirror advertises only once
 // ready: its tracked branches, when gate is on. Tracked tags are not gated
@@ -35,6 +43,7 @@ func gatedBranches(r config.Repository) []string { return site.GatedBranches(r) 
 type gate struct {
 	mirror *gitmirror.Mirror
 	sync   *syncer.Syncer // set once sync is built
+	lfs    lfsRevisions   // nil: the site keeps no LFS store
 	log    *slog.Logger
 	repos  map[string]config.Repository // gated repositories by mirror id
 	// retryMin and retryMax bound the wait before a failed recompute is
@@ -91,6 +100,21 @@ func (g *gate) markAll() {
 	for id := range g.repos {
 		g.mark(id)
 	}
+}
+
+// lfsFetched hears that LFS objects of repository id arrived
+// (site.Options.LFSFetched): a gated repository's revision held back for
+// them may be ready now. Objects of any other repository (a git
+// dependency's) mark every gated repository. It never blocks.
+func (g *gate) lfsFetched(id string) {
+	if g == nil {
+		return
+	}
+	if _, ok := g.repos[id]; ok {
+		g.mark(id)
+		return
+	}
+	g.markAll()
 }
 
 // run recomputes marked repositories until ctx is done.
@@ -216,9 +240,10 @@ func (g *gate) choose(ctx context.Context, rc config.Repository, tip, cur string
 	}
 	for _, sha := range hist {
 		// The advertised revision was judged when it was advertised: it
-		// stays on its bundle alone, so that a revision whose
-		// dependencies went missing since (a data dir from before the
-		// gate checked them) is not passed over for an older one.
+		// stays on its bundle alone, so that a revision whose git
+		// dependencies or LFS objects went missing since (a data dir from
+		// before the gate checked them) is not passed over for an older
+		// one.
 		check := g.deployable
 		if sha == cur {
 			check = g.complete
@@ -256,12 +281,15 @@ func (g *gate) complete(ctx context.Context, url, sha string, states map[string]
 }
 
 // deployable reports whether a revision not advertised yet can deploy
-// from the site alone: its bundle is complete and the mirror holds every
-// git dependency (submodule and remote base commits) the bundle records.
-// A revision held back for its dependencies is looked at again when the
-// mirror fetches dependency commits (markAll). The revision advertised now
-// stays while its bundle is complete (choose): withdrawing what Argo CD
-// runs would only turn it into a ComparisonError.
+// from the site alone: its bundle is complete, the mirror holds every
+// git dependency (submodule and remote base commits) the bundle records,
+// and every LFS object its own tree points at is in the site's LFS store
+// (lfsReady). A revision held back for its dependencies is looked at again
+// when the mirror fetches dependency commits (markAll), one held back for
+// its LFS objects when the LFS store brings objects of its repository
+// aboard (lfsFetched). The revision advertised now stays while its bundle
+// is complete (choose): withdrawing what Argo CD runs would only turn it
+// into a ComparisonError.
 func (g *gate) deployable(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
 	if ok, err := g.complete(ctx, url, sha, states); err != nil || !ok {
 		return false, err
@@ -272,6 +300,40 @@ func (g *gate) deployable(ctx context.Context, url, sha string, states map[strin
 	}
 	if len(missing) > 0 {
 		g.log.Debug("gate: revision waits for git dependencies", "repo", url, "revision", sha, "missing", len(missing), "first", missing[0])
+		return false, nil
+	}
+	return g.lfsReady(ctx, url, sha)
+}
+
+// lfsReady reports whether every LFS object revision sha's tree points at
+// is on site, as the LFS store's revision report (lfs.Mirror.Revision)
+// finds them: the objects `ballast verify` checks for the revision
+// itself. Objects only other revisions need (the report's
+// HistoryMissing) do not hold it back: a branch is not withdrawn for what
+// it does not use. A revision with a malformed pointer is not ready:
+// verify fails it whatever arrives, so it is never advertised (the
+// revision advertised now stays, choose). A site without an LFS store, or
+// a repository it does not keep, is ready; a revision without pointers
+// costs one cached scan of its tree's small files.
+func (g *gate) lfsReady(ctx context.Context, url, sha string) (bool, error) {
+	if g.lfs == nil {
+		return true, nil
+	}
+	rep, err := g.lfs.Revision(ctx, url, sha)
+	if errors.Is(err, gitmirror.ErrUnknownRepo) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("LFS objects of %s: %w", sha, err)
+	}
+	switch {
+	case len(rep.Malformed) > 0:
+		g.log.Debug("gate: revision has malformed LFS pointers", "repo", url, "revision", sha,
+			"malformed", len(rep.Malformed), "first", rep.Malformed[0].Path)
+		return false, nil
+	case len(rep.Missing) > 0:
+		g.log.Debug("gate: revision waits for LFS objects", "repo", url, "revision", sha,
+			"missing", len(rep.Missing), "first", rep.Missing[0].Path)
 		return false, nil
 	}
 	return true, nil

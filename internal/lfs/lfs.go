@@ -26,9 +26,12 @@ import (
 )
 
 // Git is what the LFS store needs of the git mirror (*gitmirror.Mirror):
-// git commands against its local copies (see gitmirror.Mirror.RunGit).
+// git commands against its local copies (see gitmirror.Mirror.RunGit),
+// and a repository's branches and tags as the upstream has them (for a
+// gated repository not what is advertised: gitmirror.Mirror.RefTips).
 type Git interface {
 	RunGit(ctx context.Context, idOrURL string, remote bool, stdin io.Reader, args ...string) ([]byte, error)
+	RefTips(ctx context.Context, idOrURL string) ([]gitmirror.Ref, error)
 }
 
 // Repo is one mirrored repository whose LFS objects are kept: those of
@@ -78,6 +81,13 @@ type Options struct {
 	// SlotWait is how long an object download waits for one of the
 	// MaxConcurrentDownloads slots. The default value is 30 s.
 	SlotWait time.Duration
+	// Fetched, when set, is called with a repository's id (as
+	// imageref.RepoID gives it: a configured or a dependency repository)
+	// after objects of it arrived on site: at the end of a pass whose fetch
+	// committed some, and after ImportObject stored one. It is called from
+	// the pass (or the import) and must return at once (the edge's
+	// readiness gate re-looks at revisions held back for their objects).
+	Fetched func(repoID string)
 }
 
 // Mirror keeps and serves the LFS objects of the mirrored repositories.
@@ -417,6 +427,7 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 	r.mu.Lock()
 	due := force || !time.Now().Before(r.retryAt)
 	r.mu.Unlock()
+	arrived := 0
 	if len(missing) > 0 && due && (m.o.MayFetch == nil || m.o.MayFetch()) {
 		fetchErr = m.fetch(ctx, r, missing)
 		still := missing[:0]
@@ -425,6 +436,7 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 				still = append(still, mi)
 			}
 		}
+		arrived = len(missing) - len(still)
 		missing = still
 		r.mu.Lock()
 		if len(missing) == 0 {
@@ -452,6 +464,9 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 	r.pending = missing
 	r.malformed = len(sr.malformed)
 	r.mu.Unlock()
+	if arrived > 0 {
+		m.fetched(r.id)
+	}
 	if pruned > 0 {
 		m.log.Info("lfs: pruned objects no ref reaches any more", "repo", r.id, "objects", pruned)
 	}
@@ -527,6 +542,8 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 				break
 			}
 		}
+	} else if tip := m.upstreamHead(ctx, r); tip != "" {
+		rev = tip
 	}
 	ep, err := m.endpoint(ctx, r, rev)
 	if err != nil {
@@ -603,12 +620,36 @@ func (m *Mirror) fetch(ctx context.Context, r *repoState, missing []Missing) err
 	return nil
 }
 
+// upstreamHead returns the upstream tip of the branch HEAD names, or ""
+// when the mirror holds none. In a gated repository HEAD's branch is what
+// the gate advertises, which lags the upstream (and names nothing before
+// the first advertisement): the endpoint of the objects the gate waits for
+// is the upstream's.
+func (m *Mirror) upstreamHead(ctx context.Context, r *repoState) string {
+	out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "symbolic-ref", "-q", "HEAD")
+	if err != nil {
+		return ""
+	}
+	target := strings.TrimSpace(string(out))
+	tips, err := m.o.Git.RefTips(ctx, r.id)
+	if err != nil {
+		return ""
+	}
+	for _, t := range tips {
+		if t.Name == target {
+			return t.Object
+		}
+	}
+	return ""
+}
+
 // fetchChunk bounds the commits named on one `git lfs fetch` command line.
 const fetchChunk = 200
 
 // endpoint returns the upstream's LFS endpoint as git-lfs finds it for a
 // clone of the upstream: lfs.url (or remote.origin.lfsurl) in the .lfsconfig
-// of rev (HEAD, or the first needed commit of a dependency that has one), else
+// of rev (the upstream tip of HEAD's branch, or the first needed commit of
+// a dependency that has one), else
 // <url>.git/info/lfs. Only http and https endpoints without
 // credentials are used: a .lfsconfig cannot send the mirror to file:// or
 // any other transport. It is passed to git-lfs explicitly, so nothing else
@@ -798,5 +839,15 @@ func (m *Mirror) ImportObject(ctx context.Context, idOrURL, oid string, size int
 	}
 	r.pending = kept
 	r.mu.Unlock()
+	if added {
+		m.fetched(r.id)
+	}
 	return added, nil
+}
+
+// fetched tells Options.Fetched that objects of repository id arrived.
+func (m *Mirror) fetched(id string) {
+	if m.o.Fetched != nil {
+		m.o.Fetched(id)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ type site struct {
 	reg     *prometheus.Registry
 	cancel  context.CancelFunc
 	opts    func(*lfs.Options) // adjusts the LFS mirror's options in start
+	gated   []string           // the repository's gated branches (gitmirror.Upstream.Gated)
 }
 
 // metric returns the value of an LFS gauge for the site's repository.
@@ -100,7 +102,7 @@ func (s *site) start(keep int) {
 	t := s.t
 	t.Helper()
 	gm, err := gitmirror.New(gitmirror.Options{DataDir: s.dataDir, CloneWait: 20 * time.Second,
-		Upstreams: []gitmirror.Upstream{{URL: s.url, PollInterval: time.Hour}}})
+		Upstreams: []gitmirror.Upstream{{URL: s.url, PollInterval: time.Hour, Gated: s.gated}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,5 +504,46 @@ func TestArgoCDFirstFetch(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, "deploy", "cm.yaml")); string(got) != want {
 		t.Fatalf("deploy/cm.yaml after Argo CD's first fetch = %q", got)
+	}
+}
+
+// A gated repository advertises its branch at a revision that lags the
+// upstream (or not at all): the store reads the LFS endpoint from the
+// .lfsconfig of the upstream tip, not of what HEAD's branch advertises,
+// and tells Options.Fetched once objects arrived.
+func TestGatedRepositoryEndpointFromUpstreamTip(t *testing.T) {
+	s := newSite(t)
+	s.gated = []string{"refs/heads/main"}
+	var mu sync.Mutex
+	var fetched []string
+	s.opts = func(o *lfs.Options) {
+		o.Fetched = func(id string) { mu.Lock(); fetched = append(fetched, id); mu.Unlock() }
+	}
+	rev0 := s.repo.Commit("main", map[string]string{"README": "no LFS yet\n"})
+	manifest := "kind: ConfigMap\nmetadata:\n  name: from-lfs\n"
+	sha := s.commitLFS(nil, map[string]string{"deploy/cm.yaml": manifest})
+	s.start(0)
+	ctx := context.Background()
+	if err := s.gm.Poll(ctx, s.url); err != nil {
+		t.Fatal(err)
+	}
+	// main advertised at rev0, whose tree has no .lfsconfig: the endpoint
+	// would be <url>.git/info/lfs, which the git server does not serve.
+	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", rev0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.lm.Pass(ctx, s.url); err != nil {
+		t.Fatalf("LFS pass of a gated repository advertising an older revision: %v", err)
+	}
+	if rep := s.report(sha); !rep.Complete || rep.Objects != 1 {
+		t.Fatalf("report of the upstream tip %+v: want its object on site", rep)
+	}
+	if err := s.lm.Pass(ctx, s.url); err != nil { // nothing arrives
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fetched) != 1 || fetched[0] != s.id {
+		t.Fatalf("Fetched called with %q, want once with %q", fetched, s.id)
 	}
 }

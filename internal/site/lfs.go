@@ -11,14 +11,15 @@ import (
 // openLFS builds the LFS store of the site's repositories: the objects of
 // every revision the mirror holds, and those of the commits its dependency
 // repositories (submodules, remote bases) are kept for, fetched under the
-// same link policy as git polls.
-func (s *Site) openLFS(metrics prometheus.Registerer) error {
+// same link policy as git polls. fetched, when set, hears of objects that
+// arrived (lfs.Options.Fetched).
+func (s *Site) openLFS(metrics prometheus.Registerer, fetched func(repoID string)) error {
 	var repos []lfs.Repo
 	for _, r := range s.Config.Repositories {
 		repos = append(repos, lfs.Repo{URL: r.URL})
 	}
 	m, err := lfs.New(lfs.Options{DataDir: s.Config.DataDir, Repos: repos, Deps: s.lfsDeps, Git: s.Mirror, Logger: s.log, Metrics: metrics,
-		MayFetch: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() }})
+		MayFetch: func() bool { return s.Sync == nil || s.Sync.GitPollAllowed() }, Fetched: fetched})
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,11 @@ type Options struct {
 	// a git dependency repository (a submodule, a remote base) were
 	// fetched or loaded into the mirror, after the LFS store is told.
 	DepsFetched func()
+	// LFSFetched, when set, is called (without blocking) with a
+	// repository's id after LFS objects of it (a configured repository or
+	// a git dependency's) arrived in the site's LFS store
+	// (lfs.Options.Fetched).
+	LFSFetched func(repoID string)
 	// Revisions are wanted on demand beyond the kept history, in every
 	// repository whose mirror has the commit (`sync --once --revision`;
 	// syncer.Options.Demanded).
@@ -157,7 +162,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Site, error) {
 	if s.Sync, err = syncer.New(so); err != nil {
 		return nil, err
 	}
-	if err := s.openLFS(o.Metrics); err != nil {
+	if err := s.openLFS(o.Metrics, o.LFSFetched); err != nil {
 		return nil, err
 	}
 	ok = true
