@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/config"
+	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/lfs"
@@ -283,18 +285,22 @@ func (g *gate) complete(ctx context.Context, url, sha string, states map[string]
 // deployable reports whether a revision not advertised yet can deploy
 // from the site alone: its bundle is complete, the mirror holds every
 // git dependency (submodule and remote base commits) the bundle records,
-// and every LFS object its own tree points at is in the site's LFS store
-// (lfsReady). A revision held back for its dependencies is looked at again
+// and every LFS object its own tree and those dependency commits' trees
+// point at is in the site's LFS store (lfsReady), as verify checks them. A revision held back for its dependencies is looked at again
 // when the mirror fetches dependency commits (markAll), one held back for
-// its LFS objects when the LFS store brings objects of its repository
-// aboard (lfsFetched). The revision advertised now stays while its bundle
+// its LFS objects when the LFS store brings objects of its repository or
+// of a dependency aboard (lfsFetched). The revision advertised now stays while its bundle
 // is complete (choose): withdrawing what Argo CD runs would only turn it
 // into a ComparisonError.
 func (g *gate) deployable(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
 	if ok, err := g.complete(ctx, url, sha, states); err != nil || !ok {
 		return false, err
 	}
-	missing, err := g.sync.GitDepsMissing(ctx, url, sha)
+	deps, err := g.sync.GitDeps(ctx, url, sha)
+	if err != nil {
+		return false, err
+	}
+	missing, err := g.sync.GitDepsMissing(ctx, deps)
 	if err != nil {
 		return false, err
 	}
@@ -302,10 +308,29 @@ func (g *gate) deployable(ctx context.Context, url, sha string, states map[strin
 		g.log.Debug("gate: revision waits for git dependencies", "repo", url, "revision", sha, "missing", len(missing), "first", missing[0])
 		return false, nil
 	}
-	return g.lfsReady(ctx, url, sha)
+	if ok, err := g.lfsReady(ctx, url, sha); err != nil || !ok {
+		return false, err
+	}
+	// The LFS objects of its submodule and remote base commits, as
+	// verify checks them.
+	seen := map[string]bool{}
+	for _, d := range deps {
+		id, err := gitdeps.ID(d.URL)
+		if err != nil {
+			return false, fmt.Errorf("git dependency %s: %w", d.URL, err)
+		}
+		if key := strings.ToLower(id) + "@" + d.Commit; !seen[key] {
+			seen[key] = true
+			if ok, err := g.lfsReady(ctx, id, d.Commit); err != nil || !ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
 }
 
-// lfsReady reports whether every LFS object revision sha's tree points at
+// lfsReady reports whether every LFS object commit sha's tree points at
+// (in repository url, configured or a git dependency: URL or mirror id)
 // is on site, as the LFS store's revision report (lfs.Mirror.Revision)
 // finds them: the objects `ballast verify` checks for the revision
 // itself. Objects only other revisions need (the report's

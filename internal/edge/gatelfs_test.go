@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/lfs"
 	"github.com/ballast-dev/ballast/internal/site"
@@ -212,4 +213,44 @@ func TestGateIgnoresOtherRevisionsLFSObjects(t *testing.T) {
 	s.waitAdvertised(revA)
 	s.freshSyncPass()
 	s.assertAdvertised("A's own object on site, B's missing", revA)
+}
+
+// A revision whose git dependency (a remote base's commit) is in the
+// mirror but whose LFS object is not on site is not advertised either:
+// verify checks the dependencies' objects too. When the store's pass over
+// the dependency repositories brings the object, the gate advertises it.
+func TestGateWaitsForGitDepsLFSObjects(t *testing.T) {
+	s, up := startLFSGatedSite(t)
+	libSrv := gitserver.New(t)
+	lib := libSrv.CreateRepo(t, "org/lib")
+	model := "base weights\n"
+	libRev := lib.CommitChange("main", gitserver.Change{Files: map[string]string{
+		".lfsconfig":                "[lfs]\n\turl = " + up.URL("org/lib") + "\n",
+		".gitattributes":            "*.bin filter=lfs diff=lfs merge=lfs -text\n",
+		"deploy/kustomization.yaml": "resources: []\n",
+		"deploy/model.bin":          lfsserver.ObjectOf([]byte(model)).Pointer(),
+	}})
+	base := []bundle.GitDep{{Kind: bundle.GitDepRemoteBase, URL: libSrv.URL("org/lib"), Commit: libRev, Path: "deploy"}}
+	revA := s.apps.Commit("main", map[string]string{"app": "a"})
+	s.pushBundleDeps(revA, 32<<10, base)
+	s.start()
+
+	s.waitFor("A complete", func() bool { return s.state(revA) == syncer.StateComplete })
+	if err := s.d.Mirror.SyncGitDeps(context.Background()); err != nil {
+		t.Fatalf("dependency pass: %v", err)
+	}
+	if err := edge.LFSStore(s.d).PassDeps(context.Background()); err != nil {
+		t.Logf("LFS pass over the dependencies (the object is not upstream yet): %v", err)
+	}
+	s.freshSyncPass()
+	if got := cliRefs(t, s.mirrorURL(s.appsID))["refs/heads/main"]; got != "" {
+		t.Fatalf("main advertised at %s while its remote base's LFS object is not on site", got)
+	}
+
+	up.Upload(t, "org/lib", []byte(model))
+	if err := edge.LFSStore(s.d).PassDeps(context.Background()); err != nil {
+		t.Fatalf("LFS pass over the dependencies: %v", err)
+	}
+	s.waitAdvertised(revA)
+	s.assertAdvertised("A, its remote base and the base's LFS object on site", revA)
 }

@@ -220,18 +220,11 @@ type CommitHolder interface {
 	MissingCommits(ctx context.Context, idOrURL string, shas []string) ([]string, error)
 }
 
-// GitDepsMissing returns the git dependencies (submodule and remote base
-// commits) that revision sha's bundle index in the edge registry records
-// and the git mirror does not hold yet, each as "<url> at <commit>"; none
-// when the index is not on site, records none, or the mirror cannot say.
-// A dependency repository the mirror does not know yet lacks them all. One
-// question to the mirror per dependency repository. An error means the
-// registry or the mirror could not be read.
-func (s *Syncer) GitDepsMissing(ctx context.Context, repoURL, sha string) ([]string, error) {
-	h, ok := s.o.Mirror.(CommitHolder)
-	if !ok {
-		return nil, nil
-	}
+// GitDeps returns the git dependencies (submodule and remote base commits)
+// that revision sha's bundle index in the edge registry records; none when
+// the index is not on site or records none. An error means the registry
+// could not be read.
+func (s *Syncer) GitDeps(ctx context.Context, repoURL, sha string) ([]bundle.GitDep, error) {
 	br, err := imageref.BundleRepository(repoURL)
 	if err != nil {
 		return nil, err
@@ -247,9 +240,22 @@ func (s *Syncer) GitDepsMissing(ctx context.Context, repoURL, sha string) ([]str
 	if err != nil {
 		return nil, fmt.Errorf("bundle index of %s: %w", sha, err)
 	}
+	return b.GitDeps, nil
+}
+
+// GitDepsMissing returns the git dependencies of deps (a bundle's,
+// GitDeps) that the git mirror does not hold yet, each as "<url> at
+// <commit>"; none when the mirror cannot say. A dependency repository the
+// mirror does not know yet lacks them all. One question to the mirror per
+// dependency repository. An error means the mirror could not be read.
+func (s *Syncer) GitDepsMissing(ctx context.Context, deps []bundle.GitDep) ([]string, error) {
+	h, ok := s.o.Mirror.(CommitHolder)
+	if !ok || len(deps) == 0 {
+		return nil, nil
+	}
 	byURL := map[string][]string{}
 	var urls []string
-	for _, d := range b.GitDeps {
+	for _, d := range deps {
 		if _, ok := byURL[d.URL]; !ok {
 			urls = append(urls, d.URL)
 		}
