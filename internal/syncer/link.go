@@ -470,6 +470,18 @@ type upstreamSource interface {
 	transfer.RefFetcher
 }
 
+// String names the upstream repository as the wrapped source does
+// (registryclient.Remote: "host/repo"), for errors and logs: without it,
+// fmt would print the struct, the gate's lock included, while other reads
+// hold it.
+func (m meteredSource) String() string {
+	if s, ok := m.upstreamSource.(fmt.Stringer); ok {
+		return s.String()
+	}
+	l := m.Location()
+	return l.Registry + "/" + l.Repository
+}
+
 // Location keeps the source's location visible to the engine.
 func (m meteredSource) Location() oci.Location {
 	if l, ok := m.upstreamSource.(transfer.Located); ok {

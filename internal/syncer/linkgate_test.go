@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/linkplan"
+	"github.com/ballast-dev/ballast/internal/oci/registryclient"
 )
 
 type fixedClock time.Time
@@ -123,4 +125,28 @@ func TestGrantedBodyOutsideTheTransport(t *testing.T) {
 	if g.outstanding != 0 || g.active != 0 {
 		t.Fatalf("after close: outstanding %d, active %d", g.outstanding, g.active)
 	}
+}
+
+// The upstream as errors name it: the wrapped client's "host/repo", never
+// the struct (fmt would read the gate's lock while reads take it).
+func TestMeteredSourceNamesTheUpstream(t *testing.T) {
+	g := newBudgetGate(t, 1000)
+	up, err := registryclient.New("127.0.0.1:5000/fleet/bundles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := meteredSource{upstreamSource: up, gate: g}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			_, _ = g.decide()
+		}
+	}()
+	for range 100 {
+		if got := fmt.Errorf("read bundle index %s:%s: %w", src, "a1", io.EOF).Error(); got != "read bundle index 127.0.0.1:5000/fleet/bundles:a1: EOF" {
+			t.Fatalf("the error reads %q", got)
+		}
+	}
+	<-done
 }
