@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,8 +51,8 @@ type linkGate struct {
 
 	mu          sync.Mutex
 	cond        *sync.Cond
-	outstanding int64 // bytes granted to blob reads, not yet read
-	active      int   // blob reads open (granted, not closed)
+	outstanding int64 // bytes granted to reads (blobs, manifests), not yet read
+	active      int   // reads holding a grant (granted, not closed)
 	parked      int   // blob reads that saw the window close, waiting for the others
 	atBudget    int   // blob reads at the end of a short grant, waiting for the others
 	override    linkplan.Override
@@ -181,17 +182,10 @@ func (g *linkGate) setCap(bps int64) {
 	g.limiter.SetLimit(rate.Limit(bps))
 }
 
-// charge records n bytes read from upstream; gr is the grant they were
-// read under (nil: none, as for tags). The ledger's charge and the grant's
-// return happen under one lock, so a grant worked out meanwhile sees the
-// budget as it is: charged before returned, the bytes counted twice and a
-// grant fell short of what was left.
-func (g *linkGate) charge(n int64, gr *grant) {
+// charge records n bytes read from upstream.
+func (g *linkGate) charge(n int64) {
 	now := time.Now() // measurement, not policy: the real rate of the link
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	_ = g.plan.Charge(n)
-	g.deductLocked(gr, n)
 	if g.rateLast.IsZero() || now.Sub(g.rateLast) > 5*time.Second {
 		g.rateBytes, g.rateStart = 0, now // idle in between: a new busy stretch
 	}
@@ -203,6 +197,8 @@ func (g *linkGate) charge(n int64, gr *grant) {
 			g.rateBytes, g.rateStart = int64(g.rate*30), now.Add(-30*time.Second)
 		}
 	}
+	g.mu.Unlock()
+	_ = g.plan.Charge(n)
 }
 
 // measuredRate is the link's recent rate in bytes/s (0: not measured yet).
@@ -212,38 +208,11 @@ func (g *linkGate) measuredRate() float64 {
 	return g.rate
 }
 
-// grant is the budget one read (a blob, or a manifest) holds: its bytes
-// are taken off as they are charged, and what is left goes back when the
-// read closes. The gate's mu guards it.
-type grant struct {
-	size  int64 // granted
-	left  int64 // granted, not read yet
-	short bool  // the grant ends before the read's need
-	open  bool  // counted in the gate's active reads
-	// metered: the read's bytes pass meteredTransport, which takes them
-	// off as it charges them; else the reader takes them off itself.
-	metered bool
-}
-
-// grantKey carries a read's *grant in its request's context, for
-// meteredTransport to charge the bytes against.
-type grantKey struct{}
-
-// take reserves up to need bytes of budget for a read: need itself when
-// the budget allows (or there is none), else what is left; while other
-// reads hold the rest, it waits for them. It returns ErrBudgetSpent when
-// nothing is left.
-func (g *linkGate) take(ctx context.Context, need int64) (*grant, error) {
-	n, err := g.reserve(ctx, need)
-	if err != nil {
-		return nil, err
-	}
-	return &grant{size: n, left: n, short: n < need, open: true}, nil
-}
-
-// reserve is take's arithmetic: the bytes granted, counted outstanding
-// and the read active.
-func (g *linkGate) reserve(ctx context.Context, need int64) (int64, error) {
+// grant reserves up to need bytes of budget for a blob read: need itself
+// when the budget allows (or there is none), else what is left; while
+// other reads hold the rest, it waits for them. It returns
+// ErrBudgetSpent when nothing is left.
+func (g *linkGate) grant(ctx context.Context, need int64) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
 	defer stop()
 	g.mu.Lock()
@@ -272,58 +241,20 @@ func (g *linkGate) reserve(ctx context.Context, need int64) (int64, error) {
 	}
 }
 
-// deductLocked takes n read bytes off gr (nil: no grant).
-func (g *linkGate) deductLocked(gr *grant, n int64) {
-	if gr == nil || gr.left <= 0 {
-		return
-	}
-	take := min(n, gr.left)
-	gr.left -= take
-	g.outstanding -= take
-	g.cond.Broadcast()
-}
-
-// metered marks gr's bytes as charged against it by meteredTransport.
-func (g *linkGate) metered(gr *grant) {
+// release returns n granted bytes (read, or never to be read).
+func (g *linkGate) release(n int64) {
 	g.mu.Lock()
-	gr.metered = true
+	g.outstanding -= n
+	g.cond.Broadcast()
 	g.mu.Unlock()
-}
-
-// readUnmetered takes n bytes read outside meteredTransport off gr.
-func (g *linkGate) readUnmetered(gr *grant, n int64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !gr.metered {
-		g.deductLocked(gr, n)
-	}
-}
-
-// left is what gr has not read yet (0 once closed).
-func (g *linkGate) left(gr *grant) int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return gr.left
-}
-
-// finish ends gr's read for the gate: its unread bytes go back to the
-// budget and it no longer counts as open. Later calls do nothing.
-func (g *linkGate) finish(gr *grant) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !gr.open {
-		return
-	}
-	g.outstanding -= gr.left
-	gr.left, gr.open = 0, false
-	g.active--
-	g.cond.Broadcast()
 }
 
 // parkClosed is where a blob read that saw the window close waits until
 // every open blob read has seen it too, so they all stop together: the
 // copy engine ends the copy at the first error, and a read stopped between
-// two of its writes would race with it.
+// two of its writes would race with it. A read waiting at the budget
+// (waitAlone) has stopped too: it is not waited for, and it waits for the
+// parked reads to close.
 func (g *linkGate) parkClosed(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
 	defer stop()
@@ -331,9 +262,17 @@ func (g *linkGate) parkClosed(ctx context.Context) {
 	defer g.mu.Unlock()
 	g.parked++
 	g.cond.Broadcast()
-	for g.parked < g.active && ctx.Err() == nil {
+	for g.parked+g.atBudget < g.active && ctx.Err() == nil {
 		g.cond.Wait()
 	}
+}
+
+// closed ends one blob read.
+func (g *linkGate) closed() {
+	g.mu.Lock()
+	g.active--
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }
 
 // spent stops the pass at the budget once every other read is done (none
@@ -344,17 +283,17 @@ func (g *linkGate) spent(ctx context.Context) error {
 	return oci.Permanent(ErrBudgetSpent)
 }
 
-// grantRead is take for a read about to start: a spent budget stops the
+// grantRead is grant for a read about to start: a spent budget stops the
 // pass, and every refusal is permanent for the copy engine.
-func (g *linkGate) grantRead(ctx context.Context, need int64) (*grant, error) {
-	gr, err := g.take(ctx, need)
+func (g *linkGate) grantRead(ctx context.Context, need int64) (int64, error) {
+	n, err := g.grant(ctx, need)
 	if err != nil {
 		if errors.Is(err, ErrBudgetSpent) {
 			g.stop(err)
 		}
-		return nil, oci.Permanent(err)
+		return 0, oci.Permanent(err)
 	}
-	return gr, nil
+	return n, nil
 }
 
 // waitAlone waits until every other open blob read has finished (written
@@ -407,11 +346,7 @@ func (t meteredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	gr, _ := req.Context().Value(grantKey{}).(*grant)
-	if gr != nil {
-		t.gate.metered(gr)
-	}
-	resp.Body = &meteredBody{ReadCloser: resp.Body, t: t, ctx: req.Context(), grant: gr}
+	resp.Body = &meteredBody{ReadCloser: resp.Body, t: t, ctx: req.Context()}
 	return resp, nil
 }
 
@@ -429,9 +364,8 @@ func parseRange(s string) (int64, int64, bool) {
 
 type meteredBody struct {
 	io.ReadCloser
-	t     meteredTransport
-	ctx   context.Context
-	grant *grant // the budget the bytes are read under; nil: none
+	t   meteredTransport
+	ctx context.Context
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
@@ -450,7 +384,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.t.count(int64(n))
-		b.t.gate.charge(int64(n), b.grant)
+		b.t.gate.charge(int64(n))
 	}
 	return n, err
 }
@@ -517,17 +451,23 @@ func (m meteredSource) FetchManifest(ctx context.Context, d v1.Descriptor) ([]by
 	if d.Size <= 0 {
 		return m.upstreamSource.FetchManifest(ctx, d)
 	}
-	gr, err := m.gate.grantRead(ctx, d.Size)
+	n, err := m.gate.grantRead(ctx, d.Size)
 	if err != nil {
 		return nil, err
 	}
-	defer m.gate.finish(gr)
-	if gr.short {
+	if n < d.Size {
 		// Not enough for the whole manifest: stop as a blob read at the
 		// budget does.
-		return nil, m.gate.spent(ctx)
+		m.gate.release(n)
+		err := m.gate.spent(ctx)
+		m.gate.closed()
+		return nil, err
 	}
-	return m.upstreamSource.FetchManifest(context.WithValue(ctx, grantKey{}, gr), d)
+	defer func() {
+		m.gate.release(n)
+		m.gate.closed()
+	}()
+	return m.upstreamSource.FetchManifest(ctx, d)
 }
 
 func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int64) (io.ReadCloser, error) {
@@ -538,31 +478,38 @@ func (m meteredSource) OpenBlob(ctx context.Context, d v1.Descriptor, offset int
 	if need <= 0 {
 		return m.upstreamSource.OpenBlob(ctx, d, offset)
 	}
-	gr, err := m.gate.grantRead(ctx, need)
+	n, err := m.gate.grantRead(ctx, need)
 	if err != nil {
 		return nil, err
 	}
-	octx := context.WithValue(ctx, grantKey{}, gr)
-	if gr.short {
-		octx = context.WithValue(octx, rangeEndKey{}, offset+gr.size-1)
+	octx := ctx
+	if n < need {
+		octx = context.WithValue(ctx, rangeEndKey{}, offset+n-1)
 	}
 	rc, err := m.upstreamSource.OpenBlob(octx, d, offset)
 	if err != nil {
-		m.gate.finish(gr)
+		m.gate.release(n)
+		m.gate.closed()
 		return nil, err
 	}
-	return &grantedBody{rc: rc, gate: m.gate, ctx: ctx, grant: gr}, nil
+	return newGrantedBody(rc, m.gate, ctx, n, n < need), nil
 }
 
-// grantedBody reads a blob within its grant; the metered transport
-// below takes each byte off the grant as it charges it. Close may come
-// from another goroutine while a Read is under way: the gate's lock
-// guards the grant.
+// grantedBody reads a blob within its grant. Close may come from another
+// goroutine while a Read is under way: left is atomic, and whichever of
+// the two takes bytes off it returns them to the gate.
 type grantedBody struct {
 	rc    io.ReadCloser
 	gate  *linkGate
 	ctx   context.Context
-	grant *grant
+	left  atomic.Int64 // granted bytes not yet read
+	short bool         // the grant ends before the blob
+}
+
+func newGrantedBody(rc io.ReadCloser, g *linkGate, ctx context.Context, n int64, short bool) *grantedBody {
+	b := &grantedBody{rc: rc, gate: g, ctx: ctx, short: short}
+	b.left.Store(n)
+	return b
 }
 
 func (b *grantedBody) Read(p []byte) (int, error) {
@@ -570,9 +517,9 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		b.gate.parkClosed(b.ctx)
 		return 0, oci.Permanent(err)
 	}
-	left := b.gate.left(b.grant)
+	left := b.left.Load()
 	if left <= 0 {
-		if b.grant.short {
+		if b.short {
 			return 0, b.gate.spent(b.ctx)
 		}
 		return 0, io.EOF
@@ -581,13 +528,17 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 		p = p[:left]
 	}
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.gate.readUnmetered(b.grant, int64(n))
+	for n > 0 {
+		cur := b.left.Load()
+		if cur <= 0 {
+			break // closed meanwhile: Close returned the grant
+		}
+		if b.left.CompareAndSwap(cur, cur-int64(n)) {
+			b.gate.release(int64(n))
+			break
+		}
 	}
-	if b.gate.left(b.grant) > 0 {
-		return n, err
-	}
-	if b.grant.short && (err == nil || err == io.EOF) {
+	if b.left.Load() <= 0 && b.short && (err == nil || err == io.EOF) {
 		if n > 0 {
 			return n, nil // the bytes first; the stop on the next read
 		}
@@ -597,13 +548,18 @@ func (b *grantedBody) Read(p []byte) (int, error) {
 	// body is closed: a hinted blob read to its end stays open until a
 	// walk claims it, and a read stopping at the budget (spent) or a
 	// manifest waiting for budget must not wait for that.
-	if !b.grant.short {
-		b.gate.finish(b.grant)
+	if !b.short && b.left.CompareAndSwap(0, -1) {
+		b.gate.closed()
 	}
 	return n, err
 }
 
 func (b *grantedBody) Close() error {
-	b.gate.finish(b.grant)
+	if r := b.left.Swap(-1); r >= 0 {
+		if r > 0 {
+			b.gate.release(r)
+		}
+		b.gate.closed()
+	}
 	return b.rc.Close()
 }

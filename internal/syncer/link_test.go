@@ -2,6 +2,10 @@ package syncer_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -419,5 +423,45 @@ func TestWeightsOrderRepositories(t *testing.T) {
 	s.pass()
 	if a := state(s.repoID, appsRev); a.State != syncer.StateComplete {
 		t.Fatalf("day 2: apps %s", a.State)
+	}
+}
+
+// redirectBlobs puts a front before s's upstream registry that answers
+// every blob GET with a 307 to the registry itself, as registries backed
+// by object storage or a CDN do (the answer has a small body, which Go's
+// client reads before it follows), and passes everything else through.
+func redirectBlobs(t *testing.T, s *site) {
+	t.Helper()
+	up := &url.URL{Scheme: "http", Host: s.up.Addr}
+	proxy := httputil.NewSingleHostReverseProxy(up)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			http.Redirect(w, r, up.String()+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	addr := strings.TrimPrefix(front.URL, "http://")
+	s.cfg.Repositories[0].Bundles = addr + "/" + s.bundles
+	s.cfg.UpstreamRegistries[addr] = config.UpstreamRegistry{Insecure: true}
+}
+
+// A registry that redirects blob reads: the redirect's own body crosses
+// the link under the blob's grant, and is charged, but it is not the
+// blob's: the blob is still read to its last byte, with a budget and
+// without.
+func TestSyncBlobsBehindARedirect(t *testing.T) {
+	for _, budget := range []*config.Budget{nil, {PerDay: "1GB"}} {
+		s := newSite(t, func(c *config.Config) { c.Link = config.Link{Budget: budget} })
+		redirectBlobs(t, s)
+		rev := s.commit(map[string]string{"a": "1"})
+		pushBundle(t, s.up, s.bundles, rev, map[string]artifact{"ghcr.io/org/app:1": testimage.Image(t, "linux/amd64", 2, 256<<10)})
+		if res := s.pass(); res.Complete != 1 || !res.Done() {
+			t.Fatalf("budget %v: %+v", budget, res)
+		}
+		if rep := s.check(rev); !rep.Complete() {
+			t.Fatalf("budget %v: not complete: %v", budget, rep.Missing)
+		}
 	}
 }

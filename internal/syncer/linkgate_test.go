@@ -1,9 +1,7 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -30,44 +28,46 @@ func newBudgetGate(t *testing.T, budget int64) *linkGate {
 	return newLinkGate(&linkplan.Plan{Clock: clk, Schedule: linkplan.NewSchedule(0), Ledger: l})
 }
 
-func grantOf(t *testing.T, g *linkGate, need int64) *grant {
-	t.Helper()
-	gr, err := g.grantRead(context.Background(), need)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gr
-}
-
-// Two reads can both hold a grant short of their blob: a read cut midway
-// gives back what it did not read, and a read granted then takes it while
-// the first short read is still open. Each read that reaches the end of
-// its grant stops only once the other open reads are done or stopped at
-// the budget too: both stop (they waited for each other, for good).
+// Two reads can both hold a grant short of their blob: a manifest's bytes
+// are charged while its grant is still held, so a read granted in between
+// gets less than the budget had left, and the next one the rest. Each
+// read that reaches the end of its grant stops only once the other open
+// reads are done or stopped at the budget too: both stop (they waited for
+// each other, for good).
 func TestBudgetStopsTwoShortReads(t *testing.T) {
 	g := newBudgetGate(t, 1000)
 	ctx := context.Background()
-	cut := grantOf(t, g, 600)
-	a := grantOf(t, g, 1000)
-	g.charge(200, cut)
-	g.finish(cut) // cut after 200 bytes: 400 go back
-	b := grantOf(t, g, 1000)
-	if !a.short || !b.short || a.size != 400 || b.size != 400 {
-		t.Fatalf("grants %+v and %+v, want two short grants of 400", a, b)
+	grant := func(need int64) int64 {
+		t.Helper()
+		n, err := g.grantRead(ctx, need)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	manifest := grant(400)
+	g.charge(manifest) // the manifest's bytes cross; its grant is released after
+	b := grant(1000)
+	g.release(manifest)
+	g.closed()
+	c := grant(1000)
+	if b <= 0 || c <= 0 || b+c != 600 {
+		t.Fatalf("grants %d and %d, want two short grants adding up to 600", b, c)
 	}
 	stopped := make(chan error, 2)
-	for _, gr := range []*grant{a, b} {
+	for _, n := range []int64{b, c} {
 		go func() {
-			g.charge(gr.size, gr)
+			g.charge(n)
+			g.release(n)
 			err := g.spent(ctx) // the read is at the end of its short grant
-			g.finish(gr)
+			g.closed()
 			stopped <- err
 		}()
 	}
 	for range 2 {
 		select {
 		case err := <-stopped:
-			if !errors.Is(err, ErrBudgetSpent) {
+			if !isLinkStop(err) {
 				t.Fatalf("stop: %v", err)
 			}
 		case <-time.After(time.Minute):
@@ -79,51 +79,52 @@ func TestBudgetStopsTwoShortReads(t *testing.T) {
 	}
 }
 
-// A manifest's bytes leave its grant as they are charged: a read granted
-// while the manifest is still open gets all the budget has left, not that
-// less the manifest counted twice (charged, and still held).
-func TestGrantSeesChargedBytesOnce(t *testing.T) {
+// A read at the end of its short grant and a read that saw the window
+// close stop together: neither waits for the other to do as it does (the
+// read at the budget waited for the parked read to close, the parked read
+// for the other to park too, until the pass's deadline).
+func TestBudgetStopAndWindowCloseTogether(t *testing.T) {
 	g := newBudgetGate(t, 1000)
-	m := grantOf(t, g, 400)
-	g.charge(400, m)
-	b := grantOf(t, g, 1000)
-	if b.size != 600 {
-		t.Fatalf("granted %d while the manifest was open, want the 600 left", b.size)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	grant := func(need int64) int64 {
+		t.Helper()
+		n, err := g.grantRead(ctx, need)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	g.finish(m)
-	g.finish(b)
-	if g.outstanding != 0 || g.active != 0 {
-		t.Fatalf("after both: outstanding %d, active %d", g.outstanding, g.active)
+	parked := grant(100)
+	atBudget := grant(2000)
+	g.charge(atBudget)
+	g.release(atBudget)
+	stopped := make(chan string, 2)
+	go func() {
+		_ = g.spent(ctx)
+		g.closed()
+		stopped <- "budget"
+	}()
+	go func() {
+		for { // the window closes once the other read is at the budget
+			g.mu.Lock()
+			n := g.atBudget
+			g.mu.Unlock()
+			if n == 1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		g.parkClosed(ctx)
+		g.release(parked)
+		g.closed()
+		stopped <- "window"
+	}()
+	for range 2 {
+		<-stopped
 	}
-}
-
-// A granted body over a reader outside meteredTransport takes its bytes
-// off the grant itself: read whole, it ends at the blob's end and counts
-// as finished; short, it stops at the budget after its granted bytes.
-func TestGrantedBodyOutsideTheTransport(t *testing.T) {
-	g := newBudgetGate(t, 1000)
-	ctx := context.Background()
-	blob := bytes.Repeat([]byte("x"), 700)
-	whole := &grantedBody{rc: io.NopCloser(bytes.NewReader(blob)), gate: g, ctx: ctx, grant: grantOf(t, g, 700)}
-	short := &grantedBody{rc: io.NopCloser(bytes.NewReader(blob)), gate: g, ctx: ctx, grant: grantOf(t, g, 700)}
-	if short.grant.size != 300 {
-		t.Fatalf("second grant %d, want 300", short.grant.size)
-	}
-	got, err := io.ReadAll(whole)
-	if err != nil || len(got) != 700 {
-		t.Fatalf("whole: %d bytes, %v", len(got), err)
-	}
-	if g.active != 1 {
-		t.Fatalf("a whole grant read is finished: %d reads open", g.active)
-	}
-	got, err = io.ReadAll(short)
-	if !errors.Is(err, ErrBudgetSpent) || len(got) != 300 {
-		t.Fatalf("short: %d bytes, %v", len(got), err)
-	}
-	_ = whole.Close()
-	_ = short.Close()
-	if g.outstanding != 0 || g.active != 0 {
-		t.Fatalf("after close: outstanding %d, active %d", g.outstanding, g.active)
+	if ctx.Err() != nil {
+		t.Fatal("the two reads waited for each other until the deadline")
 	}
 }
 
