@@ -407,7 +407,7 @@ func (m *Mirror) passLocked(ctx context.Context, r *repoState, force bool) error
 	if r.cfg.Commits != nil {
 		sr, err = m.scanCommits(ctx, r, r.cfg.Commits())
 	} else {
-		sr, err = m.scanHistory(ctx, r)
+		sr, err = m.scanHistory(ctx, r, false)
 	}
 	if errors.Is(err, gitmirror.ErrNotReady) {
 		return nil // nothing mirrored yet: nothing to want
@@ -701,8 +701,10 @@ type RevisionReport struct {
 	Missing   []Missing   `json:"missing"`
 	Malformed []Malformed `json:"malformed"`
 	// HistoryMissing lists objects of other revisions the mirror serves
-	// that are not on site (after the last pass). Argo CD's `git lfs fetch
-	// --all` fails on any of them, so they make the revision not complete.
+	// (the history of the refs clients see: not a gated branch's hidden
+	// upstream tip) that are not on site (after the last pass). Argo CD's
+	// `git lfs fetch --all` fails on any of them, so they make the revision
+	// not complete.
 	HistoryMissing []Missing `json:"historyMissing"`
 }
 
@@ -717,6 +719,22 @@ func (m *Mirror) Revision(ctx context.Context, idOrURL, commit string) (*Revisio
 	sr, err := m.scanCommit(ctx, r.id, commit)
 	if err != nil {
 		return nil, err
+	}
+	// Other revisions' objects count only where a client's `git lfs fetch
+	// --all` would walk them: the history of the refs the mirror serves,
+	// not the hidden upstream tips a gate holds back.
+	r.mu.Lock()
+	pending := append([]Missing(nil), r.pending...) // ImportObject edits it in place
+	r.mu.Unlock()
+	served := map[string]bool{}
+	if len(pending) > 0 {
+		hr, err := m.scanHistory(ctx, r, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range hr.entries {
+			served[e.OID] = true
+		}
 	}
 	rep := &RevisionReport{Repo: r.id, Commit: commit, Missing: []Missing{}, Malformed: append([]Malformed{}, sr.malformed...)}
 	seen := map[string]bool{}
@@ -734,8 +752,8 @@ func (m *Mirror) Revision(ctx context.Context, idOrURL, commit string) (*Revisio
 		}
 	}
 	rep.HistoryMissing = []Missing{}
-	for _, mi := range r.pending {
-		if !seen[mi.OID] {
+	for _, mi := range pending {
+		if !seen[mi.OID] && served[mi.OID] {
 			rep.HistoryMissing = append(rep.HistoryMissing, mi)
 		}
 	}

@@ -547,3 +547,41 @@ func TestGatedRepositoryEndpointFromUpstreamTip(t *testing.T) {
 		t.Fatalf("Fetched called with %q, want once with %q", fetched, s.id)
 	}
 }
+
+// In a gated repository, the object of a newer revision the gate still
+// holds back (its hidden upstream tip) is not another revision's missing
+// object for the revision advertised: clients do not see that tip, and
+// their `git lfs fetch --all` does not walk it. Once the branch is
+// advertised there (its object still missing), the older revision's
+// report names it.
+func TestHistoryMissingCountsOnlyServedRefs(t *testing.T) {
+	s := newSite(t)
+	s.gated = []string{"refs/heads/main"}
+	rev0 := s.commitLFS(nil, map[string]string{"deploy/cm.yaml": "kind: ConfigMap\n"})
+	ghost := lfsserver.ObjectOf([]byte("not uploaded yet\n"))
+	revA := s.repo.Commit("main", map[string]string{".lfsconfig": s.lfsConfig(), ".gitattributes": "*.yaml filter=lfs diff=lfs merge=lfs -text\n",
+		"deploy/cm.yaml": lfsserver.ObjectOf([]byte("kind: ConfigMap\n")).Pointer(), "deploy/ghost.yaml": ghost.Pointer()})
+	s.start(0)
+	ctx := context.Background()
+	if err := s.gm.Poll(ctx, s.url); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", rev0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.lm.Pass(ctx, s.url); err == nil {
+		t.Fatal("LFS pass: want an error for the object missing upstream")
+	}
+	if rep := s.report(rev0); !rep.Complete || len(rep.HistoryMissing) != 0 {
+		t.Fatalf("report of the advertised revision while A is held back: %+v; want complete", rep)
+	}
+	if rep := s.report(revA); rep.Complete || len(rep.Missing) != 1 || rep.Missing[0].OID != ghost.OID {
+		t.Fatalf("report of A: %+v; want its own object missing", rep)
+	}
+	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", revA); err != nil {
+		t.Fatal(err)
+	}
+	if rep := s.report(rev0); rep.Complete || len(rep.HistoryMissing) != 1 || rep.HistoryMissing[0].OID != ghost.OID {
+		t.Fatalf("report of rev0 with A advertised: %+v; want A's object in historyMissing", rep)
+	}
+}

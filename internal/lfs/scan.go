@@ -171,16 +171,24 @@ func parseCatFileBatch(out []byte) (map[string][]byte, error) {
 }
 
 // scanHistory lists the pointer files of every revision reachable from the
-// repository's refs (all of them: branches, tags, kept tips), each object
-// once, with one path that holds it. Blobs over MaxPointerSize are left out
-// by git itself (rev-list --filter). The result is cached until a ref moves.
-func (m *Mirror) scanHistory(ctx context.Context, r *repoState) (*scanResult, error) {
+// repository's refs, each object once, with one path that holds it: all
+// refs (branches, tags, the hidden upstream tips of gated branches, kept
+// tips), or with served only those the mirror serves to clients (what
+// their `git lfs fetch --all` walks; refs/ballast is hidden from them).
+// Blobs over MaxPointerSize are left out by git itself (rev-list
+// --filter). The result is cached until a ref moves.
+func (m *Mirror) scanHistory(ctx context.Context, r *repoState, served bool) (*scanResult, error) {
 	refs, err := m.o.Git.RunGit(ctx, r.id, false, nil, "for-each-ref", "--format=%(objectname) %(refname)")
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(refs)
 	key := r.id + " refs:" + hex.EncodeToString(sum[:])
+	revs := []string{"--all"}
+	if served {
+		key += " served"
+		revs = []string{"--exclude=" + hiddenRefs + "*", "--all"}
+	}
 	m.scanMu.Lock()
 	if res, ok := m.scans[key]; ok {
 		m.scanMu.Unlock()
@@ -189,8 +197,8 @@ func (m *Mirror) scanHistory(ctx context.Context, r *repoState) (*scanResult, er
 	m.scanMu.Unlock()
 	res := &scanResult{}
 	if len(bytes.TrimSpace(refs)) > 0 {
-		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, "rev-list", "--objects", "--all",
-			"--filter=blob:limit="+strconv.Itoa(MaxPointerSize+1), "--")
+		args := append(append([]string{"rev-list", "--objects"}, revs...), "--filter=blob:limit="+strconv.Itoa(MaxPointerSize+1), "--")
+		out, err := m.o.Git.RunGit(ctx, r.id, false, nil, args...)
 		if err != nil {
 			return nil, fmt.Errorf("list history: %w", err)
 		}
@@ -253,6 +261,10 @@ func (m *Mirror) scanHistory(ctx context.Context, r *repoState) (*scanResult, er
 	m.scanMu.Unlock()
 	return res, nil
 }
+
+// hiddenRefs is the ref namespace the git mirror hides from clients
+// (gitmirror: uploadpack.hideRefs).
+const hiddenRefs = "refs/ballast/"
 
 // scanCommits lists the pointer files of the trees of commits (a
 // dependency repository's needed commits), each object once, with one
