@@ -435,27 +435,31 @@ func Metadata(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// survivesYAML checks that m, written as index.yaml writes it and read
-// back as Helm reads an index (both sigs.k8s.io/yaml), holds the values raw
-// holds. YAML cannot carry every JSON string: DEL, C1 controls, U+FFFE and
-// U+FFFF fail the writer (and with them the whole index), a key longer than
-// 1024 characters is no YAML key, and NEL or U+2028 inside a key or value
-// reads back as a line break. The check is the YAML library itself, so it
-// covers every such case, not a list of them.
+// survivesYAML checks that m, written as index.yaml writes it (an entry
+// under its chart name, which must be the config's name) and read back as
+// Helm reads an index (both sigs.k8s.io/yaml), holds the values raw holds.
+// YAML cannot carry every JSON string: DEL, C1 controls, U+FFFE and U+FFFF
+// fail the writer (and with them the whole index), a key longer than 1024
+// characters (an annotation's, or the chart name the entries are keyed by)
+// is no YAML key, and NEL inside a key or value reads back as a line
+// break. The check is the YAML library itself, so it covers every such
+// case, not a list of them.
 func survivesYAML(raw []byte, m map[string]any) error {
-	out, err := yaml.Marshal(m)
+	name := m["name"].(string)
+	out, err := yaml.Marshal(map[string]any{name: []any{m}})
 	if err != nil {
 		return err
 	}
-	var back, want any
+	var back map[string][]any
 	if err := yaml.Unmarshal(out, &back); err != nil {
 		return fmt.Errorf("reading it back: %w", err)
 	}
+	var want any
 	if err := json.Unmarshal(raw, &want); err != nil {
 		return err
 	}
-	if !reflect.DeepEqual(back, want) {
-		return errors.New("a value reads back changed (YAML line breaks or characters it folds)")
+	if len(back[name]) != 1 || !reflect.DeepEqual(back[name][0], want) {
+		return errors.New("a value reads back changed (YAML line breaks or characters it folds, or a key too long)")
 	}
 	return nil
 }

@@ -267,6 +267,25 @@ func BenchmarkIndex(b *testing.B) {
 	b.ReportMetric(float64(build)/float64(per), "x-build-over-cached")
 }
 
+// A chart name the bundle allows (2 KiB of file-name characters) but YAML
+// cannot key an entry by (over 1024 characters) leaves that chart out,
+// not every chart of every repository.
+func TestLongChartNameLeavesOnlyThatChartOut(t *testing.T) {
+	m := newMemStore()
+	long := strings.Repeat("n", 1100)
+	good, _ := m.addChart(t, "https://charts.example.com/stable", "good", "1.0.0", []byte(`{"name":"good","version":"1.0.0"}`), []byte("tgz-good"))
+	bad, _ := m.addChart(t, "https://charts.example.com/stable", "bad", "1.0.0", []byte(`{"name":"`+long+`","version":"1.0.0"}`), []byte("tgz-bad"))
+	bad.Chart.Name = long // the image's ref cannot hold it; the bundle's chart annotation can
+	m.addRevision(strings.Repeat("a", 40), time.Unix(1e9, 0), good, bad)
+	rec := get(t, New(m, "/helm/", nil), http.MethodGet, "/helm/charts.example.com/stable/index.yaml")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("index: %d %.200s", rec.Code, rec.Body.String())
+	}
+	if body := rec.Body.String(); !strings.Contains(body, "good-1.0.0.tgz") || strings.Contains(body, long) {
+		t.Errorf("index: %.300s", body)
+	}
+}
+
 // A chart whose metadata Helm could not read, or that YAML cannot write
 // (nested too deep, characters or keys YAML cannot carry), is left out; the other charts are still served (one
 // such entry used to answer 503 for every repository, or make the index

@@ -133,6 +133,9 @@ func TestMetadata(t *testing.T) {
 		{`{"name":"a","version":"1","annotations":{"k\u0085k":"x"}}`, "index.yaml cannot carry"},
 		{`{"name":"a","version":"1","description":"a\u0085b"}`, "index.yaml cannot carry"},
 		{`{"name":"a","version":"1","annotations":{"` + strings.Repeat("k", 1100) + `":"x"}}`, "index.yaml cannot carry"},
+		// The entries are keyed by the chart name: as long a name is no key.
+		{`{"name":"` + strings.Repeat("n", 1100) + `","version":"1"}`, "index.yaml cannot carry"},
+		{`{"name":"` + strings.Repeat("n", 1000) + `","version":"1"}`, ""},
 		{`{"name":"a","version":"1","keywords":["\u2028"],"annotations":{"a\u2029b":"\u2028"}}`, ""},
 		// What YAML escapes comes back whole.
 		{`{"name":"a","version":"1","description":"a\u0000\u001b\t\ufeff\ud83d\ude00\ue000\ufffd\u00a0b","annotations":{"` + strings.Repeat("k", 1000) + `":"\u0000"}}`, ""},
@@ -163,7 +166,8 @@ func FuzzMetadata(f *testing.F) {
 		if n, _ := m["name"].(string); n == "" {
 			t.Fatalf("accepted without a name: %s", raw)
 		}
-		idx, err := render([]version{{repo: "h", name: "a", version: "1", meta: m}})
+		name := m["name"].(string) // the bundle's chart name, which the config must repeat
+		idx, err := render([]version{{repo: "h", name: name, version: "1", meta: m}})
 		if err != nil {
 			t.Fatalf("accepted metadata does not render: %v", err)
 		}
@@ -179,7 +183,10 @@ func FuzzMetadata(f *testing.F) {
 		if err := json.Unmarshal(raw, &want); err != nil {
 			t.Fatalf("accepted metadata is not JSON: %v", err)
 		}
-		got := doc.Entries["a"][0]
+		if len(doc.Entries[name]) != 1 {
+			t.Fatalf("rendered index has %d entries under %q", len(doc.Entries[name]), name)
+		}
+		got := doc.Entries[name][0]
 		for k, v := range want {
 			if !reflect.DeepEqual(got[k], v) {
 				t.Fatalf("field %q reads back as %#v, the config gave %#v", k, got[k], v)
