@@ -299,10 +299,11 @@ func (g *linkGate) grantRead(ctx context.Context, need int64) (int64, error) {
 // waitAlone waits until every other open blob read has finished (written
 // and closed) or waits here too: the read that ends at the budget stops
 // the copy only then, so none is cut with bytes in flight. More than one
-// read can end at the budget (grants are worked out from what the ledger
-// has left, and a manifest's bytes are charged before its grant is
-// released, so a grant made meanwhile falls short and the next takes the
-// rest): those stop together rather than wait for each other.
+// read can end at the budget: a manifest's bytes are charged before its
+// grant is released, so a grant made meanwhile falls short and the next
+// takes the rest; a read cut midway gives back what it did not read, and
+// a waiting read takes that short while another short read is open. Those
+// stop together rather than wait for each other.
 func (g *linkGate) waitAlone(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { g.mu.Lock(); g.cond.Broadcast(); g.mu.Unlock() })
 	defer stop()
