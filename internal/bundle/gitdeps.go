@@ -144,3 +144,31 @@ func parseGitDeps(s string) ([]GitDep, error) {
 	}
 	return ds, nil
 }
+
+// DepCommit is one commit of one git dependency repository: the
+// repository's mirror id (gitdeps.ID) and the first GitDep naming it.
+type DepCommit struct {
+	ID  string
+	Dep GitDep
+}
+
+// DistinctCommits returns each dependency commit of deps once, in their
+// order, with its repository's mirror id; ids compare case-insensitively,
+// as the mirror keys repositories. The LFS objects of a revision's
+// dependencies are asked for per DepCommit (the edge's gate and `ballast
+// verify`). An error names a URL gitdeps.ID refuses.
+func DistinctCommits(deps []GitDep) ([]DepCommit, error) {
+	var out []DepCommit
+	seen := map[string]bool{}
+	for _, d := range deps {
+		id, err := gitdeps.ID(d.URL)
+		if err != nil {
+			return nil, fmt.Errorf("git dependency %s: %w", d.URL, err)
+		}
+		if key := strings.ToLower(id) + "@" + d.Commit; !seen[key] {
+			seen[key] = true
+			out = append(out, DepCommit{ID: id, Dep: d})
+		}
+	}
+	return out, nil
+}

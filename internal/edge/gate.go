@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/config"
-	"github.com/ballast-dev/ballast/internal/gitdeps"
 	"github.com/ballast-dev/ballast/internal/gitmirror"
 	"github.com/ballast-dev/ballast/internal/imageref"
 	"github.com/ballast-dev/ballast/internal/lfs"
@@ -283,15 +282,16 @@ func (g *gate) complete(ctx context.Context, url, sha string, states map[string]
 }
 
 // deployable reports whether a revision not advertised yet can deploy
-// from the site alone: its bundle is complete, the mirror holds every
-// git dependency (submodule and remote base commits) the bundle records,
-// and every LFS object its own tree and those dependency commits' trees
-// point at is in the site's LFS store (lfsReady), as verify checks them. A revision held back for its dependencies is looked at again
-// when the mirror fetches dependency commits (markAll), one held back for
-// its LFS objects when the LFS store brings objects of its repository or
-// of a dependency aboard (lfsFetched). The revision advertised now stays while its bundle
-// is complete (choose): withdrawing what Argo CD runs would only turn it
-// into a ComparisonError.
+// from the site alone: its bundle is complete, the mirror holds every git
+// dependency (submodule and remote base commits) the bundle records, and
+// every LFS object its own tree and those dependency commits' trees point
+// at is in the site's LFS store (lfsReady), as verify checks them. A
+// revision held back for its dependencies is looked at again when the
+// mirror fetches dependency commits (markAll), one held back for its LFS
+// objects when the LFS store brings objects of its repository or of a
+// dependency aboard (lfsFetched). The revision advertised now stays while
+// its bundle is complete (choose): withdrawing what Argo CD runs would
+// only turn it into a ComparisonError.
 func (g *gate) deployable(ctx context.Context, url, sha string, states map[string]string) (bool, error) {
 	if ok, err := g.complete(ctx, url, sha, states); err != nil || !ok {
 		return false, err
@@ -313,17 +313,13 @@ func (g *gate) deployable(ctx context.Context, url, sha string, states map[strin
 	}
 	// The LFS objects of its submodule and remote base commits, as
 	// verify checks them.
-	seen := map[string]bool{}
-	for _, d := range deps {
-		id, err := gitdeps.ID(d.URL)
-		if err != nil {
-			return false, fmt.Errorf("git dependency %s: %w", d.URL, err)
-		}
-		if key := strings.ToLower(id) + "@" + d.Commit; !seen[key] {
-			seen[key] = true
-			if ok, err := g.lfsReady(ctx, id, d.Commit); err != nil || !ok {
-				return false, err
-			}
+	commits, err := bundle.DistinctCommits(deps)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range commits {
+		if ok, err := g.lfsReady(ctx, c.ID, c.Dep.Commit); err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/ballast-dev/ballast/internal/bundle"
-	"github.com/ballast-dev/ballast/internal/gitdeps"
 )
 
 // LFSMissing is an LFS object a revision needs that is not on site
@@ -94,16 +93,12 @@ func (v *verifier) checkLFS(ctx context.Context, res *Result) (string, error) {
 func (v *verifier) depsLFSMissing(ctx context.Context, b *bundle.Bundle) ([]string, []LFSMissing, error) {
 	var lines []string
 	var missing []LFSMissing
-	seen := map[string]bool{}
-	for _, d := range b.GitDeps {
-		id, err := gitdeps.ID(d.URL)
-		if err != nil {
-			return nil, nil, err
-		}
-		if seen[strings.ToLower(id)+"@"+d.Commit] {
-			continue
-		}
-		seen[strings.ToLower(id)+"@"+d.Commit] = true
+	commits, err := bundle.DistinctCommits(b.GitDeps)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range commits {
+		id, d := c.ID, c.Dep
 		var rep lfsReport
 		code, err := v.get(ctx, "/api/v1/lfs/"+id+"/commits/"+d.Commit, &rep)
 		if err != nil {
