@@ -99,9 +99,10 @@ func syncNow(ctx context.Context, e *env, o syncNowOptions) error {
 
 // edgeBase returns the running daemon's HTTP base URL: edgeURL when set,
 // else the one the edge config at configPath listens on
-// (k3sconfig.NodeEndpoint: a wildcard address is dialled on 127.0.0.1), and that config when configPath is set.
-// what names the command's mode in the error when neither is given.
-// Errors are exit 2 (exitcode.Invalid).
+// (k3sconfig.NodeEndpoint: a wildcard address is dialled on 127.0.0.1),
+// and that config when configPath is set. what names the command's mode
+// in the error when neither is given. Errors are exit 2
+// (exitcode.Invalid).
 func edgeBase(edgeURL, configPath, what string) (string, *config.Config, error) {
 	var cfg *config.Config
 	if configPath != "" {

@@ -333,6 +333,23 @@ func TestGatedRefs(t *testing.T) {
 	s.assertAdvertised("C complete", revC)
 }
 
+// restartAdvertising stops the daemon, leaves main advertised at rev in
+// the mirror (as an earlier gate would have: a data dir from before a
+// check the gate makes now) and starts the daemon again.
+func (s *gatedSite) restartAdvertising(rev string) {
+	s.t.Helper()
+	s.stop()
+	st, err := site.Open(context.Background(), s.cfg, site.Options{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := st.Mirror.SetReady(context.Background(), s.cfg.Repositories[0].URL, "refs/heads/main", rev); err != nil {
+		s.t.Fatal(err)
+	}
+	st.Close()
+	s.start()
+}
+
 // remoteBase starts an upstream git server holding org/lib with one commit
 // and returns it with the git dependency a bundle records for a remote
 // base at that commit.
@@ -397,18 +414,7 @@ func TestGateKeepsAdvertisedRevisionWithoutItsDeps(t *testing.T) {
 	s.waitFor("A complete", func() bool { return s.state(revA) == syncer.StateComplete })
 	s.waitAdvertised(rev0)
 
-	// What an earlier gate left: main advertised at A.
-	s.stop()
-	st, err := site.Open(context.Background(), s.cfg, site.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror.SetReady(context.Background(), s.cfg.Repositories[0].URL, "refs/heads/main", revA); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-
-	s.start()
+	s.restartAdvertising(revA)                   // what an earlier gate left
 	s.d.Mirror.SyncGitDeps(context.Background()) // the upstream of lib is still down
 	s.waitFor("a sync pass over A", func() bool { return s.state(revA) == syncer.StateComplete })
 	time.Sleep(500 * time.Millisecond) // recomputes after the pass

@@ -8,7 +8,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/bundle"
 	"github.com/ballast-dev/ballast/internal/edge"
 	"github.com/ballast-dev/ballast/internal/lfs"
-	"github.com/ballast-dev/ballast/internal/site"
 	"github.com/ballast-dev/ballast/internal/syncer"
 	"github.com/ballast-dev/ballast/internal/testutil/gitserver"
 	"github.com/ballast-dev/ballast/internal/testutil/lfsserver"
@@ -165,19 +164,8 @@ func TestGateKeepsAdvertisedRevisionWithoutLFSObjects(t *testing.T) {
 	s.freshSyncPass()
 	s.assertAdvertised("A lacks its LFS object", rev0)
 
-	// What an earlier gate left: main advertised at A.
-	s.stop()
-	st, err := site.Open(context.Background(), s.cfg, site.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror.SetReady(context.Background(), s.cfg.Repositories[0].URL, "refs/heads/main", revA); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-
-	s.start()
-	s.lfsPassed(1) // the upstream still lacks A's object
+	s.restartAdvertising(revA) // what an earlier gate left
+	s.lfsPassed(1)             // the upstream still lacks A's object
 	s.freshSyncPass()
 	s.assertAdvertised("A advertised before, its LFS object not on site", revA)
 }

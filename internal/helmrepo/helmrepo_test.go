@@ -287,9 +287,9 @@ func TestLongChartNameLeavesOnlyThatChartOut(t *testing.T) {
 }
 
 // A chart whose metadata Helm could not read, or that YAML cannot write
-// (nested too deep, characters or keys YAML cannot carry), is left out; the other charts are still served (one
-// such entry used to answer 503 for every repository, or make the index
-// unreadable to Helm as a whole).
+// (nested too deep, characters or keys YAML cannot carry), is left out;
+// the other charts are still served (one such entry used to answer 503
+// for every repository, or make the index unreadable to Helm as a whole).
 func TestHostileMetadataLeavesOnlyThatChartOut(t *testing.T) {
 	for name, cfg := range map[string]string{
 		"deep":         `{"name":"bad","version":"1.0.0","x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,

@@ -150,6 +150,25 @@ func (s *site) poll() error {
 	return s.lm.Pass(ctx, s.url)
 }
 
+// advertise has the gated repository's main advertised at rev, as the
+// edge's gate does.
+func (s *site) advertise(rev string) {
+	s.t.Helper()
+	if err := s.gm.SetReady(context.Background(), s.url, "refs/heads/main", rev); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// pollAdvertising fetches git (the gated branch's upstream tip into the
+// hidden namespace) and has main advertised at rev.
+func (s *site) pollAdvertising(rev string) {
+	s.t.Helper()
+	if err := s.gm.Poll(context.Background(), s.url); err != nil {
+		s.t.Fatalf("git poll: %v", err)
+	}
+	s.advertise(rev)
+}
+
 func (s *site) mirrorURL() string { return s.srv.URL + "/git/" + s.id + ".git" }
 
 func (s *site) report(sha string) lfs.RevisionReport {
@@ -524,14 +543,9 @@ func TestGatedRepositoryEndpointFromUpstreamTip(t *testing.T) {
 	sha := s.commitLFS(nil, map[string]string{"deploy/cm.yaml": manifest})
 	s.start(0)
 	ctx := context.Background()
-	if err := s.gm.Poll(ctx, s.url); err != nil {
-		t.Fatal(err)
-	}
 	// main advertised at rev0, whose tree has no .lfsconfig: the endpoint
 	// would be <url>.git/info/lfs, which the git server does not serve.
-	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", rev0); err != nil {
-		t.Fatal(err)
-	}
+	s.pollAdvertising(rev0)
 	if err := s.lm.Pass(ctx, s.url); err != nil {
 		t.Fatalf("LFS pass of a gated repository advertising an older revision: %v", err)
 	}
@@ -563,12 +577,7 @@ func TestHistoryMissingCountsOnlyServedRefs(t *testing.T) {
 		"deploy/cm.yaml": lfsserver.ObjectOf([]byte("kind: ConfigMap\n")).Pointer(), "deploy/ghost.yaml": ghost.Pointer()})
 	s.start(0)
 	ctx := context.Background()
-	if err := s.gm.Poll(ctx, s.url); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", rev0); err != nil {
-		t.Fatal(err)
-	}
+	s.pollAdvertising(rev0)
 	if err := s.lm.Pass(ctx, s.url); err == nil {
 		t.Fatal("LFS pass: want an error for the object missing upstream")
 	}
@@ -578,9 +587,7 @@ func TestHistoryMissingCountsOnlyServedRefs(t *testing.T) {
 	if rep := s.report(revA); rep.Complete || len(rep.Missing) != 1 || rep.Missing[0].OID != ghost.OID {
 		t.Fatalf("report of A: %+v; want its own object missing", rep)
 	}
-	if err := s.gm.SetReady(ctx, s.url, "refs/heads/main", revA); err != nil {
-		t.Fatal(err)
-	}
+	s.advertise(revA)
 	if rep := s.report(rev0); rep.Complete || len(rep.HistoryMissing) != 1 || rep.HistoryMissing[0].OID != ghost.OID {
 		t.Fatalf("report of rev0 with A advertised: %+v; want A's object in historyMissing", rep)
 	}

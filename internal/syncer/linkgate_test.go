@@ -28,6 +28,17 @@ func newBudgetGate(t *testing.T, budget int64) *linkGate {
 	return newLinkGate(&linkplan.Plan{Clock: clk, Schedule: linkplan.NewSchedule(0), Ledger: l})
 }
 
+// grantBytes is a read's grant of up to need bytes; a refusal fails the
+// test.
+func grantBytes(t *testing.T, ctx context.Context, g *linkGate, need int64) int64 {
+	t.Helper()
+	n, err := g.grantRead(ctx, need)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // Two reads can both hold a grant short of their blob: a manifest's bytes
 // are charged while its grant is still held, so a read granted in between
 // gets less than the budget had left, and the next one the rest. Each
@@ -37,14 +48,7 @@ func newBudgetGate(t *testing.T, budget int64) *linkGate {
 func TestBudgetStopsTwoShortReads(t *testing.T) {
 	g := newBudgetGate(t, 1000)
 	ctx := context.Background()
-	grant := func(need int64) int64 {
-		t.Helper()
-		n, err := g.grantRead(ctx, need)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	grant := func(need int64) int64 { return grantBytes(t, ctx, g, need) }
 	manifest := grant(400)
 	g.charge(manifest) // the manifest's bytes cross; its grant is released after
 	b := grant(1000)
@@ -87,14 +91,7 @@ func TestBudgetStopAndWindowCloseTogether(t *testing.T) {
 	g := newBudgetGate(t, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	grant := func(need int64) int64 {
-		t.Helper()
-		n, err := g.grantRead(ctx, need)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	grant := func(need int64) int64 { return grantBytes(t, ctx, g, need) }
 	parked := grant(100)
 	atBudget := grant(2000)
 	g.charge(atBudget)
